@@ -1,0 +1,46 @@
+"""`chatvlmllm` command line: doctor | ask | ocr | bench | serve."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from chatvlmllm import __version__
+from chatvlmllm.errors import UserError
+
+# Subcommand modules, each with `add_parser(subparsers)` and `run(args) -> int`.
+COMMANDS = ("doctor", "ask", "ocr", "bench", "serve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatvlmllm", description="Chat with your documents through local VLMs.")
+    parser.add_argument("--version", action="version", version=f"chatvlmllm {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"chatvlmllm.cli.{name}_cmd")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Never hang on hub retries from a terminal: weights.resolve() checks reachability itself.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

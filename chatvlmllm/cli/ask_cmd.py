@@ -1,0 +1,121 @@
+"""`chatvlmllm ask FILE QUESTION`: stream an answer about a document to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from chatvlmllm.catalog import get_model, load_catalog, spec_from_path
+from chatvlmllm.documents import open_document
+from chatvlmllm.engines import GenerationSettings, Message
+from chatvlmllm.errors import DocumentError, PlanError, UserError
+from chatvlmllm.hardware import probe
+from chatvlmllm.planner import ATTENTION_CHOICES, PlanOverrides, plan_load
+from chatvlmllm.router import answer, build_chain
+from chatvlmllm.selection import default_model
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="image (PNG, JPEG, WebP, BMP, TIFF) or PDF")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--model", metavar="KEY", help="catalog key (see `chatvlmllm doctor`)")
+    model.add_argument("--model-path", metavar="DIR", help="a local checkpoint folder")
+    p.add_argument("--attn", choices=ATTENTION_CHOICES, default="auto", help="attention implementation")
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--max-pixels", type=int, help="pixel budget per image (default: the plan's)")
+    pages = p.add_mutually_exclusive_group()
+    pages.add_argument("--page", type=int, default=1, help="PDF/TIFF page, 1-based (default 1)")
+    pages.add_argument("--all-pages", action="store_true", help="send every page")
+    p.add_argument("--no-fallback", action="store_true", help="use only the chosen model")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("ask", help="ask a question about a document")
+    add_common(p)
+    p.add_argument("question")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_question(args, args.question)
+
+
+def run_question(args: argparse.Namespace, question: str) -> int:
+    if args.max_new_tokens < 1:
+        raise UserError("--max-new-tokens must be at least 1")
+    doc = open_document(args.file)
+    if args.all_pages:
+        indices = list(range(doc.page_count))
+    else:
+        if not 1 <= args.page <= doc.page_count:
+            raise DocumentError(f"{doc.name} has {doc.page_count} page(s); --page {args.page} does not exist")
+        indices = [args.page - 1]
+    images = doc.pages(indices)
+
+    hw = probe()
+    catalog = load_catalog()
+    if args.model_path:
+        first = spec_from_path(args.model_path)
+    else:
+        first = get_model(args.model or default_model(hw, catalog)[0], catalog)
+    overrides = PlanOverrides(attention=args.attn, max_pixels=args.max_pixels)
+    plan = plan_load(hw, first, overrides)
+    if not plan.runnable and (args.attn != "auto" or args.no_fallback):
+        raise PlanError(f"{first.key} cannot run here: {plan.refusal() or '; '.join(plan.reasons)}")
+
+    chain = build_chain(first, fallback=not args.no_fallback, catalog=catalog)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+    routed = answer([Message("user", question, images)], chain, hw, settings, overrides)
+    for stream in routed:
+        if args.json:
+            stream.consume()
+            continue
+        for chunk in stream:
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+        if routed.attempts and stream.metrics and routed.model is None:
+            print(f"\n[{stream.metrics.model} gave no usable answer; trying the next model]", file=sys.stderr)
+    if routed.model is None and not routed.text:
+        raise UserError(routed.error or "no model could answer")
+
+    result = answer_record(routed, doc.name, [i + 1 for i in indices])
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        print()
+        m = routed.metrics
+        if m:
+            print(f"[{m.caption()} · load {m.load_s:.2f} s · ttft {m.ttft_s or 0:.2f} s]", file=sys.stderr)
+    return 0
+
+
+def answer_record(routed, document: str, pages: list[int]) -> dict:
+    m = routed.metrics
+    metrics = m.to_dict() if m else {}
+    return {
+        "answer": routed.text,
+        "model": routed.model or (m.model if m else None),
+        "attention": metrics.get("attention"),
+        "dtype": metrics.get("dtype"),
+        "device": metrics.get("device"),
+        "quantization": metrics.get("quantization"),
+        "load_s": metrics.get("load_s"),
+        "ttft_s": metrics.get("ttft_s"),
+        "total_s": metrics.get("total_s"),
+        "prompt_tokens": metrics.get("prompt_tokens"),
+        "new_tokens": metrics.get("new_tokens"),
+        "tokens_per_s": metrics.get("tokens_per_s"),
+        "peak_vram_mb": metrics.get("peak_vram_mb"),
+        "stopped_by": metrics.get("stopped_by"),
+        "attempts": [a.to_dict() for a in routed.attempts],
+        "extras": _jsonable(routed.extras),
+        "document": document,
+        "pages": pages,
+    }
+
+
+def _jsonable(extras: dict) -> dict:
+    return {k: v for k, v in extras.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))}

@@ -1,0 +1,75 @@
+"""`chatvlmllm doctor`: the hardware profile and, for every catalog model, its plan."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from chatvlmllm.catalog import load_catalog
+from chatvlmllm.hardware import probe, simulated_gpu
+from chatvlmllm.selection import model_status
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("doctor", help="show the hardware profile and a load plan for every model")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--gpu", metavar="CC:VRAM_GB", help="plan for a hypothetical GPU, e.g. 12.0:16 (RTX 5070 Ti)")
+    p.add_argument("--assume-flash-attn", action="store_true", help="with --gpu: treat flash-attn as usable")
+    p.set_defaults(run=run)
+
+
+def doctor_report(gpu: str | None = None, assume_flash_attn: bool = False) -> dict:
+    from chatvlmllm.errors import UserError
+
+    hw = probe()
+    if gpu:
+        try:
+            hw = simulated_gpu(gpu, assume_flash_attn=assume_flash_attn, base=hw)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    models = []
+    for spec in load_catalog().values():
+        status = model_status(spec, hw)
+        plan = status.plan
+        models.append(
+            {
+                "key": spec.key,
+                "family": spec.family,
+                "source": spec.source,
+                "status": status.status,
+                "device": plan.device,
+                "attention": plan.attention,
+                "dtype": plan.dtype,
+                "quantization": plan.quantization,
+                "max_pixels": plan.max_pixels,
+                "estimated_gb": plan.estimated_gb,
+                "fits": plan.fits,
+                "runnable": plan.runnable,
+                "weights": status.weights.status,
+                "reasons": list(plan.reasons) + ([status.weights.message] if status.weights.status == "missing" else []),
+            }
+        )
+    return {"hardware": hw.to_dict(), "models": models}
+
+
+def run(args: argparse.Namespace) -> int:
+    report = doctor_report(args.gpu, args.assume_flash_attn)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    hw = report["hardware"]
+    print("Hardware" + (" (hypothetical)" if hw["simulated"] else ""))
+    for key in ("device", "gpu_name", "compute_capability", "vram_total_gb", "bf16_supported", "torch_version",
+                "cuda_version", "torchvision_available", "flash_attn_version", "flash_attn_usable",
+                "flash_attn_reason", "bitsandbytes_available", "cpu_count", "ram_total_gb"):
+        value = hw[key]
+        if isinstance(value, float):
+            value = f"{value:.1f}"
+        print(f"  {key:22} {value}")
+    print("\nModels")
+    for m in report["models"]:
+        quant = f" {m['quantization']}" if m["quantization"] else ""
+        print(f"  {m['key']:14} {m['status']:15} {m['attention']:18} {m['dtype']}{quant}  ({m['source']})")
+        for reason in m["reasons"]:
+            print(f"  {'':14} - {reason}")
+    return 0

@@ -1,0 +1,19 @@
+"""`chatvlmllm ocr FILE`: extract all text (the same path as `ask` with the OCR prompt)."""
+
+from __future__ import annotations
+
+import argparse
+
+from chatvlmllm.cli.ask_cmd import add_common, run_question
+
+OCR_PROMPT = "Extract all text from this document, in reading order. Output only the text."
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("ocr", help="extract all text from a document")
+    add_common(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_question(args, OCR_PROMPT)

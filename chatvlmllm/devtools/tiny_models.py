@@ -1,0 +1,276 @@
+"""Tiny, randomly initialised checkpoints of the real architectures, built offline.
+
+Tests, benchmarks and the browser end-to-end run need real model folders but cannot
+download weights. These builders write folders that the production loader reads
+exactly like a hub snapshot: config.json, safetensors weights, tokenizer files,
+preprocessor config and chat template. The text is random; the structure is real.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+QWEN_SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+# The Qwen2-VL chat template (images become <|vision_start|><|image_pad|><|vision_end|>).
+QWEN2_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}"
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Qwen3-VL drops the default system prompt.
+QWEN3_VL_CHAT_TEMPLATE = QWEN2_VL_CHAT_TEMPLATE.replace(
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}",
+    "",
+)
+
+_CORPUS = [
+    "Extract all text from this document.",
+    "What is the total amount on the receipt?",
+    "Turn this table into Markdown. | Item | Price |",
+    "TOTAL 12.50 CASH 20.00 CHANGE 7.50 GST 6%",
+    "Invoice number, date, address, company name, tax, subtotal.",
+    "Describe the image. Summarise the page in three sentences.",
+    "Привет, мир. Итого к оплате: 100 руб.",
+    "0123456789 !?.,;:()[]{}<>/\\|-_+=*&^%$#@~` \"'",
+]
+
+
+def build_qwen_tokenizer(out_dir: str | Path, chat_template: str, vocab_size: int = 512):
+    """Train a byte-level BPE on a small corpus and wrap it as a Qwen2 tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        # <|endoftext|> is id 0, which makes the constant-output variants below simple.
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_CORPUS * 4, trainer)
+    model = json.loads(bpe.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    tokenizer = Qwen2Tokenizer(
+        vocab=model["vocab"],
+        merges=merges,
+        unk_token=None,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": QWEN_SPECIAL_TOKENS[1:]})
+    tokenizer.chat_template = chat_template
+    tokenizer.save_pretrained(str(out_dir))
+    return tokenizer
+
+
+def _special_ids(tokenizer) -> dict[str, int]:
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    return {
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+    }
+
+
+def _text_dims(vocab: int, ids: dict[str, int]) -> dict:
+    return {
+        "vocab_size": vocab,
+        "bos_token_id": None,
+        "eos_token_id": ids["eos_token_id"],
+        "pad_token_id": ids["pad_token_id"],
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 4096,
+    }
+
+
+def build_tiny_qwen2_vl(out_dir: str | Path, seed: int = 0) -> Path:
+    """A ~1 MB Qwen2-VL checkpoint (transformers' Qwen2VLForConditionalGeneration)."""
+    import torch
+    from transformers import (
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessorPil,
+    )
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_qwen_tokenizer(out, QWEN2_VL_CHAT_TEMPLATE)
+    ids = _special_ids(tokenizer)
+    text = _text_dims(len(tokenizer), ids) | {
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
+    }
+    config = Qwen2VLConfig(
+        text_config=text,
+        vision_config={
+            "depth": 2,
+            "embed_dim": 32,
+            "hidden_size": 64,
+            "num_heads": 2,
+            "mlp_ratio": 2,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        },
+        image_token_id=ids["image_token_id"],
+        video_token_id=ids["video_token_id"],
+        vision_start_token_id=ids["vision_start_token_id"],
+        vision_end_token_id=ids["vision_end_token_id"],
+    )
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config)
+    _set_generation_ids(model, ids)
+    model.save_pretrained(str(out))
+    image_processor = Qwen2VLImageProcessorPil(
+        min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64, patch_size=14, merge_size=2, temporal_patch_size=2
+    )
+    image_processor.save_pretrained(str(out))
+    return out
+
+
+def build_tiny_qwen3_vl(out_dir: str | Path, seed: int = 0) -> Path:
+    """A ~1 MB Qwen3-VL checkpoint (patch 16, deepstack on vision layer 0)."""
+    import torch
+    from transformers import (
+        Qwen2VLImageProcessorPil,
+        Qwen3VLConfig,
+        Qwen3VLForConditionalGeneration,
+    )
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_qwen_tokenizer(out, QWEN3_VL_CHAT_TEMPLATE)
+    ids = _special_ids(tokenizer)
+    text = _text_dims(len(tokenizer), ids) | {
+        "head_dim": 16,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 5e6,
+            "mrope_section": [2, 3, 3],
+            "mrope_interleaved": True,
+        },
+    }
+    config = Qwen3VLConfig(
+        text_config=text,
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "patch_size": 16,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "out_hidden_size": 64,
+            "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0],
+        },
+        image_token_id=ids["image_token_id"],
+        video_token_id=ids["video_token_id"],
+        vision_start_token_id=ids["vision_start_token_id"],
+        vision_end_token_id=ids["vision_end_token_id"],
+    )
+    torch.manual_seed(seed)
+    model = Qwen3VLForConditionalGeneration(config)
+    _set_generation_ids(model, ids)
+    model.save_pretrained(str(out))
+    image_processor = Qwen2VLImageProcessorPil(
+        size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 64},
+        patch_size=16,
+        merge_size=2,
+        temporal_patch_size=2,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+    )
+    image_processor.save_pretrained(str(out))
+    return out
+
+
+def _set_generation_ids(model, ids: dict[str, int]) -> None:
+    gen = model.generation_config
+    gen.eos_token_id = [ids["eos_token_id"], ids["pad_token_id"]]
+    gen.pad_token_id = ids["pad_token_id"]
+    gen.do_sample = False
+
+
+def force_constant_token(model_dir: str | Path, token_id: int) -> Path:
+    """Rewrite a tiny Qwen-VL folder so its language model always emits `token_id`.
+
+    Zeroing every layer's output projections leaves the residual stream equal to the
+    token embedding; with all embeddings equal to one constant vector the final hidden
+    state is the same at every step, so the lm_head row set to that vector wins. Used
+    for real generations that loop (an ordinary token) or end at once (EOS).
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(str(model_dir), dtype=torch.float32)
+    lm = model.model.language_model
+    with torch.no_grad():
+        lm.embed_tokens.weight.fill_(1.0)
+        for layer in lm.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        lm.norm.weight.fill_(1.0)
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[token_id].fill_(1.0)
+    model.save_pretrained(str(model_dir))
+    return Path(model_dir)
+
+
+BUILDERS = {"qwen2_vl": build_tiny_qwen2_vl, "qwen3_vl": build_tiny_qwen3_vl}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m chatvlmllm.devtools.tiny_models FAMILY OUT_DIR` builds one folder."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("family", choices=sorted(BUILDERS))
+    parser.add_argument("out_dir")
+    args = parser.parse_args(argv)
+    print(BUILDERS[args.family](args.out_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,261 @@
+"""The one small protocol every engine speaks, and what an answer carries.
+
+An engine is made from a catalog entry, loads a plan once, then streams answers to a
+conversation (messages with images). `BaseEngine` does the bookkeeping every family
+shares (one generation at a time, timings, metrics, cancel) so an adapter only writes
+`_load` and `_generate`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from chatvlmllm.catalog import ModelSpec
+    from chatvlmllm.planner import LoadPlan
+
+ATTENTION_PREFERENCE = ("flash_attention_2", "sdpa", "eager")
+
+
+@dataclass(frozen=True)
+class FamilyInfo:
+    """What the planner and catalog need to know about a model family, without importing it."""
+
+    name: str
+    engine: str  # "module:Class", imported only when a model of this family loads
+    backend: str = "transformers"  # transformers | classic (CPU OCR) | openai (remote server)
+    attention: tuple[str, ...] = ATTENTION_PREFERENCE
+    capabilities: frozenset[str] = frozenset({"chat", "ocr"})
+    default_max_pixels: int | None = None
+    default_min_pixels: int | None = None
+    cpu_max_pixels: int | None = None  # smaller budget on CPU, where every patch costs seconds
+    # Cap on pixels when the vision tower does not run flash-attn (dense n×n attention masks).
+    max_pixels_without_fa2: int | None = None
+    needs_weights: bool = True
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class Message:
+    """One turn of a conversation as engines see it."""
+
+    role: str  # "system" | "user" | "assistant"
+    text: str
+    images: list[Image.Image] = field(default_factory=list)
+
+
+@dataclass
+class GenerationSettings:
+    max_new_tokens: int = 1024
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    repetition_guard: bool = True
+    # Pixel budget for this answer; None uses the plan's.
+    max_pixels: int | None = None
+    # Family-specific knobs (e.g. GOT-OCR "format", dots.ocr "prompt_mode").
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerationStats:
+    """What `_generate` reports when it finishes."""
+
+    stopped_by: str = "eos"  # eos | max_tokens | repetition | cancelled | error
+    prompt_tokens: int | None = None
+    new_tokens: int | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AnswerMetrics:
+    model: str
+    family: str
+    attention: str
+    dtype: str
+    device: str
+    quantization: str | None
+    load_s: float
+    ttft_s: float | None
+    total_s: float
+    prompt_tokens: int | None
+    new_tokens: int | None
+    tokens_per_s: float | None
+    peak_vram_mb: float | None
+    stopped_by: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def caption(self) -> str:
+        parts = [self.model, self.attention if self.attention != "n/a" else self.device]
+        parts.append(f"{self.total_s:.2f} s")
+        if self.tokens_per_s:
+            parts.append(f"{self.tokens_per_s:.1f} tok/s")
+        if self.stopped_by not in ("eos",):
+            parts.append(f"stopped: {self.stopped_by}")
+        return " · ".join(parts)
+
+
+class AnswerStream:
+    """Iterate to receive text chunks; afterwards `.text`, `.metrics` and `.extras` are set.
+
+    Closing the iterator early (a user pressing stop, a client disconnecting) cancels the
+    generation and releases the engine.
+    """
+
+    def __init__(self, chunks: Generator[str, None, GenerationStats], finish: Callable[..., AnswerMetrics]):
+        self._chunks = chunks
+        self._finish = finish
+        self._cancel = threading.Event()
+        self.text = ""
+        self.metrics: AnswerMetrics | None = None
+        self.extras: dict[str, Any] = {}
+        self._started = time.perf_counter()
+        self._ttft: float | None = None
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        return self._cancel
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def __iter__(self) -> Iterator[str]:
+        stats: GenerationStats | None = None
+        failed = False
+        try:
+            while True:
+                try:
+                    chunk = next(self._chunks)
+                except StopIteration as stop:
+                    stats = stop.value or GenerationStats()
+                    break
+                if not chunk:
+                    continue
+                if self._ttft is None:
+                    self._ttft = time.perf_counter() - self._started
+                self.text += chunk
+                yield chunk
+        except Exception:
+            failed = True
+            raise
+        finally:
+            if stats is None:  # closed early or failed: stop the generation behind us
+                self._cancel.set()
+                self._chunks.close()
+                stats = GenerationStats(stopped_by="error" if failed else "cancelled")
+            elif self._cancel.is_set():
+                stats.stopped_by = "cancelled"
+            self.extras = stats.extras
+            self.metrics = self._finish(stats, self._ttft, time.perf_counter() - self._started)
+
+    def consume(self) -> str:
+        """Run to the end and return the whole text."""
+        for _ in self:
+            pass
+        return self.text
+
+
+class Engine(Protocol):
+    """The protocol: load a plan; stream an answer to a conversation with images."""
+
+    spec: ModelSpec
+    plan: LoadPlan | None
+    load_s: float
+
+    def load(self, plan: LoadPlan) -> None: ...
+
+    def stream(self, messages: Sequence[Message], settings: GenerationSettings | None = None) -> AnswerStream: ...
+
+    def unload(self) -> None: ...
+
+
+class BaseEngine:
+    """Shared bookkeeping; subclasses implement `_load(plan)` and `_generate(...)`."""
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+        self.plan: LoadPlan | None = None
+        self.load_s = 0.0
+        self.lock = threading.Lock()  # one generation at a time per engine
+
+    # -- subclass hooks -------------------------------------------------
+    def _load(self, plan: LoadPlan) -> None:
+        raise NotImplementedError
+
+    def _generate(
+        self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
+    ) -> Generator[str, None, GenerationStats]:
+        raise NotImplementedError
+
+    def _unload(self) -> None:
+        pass
+
+    def memory_mb(self) -> float | None:
+        """Memory held by the loaded weights, when the engine can tell."""
+        return None
+
+    def _reset_peak_memory(self) -> None:
+        pass
+
+    def _peak_memory_mb(self) -> float | None:
+        return None
+
+    # -- protocol -------------------------------------------------------
+    def load(self, plan: LoadPlan) -> None:
+        started = time.perf_counter()
+        self._load(plan)
+        self.plan = plan
+        self.load_s = time.perf_counter() - started
+
+    def unload(self) -> None:
+        with self.lock:
+            self._unload()
+            self.plan = None
+
+    def stream(self, messages: Sequence[Message], settings: GenerationSettings | None = None) -> AnswerStream:
+        if self.plan is None:
+            raise RuntimeError(f"engine {self.spec.key} is not loaded")
+        settings = settings or GenerationSettings()
+        answer: AnswerStream
+
+        def chunks() -> Generator[str, None, GenerationStats]:
+            with self.lock:
+                self._reset_peak_memory()
+                return (yield from self._generate(list(messages), settings, answer.cancel_event))
+
+        def finish(stats: GenerationStats, ttft: float | None, total: float) -> AnswerMetrics:
+            return self._metrics(stats, ttft, total)
+
+        answer = AnswerStream(chunks(), finish)
+        return answer
+
+    def _metrics(self, stats: GenerationStats, ttft: float | None, total: float) -> AnswerMetrics:
+        plan = self.plan
+        tokens_per_s = None
+        if stats.new_tokens and total > 0:
+            # Decode rate after the first token, the figure users compare between setups.
+            decode_time = total - (ttft or 0.0)
+            tokens_per_s = (stats.new_tokens - 1) / decode_time if stats.new_tokens > 1 and decode_time > 0 else None
+        return AnswerMetrics(
+            model=self.spec.key,
+            family=self.spec.family,
+            attention=plan.attention if plan else "n/a",
+            dtype=plan.dtype if plan else "n/a",
+            device=plan.device if plan else "n/a",
+            quantization=plan.quantization if plan else None,
+            load_s=round(self.load_s, 4),
+            ttft_s=round(ttft, 4) if ttft is not None else None,
+            total_s=round(total, 4),
+            prompt_tokens=stats.prompt_tokens,
+            new_tokens=stats.new_tokens,
+            tokens_per_s=round(tokens_per_s, 2) if tokens_per_s else None,
+            peak_vram_mb=self._peak_memory_mb(),
+            stopped_by=stats.stopped_by,
+        )

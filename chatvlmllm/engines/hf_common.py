@@ -1,0 +1,259 @@
+"""What every transformers-backed engine shares: device/dtype handling, streaming
+`generate` on a worker thread, the repetition guard and CUDA memory figures."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from chatvlmllm.engines.base import BaseEngine, GenerationSettings, GenerationStats
+from chatvlmllm.errors import EngineError, OutOfMemoryError
+
+if TYPE_CHECKING:
+    import torch
+
+    from chatvlmllm.planner import LoadPlan
+
+FAMILIES: dict = {}  # shared helpers, no family of its own
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    import torch
+
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+
+
+def quantization_config(plan: LoadPlan) -> Any:
+    if not plan.quantization:
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if plan.quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_compute_dtype=torch_dtype(plan.dtype), bnb_4bit_quant_type="nf4"
+    )
+
+
+def image_only_processor(path: str, **kwargs: Any) -> Any:
+    """The model's own processor class, minus its video sub-processor.
+
+    Every transformers video processor needs torchvision, so the stock processor fails to
+    load without it; images and text keep the library's own code paths.
+    """
+    import json
+    from pathlib import Path
+
+    import transformers
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+
+    model_type = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))["model_type"]
+    base = getattr(transformers, PROCESSOR_MAPPING_NAMES[model_type])
+
+    class ImageOnlyProcessor(base):
+        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kw):
+            super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kw)
+
+    ImageOnlyProcessor.__name__ = f"ImageOnly{base.__name__}"
+    return ImageOnlyProcessor.from_pretrained(path, **kwargs)
+
+
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+class RepetitionGuard:
+    """Stops a generation whose tail is one block of tokens repeated over and over.
+
+    Looks for a period p (1..max_period) such that the last `min_repeats` blocks of p
+    tokens are identical and together span at least `min_span` tokens. Tables and lists
+    repeat structure, not exact token blocks, so they pass.
+    """
+
+    def __init__(self, prompt_len: int, max_period: int = 64, min_repeats: int = 4, min_span: int = 48):
+        self.prompt_len = prompt_len
+        self.max_period = max_period
+        self.min_repeats = min_repeats
+        self.min_span = min_span
+        self.fired = False
+
+    def looping(self, generated: list[int]) -> bool:
+        n = len(generated)
+        for period in range(1, self.max_period + 1):
+            repeats = max(self.min_repeats, -(-self.min_span // period))
+            span = period * repeats
+            if span > n:
+                break
+            tail = generated[n - span :]
+            block = tail[-period:]
+            if all(tail[i] == block[i % period] for i in range(span)):
+                return True
+        return False
+
+    def __call__(self, input_ids, scores=None, **kwargs):
+        import torch
+
+        generated = input_ids[0, self.prompt_len :]
+        if generated.shape[0] >= self.min_span and self.looping(generated[-(self.max_period * self.min_repeats + self.min_span) :].tolist()):
+            self.fired = True
+            return torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+class CancelCriterion:
+    """Stops generation when the answer's cancel event is set (stop button, disconnect)."""
+
+    def __init__(self, cancel: threading.Event):
+        self.cancel = cancel
+
+    def __call__(self, input_ids, scores=None, **kwargs):
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+def _as_criteria(*objs):
+    """Wrap plain callables as transformers StoppingCriteria instances."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Wrapped(StoppingCriteria):
+        def __init__(self, fn):
+            self.fn = fn
+
+        def __call__(self, input_ids, scores, **kwargs):
+            return self.fn(input_ids, scores, **kwargs)
+
+    return StoppingCriteriaList([_Wrapped(o) for o in objs])
+
+
+def stream_generate(
+    model: Any,
+    tokenizer: Any,
+    inputs: dict[str, Any],
+    settings: GenerationSettings,
+    cancel: threading.Event,
+    **generate_kwargs: Any,
+) -> Generator[str, None, GenerationStats]:
+    """Run `model.generate` on a worker thread and yield decoded text as it arrives."""
+    from transformers import TextIteratorStreamer
+
+    prompt_len = int(inputs["input_ids"].shape[1])
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    guard = RepetitionGuard(prompt_len)
+    criteria = [CancelCriterion(cancel)] + ([guard] if settings.repetition_guard else [])
+    sampling = (
+        {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p}
+        if settings.temperature > 0
+        else {"do_sample": False}
+    )
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result["ids"] = model.generate(
+                **inputs,
+                streamer=streamer,
+                max_new_tokens=settings.max_new_tokens,
+                stopping_criteria=_as_criteria(*criteria),
+                **sampling,
+                **generate_kwargs,
+            )
+        except BaseException as exc:  # reported on the caller's thread
+            result["error"] = exc
+            streamer.end()
+
+    worker = threading.Thread(target=work, name="chatvlmllm-generate", daemon=True)
+    worker.start()
+    try:
+        for text in streamer:
+            if text:
+                yield text
+    except GeneratorExit:
+        cancel.set()  # the consumer went away: stop the GPU work too
+        raise
+    finally:
+        worker.join()
+
+    if "error" in result:
+        exc = result["error"]
+        if is_oom(exc):
+            raise OutOfMemoryError(
+                "The GPU ran out of memory while answering. Try a smaller pixel budget or fewer pages."
+            ) from exc
+        raise EngineError(f"Generation failed: {exc}") from exc
+    new_tokens = int(result["ids"].shape[1]) - prompt_len
+    if guard.fired:
+        stopped_by = "repetition"
+    elif cancel.is_set():
+        stopped_by = "cancelled"
+    elif new_tokens >= settings.max_new_tokens:
+        stopped_by = "max_tokens"
+    else:
+        stopped_by = "eos"
+    return GenerationStats(stopped_by=stopped_by, prompt_tokens=prompt_len, new_tokens=new_tokens)
+
+
+class TransformersEngine(BaseEngine):
+    """Base for engines backed by a transformers model: memory figures and unload."""
+
+    model: Any = None
+    processor: Any = None
+
+    def load(self, plan: LoadPlan) -> None:
+        try:
+            super().load(plan)
+        except EngineError:
+            raise
+        except ImportError as exc:
+            raise EngineError(f"{self.spec.key} cannot load: {exc}") from exc
+        except Exception as exc:
+            if is_oom(exc):
+                raise OutOfMemoryError(f"{self.spec.key} does not fit in GPU memory: {exc}") from exc
+            raise EngineError(f"{self.spec.key} failed to load: {exc}") from exc
+
+    def model_kwargs(self, plan: LoadPlan) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"dtype": torch_dtype(plan.dtype), "attn_implementation": plan.attention}
+        quant = quantization_config(plan)
+        if quant is not None:
+            kwargs["quantization_config"] = quant
+            kwargs["device_map"] = "auto"
+        if self.spec.trust_remote_code:
+            kwargs["trust_remote_code"] = True
+        return kwargs
+
+    def place(self, model: Any, plan: LoadPlan) -> Any:
+        if plan.quantization:  # bitsandbytes places the weights itself
+            return model.eval()
+        return model.to(plan.device).eval()
+
+    def _unload(self) -> None:
+        self.model = None
+        self.processor = None
+        import gc
+
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def memory_mb(self) -> float | None:
+        if self.model is None:
+            return None
+        return round(self.model.get_memory_footprint() / 1e6, 1)
+
+    def _reset_peak_memory(self) -> None:
+        import torch
+
+        if self.plan and self.plan.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+
+    def _peak_memory_mb(self) -> float | None:
+        import torch
+
+        if self.plan and self.plan.device.startswith("cuda"):
+            return round(torch.cuda.max_memory_allocated() / 1e6, 1)
+        return None

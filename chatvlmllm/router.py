@@ -1,0 +1,190 @@
+"""Fallback router: try a chain of models until one gives a usable answer.
+
+It moves on when a model fails to load, raises (CUDA OOM after one retry with half the
+pixel budget), answers nothing but whitespace or special tokens, or trips the repetition
+guard. Every attempt is recorded (model, outcome, reason, seconds) with the answer.
+
+Streaming stays with the caller: iterating a `RoutedAnswer` yields one AnswerStream per
+engine that got to answer; the caller shows it (st.write_stream, stdout) and the router
+judges it once consumed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from chatvlmllm.cache import EngineCache, default_cache
+from chatvlmllm.catalog import ModelSpec, load_catalog
+from chatvlmllm.engines import AnswerMetrics, AnswerStream, GenerationSettings, Message
+from chatvlmllm.errors import OutOfMemoryError, UserError
+from chatvlmllm.hardware import HardwareProfile
+from chatvlmllm.planner import LoadPlan, PlanOverrides, plan_load
+
+DEFAULT_CHAIN = ("dots_ocr", "qwen_vl_2b", "rapidocr")
+_SPECIAL_TOKEN = re.compile(r"<\|[^|>]{1,40}\|>|</?s>|<pad>|<unk>")
+
+
+@dataclass
+class Attempt:
+    model: str
+    outcome: str  # answered | load_failed | error | oom_retry | empty | repetition | skipped
+    reason: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def is_empty_answer(text: str) -> bool:
+    return not _SPECIAL_TOKEN.sub("", text).strip()
+
+
+def fallback_chain() -> tuple[str, ...]:
+    """The configured default chain: $CHATVLMLLM_FALLBACK ("a,b,c") or DEFAULT_CHAIN."""
+    configured = os.environ.get("CHATVLMLLM_FALLBACK", "")
+    return tuple(k.strip() for k in configured.split(",") if k.strip()) or DEFAULT_CHAIN
+
+
+@dataclass
+class RoutedAnswer:
+    """Iterate for the AnswerStreams; afterwards read text, model, metrics and attempts."""
+
+    chain: list[ModelSpec]
+    messages: list[Message]
+    settings: GenerationSettings
+    hardware: HardwareProfile
+    overrides: PlanOverrides
+    cache: EngineCache
+    attempts: list[Attempt] = field(default_factory=list)
+    text: str = ""
+    model: str | None = None
+    plan: LoadPlan | None = None
+    metrics: AnswerMetrics | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def __iter__(self) -> Iterator[AnswerStream]:
+        for index, spec in enumerate(self.chain):
+            # The user's overrides apply to the model they chose; fallbacks plan on their own.
+            overrides = self.overrides if index == 0 else PlanOverrides()
+            plan = plan_load(self.hardware, spec, overrides)
+            if not plan.runnable:
+                self._record(spec, "skipped", plan.refusal() or "; ".join(plan.reasons), 0.0)
+                continue
+            started = time.perf_counter()
+            try:
+                engine = self.cache.get(spec, plan)
+            except Exception as exc:
+                self._record(spec, "load_failed", _reason(exc), time.perf_counter() - started)
+                continue
+            settings = self.settings
+            for retry in (False, True):
+                started = time.perf_counter()
+                stream = engine.stream(self.messages, settings)
+                try:
+                    yield stream
+                    stream.consume()  # whatever the caller left unread
+                except OutOfMemoryError as exc:
+                    if retry:
+                        self._record(spec, "error", _reason(exc), time.perf_counter() - started)
+                        break
+                    budget = (settings.max_pixels or plan.max_pixels or 1_000_000) // 2
+                    self._record(spec, "oom_retry", f"out of memory; retrying with max_pixels={budget:,}", time.perf_counter() - started)
+                    settings = replace(settings, max_pixels=budget)
+                    continue
+                except Exception as exc:
+                    self._record(spec, "error", _reason(exc), time.perf_counter() - started)
+                    break
+                elapsed = time.perf_counter() - started
+                metrics = stream.metrics
+                if metrics and metrics.stopped_by == "cancelled":
+                    self._accept(spec, plan, stream, "stopped by the user", elapsed)
+                    return
+                if metrics and metrics.stopped_by == "repetition":
+                    self._record(spec, "repetition", "the answer started repeating itself", elapsed)
+                    self._keep_best(spec, plan, stream)
+                    break
+                if is_empty_answer(stream.text):
+                    self._record(spec, "empty", "the answer was empty", elapsed)
+                    break
+                self._accept(spec, plan, stream, "", elapsed)
+                return
+        if self.model is None:
+            self.error = "No model could answer. " + " ".join(
+                f"{a.model}: {a.reason}." for a in self.attempts if a.reason
+            )
+
+    def _record(self, spec: ModelSpec, outcome: str, reason: str, seconds: float) -> None:
+        self.attempts.append(Attempt(spec.key, outcome, reason, round(seconds, 3)))
+
+    def _accept(self, spec: ModelSpec, plan: LoadPlan, stream: AnswerStream, reason: str, seconds: float) -> None:
+        self._record(spec, "answered", reason, seconds)
+        self.text, self.model, self.plan = stream.text, spec.key, plan
+        self.metrics, self.extras = stream.metrics, stream.extras
+
+    def _keep_best(self, spec: ModelSpec, plan: LoadPlan, stream: AnswerStream) -> None:
+        """A looping answer is still better than none if nothing later answers."""
+        if self.model is None and not self.text:
+            self.text, self.plan, self.metrics, self.extras = stream.text, plan, stream.metrics, stream.extras
+
+    def consume(self) -> RoutedAnswer:
+        for stream in self:
+            stream.consume()
+        return self
+
+    @property
+    def fell_back(self) -> bool:
+        return any(a.outcome != "answered" for a in self.attempts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.text,
+            "model": self.model,
+            "attempts": [a.to_dict() for a in self.attempts],
+            "metrics": self.metrics.to_dict() if self.metrics else None,
+            "error": self.error,
+        }
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+
+
+def build_chain(
+    first: ModelSpec | None,
+    fallback: bool = True,
+    catalog: dict[str, ModelSpec] | None = None,
+    chain_keys: Sequence[str] | None = None,
+) -> list[ModelSpec]:
+    """The chosen model first, then the configured chain (models not in the catalog are skipped)."""
+    catalog = catalog if catalog is not None else load_catalog()
+    chain = [first] if first is not None else []
+    if fallback or first is None:
+        for key in chain_keys or fallback_chain():
+            if key in catalog and all(spec.key != key for spec in chain):
+                chain.append(catalog[key])
+    return chain
+
+
+def answer(
+    messages: Sequence[Message],
+    chain: Sequence[ModelSpec],
+    hardware: HardwareProfile,
+    settings: GenerationSettings | None = None,
+    overrides: PlanOverrides | None = None,
+    cache: EngineCache | None = None,
+) -> RoutedAnswer:
+    """A routed answer, ready to iterate (or `.consume()`)."""
+    return RoutedAnswer(
+        chain=list(chain),
+        messages=list(messages),
+        settings=settings or GenerationSettings(),
+        hardware=hardware,
+        overrides=overrides or PlanOverrides(),
+        cache=cache or default_cache(),
+    )

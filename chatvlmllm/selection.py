@@ -1,0 +1,80 @@
+"""Which models can run here, and which one to start with.
+
+Status per model, as the app's picker shows it: ready, needs download, won't fit,
+incompatible, unavailable (weights missing with no way to fetch them).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from chatvlmllm.catalog import DEFAULT_MODEL, ModelSpec, load_catalog
+from chatvlmllm.errors import ModelNotFoundError
+from chatvlmllm.hardware import HardwareProfile
+from chatvlmllm.planner import LoadPlan, PlanOverrides, plan_load
+from chatvlmllm.weights import WeightsLocation, locate
+
+OFFLINE_DEFAULT = "rapidocr"
+# Preference when the user did not choose: the catalog default, then other chat VLMs.
+VLM_PREFERENCE = (DEFAULT_MODEL, "qwen3_vl_2b", "qwen25_vl_3b")
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    spec: ModelSpec
+    plan: LoadPlan
+    weights: WeightsLocation
+    status: str  # ready | needs download | won't fit | incompatible | unavailable
+    reason: str
+
+    @property
+    def usable_now(self) -> bool:
+        return self.status == "ready"
+
+    def label(self) -> str:
+        return f"{self.spec.key} — {self.status}"
+
+
+def model_status(
+    spec: ModelSpec, hw: HardwareProfile, overrides: PlanOverrides | None = None, check_hub: bool = True
+) -> ModelStatus:
+    plan = plan_load(hw, spec, overrides)
+    weights = locate(spec, check_hub=check_hub)
+    if not plan.runnable:
+        status = "won't fit" if not plan.fits else "incompatible"
+        reason = plan.refusal() or "; ".join(plan.reasons)
+    elif weights.status == "missing":
+        status, reason = "unavailable", weights.message
+    elif weights.status == "downloadable":
+        status, reason = "needs download", weights.message
+    else:
+        status, reason = "ready", plan.reasons[0] if plan.reasons else weights.message
+    return ModelStatus(spec, plan, weights, status, reason)
+
+
+def all_statuses(hw: HardwareProfile, catalog: dict[str, ModelSpec] | None = None) -> list[ModelStatus]:
+    catalog = catalog if catalog is not None else load_catalog()
+    return [model_status(spec, hw) for spec in catalog.values()]
+
+
+def default_model(hw: HardwareProfile, catalog: dict[str, ModelSpec] | None = None) -> tuple[str, str]:
+    """(model key, why). $CHATVLMLLM_DEFAULT_MODEL wins; then a VLM that can run with weights
+    on disk (or a reachable hub); then the offline OCR engine."""
+    catalog = catalog if catalog is not None else load_catalog()
+    chosen = os.environ.get("CHATVLMLLM_DEFAULT_MODEL")
+    if chosen:
+        if chosen not in catalog:
+            raise ModelNotFoundError(f"CHATVLMLLM_DEFAULT_MODEL={chosen} is not in the catalog")
+        return chosen, "set by CHATVLMLLM_DEFAULT_MODEL"
+    problems = []
+    for key in VLM_PREFERENCE:
+        if key not in catalog:
+            continue
+        status = model_status(catalog[key], hw)
+        if status.status in ("ready", "needs download"):
+            return key, f"{key} can run here ({status.status})"
+        problems.append(f"{key}: {status.status} ({status.reason})")
+    if OFFLINE_DEFAULT in catalog:
+        return OFFLINE_DEFAULT, "no VLM can run here right now — " + "; ".join(problems)
+    return DEFAULT_MODEL, "; ".join(problems)

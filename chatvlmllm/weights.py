@@ -1,0 +1,110 @@
+"""Where a model's weights are: a local folder, the Hugging Face cache, or the hub.
+
+Missing weights with no reachable hub fail at once with the command to fetch them,
+instead of huggingface_hub's retry loop (about 25 s before it gives up).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from chatvlmllm.catalog import ModelSpec
+from chatvlmllm.errors import WeightsMissingError
+
+HUB_HOST = "huggingface.co"
+
+
+@dataclass(frozen=True)
+class WeightsLocation:
+    status: str  # local | cached | downloadable | missing | bundled | remote
+    path: str | None
+    message: str
+
+    @property
+    def available(self) -> bool:
+        return self.status in ("local", "cached", "bundled", "remote")
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout_s: float = 2.0) -> bool:
+    """A quick TCP check instead of huggingface_hub's long retries."""
+    if hub_offline():
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", f"https://{HUB_HOST}")
+    host = endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    try:
+        with socket.create_connection((host, 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def download_command(spec: ModelSpec) -> str:
+    revision = f" --revision {spec.revision}" if spec.revision else ""
+    return f"hf download {spec.hub_id}{revision}"
+
+
+def _cached_snapshot(spec: ModelSpec) -> str | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(spec.hub_id, revision=spec.revision, local_files_only=True)
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        return None
+
+
+def locate(spec: ModelSpec, check_hub: bool = False) -> WeightsLocation:
+    """Find the weights without downloading. `check_hub` adds a quick reachability test."""
+    info = spec.family_info()
+    if info.backend == "openai":
+        return WeightsLocation("remote", None, f"served at {spec.base_url}")
+    if not info.needs_weights:
+        return WeightsLocation("bundled", None, "weights ship with the Python package")
+    if spec.path:
+        folder = Path(spec.path)
+        if (folder / "config.json").is_file():
+            return WeightsLocation("local", str(folder), f"local folder {folder}")
+        return WeightsLocation("missing", None, f"{folder} is not a model folder (no config.json); fix `path` for {spec.key}")
+    if not spec.hub_id:
+        return WeightsLocation("missing", None, f"{spec.key} has neither `path` nor `hub_id` in the catalog")
+    cached = _cached_snapshot(spec)
+    if cached:
+        return WeightsLocation("cached", cached, f"Hugging Face cache {cached}")
+    if check_hub and not hub_reachable():
+        return WeightsLocation("missing", None, _missing_message(spec))
+    return WeightsLocation("downloadable", None, f"not downloaded yet: `{download_command(spec)}` or load it to download")
+
+
+def _missing_message(spec: ModelSpec) -> str:
+    why = "HF_HUB_OFFLINE is set" if hub_offline() else "the Hugging Face hub is unreachable"
+    return (
+        f"Weights for {spec.key} ({spec.hub_id}) are not on this machine and {why}. "
+        f"Download them where there is internet with `{download_command(spec)}` "
+        f"(then copy the Hugging Face cache here), or point `path` in the models file at a local copy."
+    )
+
+
+def resolve(spec: ModelSpec) -> str:
+    """A local folder with the weights, downloading them if the hub can be reached."""
+    location = locate(spec)
+    if location.path:
+        return location.path
+    if location.status == "missing":
+        raise WeightsMissingError(location.message)
+    if not hub_reachable():
+        raise WeightsMissingError(_missing_message(spec))
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(spec.hub_id, revision=spec.revision)
+    except Exception as exc:  # network errors, gated repos, disk full
+        raise WeightsMissingError(f"Downloading {spec.hub_id} failed: {exc}. Try `{download_command(spec)}`.") from exc

@@ -1,0 +1,102 @@
+"""Shared fixtures: tiny real checkpoints built offline once per session, isolated config."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch):
+    """No test reads the developer's own models file, data dir or default model."""
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(tmp_path / "no-models.toml"))
+    monkeypatch.setenv("CHATVLMLLM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("CHATVLMLLM_DEFAULT_MODEL", raising=False)
+    monkeypatch.delenv("CHATVLMLLM_FALLBACK", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_vl(tmp_path_factory) -> Path:
+    from chatvlmllm.devtools.tiny_models import build_tiny_qwen2_vl
+
+    return build_tiny_qwen2_vl(tmp_path_factory.mktemp("tiny_qwen2_vl"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl(tmp_path_factory) -> Path:
+    from chatvlmllm.devtools.tiny_models import build_tiny_qwen3_vl
+
+    return build_tiny_qwen3_vl(tmp_path_factory.mktemp("tiny_qwen3_vl"))
+
+
+@pytest.fixture(scope="session")
+def looping_qwen2_vl(tmp_path_factory) -> Path:
+    """A tiny Qwen2-VL whose weights make it emit one ordinary token forever."""
+    from chatvlmllm.devtools.tiny_models import build_tiny_qwen2_vl, force_constant_token
+
+    folder = build_tiny_qwen2_vl(tmp_path_factory.mktemp("looping_qwen2_vl"))
+    from transformers import AutoTokenizer
+
+    token_id = AutoTokenizer.from_pretrained(str(folder)).convert_tokens_to_ids("a")
+    return force_constant_token(folder, token_id)
+
+
+@pytest.fixture(scope="session")
+def eos_qwen2_vl(tmp_path_factory) -> Path:
+    """A tiny Qwen2-VL whose weights make its first token EOS (an empty answer)."""
+    from chatvlmllm.devtools.tiny_models import build_tiny_qwen2_vl, force_constant_token
+
+    folder = build_tiny_qwen2_vl(tmp_path_factory.mktemp("eos_qwen2_vl"))
+    from transformers import AutoTokenizer
+
+    return force_constant_token(folder, AutoTokenizer.from_pretrained(str(folder)).convert_tokens_to_ids("<|im_end|>"))
+
+
+def text_image(lines: list[str], size: tuple[int, int] = (640, 360)) -> Image.Image:
+    """A white page with black text, for OCR and upload tests."""
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(lines):
+        draw.text((20, 20 + 40 * i), line, fill="black", font_size=28)
+    return image
+
+
+def image_bytes(image: Image.Image, fmt: str = "PNG", **save_kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **save_kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def page_png() -> bytes:
+    return image_bytes(text_image(["INVOICE 2026-11", "TOTAL 12.50"]))
+
+
+@pytest.fixture
+def page_png_path(tmp_path, page_png) -> Path:
+    path = tmp_path / "page.png"
+    path.write_bytes(page_png)
+    return path
+
+
+def write_models_file(path: Path, entries: dict[str, dict]) -> Path:
+    """Write a user catalog TOML (the same file format users write)."""
+    lines = []
+    for key, entry in entries.items():
+        lines.append(f"[models.{key}]")
+        for field, value in entry.items():
+            rendered = f'"{value}"' if isinstance(value, str) else repr(value).lower() if isinstance(value, bool) else repr(value)
+            lines.append(f"{field} = {rendered}")
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
