@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,9 +137,11 @@ def _load_pdf(data: bytes, name: str) -> Document:
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
-        message = str(exc).lower()
-        if "password" in message:
+        # PDFium's error code is stale after an earlier failed load, so read the file's own markers.
+        if b"/Encrypt" in data:
             raise DocumentError(f"{name} is encrypted (password protected). Remove the password and upload again.") from None
+        if re.search(rb"/Count\s+0\b", data):
+            raise DocumentError(f"{name} has no pages.") from None
         raise DocumentError(f"{name} is not a readable PDF ({exc}).") from None
     try:
         count = len(pdf)

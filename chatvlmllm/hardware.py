@@ -82,16 +82,21 @@ def probe_flash_attn(device: str) -> tuple[str | None, bool, str]:
     if device != "cuda":
         return version, False, "flash-attn needs a CUDA GPU"
     try:
-        import torch
-        from flash_attn import flash_attn_func
-
-        q = torch.randn(1, 8, 2, 64, device="cuda", dtype=torch.float16)
-        flash_attn_func(q, q, q, causal=True)
-        torch.cuda.synchronize()
+        run_flash_attn_kernel()
     except Exception as exc:  # ImportError (ABI), RuntimeError (no kernel image), ...
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return version, False, f"flash-attn {version or ''} does not run on this GPU: {first_line}".replace("  ", " ")
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return version, False, f"flash-attn {version or '(unknown version)'} does not run on this GPU: {detail}"
     return version, True, f"flash-attn {version} ran a test kernel on this GPU"
+
+
+def run_flash_attn_kernel() -> None:
+    """Run one tiny causal flash-attention call on the GPU and wait for it."""
+    import torch
+    from flash_attn import flash_attn_func
+
+    q = torch.randn(1, 8, 2, 64, device="cuda", dtype=torch.float16)
+    flash_attn_func(q, q, q, causal=True)
+    torch.cuda.synchronize()
 
 
 @functools.lru_cache(maxsize=1)

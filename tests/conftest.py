@@ -47,8 +47,10 @@ def looping_qwen2_vl(tmp_path_factory) -> Path:
     folder = build_tiny_qwen2_vl(tmp_path_factory.mktemp("looping_qwen2_vl"))
     from transformers import AutoTokenizer
 
-    token_id = AutoTokenizer.from_pretrained(str(folder)).convert_tokens_to_ids("a")
-    return force_constant_token(folder, token_id)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    # A whole word with its leading space ("Ġ"), so the loop streams word by word like real text.
+    word = min(t for t in tokenizer.get_vocab() if t.startswith("Ġ") and len(t) > 3 and t[1:].isalpha())
+    return force_constant_token(folder, tokenizer.convert_tokens_to_ids(word))
 
 
 @pytest.fixture(scope="session")

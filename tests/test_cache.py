@@ -1,0 +1,76 @@
+"""Engine cache: one load per key, concurrent loads coalesce, generation is serialised, unload."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from chatvlmllm.cache import EngineCache
+from chatvlmllm.catalog import spec_from_path
+from chatvlmllm.engines import GenerationSettings, Message
+from chatvlmllm.hardware import probe
+from chatvlmllm.planner import PlanOverrides, plan_load
+
+
+def test_loads_once_per_key(tiny_qwen2_vl):
+    cache = EngineCache()
+    spec = spec_from_path(tiny_qwen2_vl)
+    plan = plan_load(probe(), spec)
+    engines = {id(cache.get(spec, plan)) for _ in range(10)}
+    assert len(engines) == 1 and cache.loads == 1
+    other = plan_load(probe(), spec, PlanOverrides(attention="eager"))
+    assert cache.get(spec, other) is not cache.get(spec, plan)
+    assert cache.load_counts[spec.key] == 2
+    assert {e.plan.attention for e in cache.loaded()} == {"sdpa", "eager"}
+
+
+def test_concurrent_requests_wait_for_one_load(tiny_qwen3_vl):
+    cache = EngineCache()
+    spec = spec_from_path(tiny_qwen3_vl)
+    plan = plan_load(probe(), spec)
+    barrier = threading.Barrier(4)
+
+    def get():
+        barrier.wait()
+        return cache.get(spec, plan)
+
+    with ThreadPoolExecutor(4) as pool:
+        engines = list(pool.map(lambda _: get(), range(4)))
+    assert len({id(e) for e in engines}) == 1
+    assert cache.loads == 1
+
+
+def test_generation_is_serialised(looping_qwen2_vl):
+    cache = EngineCache()
+    spec = spec_from_path(looping_qwen2_vl)
+    engine = cache.get(spec, plan_load(probe(), spec))
+    settings = GenerationSettings(max_new_tokens=30, repetition_guard=False)
+    first = iter(engine.stream([Message("user", "a")], settings))
+    next(first)  # first generation holds the lock
+    assert engine.lock.locked()
+    second_done = threading.Event()
+
+    def second():
+        engine.stream([Message("user", "b")], settings).consume()
+        second_done.set()
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    assert not second_done.wait(0.3)  # queued behind the first
+    for _ in first:
+        pass
+    worker.join(30)
+    assert second_done.is_set()
+
+
+def test_unload(tiny_qwen2_vl):
+    cache = EngineCache()
+    spec = spec_from_path(tiny_qwen2_vl)
+    plan = plan_load(probe(), spec)
+    engine = cache.get(spec, plan)
+    assert cache.loaded()[0].memory_mb > 0
+    assert cache.unload(spec.key) == 1
+    assert engine.model is None and engine.plan is None
+    assert cache.loaded() == []
+    cache.get(spec, plan)
+    assert cache.loads == 2

@@ -1,0 +1,132 @@
+"""Qwen-VL engines on tiny, randomly initialised real checkpoints, through the production loader."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from chatvlmllm.cache import EngineCache
+from chatvlmllm.catalog import spec_from_path
+from chatvlmllm.engines import GenerationSettings, Message
+from chatvlmllm.errors import PlanError
+from chatvlmllm.hardware import probe
+from chatvlmllm.planner import PlanOverrides, plan_load
+
+PAGE = Image.new("RGB", (640, 480), "white")
+
+
+def load(folder, cache=None, **overrides):
+    spec = spec_from_path(folder)
+    plan = plan_load(probe(), spec, PlanOverrides(**overrides))
+    return (cache or EngineCache()).get(spec, plan)
+
+
+@pytest.fixture(params=["qwen2", "qwen3"])
+def engine(request, tiny_qwen2_vl, tiny_qwen3_vl):
+    return load(tiny_qwen2_vl if request.param == "qwen2" else tiny_qwen3_vl)
+
+
+def test_answer_structure_and_metrics(engine):
+    answer = engine.stream([Message("user", "Extract all text", [PAGE])], GenerationSettings(max_new_tokens=12))
+    chunks = list(answer)
+    m = answer.metrics
+    assert "".join(chunks) == answer.text
+    # Image tokens: one per merged patch = grid product / merge².
+    (t, h, w), = answer.extras["image_grid_thw"]
+    merge = engine.processor.image_processor.merge_size
+    assert answer.extras["image_tokens"] == t * h * w // merge**2 > 0
+    assert m.prompt_tokens > answer.extras["image_tokens"]
+    assert 1 <= m.new_tokens <= 12
+    assert m.stopped_by in ("eos", "max_tokens", "repetition")
+    if m.stopped_by == "max_tokens":
+        assert m.new_tokens == 12
+    assert (m.device, m.dtype, m.attention) == ("cpu", "float32", "sdpa")
+    assert m.load_s > 0 and m.total_s > 0 and m.ttft_s is not None and m.ttft_s <= m.total_s
+    assert m.peak_vram_mb is None  # CPU
+
+
+def test_pixel_budget_comes_from_the_plan(tiny_qwen2_vl):
+    big = Image.new("RGB", (1600, 1200), "white")
+    small_budget = load(tiny_qwen2_vl, max_pixels=28 * 28 * 16)
+    large_budget = load(tiny_qwen2_vl, max_pixels=28 * 28 * 256)
+    tokens = []
+    for engine in (small_budget, large_budget):
+        answer = engine.stream([Message("user", "read", [big])], GenerationSettings(max_new_tokens=1))
+        answer.consume()
+        tokens.append(answer.extras["image_tokens"])
+    assert tokens[0] <= 16 < tokens[1] <= 256
+
+
+def test_history_reaches_the_prompt(tiny_qwen2_vl):
+    engine = load(tiny_qwen2_vl)
+    first = [Message("user", "What is the total?", [PAGE])]
+    history = [*first, Message("assistant", "The total is 12.50"), Message("user", "And the date?")]
+    prompt = engine.processor.tokenizer.decode(engine.prepare_inputs(history, 28 * 28 * 64)["input_ids"][0])
+    assert prompt.index("What is the total?") < prompt.index("The total is 12.50") < prompt.index("And the date?")
+    assert prompt.count("<|vision_start|>") == 1  # the page is sent once, with the turn that used it
+    one = engine.stream(first, GenerationSettings(max_new_tokens=2))
+    one.consume()
+    three = engine.stream(history, GenerationSettings(max_new_tokens=2))
+    three.consume()
+    assert three.metrics.prompt_tokens > one.metrics.prompt_tokens
+
+
+def test_streams_in_several_chunks(looping_qwen2_vl):
+    engine = load(looping_qwen2_vl)
+    answer = engine.stream([Message("user", "hi")], GenerationSettings(max_new_tokens=20, repetition_guard=False))
+    chunks = list(answer)
+    assert len(chunks) > 1
+    assert answer.metrics.new_tokens == 20 and answer.metrics.stopped_by == "max_tokens"
+
+
+def test_repetition_guard_stops_a_looping_generation(looping_qwen2_vl):
+    engine = load(looping_qwen2_vl)
+    answer = engine.stream([Message("user", "hi", [PAGE])], GenerationSettings(max_new_tokens=400))
+    answer.consume()
+    assert answer.metrics.stopped_by == "repetition"
+    assert answer.metrics.new_tokens < 100
+    words = answer.text.split()
+    assert len(words) == answer.metrics.new_tokens and len(set(words)) == 1
+
+
+def test_eos_at_once_gives_an_empty_answer(eos_qwen2_vl):
+    answer = load(eos_qwen2_vl).stream([Message("user", "hi")], GenerationSettings(max_new_tokens=50))
+    answer.consume()
+    assert answer.text == ""
+    assert (answer.metrics.stopped_by, answer.metrics.new_tokens) == ("eos", 1)
+
+
+def test_closing_the_stream_cancels_generation_and_frees_the_engine(looping_qwen2_vl):
+    engine = load(looping_qwen2_vl)
+    answer = engine.stream([Message("user", "hi")], GenerationSettings(max_new_tokens=2000, repetition_guard=False))
+    iterator = iter(answer)
+    next(iterator)
+    iterator.close()
+    assert answer.metrics.stopped_by == "cancelled"
+    assert not engine.lock.locked()
+    follow_up = engine.stream([Message("user", "hi")], GenerationSettings(max_new_tokens=3, repetition_guard=False))
+    follow_up.consume()
+    assert follow_up.metrics.new_tokens == 3
+
+
+def test_flash_attention_refused_when_it_cannot_run(tiny_qwen2_vl):
+    cache = EngineCache()
+    with pytest.raises(PlanError, match="flash_attention_2.*needs a CUDA GPU"):
+        load(tiny_qwen2_vl, cache=cache, attention="flash_attention_2")
+    assert cache.loads == 0
+
+
+def test_explicit_eager_is_honoured(tiny_qwen3_vl):
+    engine = load(tiny_qwen3_vl, attention="eager")
+    assert engine.model.config._attn_implementation == "eager"
+    answer = engine.stream([Message("user", "hi", [PAGE])], GenerationSettings(max_new_tokens=2))
+    answer.consume()
+    assert answer.metrics.attention == "eager"
+
+
+def test_sampling_settings(tiny_qwen2_vl):
+    answer = load(tiny_qwen2_vl).stream(
+        [Message("user", "hi")], GenerationSettings(max_new_tokens=5, temperature=0.8, top_p=0.9)
+    )
+    answer.consume()
+    assert 1 <= answer.metrics.new_tokens <= 5
