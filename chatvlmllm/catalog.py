@@ -179,9 +179,7 @@ def load_user_models(path: Path | None = None) -> dict[str, ModelSpec]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"Cannot read the model catalog {path}: {exc}") from None
     builtins = {spec.key: spec for spec in BUILTIN_MODELS}
-    return {
-        key: _spec_from_toml(key, entry, builtins.get(key), path) for key, entry in data.get("models", {}).items()
-    }
+    return {key: _spec_from_toml(key, entry, builtins.get(key), path) for key, entry in data.get("models", {}).items()}
 
 
 def load_catalog() -> dict[str, ModelSpec]:
@@ -192,7 +190,9 @@ def load_catalog() -> dict[str, ModelSpec]:
     for name, info in families().items():
         # Families that need no weights (bundled OCR engines) are usable under their own name.
         if not info.needs_weights and info.backend == "classic" and name not in catalog:
-            catalog[name] = ModelSpec(key=name, family=name, name=name, builtin=True, description=info.notes[0] if info.notes else "")
+            catalog[name] = ModelSpec(
+                key=name, family=name, name=name, builtin=True, description=info.notes[0] if info.notes else ""
+            )
     catalog.update(load_user_models())
     return catalog
 
@@ -203,8 +203,7 @@ def get_model(key: str, catalog: dict[str, ModelSpec] | None = None) -> ModelSpe
         return catalog[key]
     except KeyError:
         raise ModelNotFoundError(
-            f"Unknown model {key!r}. Known models: {', '.join(sorted(catalog))}. "
-            f"Add your own in {models_file()}."
+            f"Unknown model {key!r}. Known models: {', '.join(sorted(catalog))}. Add your own in {models_file()}."
         ) from None
 
 
@@ -221,7 +220,8 @@ def spec_from_path(path: str | Path, key: str | None = None) -> ModelSpec:
     family = MODEL_TYPE_TO_FAMILY.get(model_type)
     if family is None:
         raise UserError(
-            f"{folder}: model_type {model_type!r} is not supported; supported: {', '.join(sorted(MODEL_TYPE_TO_FAMILY))}"
+            f"{folder}: model_type {model_type!r} is not supported; "
+            f"supported: {', '.join(sorted(MODEL_TYPE_TO_FAMILY))}"
         )
     return ModelSpec(
         key=key or folder.name,

@@ -22,7 +22,14 @@ MAX_UPLOAD_MB = float(os.environ.get("CHATVLMLLM_MAX_UPLOAD_MB", "50"))
 MAX_IMAGE_PIXELS = int(os.environ.get("CHATVLMLLM_MAX_IMAGE_PIXELS", str(80_000_000)))
 MAX_PAGES = 500
 PDF_DPI = 150
-IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp", "TIFF": "image/tiff", "MPO": "image/jpeg"}
+IMAGE_FORMATS = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "MPO": "image/jpeg",
+}
 ACCEPTED_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "pdf")
 
 
@@ -139,7 +146,9 @@ def _load_pdf(data: bytes, name: str) -> Document:
     except pdfium.PdfiumError as exc:
         # PDFium's error code is stale after an earlier failed load, so read the file's own markers.
         if b"/Encrypt" in data:
-            raise DocumentError(f"{name} is encrypted (password protected). Remove the password and upload again.") from None
+            raise DocumentError(
+                f"{name} is encrypted (password protected). Remove the password and upload again."
+            ) from None
         if re.search(rb"/Count\s+0\b", data):
             raise DocumentError(f"{name} has no pages.") from None
         raise DocumentError(f"{name} is not a readable PDF ({exc}).") from None

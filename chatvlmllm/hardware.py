@@ -131,9 +131,7 @@ def probe() -> HardwareProfile:
     fa_version, _, fa_reason = probe_flash_attn("cpu")
     mps = getattr(torch.backends, "mps", None)
     device = "mps" if mps is not None and mps.is_available() else "cpu"
-    return HardwareProfile(
-        device=device, flash_attn_version=fa_version, flash_attn_reason=fa_reason, **common
-    )
+    return HardwareProfile(device=device, flash_attn_version=fa_version, flash_attn_reason=fa_reason, **common)
 
 
 def simulated_gpu(spec: str, assume_flash_attn: bool = False, base: HardwareProfile | None = None) -> HardwareProfile:

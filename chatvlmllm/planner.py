@@ -109,6 +109,10 @@ def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | N
             f"vision tower switched to {attention} (it defaults to flash_attention_2); "
             f"max_pixels capped at {max_pixels:,} because {attention} builds a dense n×n attention mask"
         )
+    if info.plan_check is not None:
+        extra, check_ok = info.plan_check(spec, dtype, vision_attention)
+        reasons.extend(extra)
+        runnable = runnable and check_ok
     reasons.extend(info.notes)
 
     return LoadPlan(
@@ -133,6 +137,10 @@ def _plan_without_torch(spec: ModelSpec, info, overrides: PlanOverrides) -> Load
     runnable = True
     if overrides.attention not in ("auto", None):
         reasons.append(f"refused attention {overrides.attention}: {spec.key} is not a transformers model")
+        runnable = False
+    problem = info.availability() if info.availability else None
+    if problem:
+        reasons.append(f"cannot run here: {problem}")
         runnable = False
     where = "remote server" if info.backend == "openai" else "CPU (onnxruntime / tesseract)"
     reasons.append(f"runs on the {where}; no attention, dtype or quantization to choose")
@@ -197,7 +205,9 @@ def _choose_quantization(
     for precision in ("8bit", "4bit"):
         est = estimate_gb(spec, precision)
         if est is not None and est <= budget:
-            reasons.append(f"{precision} quantization: {dtype} needs about {estimated} GB, {where}; {precision} about {est} GB")
+            reasons.append(
+                f"{precision} quantization: {dtype} needs about {estimated} GB, {where}; {precision} about {est} GB"
+            )
             return precision, est, True
     reasons.append(f"won't fit: about {estimate_gb(spec, '4bit')} GB even in 4-bit, {where} available")
     return None, estimated, False
@@ -233,7 +243,11 @@ def _choose_attention(
     )
     for choice in ("sdpa", "eager"):
         if choice in supported:
-            reasons.append(f"{choice}: {skipped}" if choice == "sdpa" else f"eager: {spec.family} accepts only {', '.join(supported)}")
+            reasons.append(
+                f"{choice}: {skipped}"
+                if choice == "sdpa"
+                else f"eager: {spec.family} accepts only {', '.join(supported)}"
+            )
             return choice, True
     reasons.append(f"cannot choose attention: {spec.family} supports none of {', '.join(supported)}")
     return "eager", False

@@ -94,7 +94,12 @@ class RoutedAnswer:
                         self._record(spec, "error", _reason(exc), time.perf_counter() - started)
                         break
                     budget = (settings.max_pixels or plan.max_pixels or 1_000_000) // 2
-                    self._record(spec, "oom_retry", f"out of memory; retrying with max_pixels={budget:,}", time.perf_counter() - started)
+                    self._record(
+                        spec,
+                        "oom_retry",
+                        f"out of memory; retrying with max_pixels={budget:,}",
+                        time.perf_counter() - started,
+                    )
                     settings = replace(settings, max_pixels=budget)
                     continue
                 except Exception as exc:

@@ -73,7 +73,9 @@ def locate(spec: ModelSpec, check_hub: bool = False) -> WeightsLocation:
         folder = Path(spec.path)
         if (folder / "config.json").is_file():
             return WeightsLocation("local", str(folder), f"local folder {folder}")
-        return WeightsLocation("missing", None, f"{folder} is not a model folder (no config.json); fix `path` for {spec.key}")
+        return WeightsLocation(
+            "missing", None, f"{folder} is not a model folder (no config.json); fix `path` for {spec.key}"
+        )
     if not spec.hub_id:
         return WeightsLocation("missing", None, f"{spec.key} has neither `path` nor `hub_id` in the catalog")
     cached = _cached_snapshot(spec)
@@ -81,7 +83,9 @@ def locate(spec: ModelSpec, check_hub: bool = False) -> WeightsLocation:
         return WeightsLocation("cached", cached, f"Hugging Face cache {cached}")
     if check_hub and not hub_reachable():
         return WeightsLocation("missing", None, _missing_message(spec))
-    return WeightsLocation("downloadable", None, f"not downloaded yet: `{download_command(spec)}` or load it to download")
+    return WeightsLocation(
+        "downloadable", None, f"not downloaded yet: `{download_command(spec)}` or load it to download"
+    )
 
 
 def _missing_message(spec: ModelSpec) -> str:

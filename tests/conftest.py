@@ -97,7 +97,13 @@ def write_models_file(path: Path, entries: dict[str, dict]) -> Path:
     for key, entry in entries.items():
         lines.append(f"[models.{key}]")
         for field, value in entry.items():
-            rendered = f'"{value}"' if isinstance(value, str) else repr(value).lower() if isinstance(value, bool) else repr(value)
+            rendered = (
+                f'"{value}"'
+                if isinstance(value, str)
+                else repr(value).lower()
+                if isinstance(value, bool)
+                else repr(value)
+            )
             lines.append(f"{field} = {rendered}")
         lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -26,11 +26,13 @@ def test_builtin_entries():
     assert catalog["got_ocr_hf"].supported_attention == ("eager",)
     assert "chat" not in catalog["got_ocr_hf"].caps
     assert "layout" in catalog["dots_ocr"].caps
-    assert [s.key for s in BUILTIN_MODELS][0] == "qwen_vl_2b"
+    assert next(s.key for s in BUILTIN_MODELS) == "qwen_vl_2b"
 
 
 def test_minimal_user_entry(tmp_path, monkeypatch, tiny_qwen2_vl):
-    models = write_models_file(tmp_path / "models.toml", {"my_tiny": {"family": "qwen2_vl", "path": str(tiny_qwen2_vl)}})
+    models = write_models_file(
+        tmp_path / "models.toml", {"my_tiny": {"family": "qwen2_vl", "path": str(tiny_qwen2_vl)}}
+    )
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(models))
     spec = get_model("my_tiny")
     assert (spec.family, spec.path, spec.builtin) == ("qwen2_vl", str(tiny_qwen2_vl), False)
@@ -38,11 +40,17 @@ def test_minimal_user_entry(tmp_path, monkeypatch, tiny_qwen2_vl):
 
 
 def test_user_entry_can_adjust_a_builtin(tmp_path, monkeypatch):
-    models = write_models_file(tmp_path / "models.toml", {"qwen_vl_2b": {"path": "/models/qwen2vl", "max_pixels": 500000}})
+    models = write_models_file(
+        tmp_path / "models.toml", {"qwen_vl_2b": {"path": "/models/qwen2vl", "max_pixels": 500000}}
+    )
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(models))
     spec = get_model("qwen_vl_2b")
     assert (spec.family, spec.path, spec.max_pixels, spec.hub_id) == (
-        "qwen2_vl", "/models/qwen2vl", 500000, "Qwen/Qwen2-VL-2B-Instruct")
+        "qwen2_vl",
+        "/models/qwen2vl",
+        500000,
+        "Qwen/Qwen2-VL-2B-Instruct",
+    )
 
 
 def test_user_entry_errors(tmp_path, monkeypatch):
@@ -60,7 +68,7 @@ def test_user_entry_errors(tmp_path, monkeypatch):
 
 
 def test_unknown_key_lists_known_models():
-    with pytest.raises(ModelNotFoundError, match="Unknown model 'nope'.*qwen_vl_2b"):
+    with pytest.raises(ModelNotFoundError, match=r"Unknown model 'nope'.*qwen_vl_2b"):
         get_model("nope")
 
 
@@ -68,7 +76,7 @@ def test_spec_from_path(tiny_qwen2_vl, tiny_qwen3_vl, tmp_path):
     assert spec_from_path(tiny_qwen2_vl).family == "qwen2_vl"
     assert spec_from_path(tiny_qwen3_vl, key="t3").key == "t3"
     assert spec_from_path(tiny_qwen2_vl).weights_gb > 0
-    with pytest.raises(UserError, match="no config.json"):
+    with pytest.raises(UserError, match=r"no config\.json"):
         spec_from_path(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "llama"}')
     with pytest.raises(UserError, match="not supported"):

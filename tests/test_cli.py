@@ -46,16 +46,39 @@ def test_doctor_text(capsys):
 
 def test_ask_json_on_tiny_qwen2_vl(capsys, tiny_qwen2_vl, page_png_path):
     code, out, _ = run_cli(
-        capsys, "ask", str(page_png_path), "What is the total?", "--model-path", str(tiny_qwen2_vl),
-        "--max-new-tokens", "8", "--json", "--no-fallback",
+        capsys,
+        "ask",
+        str(page_png_path),
+        "What is the total?",
+        "--model-path",
+        str(tiny_qwen2_vl),
+        "--max-new-tokens",
+        "8",
+        "--json",
+        "--no-fallback",
     )
     assert code == 0
     result = json.loads(out)
-    for key in ("answer", "model", "attention", "dtype", "device", "load_s", "ttft_s", "total_s", "new_tokens",
-                "tokens_per_s", "stopped_by"):
+    for key in (
+        "answer",
+        "model",
+        "attention",
+        "dtype",
+        "device",
+        "load_s",
+        "ttft_s",
+        "total_s",
+        "new_tokens",
+        "tokens_per_s",
+        "stopped_by",
+    ):
         assert key in result, key
     assert (result["model"], result["attention"], result["dtype"], result["device"]) == (
-        tiny_qwen2_vl.name, "sdpa", "float32", "cpu")
+        tiny_qwen2_vl.name,
+        "sdpa",
+        "float32",
+        "cpu",
+    )
     assert 1 <= result["new_tokens"] <= 8
     assert result["attempts"][-1]["outcome"] == "answered"
     assert result["pages"] == [1]
@@ -64,8 +87,9 @@ def test_ask_json_on_tiny_qwen2_vl(capsys, tiny_qwen2_vl, page_png_path):
 def test_ask_streams_to_stdout_with_a_catalog_key(capsys, tmp_path, monkeypatch, looping_qwen2_vl, page_png_path):
     models = write_models_file(tmp_path / "m.toml", {"loop": {"family": "qwen2_vl", "path": str(looping_qwen2_vl)}})
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(models))
-    code, out, err = run_cli(capsys, "ask", str(page_png_path), "hi", "--model", "loop", "--max-new-tokens", "6",
-                             "--no-fallback")
+    code, out, err = run_cli(
+        capsys, "ask", str(page_png_path), "hi", "--model", "loop", "--max-new-tokens", "6", "--no-fallback"
+    )
     assert code == 0
     assert len(out.split()) == 6  # the six streamed words
     assert "loop" in err and "stopped: max_tokens" in err
@@ -76,8 +100,20 @@ def test_ask_pdf_page(capsys, tmp_path, tiny_qwen3_vl):
 
     pdf = tmp_path / "doc.pdf"
     pdf.write_bytes(make_pdf(3))
-    code, out, _ = run_cli(capsys, "ask", str(pdf), "hi", "--model-path", str(tiny_qwen3_vl), "--page", "3",
-                           "--max-new-tokens", "2", "--json", "--no-fallback")
+    code, out, _ = run_cli(
+        capsys,
+        "ask",
+        str(pdf),
+        "hi",
+        "--model-path",
+        str(tiny_qwen3_vl),
+        "--page",
+        "3",
+        "--max-new-tokens",
+        "2",
+        "--json",
+        "--no-fallback",
+    )
     assert code == 0 and json.loads(out)["pages"] == [3]
     code, _, err = run_cli(capsys, "ask", str(pdf), "hi", "--model-path", str(tiny_qwen3_vl), "--page", "4")
     assert code == 2 and "has 3 page(s)" in err
@@ -120,17 +156,29 @@ def test_ask_bad_documents(capsys, bad_inputs, args, message):
 def test_ask_unknown_model_and_attention_that_cannot_run(capsys, page_png_path, tiny_qwen2_vl):
     code, _, err = run_cli(capsys, "ask", str(page_png_path), "q", "--model", "nope")
     assert code == 2 and "Unknown model 'nope'" in err
-    code, _, err = run_cli(capsys, "ask", str(page_png_path), "q", "--model-path", str(tiny_qwen2_vl),
-                           "--attn", "flash_attention_2")
+    code, _, err = run_cli(
+        capsys, "ask", str(page_png_path), "q", "--model-path", str(tiny_qwen2_vl), "--attn", "flash_attention_2"
+    )
     assert code == 2 and "cannot run here" in err and "flash" in err
 
 
 def test_missing_weights_error_is_one_line_without_traceback(page_png_path):
     """A real subprocess: offline, a hub model without weights → one line naming the download command."""
     proc = subprocess.run(
-        [sys.executable, "-m", "chatvlmllm.cli", "ask", str(page_png_path), "q", "--model", "qwen_vl_2b",
-         "--no-fallback"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "chatvlmllm.cli",
+            "ask",
+            str(page_png_path),
+            "q",
+            "--model",
+            "qwen_vl_2b",
+            "--no-fallback",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

@@ -32,7 +32,7 @@ def test_answer_structure_and_metrics(engine):
     m = answer.metrics
     assert "".join(chunks) == answer.text
     # Image tokens: one per merged patch = grid product / merge².
-    (t, h, w), = answer.extras["image_grid_thw"]
+    ((t, h, w),) = answer.extras["image_grid_thw"]
     merge = engine.processor.image_processor.merge_size
     assert answer.extras["image_tokens"] == t * h * w // merge**2 > 0
     assert m.prompt_tokens > answer.extras["image_tokens"]
@@ -111,7 +111,7 @@ def test_closing_the_stream_cancels_generation_and_frees_the_engine(looping_qwen
 
 def test_flash_attention_refused_when_it_cannot_run(tiny_qwen2_vl):
     cache = EngineCache()
-    with pytest.raises(PlanError, match="flash_attention_2.*needs a CUDA GPU"):
+    with pytest.raises(PlanError, match=r"flash_attention_2.*needs a CUDA GPU"):
         load(tiny_qwen2_vl, cache=cache, attention="flash_attention_2")
     assert cache.loads == 0
 

@@ -46,7 +46,8 @@ def doctor_report(gpu: str | None = None, assume_flash_attn: bool = False) -> di
                 "fits": plan.fits,
                 "runnable": plan.runnable,
                 "weights": status.weights.status,
-                "reasons": list(plan.reasons) + ([status.weights.message] if status.weights.status == "missing" else []),
+                "reasons": list(plan.reasons)
+                + ([status.weights.message] if status.weights.status == "missing" else []),
             }
         )
     return {"hardware": hw.to_dict(), "models": models}
@@ -59,9 +60,22 @@ def run(args: argparse.Namespace) -> int:
         return 0
     hw = report["hardware"]
     print("Hardware" + (" (hypothetical)" if hw["simulated"] else ""))
-    for key in ("device", "gpu_name", "compute_capability", "vram_total_gb", "bf16_supported", "torch_version",
-                "cuda_version", "torchvision_available", "flash_attn_version", "flash_attn_usable",
-                "flash_attn_reason", "bitsandbytes_available", "cpu_count", "ram_total_gb"):
+    for key in (
+        "device",
+        "gpu_name",
+        "compute_capability",
+        "vram_total_gb",
+        "bf16_supported",
+        "torch_version",
+        "cuda_version",
+        "torchvision_available",
+        "flash_attn_version",
+        "flash_attn_usable",
+        "flash_attn_reason",
+        "bitsandbytes_available",
+        "cpu_count",
+        "ram_total_gb",
+    ):
         value = hw[key]
         if isinstance(value, float):
             value = f"{value:.1f}"

@@ -39,6 +39,11 @@ class FamilyInfo:
     max_pixels_without_fa2: int | None = None
     needs_weights: bool = True
     notes: tuple[str, ...] = ()
+    # Why the family cannot run on this machine right now (e.g. a missing binary), or None; asked at plan time.
+    availability: Callable[[], str | None] | None = None
+    # Family-specific plan check for transformers models (e.g. dots.ocr's remote-code opt-in):
+    # (spec, dtype, vision_attention) -> (extra reasons, runnable).
+    plan_check: Callable[..., tuple[tuple[str, ...], bool]] | None = None
 
 
 @dataclass
@@ -127,6 +132,9 @@ class AnswerStream:
         self._cancel.set()
 
     def __iter__(self) -> Iterator[str]:
+        if self.metrics is not None:
+            # Already finished (the router consumes after the caller displayed it): keep the real metrics.
+            return
         stats: GenerationStats | None = None
         failed = False
         try:

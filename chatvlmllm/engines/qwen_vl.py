@@ -18,13 +18,25 @@ _ENGINE = "chatvlmllm.engines.qwen_vl:QwenVLEngine"
 # Pixel budgets: Qwen2/2.5-VL patches are 28 px after merging, Qwen3-VL 32 px.
 FAMILIES = {
     "qwen2_vl": FamilyInfo(
-        "qwen2_vl", _ENGINE, default_max_pixels=28 * 28 * 1280, default_min_pixels=28 * 28 * 4, cpu_max_pixels=28 * 28 * 256
+        "qwen2_vl",
+        _ENGINE,
+        default_max_pixels=28 * 28 * 1280,
+        default_min_pixels=28 * 28 * 4,
+        cpu_max_pixels=28 * 28 * 256,
     ),
     "qwen25_vl": FamilyInfo(
-        "qwen25_vl", _ENGINE, default_max_pixels=28 * 28 * 1280, default_min_pixels=28 * 28 * 4, cpu_max_pixels=28 * 28 * 256
+        "qwen25_vl",
+        _ENGINE,
+        default_max_pixels=28 * 28 * 1280,
+        default_min_pixels=28 * 28 * 4,
+        cpu_max_pixels=28 * 28 * 256,
     ),
     "qwen3_vl": FamilyInfo(
-        "qwen3_vl", _ENGINE, default_max_pixels=32 * 32 * 1280, default_min_pixels=32 * 32 * 4, cpu_max_pixels=32 * 32 * 256
+        "qwen3_vl",
+        _ENGINE,
+        default_max_pixels=32 * 32 * 1280,
+        default_min_pixels=32 * 32 * 4,
+        cpu_max_pixels=32 * 32 * 256,
     ),
 }
 
