@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from PIL import Image, ImageDraw
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# Remote-code modules (dots.ocr tests) go to a throwaway folder, not the user's HF cache.
+os.environ.setdefault("HF_MODULES_CACHE", tempfile.mkdtemp(prefix="chatvlmllm-hf-modules-"))
 
 SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 

@@ -257,7 +257,73 @@ def force_constant_token(model_dir: str | Path, token_id: int) -> Path:
     return Path(model_dir)
 
 
-BUILDERS = {"qwen2_vl": build_tiny_qwen2_vl, "qwen3_vl": build_tiny_qwen3_vl}
+# GOT-OCR-2.0 wraps the image as <img><imgpad>…</img>; the hub tokenizer also carries the
+# region/box tokens. Its text model ends turns with <|im_end|> but its EOS is <|endoftext|>,
+# which is why generation needs stop_strings="<|im_end|>".
+GOT_SPECIAL_TOKENS = ["<ref>", "</ref>", "<box>", "</box>", "<quad>", "</quad>", "<img>", "</img>", "<imgpad>"]
+
+
+def build_tiny_got_ocr2(out_dir: str | Path, seed: int = 0) -> Path:
+    """A tiny GOT-OCR-2.0 checkpoint (transformers' GotOcr2ForConditionalGeneration).
+
+    The real model reads 1024×1024 images in 16 px patches (64×64 grid) and its projector's
+    two stride-2 convolutions leave 16×16 = 256 image tokens. This one reads 64×64 images in
+    4 px patches: the same 16×16 grid, hence 4×4 = 16 image tokens per page or patch. The
+    processor is saved with the same 64×64 size, so the two agree as in the real checkpoint.
+    """
+    import torch
+    from transformers import GotOcr2Config, GotOcr2ForConditionalGeneration, GotOcr2ImageProcessorPil, GotOcr2Processor
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_qwen_tokenizer(out, chat_template=None)
+    tokenizer.add_special_tokens({"additional_special_tokens": QWEN_SPECIAL_TOKENS[1:] + GOT_SPECIAL_TOKENS})
+    tokenizer.eos_token = "<|endoftext|>"
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>", "<imgpad>")}
+    image_size = 64
+    config = GotOcr2Config(
+        text_config={
+            "model_type": "qwen2",
+            "vocab_size": len(tokenizer),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 8192,
+            # Untied (the hub model ties them) so force_constant_token can set the output head alone.
+            "tie_word_embeddings": False,
+            "bos_token_id": None,
+            "eos_token_id": ids["<|endoftext|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={
+            "hidden_size": 32,
+            "output_channels": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": image_size,
+            "patch_size": 4,
+            "window_size": 4,
+            "global_attn_indexes": [1],
+            "mlp_dim": 64,
+        },
+        image_token_index=ids["<imgpad>"],
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = GotOcr2ForConditionalGeneration(config)
+    gen = model.generation_config
+    gen.eos_token_id = ids["<|endoftext|>"]
+    gen.pad_token_id = ids["<|endoftext|>"]
+    gen.do_sample = False
+    model.save_pretrained(str(out))
+    image_processor = GotOcr2ImageProcessorPil(size={"height": image_size, "width": image_size})
+    GotOcr2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(str(out))
+    return out
+
+
+BUILDERS = {"qwen2_vl": build_tiny_qwen2_vl, "qwen3_vl": build_tiny_qwen3_vl, "got_ocr2": build_tiny_got_ocr2}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,49 @@
-"""GOT-OCR-2.0 (transformers' GotOcr2ForConditionalGeneration): an OCR specialist."""
+"""GOT-OCR-2.0 (transformers' GotOcr2ForConditionalGeneration): an OCR specialist.
+
+GOT reads page images and writes their text; it does not follow instructions or answer
+questions (its processor builds the only prompt it knows: "OCR: ", "OCR with format: ", ...).
+So this adapter:
+
+- takes the document from the conversation: the images of the latest user message that
+  has any (a follow-up question without a new upload still refers to that document); the
+  conversation's text is never sent to the model;
+- returns the transcription, and when the user asked something other than a transcription
+  it says so in one line before the text (never an invented answer);
+- chooses the mode from `settings.options` (over the catalog entry's options):
+    format=True                  Markdown/LaTeX output ("OCR with format")
+    multi_page=True              several page images read as one document
+                                 (the default when the message carries several images)
+    crop_to_patches=True         dense pages cut into tiles; max_patches=N caps the tiles (default 6)
+    max_new_tokens=N             GOT's own length budget (see below)
+- budgets 4096 new tokens by default, not the app's generic chat default: a dense page is
+  thousands of tokens, and a transcription cut at 1024 is a wrong transcription. The
+  effective budget is `options["max_new_tokens"]` when given (per request, or per model in
+  the catalog TOML), else max(settings.max_new_tokens, 4096); the repetition guard still stops
+  a page that loops.
+
+Attention is eager: transformers' GOT classes refuse sdpa and flash_attention_2.
+Generation stops on the string "<|im_end|>" (its EOS token is <|endoftext|>), which is why
+`stop_strings` and the tokenizer go to `generate`.
+"""
 
 from __future__ import annotations
 
-from chatvlmllm.engines.base import FamilyInfo
-from chatvlmllm.engines.hf_common import TransformersEngine
+import math
+import re
+import threading
+from collections.abc import Generator, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from chatvlmllm import weights
+from chatvlmllm.engines.base import FamilyInfo, GenerationSettings, GenerationStats, Message
+from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate
+from chatvlmllm.errors import UserError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from chatvlmllm.planner import LoadPlan
 
 FAMILIES = {
     "got_ocr2": FamilyInfo(
@@ -15,6 +55,183 @@ FAMILIES = {
     ),
 }
 
+GOT_MAX_NEW_TOKENS = 4096
+GOT_STOP_STRING = "<|im_end|>"
+DEFAULT_MAX_PATCHES = 6
+MODE_OPTIONS = ("format", "multi_page", "crop_to_patches", "max_patches", "max_new_tokens")
+
+# Words that make a message a transcription request rather than a question (en/ru/de/fr/es).
+_TRANSCRIBE_WORDS = re.compile(
+    r"\b(ocr|extract|transcri\w*|read|text|markdown|latex|digiti[sz]e|convert|copy|"
+    r"текст\w*|распозна\w*|извлеки|извлечь|перепиши|оцифр\w*|"
+    r"texte?|extrai\w*|transkri\w*|abschreib\w*)\b",
+    re.IGNORECASE,
+)
+_QUESTION_START = re.compile(
+    r"^\s*(what|who|whom|whose|when|where|why|how|which|is|are|was|were|does|do|did|can|could|should|"
+    r"will|would|has|have|summari[sz]e|explain|describe|translate|compare|calculate|count|"
+    r"что|кто|когда|где|почему|зачем|как|какой|какая|какие|сколько|ли)\b",
+    re.IGNORECASE,
+)
+
+
+def is_transcription_request(text: str) -> bool:
+    """True for an empty message or one that asks for the page's text, not a question about it."""
+    stripped = text.strip()
+    if not stripped:
+        return True
+    if stripped.endswith("?") or _QUESTION_START.match(stripped):
+        return False
+    return bool(_TRANSCRIBE_WORDS.search(stripped))
+
+
+def document_images(messages: Sequence[Message]) -> list[Image.Image]:
+    """The images of the latest user message that has any: the document being discussed."""
+    for message in reversed(messages):
+        if message.role == "user" and message.images:
+            return list(message.images)
+    return []
+
+
+def latest_user_text(messages: Sequence[Message]) -> str:
+    for message in reversed(messages):
+        if message.role == "user":
+            return message.text
+    return ""
+
+
+def transcription_note(model_name: str, question: str) -> str:
+    shown = question.strip().replace("\n", " ")
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return (
+        f"*{model_name} only transcribes documents; it cannot answer “{shown}”. "
+        "Here is the text of the page; choose a chat model (e.g. Qwen2-VL) to ask questions about it.*\n\n"
+    )
+
+
+def transcription_budget(settings: GenerationSettings, options: dict[str, Any], default: int) -> int:
+    """max_new_tokens for a transcription: an explicit option wins, else at least `default`."""
+    explicit = options.get("max_new_tokens")
+    if explicit is not None:
+        if isinstance(explicit, bool) or not isinstance(explicit, int) or explicit < 1:
+            raise UserError(f"max_new_tokens must be a positive whole number, got {explicit!r}")
+        return explicit
+    return max(settings.max_new_tokens, default)
+
+
+def with_note_before_text(
+    chunks: Generator[str, None, GenerationStats], note: str
+) -> Generator[str, None, GenerationStats]:
+    """Yield `note` just before the first non-blank chunk; no text, no note (an empty answer stays empty).
+
+    Records in the stats' extras whether the note was shown.
+    """
+    pending = ""
+    shown = False
+    try:
+        while True:
+            chunk = next(chunks)
+            if shown or not note:
+                yield chunk
+                continue
+            pending += chunk
+            if pending.strip():
+                shown = True
+                yield note + pending
+    except StopIteration as stop:
+        stats = stop.value or GenerationStats()
+        stats.extras["transcription_only_note"] = shown
+        return stats
+    finally:
+        chunks.close()
+
 
 class GotOcrEngine(TransformersEngine):
-    pass
+    """GOT-OCR-2.0-hf through transformers' own classes (see the module docstring)."""
+
+    def _load(self, plan: LoadPlan) -> None:
+        from transformers import GotOcr2ForConditionalGeneration, GotOcr2Processor
+
+        path = weights.resolve(self.spec)
+        # GotOcr2Processor has no video sub-processor, so it loads without torchvision;
+        # its image processor falls back to the PIL backend.
+        self.processor = GotOcr2Processor.from_pretrained(path)
+        model = GotOcr2ForConditionalGeneration.from_pretrained(path, **self.model_kwargs(plan))
+        self.model = self.place(model, plan)
+
+    def image_tokens_per_tile(self) -> int:
+        """Tokens per page or patch: the vision grid after the projector's two stride-2 convolutions."""
+        vision = self.model.config.vision_config
+        side = math.ceil(math.ceil(vision.image_size // vision.patch_size / 2) / 2)
+        return side * side
+
+    def mode(self, settings: GenerationSettings, page_count: int) -> dict[str, Any]:
+        """The processor options for this request: catalog entry's options, then the request's."""
+        options = {k: v for k, v in {**self.spec.options, **settings.options}.items() if k in MODE_OPTIONS}
+        mode: dict[str, Any] = {
+            "format": bool(options.get("format", False)),
+            "multi_page": bool(options.get("multi_page", page_count > 1)),
+        }
+        if options.get("crop_to_patches"):
+            max_patches = options.get("max_patches", DEFAULT_MAX_PATCHES)
+            if isinstance(max_patches, bool) or not isinstance(max_patches, int) or max_patches < 1:
+                raise UserError(f"max_patches must be a positive whole number, got {max_patches!r}")
+            mode.update(crop_to_patches=True, max_patches=max_patches)
+        return mode
+
+    def prepare_inputs(self, images: list[Image.Image], mode: dict[str, Any]) -> Any:
+        pages = [image.convert("RGB") for image in images]
+        kwargs = {k: v for k, v in mode.items() if k != "multi_page"}
+        inputs = self.processor(
+            [pages] if mode["multi_page"] else pages[0],
+            multi_page=mode["multi_page"],
+            num_image_tokens=self.image_tokens_per_tile(),
+            return_tensors="pt",
+            **kwargs,
+        )
+        inputs = inputs.to(self.model.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        return inputs
+
+    def _generate(
+        self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
+    ) -> Generator[str, None, GenerationStats]:
+        images = document_images(messages)
+        if not images:
+            raise UserError("GOT-OCR needs a page image to transcribe: upload an image or a PDF first.")
+        mode = self.mode(settings, len(images))
+        if not mode["multi_page"]:
+            images = images[:1]  # one page per answer unless multi-page mode is on
+        mode["multi_page"] = len(images) > 1
+        options = {**self.spec.options, **settings.options}
+        budget = transcription_budget(settings, options, GOT_MAX_NEW_TOKENS)
+        inputs = self.prepare_inputs(images, mode)
+
+        question = latest_user_text(messages)
+        note = "" if is_transcription_request(question) else transcription_note(self.spec.display_name, question)
+        chunks = stream_generate(
+            self.model,
+            self.processor.tokenizer,
+            inputs,
+            replace(settings, max_new_tokens=budget),
+            cancel,
+            stop_strings=GOT_STOP_STRING,  # stream_generate hands generate the tokenizer for it
+        )
+        stats = yield from with_note_before_text(chunks, note)
+        stats.extras.update(self._extras(inputs, mode, len(images), budget))
+        return stats
+
+    def _extras(self, inputs: Any, mode: dict[str, Any], pages: int, budget: int) -> dict[str, Any]:
+        input_ids = inputs["input_ids"]
+        tokenizer = self.processor.tokenizer
+        prompt = tokenizer.decode(input_ids[0], skip_special_tokens=False)
+        # The instruction the processor wrote after the image, e.g. "OCR with format".
+        query = prompt.rsplit("</img>", 1)[-1].split(GOT_STOP_STRING, 1)[0].strip().rstrip(":").strip()
+        return {
+            "image_tokens": int((input_ids == self.model.config.image_token_id).sum()),
+            "pages": pages,
+            "tiles": int(inputs["pixel_values"].shape[0]),
+            "got_mode": mode,
+            "got_query": query,
+            "max_new_tokens": budget,
+        }

@@ -1,0 +1,96 @@
+"""dots.ocr layout answers in the page: box overlay, text, formulas, tables with CSV.
+
+`render_layout(layout, image)` takes what the dots.ocr engine put in
+`answer.extras["layout"]` (the dict, or just its "elements" list) and the page image the
+question was about. Parsing, rescaling, sanitising and CSV conversion live in
+`chatvlmllm.layout`; this module only places things on the page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+
+from chatvlmllm.layout import (
+    PAGE_FURNITURE,
+    LayoutElement,
+    draw_layout,
+    element_markdown,
+    elements_from_dicts,
+    rescale_elements,
+    sanitize_table_html,
+    strip_math_delimiters,
+    table_csv,
+)
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+def render_layout(elements: list[dict] | dict[str, Any], image: Image.Image | None, key: str | None = None) -> None:
+    """Overlay, then every element in reading order.
+
+    `elements` is extras["layout"] (whose boxes are on `image_size`) or a bare list of
+    elements already in `image`'s pixels. `key` tells apart two renderings of the same
+    layout in one run (their CSV buttons would otherwise clash).
+    """
+    layout = elements if isinstance(elements, dict) else {"elements": elements}
+    parsed = elements_from_dicts(layout.get("elements") or [])
+    if image is not None and layout.get("image_size") and tuple(layout["image_size"]) != image.size:
+        # The page was rendered again at another size: move the boxes with it.
+        parsed = rescale_elements(parsed, tuple(layout["image_size"]), image.size)
+    if not parsed:
+        st.info("The layout answer had no complete element to show.")
+        return
+    if layout.get("truncated"):
+        st.warning(
+            f"The model stopped before the end of the page (token limit): showing its {len(parsed)} complete elements."
+        )
+    if image is not None:
+        st.image(draw_layout(image, parsed), caption=f"Layout: {len(parsed)} elements", width="stretch")
+    else:
+        st.caption("The page image is not available here, so the boxes cannot be drawn.")
+    base_key = key or _digest(parsed)
+    for index, element in enumerate(parsed, start=1):
+        _render_element(element, index, image, base_key)
+
+
+def _render_element(element: LayoutElement, index: int, image: Image.Image | None, base_key: str) -> None:
+    text = element.text.strip()
+    if element.category == "Formula" and text:
+        st.latex(strip_math_delimiters(text))
+    elif element.category == "Table" and text:
+        _render_table(text, index, base_key)
+    elif element.category == "Picture":
+        if image is not None:
+            st.image(image.crop(tuple(round(v) for v in element.bbox)), caption=f"Picture {index}")
+    elif element.category in PAGE_FURNITURE:
+        if text:
+            st.caption(text)
+    elif text:
+        st.markdown(element_markdown(element))
+
+
+def _render_table(html: str, index: int, base_key: str) -> None:
+    st.html(sanitize_table_html(html))
+    csv = table_csv(html)
+    if csv is None:
+        st.caption("This table could not be read into rows and columns (it may be cut off).")
+        return
+    st.download_button(
+        "Download table as CSV",
+        csv,
+        file_name=f"table-{index}.csv",
+        mime="text/csv",
+        key=f"layout-{base_key}-table-{index}",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+def _digest(elements: list[LayoutElement]) -> str:
+    payload = json.dumps([el.to_dict() for el in elements], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha1(payload.encode("utf-8")).hexdigest()[:12]
