@@ -165,12 +165,25 @@ def build_chain(
     fallback: bool = True,
     catalog: dict[str, ModelSpec] | None = None,
     chain_keys: Sequence[str] | None = None,
+    language: str | None = None,
 ) -> list[ModelSpec]:
-    """The chosen model first, then the configured chain (models not in the catalog are skipped)."""
+    """The chosen model first, then the configured chain (models not in the catalog are skipped).
+
+    With the document's `language` (ISO 639-1), the offline engine that reads it best goes in
+    just before rapidocr (e.g. tesseract for "ru": rapidocr's bundled models have no Cyrillic).
+    """
     catalog = catalog if catalog is not None else load_catalog()
     chain = [first] if first is not None else []
+    keys = list(chain_keys or fallback_chain())
+    if language:
+        from chatvlmllm.engines.classic_ocr import FALLBACK_LANGUAGE_ENGINE, offline_engine_for
+
+        best = offline_engine_for(language)
+        if best not in keys:
+            at = keys.index(FALLBACK_LANGUAGE_ENGINE) if FALLBACK_LANGUAGE_ENGINE in keys else len(keys)
+            keys.insert(at, best)
     if fallback or first is None:
-        for key in chain_keys or fallback_chain():
+        for key in keys:
             if key in catalog and all(spec.key != key for spec in chain):
                 chain.append(catalog[key])
     return chain

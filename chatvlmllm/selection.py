@@ -58,9 +58,12 @@ def all_statuses(hw: HardwareProfile, catalog: dict[str, ModelSpec] | None = Non
     return [model_status(spec, hw) for spec in catalog.values()]
 
 
-def default_model(hw: HardwareProfile, catalog: dict[str, ModelSpec] | None = None) -> tuple[str, str]:
+def default_model(
+    hw: HardwareProfile, catalog: dict[str, ModelSpec] | None = None, language: str | None = None
+) -> tuple[str, str]:
     """(model key, why). $CHATVLMLLM_DEFAULT_MODEL wins; then a VLM that can run with weights
-    on disk (or a reachable hub); then the offline OCR engine."""
+    on disk (or a reachable hub); then the offline OCR engine that reads `language` best
+    (rapidocr, or tesseract for Russian: docs/benchmark.md)."""
     catalog = catalog if catalog is not None else load_catalog()
     chosen = os.environ.get("CHATVLMLLM_DEFAULT_MODEL")
     if chosen:
@@ -75,6 +78,11 @@ def default_model(hw: HardwareProfile, catalog: dict[str, ModelSpec] | None = No
         if status.status in ("ready", "needs download"):
             return key, f"{key} can run here ({status.status})"
         problems.append(f"{key}: {status.status} ({status.reason})")
-    if OFFLINE_DEFAULT in catalog:
-        return OFFLINE_DEFAULT, "no VLM can run here right now — " + "; ".join(problems)
+    offline = OFFLINE_DEFAULT
+    if language:
+        from chatvlmllm.engines.classic_ocr import offline_engine_for
+
+        offline = offline_engine_for(language)
+    if offline in catalog:
+        return offline, "no VLM can run here right now — " + "; ".join(problems)
     return DEFAULT_MODEL, "; ".join(problems)

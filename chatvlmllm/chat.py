@@ -1,0 +1,340 @@
+"""A chat about documents, without any display: what the app (or a server) drives.
+
+`ChatSession` holds one conversation, the documents uploaded into it and the page(s) in
+use, and keeps the store up to date. `ChatSession.ask` records the question and returns
+a `PendingAnswer`: iterate it for the AnswerStreams to display (the fallback router may
+produce more than one), pass each through `PendingAnswer.chunks` to the display, then
+call `finish()` — in a `finally`, so that an interrupted display (a stop button, a
+closed tab) still cancels the generation and saves what was answered.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from chatvlmllm import router
+from chatvlmllm.catalog import ModelSpec, get_model
+from chatvlmllm.conversation import Conversation, Turn, now_iso
+from chatvlmllm.documents import Document, load_document
+from chatvlmllm.engines import AnswerStream, GenerationSettings, Message
+from chatvlmllm.errors import DocumentError, UserError
+from chatvlmllm.planner import PlanOverrides, plan_load
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from chatvlmllm.cache import EngineCache
+    from chatvlmllm.hardware import HardwareProfile
+    from chatvlmllm.store import ChatStore
+
+# The common jobs, one click each.
+QUICK_PROMPTS: dict[str, str] = {
+    "Extract all text": "Extract all the text in this document in reading order. Keep the line breaks; add nothing else.",
+    "Table → Markdown": "Convert the table(s) in this document into Markdown tables. Keep every row and column; "
+    "output only the tables.",
+    "Key fields → JSON": "Extract the key fields of this document (dates, names, numbers, amounts, totals) as one "
+    "JSON object with descriptive keys. Output only the JSON.",
+    "Summarise": "Summarise this document in a few sentences: what it is, who it concerns, and the key figures.",
+}
+
+
+@dataclass(frozen=True)
+class AskOptions:
+    """What the user chose for the next answer."""
+
+    model: str
+    attention: str = "auto"
+    max_new_tokens: int = 1024
+    temperature: float = 0.0
+    repetition_guard: bool = True
+    fallback: bool = True
+
+    def overrides(self) -> PlanOverrides:
+        return PlanOverrides(attention=self.attention)
+
+    def generation(self) -> GenerationSettings:
+        if self.max_new_tokens < 1:
+            raise UserError("Max new tokens must be at least 1.")
+        return GenerationSettings(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            repetition_guard=self.repetition_guard,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ChatSession:
+    """One conversation with its documents, kept in sync with the store."""
+
+    def __init__(
+        self,
+        conversation: Conversation | None = None,
+        store: ChatStore | None = None,
+        documents: Mapping[str, Document] | None = None,
+        active_document: str | None = None,
+        pages: list[int] | None = None,
+    ):
+        self.conversation = conversation or Conversation()
+        self.store = store
+        self.documents: dict[str, Document] = dict(documents or {})
+        self.active_document = active_document if active_document in self.documents else None
+        self.pages = list(pages or [1])
+        self.saved = store is not None and store.exists(self.conversation.id)
+        self.pending: PendingAnswer | None = None  # the answer being generated, if any
+
+    @property
+    def id(self) -> str:
+        return self.conversation.id
+
+    # -- opening -------------------------------------------------------------
+    @classmethod
+    def open(cls, store: ChatStore, session_id: str) -> ChatSession:
+        """A stored chat, with its documents decoded again (undecodable ones are left out)."""
+        stored = store.load(session_id)
+        documents = {}
+        for sha, doc in stored.documents.items():
+            try:
+                documents[sha] = load_document(doc.data, doc.name)
+            except DocumentError:
+                continue  # e.g. the size limit was lowered since; the transcript still opens
+        return cls(stored.conversation, store, documents, stored.active_document, stored.pages)
+
+    @classmethod
+    def from_transcript(cls, store: ChatStore | None, data: bytes | str) -> ChatSession:
+        """Resume a downloaded JSON transcript as a new saved chat (its documents must be uploaded again)."""
+        conversation = Conversation.from_json(data)
+        if store is not None and store.exists(conversation.id):
+            # Resuming the same transcript twice gives two chats, not one overwritten.
+            conversation = Conversation(title=conversation.title, turns=conversation.turns)
+        session = cls(conversation, store)
+        if store is not None:
+            store.save_conversation(conversation)
+            session.saved = True
+        return session
+
+    # -- documents -----------------------------------------------------------
+    @property
+    def document(self) -> Document | None:
+        return self.documents.get(self.active_document) if self.active_document else None
+
+    def attach(self, document: Document) -> None:
+        """Make `document` the one in use (page 1) and keep its bytes with the chat."""
+        self.documents[document.sha256] = document
+        self.active_document = document.sha256
+        self.pages = [1]
+        if self.store is not None:
+            self.store.save_session(self.conversation, self.active_document, self.pages)
+            self.store.save_document(self.id, document.sha256, document.name, document.data)
+            self.saved = True
+
+    def select_pages(self, pages: list[int]) -> None:
+        """Pages (1-based) of the active document the next question is about."""
+        doc = self.document
+        if doc is None:
+            raise DocumentError("Upload a document before choosing pages.")
+        bad = [p for p in pages if not 1 <= p <= doc.page_count]
+        if not pages or bad:
+            raise DocumentError(f"{doc.name} has {doc.page_count} page(s); choose pages between 1 and {doc.page_count}.")
+        if pages != self.pages:
+            self.pages = list(pages)
+            if self.store is not None and self.saved:
+                self.store.save_session(self.conversation, self.active_document, self.pages)
+
+    def page_image(self, sha256: str, page: int) -> Image.Image | None:
+        doc = self.documents.get(sha256)
+        if doc is None or not 1 <= page <= doc.page_count:
+            return None
+        return doc.page(page - 1)
+
+    def turn_image(self, turn: Turn) -> Image.Image | None:
+        """The first page image a turn was about (for layout overlays), if the document is here."""
+        if turn.document_sha256 and turn.pages:
+            return self.page_image(turn.document_sha256, turn.pages[0])
+        return None
+
+    def rename(self, title: str) -> None:
+        title = " ".join(title.split())
+        if not title:
+            raise UserError("A chat needs a name.")
+        self.conversation.title = title
+        if self.store is not None and self.saved:
+            self.store.rename(self.id, title)
+
+    # -- asking --------------------------------------------------------------
+    def settle(self, timeout_s: float = 30.0) -> bool:
+        """Stop an answer still being generated for this chat and wait until it is saved.
+
+        A UI may start a new run (a stop button, a new question) while the previous run is
+        still streaming on another thread; waiting here keeps the history complete and in order.
+        Returns False when the previous answer did not finish in time (e.g. a model still loading).
+        """
+        pending = self.pending
+        if pending is None or pending.done.is_set():
+            return True
+        pending.cancel()
+        return pending.done.wait(timeout_s)
+
+    def ask(
+        self,
+        question: str,
+        options: AskOptions,
+        hardware: HardwareProfile,
+        catalog: Mapping[str, ModelSpec],
+        cache: EngineCache | None = None,
+    ) -> PendingAnswer:
+        """Record the question (saved at once) and prepare the routed answer."""
+        question = question.strip()
+        if not question:
+            raise UserError("Type a question first.")
+        spec = get_model(options.model, dict(catalog))
+        settings = options.generation()
+        doc = self.document
+        turn = Turn(
+            "user",
+            question,
+            document=doc.name if doc else None,
+            document_sha256=doc.sha256 if doc else None,
+            pages=list(self.pages) if doc else [],
+            settings=options.to_dict(),
+        )
+        turn.finished_at = turn.started_at
+        self.conversation.add(turn)
+        try:
+            messages = self.conversation.engine_messages(self.page_image)
+        except DocumentError:
+            self.conversation.turns.pop()  # the page cannot be rendered: the question was not asked
+            raise
+        self._save(turn)
+        chain = router.build_chain(spec, fallback=options.fallback, catalog=dict(catalog))
+        routed = router.answer(messages, chain, hardware, settings, options.overrides(), cache)
+        self.pending = PendingAnswer(self, routed, messages, spec, options)
+        return self.pending
+
+    def _save(self, turn: Turn) -> None:
+        if self.store is not None:
+            self.store.append_turn(self.conversation, turn)
+            if not self.saved:
+                self.store.save_session(self.conversation, self.active_document, self.pages)
+            self.saved = True
+
+
+class PendingAnswer:
+    """An answer on its way. Iterate for AnswerStreams; always call `finish()` at the end."""
+
+    def __init__(
+        self,
+        session: ChatSession,
+        routed: router.RoutedAnswer,
+        messages: list[Message],
+        spec: ModelSpec,
+        options: AskOptions,
+    ):
+        self.session = session
+        self.routed = routed
+        self.messages = messages
+        self.spec = spec
+        self.options = options
+        self.turn: Turn | None = None
+        self.started_at = now_iso()
+        self._routes = iter(routed)
+        self._current: AnswerStream | None = None
+        self._current_chunks: Iterator[str] | None = None
+        self._exhausted = False
+        self._cancelled = threading.Event()
+        self.done = threading.Event()  # set once the assistant turn is saved
+
+    def __iter__(self) -> Iterator[AnswerStream]:
+        for stream in self._routes:
+            self._current = stream
+            self._current_chunks = None
+            if self._cancelled.is_set():
+                stream.cancel()
+            yield stream
+            if self._cancelled.is_set():
+                break  # stopped: no further models
+        else:
+            self._exhausted = True
+
+    def cancel(self) -> None:
+        """Stop the generation from any thread; the displaying thread still calls `finish`."""
+        self._cancelled.set()
+        stream = self._current
+        if stream is not None:
+            stream.cancel()
+
+    def chunks(self, stream: AnswerStream) -> Iterator[str]:
+        """The text of `stream` for display. Kept, so `finish` can drain it after an interruption."""
+        self._current_chunks = iter(stream)
+        return self._current_chunks
+
+    def first_model_loaded(self) -> bool:
+        """Whether the chosen model is already in memory (else the first answer starts with a load)."""
+        plan = plan_load(self.routed.hardware, self.spec, self.options.overrides())
+        return plan.runnable and self.routed.cache.peek(self.spec, plan) is not None
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.turn and self.turn.stopped_by == "cancelled")
+
+    def finish(self, error: str | None = None) -> Turn:
+        """Record the answer as an assistant turn and save it (once).
+
+        When the display was interrupted before the router finished (stop button, rerun,
+        exception), the generation in flight is cancelled first: its cancel event ends
+        `generate` at the next token, and the partial answer is kept as "cancelled".
+        """
+        if self.turn is not None:
+            return self.turn
+        try:
+            if not self._exhausted:
+                self._stop()
+            self.turn = self._assistant_turn(error)
+            self.session.conversation.add(self.turn)
+            self.session._save(self.turn)
+        finally:
+            self.done.set()
+        return self.turn
+
+    def _stop(self) -> None:
+        stream = self._current
+        if stream is not None:
+            if stream.metrics is None:
+                stream.cancel()
+                try:
+                    for _ in self._current_chunks or iter(stream):
+                        pass  # generation ends at the next token; this collects the stats
+                except Exception:
+                    pass  # the stream records stopped_by="error" itself
+            if stream.metrics and stream.metrics.stopped_by == "cancelled":
+                next(self._routes, None)  # the router records the cancelled answer and stops
+        self._routes.close()  # no further models after an interruption
+
+    def _assistant_turn(self, error: str | None) -> Turn:
+        routed, stream = self.routed, self._current
+        metrics = routed.metrics or (stream.metrics if stream else None)
+        text = routed.text or (stream.text if stream else "")
+        extras = dict(routed.extras or (stream.extras if stream else {}))
+        extras.update(messages_sent=len(self.messages), images_sent=sum(len(m.images) for m in self.messages))
+        if error is None and routed.model is None:
+            error = routed.error or ("Stopped before the answer started." if stream is None else None)
+        return Turn(
+            "assistant",
+            text,
+            model=routed.model or (metrics.model if metrics else None),
+            attempts=[a.to_dict() for a in routed.attempts],
+            metrics=metrics.to_dict() if metrics else {},
+            started_at=self.started_at,
+            finished_at=now_iso(),
+            error=error,
+            settings=self.options.to_dict(),
+            extras=_jsonable(extras),
+        )
+
+
+def _jsonable(extras: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in extras.items() if isinstance(v, str | int | float | bool | list | dict | type(None))}

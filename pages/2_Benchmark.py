@@ -1,0 +1,134 @@
+"""Benchmark page: run `chatvlmllm bench` on a folder, with progress, and show the results.
+
+A thin view over chatvlmllm.evaluation: it runs run_benchmark, saves with write_results, and
+draws summary_rows as tables and charts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from chatvlmllm.catalog import load_catalog
+from chatvlmllm.errors import UserError
+from chatvlmllm.evaluation import default_results_path, read_results, run_benchmark, summary_rows, write_results
+
+st.set_page_config(page_title="Benchmark · chatvlmllm", page_icon="📊", layout="wide")
+st.title("Benchmark")
+st.caption(
+    "CER on whitespace-normalised text (case counts), order-insensitive word F1, QA exact match and ANLS for models "
+    "that can chat, latency and throughput. The folder needs manifest.jsonl, truth/ and optionally qa.jsonl, "
+    "like ../shared/eval."
+)
+
+SHARED_EVAL = Path("../shared/eval")
+OFFLINE_MODELS = ["rapidocr", "tesseract"]
+
+
+def run_form() -> None:
+    try:
+        catalog = load_catalog()
+    except UserError as exc:
+        st.error(str(exc))
+        return
+    with st.form("bench"):
+        folder = st.text_input("Evaluation folder", value=str(SHARED_EVAL) if SHARED_EVAL.is_dir() else "")
+        models = st.multiselect("Models", sorted(catalog), default=[k for k in OFFLINE_MODELS if k in catalog])
+        left, right = st.columns(2)
+        limit = left.number_input("Items (0 = all)", min_value=0, value=0, step=1)
+        concurrency = right.number_input("Requests in flight", min_value=1, value=1, step=1)
+        submitted = st.form_submit_button("Run benchmark", type="primary")
+    if not submitted:
+        return
+    if not folder.strip():
+        st.error("Enter the path of an evaluation folder.")
+        return
+    bar = st.progress(0.0, text="Loading the first model…")
+
+    def progress(done: int, total: int, label: str) -> None:
+        bar.progress(done / max(total, 1), text=f"{label} — {done}/{total}")
+
+    try:
+        results = run_benchmark(
+            folder.strip(), models, limit=int(limit) or None, concurrency=int(concurrency), progress=progress
+        )
+        json_path, csv_path = write_results(results, default_results_path())
+    except UserError as exc:
+        bar.empty()
+        st.error(str(exc))
+        return
+    bar.progress(1.0, text="Done")
+    st.session_state["bench_results"] = results
+    st.success(f"Saved {json_path} and {csv_path}")
+
+
+def current_results() -> dict | None:
+    upload = st.file_uploader("…or open a results JSON", type=["json"])
+    if upload is not None:
+        try:
+            data = json.loads(upload.getvalue().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            st.error(f"{upload.name} is not a results file: {exc}")
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+            st.error(f'{upload.name} is not a benchmark results file (no "models" object).')
+            return None
+        return data
+    if "bench_results" in st.session_state:
+        return st.session_state["bench_results"]
+    saved = default_results_path()
+    if saved.is_file():
+        try:
+            return read_results(saved)
+        except UserError as exc:
+            st.warning(str(exc))
+    return None
+
+
+def show(results: dict) -> None:
+    machine = results.get("machine", {})
+    gpu = f" ({machine['gpu_name']})" if machine.get("gpu_name") else ""
+    st.caption(
+        f"Run {results.get('created', '?')} on {machine.get('platform', '?')}, {machine.get('cpu_count', '?')} CPU "
+        f"cores, device {machine.get('device', '?')}{gpu} · {results.get('n_items', '?')} items · "
+        f"concurrency {results.get('concurrency', 1)}"
+    )
+    rows = pd.DataFrame(summary_rows(results))
+    if rows.empty:
+        st.info("No models in these results.")
+        return
+    for model, figures in results["models"].items():
+        if figures.get("error"):
+            st.error(f"{model}: {figures['error']}")
+    overall = rows[rows["kind"] == "all"].drop(columns=["kind"]).set_index("model")
+    st.subheader("Overall")
+    st.dataframe(overall.dropna(axis="columns", how="all"), width="stretch")
+
+    per_kind = rows[rows["kind"] != "all"]
+    if per_kind.empty:
+        return
+    st.subheader("By kind")
+    st.dataframe(per_kind.pivot(index="kind", columns="model", values=["cer", "word_f1"]).round(3), width="stretch")
+    cer_col, f1_col = st.columns(2)
+    with cer_col:
+        st.caption("CER by kind (lower is better)")
+        st.bar_chart(per_kind, x="kind", y="cer", color="model", stack=False)
+    with f1_col:
+        st.caption("Word F1 by kind (higher is better)")
+        st.bar_chart(per_kind, x="kind", y="word_f1", color="model", stack=False)
+    latency = overall[["latency_median_s", "latency_p95_s"]].dropna(how="all")
+    if not latency.empty:
+        st.caption("Latency per page, seconds")
+        st.bar_chart(latency, stack=False)
+
+
+run_form()
+st.divider()
+results = current_results()
+if results is None:
+    st.info("No results yet: run a benchmark above, or `chatvlmllm bench ../shared/eval` in a terminal.")
+else:
+    show(results)

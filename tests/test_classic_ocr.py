@@ -1,0 +1,227 @@
+"""The offline OCR engines (rapidocr, tesseract) through the real engine protocol and cache.
+
+RapidOCR runs its bundled PP-OCR models on rendered text; Tesseract needs its binary (apt) and
+skips without it unless CHATVLMLLM_REQUIRE_TESSERACT is set (CI), where it must run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+from PIL import Image, ImageDraw
+
+from chatvlmllm.cache import EngineCache
+from chatvlmllm.catalog import load_catalog
+from chatvlmllm.cli import main
+from chatvlmllm.engines import GenerationSettings, Message, family_info
+from chatvlmllm.engines.classic_ocr import is_transcription_request, offline_engine_for, tesseract_problem
+from chatvlmllm.errors import EngineError, PlanError
+from chatvlmllm.eval_metrics import cer
+from chatvlmllm.hardware import probe
+from chatvlmllm.planner import plan_load
+from chatvlmllm.selection import model_status
+from tests.conftest import SHARED_EVAL, image_bytes, text_image
+
+TESSERACT_REQUIRED = os.environ.get("CHATVLMLLM_REQUIRE_TESSERACT") == "1"
+
+
+def require_tesseract() -> None:
+    if shutil.which("tesseract") is None:
+        if TESSERACT_REQUIRED:
+            pytest.fail("CHATVLMLLM_REQUIRE_TESSERACT=1 but the tesseract binary is missing")
+        pytest.skip("tesseract binary not installed (apt-get install tesseract-ocr tesseract-ocr-rus)")
+
+
+@pytest.fixture(scope="module")
+def cache():
+    cache = EngineCache()
+    yield cache
+    cache.unload()
+
+
+def engine_for(cache: EngineCache, key: str):
+    spec = load_catalog()[key]
+    return cache.get(spec, plan_load(probe(), spec))
+
+
+def two_column_page() -> Image.Image:
+    """A heading across the page over two prose columns whose lines sit at the same heights."""
+    image = Image.new("RGB", (1000, 420), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((40, 20), "QUARTERLY REPORT ON RIVER LEVELS", fill="black", font_size=30)
+    left = ["the left column starts here", "and carries on with more words", "until the left column ends"]
+    right = ["then the right column begins", "with its own words in order", "and finishes the whole page"]
+    for i, (left_line, right_line) in enumerate(zip(left, right, strict=True)):
+        draw.text((40, 90 + 40 * i), left_line, fill="black", font_size=26)
+        draw.text((540, 90 + 40 * i), right_line, fill="black", font_size=26)
+    return image
+
+
+def test_offline_engines_are_catalog_entries_without_weights():
+    catalog = load_catalog()
+    for key in ("rapidocr", "tesseract"):
+        info = family_info(key)
+        assert catalog[key].family == key
+        assert info.backend == "classic" and info.needs_weights is False
+        assert info.attention == () and info.capabilities == frozenset({"ocr"})
+        assert catalog[key].description  # the one-line note shows in the picker
+    plan = plan_load(probe(), catalog["rapidocr"])
+    assert plan.runnable and plan.device == "cpu" and plan.attention == "n/a"
+    assert model_status(catalog["rapidocr"], probe()).status == "ready"
+
+
+def test_rapidocr_reads_rendered_text_with_line_boxes(cache):
+    engine = engine_for(cache, "rapidocr")
+    stream = engine.stream([Message("user", "Extract all text", [text_image(["INVOICE 2026-11", "TOTAL 12.50"])])])
+    text = stream.consume()
+    assert text.splitlines() == ["INVOICE 2026-11", "TOTAL 12.50"]
+    lines = stream.extras["lines"]
+    assert [line["text"] for line in lines] == text.splitlines()
+    assert all(len(line["box"]) == 4 and 0 < line["score"] <= 1 and line["page"] == 1 for line in lines)
+    assert lines[0]["box"][1] < lines[1]["box"][1]  # top to bottom
+    assert stream.metrics.model == "rapidocr" and stream.metrics.stopped_by == "eos"
+    assert stream.metrics.device == "cpu"
+
+
+def test_rapidocr_reads_columns_one_after_the_other(cache):
+    text = engine_for(cache, "rapidocr").stream([Message("user", "OCR this page", [two_column_page()])]).consume()
+    lines = text.splitlines()
+    assert lines[0] == "QUARTERLY REPORT ON RIVER LEVELS"
+    assert lines.index("until the left column ends") < lines.index("then the right column begins")
+
+
+def test_a_question_gets_the_text_and_an_honest_note_not_an_answer(cache):
+    stream = engine_for(cache, "rapidocr").stream(
+        [Message("user", "What is the total?", [text_image(["INVOICE 2026-11", "TOTAL 12.50"])])]
+    )
+    text = stream.consume()
+    assert "cannot answer questions" in text and "vision-language model" in text
+    assert text.rstrip().endswith("TOTAL 12.50")
+    assert stream.extras["qa_supported"] is False and "note" in stream.extras
+
+
+def test_follow_up_without_an_image_reads_the_earlier_page_and_chat_without_any_is_declined(cache):
+    engine = engine_for(cache, "rapidocr")
+    history = [
+        Message("user", "Extract all text", [text_image(["INVOICE 2026-11"])]),
+        Message("assistant", "INVOICE 2026-11"),
+        Message("user", "Transcribe it again"),
+    ]
+    assert engine.stream(history).consume() == "INVOICE 2026-11"
+    reply = engine.stream([Message("user", "hello there")]).consume()
+    assert "cannot chat" in reply and "Attach a document" in reply
+
+
+def test_pages_are_separated_and_boxes_stay_in_page_coordinates_under_a_pixel_budget(cache):
+    engine = engine_for(cache, "rapidocr")
+    pages = [text_image(["FIRST PAGE"]), text_image(["SECOND PAGE"])]
+    full = engine.stream([Message("user", "Extract all text", pages)])
+    text = full.consume()
+    assert "--- page 1 ---" in text and "--- page 2 ---" in text
+    assert text.index("FIRST PAGE") < text.index("SECOND PAGE")
+    assert [line["page"] for line in full.extras["lines"]] == [1, 2]
+    # OCR on a copy with a quarter of the pixels: the boxes still point at the text on the page.
+    small = engine.stream([Message("user", "OCR", pages[:1])], GenerationSettings(max_pixels=640 * 360 // 4))
+    assert small.consume() == "FIRST PAGE"
+    for edge_small, edge_full in zip(small.extras["lines"][0]["box"], full.extras["lines"][0]["box"], strict=True):
+        assert abs(edge_small - edge_full) < 12
+
+
+def test_the_engine_loads_once_per_cache(cache):
+    engine_for(cache, "rapidocr")
+    engine_for(cache, "rapidocr")
+    assert cache.load_counts["rapidocr"] == 1
+
+
+def test_transcription_requests_are_told_from_questions():
+    for request in ("Extract all text", "OCR", "Please transcribe this", "Распознай текст", ""):
+        assert is_transcription_request(request)
+    for question in ("What is the total?", "Who issued this receipt?", "Сколько стоит?"):
+        assert not is_transcription_request(question)
+
+
+def test_ask_cli_on_a_real_receipt_returns_text_with_attempts(capsys):
+    receipt = SHARED_EVAL / "images" / "receipt_000.jpg"
+    if not receipt.is_file():
+        pytest.skip(f"evaluation data not found at {SHARED_EVAL}")
+    assert main(["ask", str(receipt), "Extract all text", "--model", "rapidocr", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["model"] == "rapidocr" and record["device"] == "cpu"
+    assert record["attempts"] == [
+        {"model": "rapidocr", "outcome": "answered", "reason": "", "seconds": record["attempts"][0]["seconds"]}
+    ]
+    truth = (SHARED_EVAL / "truth" / "receipt_000.txt").read_text(encoding="utf-8")
+    assert cer(record["answer"].upper(), truth) < 0.2  # case aside, the receipt is read
+    assert record["extras"]["lines"] and record["extras"]["lines"][0]["box"]
+
+
+# -- Tesseract -------------------------------------------------------------------------------
+
+
+def test_tesseract_reads_russian_with_its_language_data(cache):
+    require_tesseract()
+    item = SHARED_EVAL / "images" / "ru_line_1be72776.png"
+    if not item.is_file():
+        pytest.skip(f"evaluation data not found at {SHARED_EVAL}")
+    from chatvlmllm.documents import open_document
+
+    engine = engine_for(cache, "tesseract")
+    image = open_document(item).page(0)
+    settings = GenerationSettings(options={"lang": "ru"})
+    text = engine.stream([Message("user", "Extract all text", [image])], settings).consume()
+    truth = (SHARED_EVAL / "truth" / "ru_line_1be72776.txt").read_text(encoding="utf-8")
+    assert cer(text, truth) < 0.1
+    assert offline_engine_for("ru") == "tesseract"
+
+
+def test_tesseract_reads_english_in_reading_order(cache):
+    require_tesseract()
+    text = engine_for(cache, "tesseract").stream([Message("user", "OCR", [two_column_page()])]).consume()
+    lines = text.splitlines()
+    assert lines.index("until the left column ends") < lines.index("then the right column begins")
+
+
+def test_tesseract_without_its_binary_is_refused_by_the_plan(monkeypatch, tmp_path):
+    import pytesseract
+
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", str(tmp_path / "no-tesseract-here"))
+    problem = tesseract_problem()
+    assert problem and "apt-get install tesseract-ocr" in problem
+    spec = load_catalog()["tesseract"]
+    plan = plan_load(probe(), spec)
+    assert not plan.runnable and "not installed" in plan.refusal()
+    assert model_status(spec, probe()).status != "ready"
+    with pytest.raises(PlanError, match="not installed"):
+        EngineCache().get(spec, plan)
+    # Loading directly (a stale plan) fails with the same reason instead of a pytesseract traceback.
+    from chatvlmllm.engines.classic_ocr import TesseractEngine
+
+    with pytest.raises(EngineError, match="not installed"):
+        TesseractEngine(spec).load(plan)
+    # Russian then falls back to the engine that is there.
+    assert offline_engine_for("ru") == "rapidocr"
+
+
+def test_language_defaults():
+    assert offline_engine_for("en") == "rapidocr"
+    assert offline_engine_for(None) == "rapidocr"
+    assert offline_engine_for("de") == "rapidocr"
+
+
+def test_rapidocr_warns_that_it_has_no_cyrillic(cache):
+    stream = engine_for(cache, "rapidocr").stream(
+        [Message("user", "Extract all text", [text_image(["TOTAL 12.50"])])], GenerationSettings(options={"lang": "ru"})
+    )
+    stream.consume()
+    assert "tesseract" in stream.extras["warning"]
+
+
+def test_image_bytes_round_trip_through_the_document_loader(cache):
+    from chatvlmllm.documents import load_document
+
+    doc = load_document(image_bytes(text_image(["TOTAL 12.50"]), "JPEG", quality=90), "scan.jpg")
+    text = engine_for(cache, "rapidocr").stream([Message("user", "OCR", [doc.page(0)])]).consume()
+    assert text == "TOTAL 12.50"
