@@ -5,12 +5,17 @@
 
 The same run as `chatvlmllm bench`; prints the Markdown table (per kind and overall), writes the
 JSON and CSV, and ends with one JSON line of the headline figures.
+
+`--paired` adds a latency comparison that is fair on a shared machine: the engines take turns on
+every item (alternating which goes first), so both see the same background load. The bench's own
+latencies come from one model after the other and drift with whatever else the machine is doing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +29,18 @@ def main() -> int:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--out", default=str(REPO / "artifacts" / "ocr_engines.json"))
+    parser.add_argument("--paired", action="store_true", help="also time the engines taking turns on each item")
+    parser.add_argument("--paired-only", action="store_true", help="only the paired latency comparison")
     args = parser.parse_args()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.paired_only:
+        paired = paired_latency(args.eval_dir, models, args.limit)
+        print_paired(paired)
+        out = Path(args.out).with_name(Path(args.out).stem + "_paired.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(paired, indent=2), encoding="utf-8")
+        print(f"wrote {out}")
+        return 0
 
     from tqdm import tqdm
 
@@ -38,13 +54,16 @@ def main() -> int:
         bar.n = done
         bar.refresh()
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
     results = run_benchmark(args.eval_dir, models, limit=args.limit, concurrency=args.concurrency, progress=progress)
     bar.close()
+    if args.paired:
+        results["paired_latency"] = paired_latency(args.eval_dir, models, args.limit)
     json_path, csv_path = write_results(results, args.out)
     machine = results["machine"]
     print(f"{results['created']} · {machine['platform']} · {machine['cpu_count']} cores · device {machine['device']}")
     print(markdown_table(results))
+    if args.paired:
+        print_paired(results["paired_latency"])
     print(f"wrote {json_path} and {csv_path}")
     headline = {
         key: {
@@ -57,6 +76,63 @@ def main() -> int:
     }
     print(json.dumps(headline))
     return 0
+
+
+def paired_latency(eval_dir: str, models: list[str], limit: int | None) -> dict:
+    """Seconds per page for each engine, the engines taking turns on every item."""
+    import statistics
+    import time
+
+    from tqdm import tqdm
+
+    from chatvlmllm.cache import EngineCache
+    from chatvlmllm.catalog import get_model
+    from chatvlmllm.engines import GenerationSettings, Message
+    from chatvlmllm.evaluation import OCR_PROMPT, load_eval_set
+    from chatvlmllm.hardware import probe
+    from chatvlmllm.planner import plan_load
+
+    eval_set = load_eval_set(eval_dir).limited(limit)
+    cache = EngineCache()
+    engines = {key: cache.get(get_model(key), plan_load(probe(), get_model(key))) for key in models}
+    first = eval_set.items[0]
+    from chatvlmllm.documents import open_document
+
+    for engine in engines.values():  # warm-up: the first call pays one-off costs
+        engine.stream([Message("user", OCR_PROMPT, [open_document(first.image).page(0)])]).consume()
+    seconds: dict[str, dict[str, list[float]]] = {key: {} for key in models}
+    load_start = round(os.getloadavg()[0], 2)
+    for index, item in enumerate(tqdm(eval_set.items, unit="item", file=sys.stderr)):
+        image = open_document(item.image).page(0)
+        settings = GenerationSettings(options={"lang": item.lang})
+        for key in models if index % 2 == 0 else models[::-1]:
+            started = time.perf_counter()
+            engines[key].stream([Message("user", OCR_PROMPT, [image])], settings).consume()
+            seconds[key].setdefault(item.kind, []).append(time.perf_counter() - started)
+    cache.unload()
+    report: dict = {
+        "n_items": len(eval_set.items),
+        "load_average_1m_at_start": load_start,
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "models": {},
+    }
+    for key, by_kind in seconds.items():
+        every = [s for values in by_kind.values() for s in values]
+        report["models"][key] = {
+            "median_s": round(statistics.median(every), 3),
+            "by_kind_median_s": {kind: round(statistics.median(v), 3) for kind, v in sorted(by_kind.items())},
+        }
+    return report
+
+
+def print_paired(paired: dict) -> None:
+    print(
+        f"\nPaired latency (engines take turns on each of {paired['n_items']} items; load average "
+        f"{paired['load_average_1m_at_start']} → {paired['load_average_1m_at_end']}), median s/page"
+    )
+    for key, figures in paired["models"].items():
+        kinds = ", ".join(f"{kind} {value:.2f}" for kind, value in figures["by_kind_median_s"].items())
+        print(f"  {key}: all {figures['median_s']:.2f} · {kinds}")
 
 
 if __name__ == "__main__":

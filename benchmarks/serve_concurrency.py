@@ -8,7 +8,10 @@ lock: what concurrency buys here is the overlap of image encoding, transfer and 
 with generation. Quality figures of the random tiny model are meaningless; only timings count.
 
     python benchmarks/serve_concurrency.py [--eval-dir ../shared/eval] [--limit 12] [--levels 1,2,4]
-                                           [--model-path DIR] [--out artifacts/serve_concurrency.json]
+                                           [--rounds 3] [--model-path DIR] [--out artifacts/serve_concurrency.json]
+
+Levels run interleaved for `--rounds` rounds; each figure is the median over the rounds (every run
+is kept in the JSON), which tames the noise of a shared machine.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -31,10 +35,12 @@ def main() -> int:
     parser.add_argument("--eval-dir", default=str(REPO.parent / "shared" / "eval"))
     parser.add_argument("--limit", type=int, default=12, help="items per run (taken in turn from each kind)")
     parser.add_argument("--levels", default="1,2,4", help="concurrency levels, comma-separated")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per level; figures are their medians")
     parser.add_argument("--model-path", help="checkpoint to serve (default: a tiny Qwen2-VL built now)")
     parser.add_argument("--out", default="artifacts/serve_concurrency.json")
     args = parser.parse_args()
     levels = [int(level) for level in args.levels.split(",")]
+    load_before = os.getloadavg()[0]  # other jobs on the machine skew every figure: record how busy it was
 
     from chatvlmllm.evaluation import run_benchmark
     from chatvlmllm.server import running_server
@@ -49,30 +55,30 @@ def main() -> int:
             )
             os.environ["CHATVLMLLM_MODELS_FILE"] = str(models_file)
             run_benchmark(args.eval_dir, [ENTRY], limit=1)  # warm-up: first-request costs stay out of the figures
-            rows = []
-            for level in levels:
-                figures = run_benchmark(args.eval_dir, [ENTRY], limit=args.limit, concurrency=level)["models"][ENTRY]
-                if figures.get("error"):
-                    raise SystemExit(f"benchmark failed: {figures['error']}")
-                rows.append(
-                    {
-                        "concurrency": level,
-                        "pages": figures["n"],
-                        "pages_per_s": figures["pages_per_s"],
-                        "latency_p50_s": figures["latency_median_s"],
-                        "latency_p95_s": figures["latency_p95_s"],
-                        "errors": figures["errors"],
-                    }
-                )
-                print_row(rows[-1])
+            runs: list[dict] = []
+            for round_number in range(1, args.rounds + 1):
+                for level in levels:
+                    figures = run_benchmark(args.eval_dir, [ENTRY], limit=args.limit, concurrency=level)
+                    runs.append(run_row(round_number, level, figures["models"][ENTRY]))
+                    print_row(runs[-1])
+    rows = [median_row(level, [run for run in runs if run["concurrency"] == level]) for level in levels]
+    print("\nmedians over the rounds:")
+    for row in rows:
+        print_row(row)
 
     result = {
         "what": "chatvlmllm serve, one model, OCR requests over the evaluation set through the openai engine",
         "model": str(args.model_path or "tiny Qwen2-VL (random weights, built offline)"),
         "eval_dir": args.eval_dir,
         "limit": args.limit,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_avg_1m_before_after": [load_before, os.getloadavg()[0]],
+        },
+        "rounds": args.rounds,
         "rows": rows,
+        "runs": runs,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -88,9 +94,31 @@ def tiny_model(folder: Path) -> Path:
     return build_tiny_qwen2_vl(folder)
 
 
+def run_row(round_number: int, level: int, figures: dict) -> dict:
+    if figures.get("error"):
+        raise SystemExit(f"benchmark failed: {figures['error']}")
+    return {
+        "round": round_number,
+        "concurrency": level,
+        "pages": figures["n"],
+        "pages_per_s": figures["pages_per_s"],
+        "latency_p50_s": figures["latency_median_s"],
+        "latency_p95_s": figures["latency_p95_s"],
+        "errors": figures["errors"],
+    }
+
+
+def median_row(level: int, runs: list[dict]) -> dict:
+    row = {"concurrency": level, "pages": runs[0]["pages"], "errors": sum(run["errors"] for run in runs)}
+    for key in ("pages_per_s", "latency_p50_s", "latency_p95_s"):
+        row[key] = round(statistics.median(run[key] for run in runs), 3)
+    return row
+
+
 def print_row(row: dict) -> None:
+    where = f"round {row['round']}, " if "round" in row else ""
     print(
-        f"concurrency {row['concurrency']}: {row['pages_per_s']:.2f} pages/s, "
+        f"{where}concurrency {row['concurrency']}: {row['pages_per_s']:.2f} pages/s, "
         f"latency p50 {row['latency_p50_s']:.2f} s, p95 {row['latency_p95_s']:.2f} s "
         f"({row['pages']} pages, {row['errors']} errors)",
         flush=True,

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 # The common jobs, one click each.
 QUICK_PROMPTS: dict[str, str] = {
-    "Extract all text": "Extract all the text in this document in reading order. Keep the line breaks; add nothing else.",
+    "Extract all text": "Extract all the text in this document in reading order. "
+    "Keep the line breaks; add nothing else.",
     "Table → Markdown": "Convert the table(s) in this document into Markdown tables. Keep every row and column; "
     "output only the tables.",
     "Key fields → JSON": "Extract the key fields of this document (dates, names, numbers, amounts, totals) as one "
@@ -139,7 +140,9 @@ class ChatSession:
             raise DocumentError("Upload a document before choosing pages.")
         bad = [p for p in pages if not 1 <= p <= doc.page_count]
         if not pages or bad:
-            raise DocumentError(f"{doc.name} has {doc.page_count} page(s); choose pages between 1 and {doc.page_count}.")
+            raise DocumentError(
+                f"{doc.name} has {doc.page_count} page(s); choose pages between 1 and {doc.page_count}."
+            )
         if pages != self.pages:
             self.pages = list(pages)
             if self.store is not None and self.saved:

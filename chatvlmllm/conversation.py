@@ -222,7 +222,9 @@ class Conversation:
                 lines += [f"_{turn.caption()}_", ""]
             if turn.fell_back:
                 lines.append("Attempts:")
-                lines += [f"- {a.get('model')}: {a.get('outcome')} {a.get('reason') or ''}".rstrip() for a in turn.attempts]
+                lines += [
+                    f"- {a.get('model')}: {a.get('outcome')} {a.get('reason') or ''}".rstrip() for a in turn.attempts
+                ]
                 lines.append("")
         return "\n".join(lines).rstrip() + "\n"
 

@@ -5,8 +5,9 @@ Edit distances come from rapidfuzz (C++), not a hand-written Levenshtein.
 - CER: character edit distance / reference length, on whitespace-normalised text (runs of
   whitespace, newlines included, become one space). Case and punctuation count. It can exceed 1
   when the hypothesis is much longer than the reference.
-- Word F1: precision/recall over token multisets, so an engine that reads columns in another
-  order than the annotator is not punished twice.
+- Word F1: precision/recall over multisets of case-folded words (letters and digits; punctuation
+  dropped), so an engine that reads columns in another order than the annotator, or prints
+  "Total:" where the transcript says "TOTAL", is not punished for it: this measures what was read.
 - QA: exact match after normalisation (case, punctuation, spacing), and ANLS (average normalised
   Levenshtein similarity, with the usual 0.5 threshold) against the best accepted answer.
 """
@@ -23,6 +24,7 @@ from rapidfuzz.distance import Levenshtein
 ANLS_THRESHOLD = 0.5
 _WHITESPACE = re.compile(r"\s+")
 _PUNCTUATION = re.compile(r"[^\w\s]", re.UNICODE)
+_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def normalize_whitespace(text: str) -> str:
@@ -38,10 +40,15 @@ def cer(hypothesis: str, reference: str) -> float:
     return Levenshtein.distance(hyp, ref) / len(ref)
 
 
+def words(text: str) -> list[str]:
+    """Case-folded word tokens (runs of letters and digits); punctuation and spacing dropped."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
 def word_f1(hypothesis: str, reference: str) -> float:
-    """F1 over multisets of whitespace tokens (order-insensitive)."""
-    hyp = Counter(normalize_whitespace(hypothesis).split())
-    ref = Counter(normalize_whitespace(reference).split())
+    """F1 over multisets of words (order-insensitive; case and punctuation ignored)."""
+    hyp = Counter(words(hypothesis))
+    ref = Counter(words(reference))
     if not hyp and not ref:
         return 1.0
     common = sum((hyp & ref).values())

@@ -229,8 +229,13 @@ def _engine_pool(spec: Any, plan: Any, cache: Any, concurrency: int) -> tuple[qu
     return engines, extra
 
 
-def _with_engine(engines: queue.Queue, prompt: str, image: Any, settings: Any) -> Outcome:
-    """Latency is measured once an engine is free: the time a request takes, not its wait in line."""
+def _with_engine(engines: queue.Queue, prompt: str, image_path: Path, settings: Any) -> Outcome:
+    """Open the page, wait for a free engine, ask. Latency covers the request only: not decoding the
+    file, not the wait in line. Pages are opened one at a time so large scans are not all in memory."""
+    try:
+        image = _open_image(image_path)
+    except UserError as exc:  # a corrupt scan is one failed page, not a failed run
+        return Outcome(error=str(exc))
     engine = engines.get()
     try:
         return _ask(engine, prompt, image, settings)
@@ -334,17 +339,18 @@ def benchmark_model(
     chat = "chat" in spec.caps
     qa = [q for q in eval_set.qa if chat]
     total = total if total is not None else len(eval_set.items) + len(qa)
-    images = {item.id: _open_image(item.image) for item in eval_set.items}
+    image_paths = {item.id: item.image for item in eval_set.items}
 
     def ocr_job(item: EvalItem) -> Callable[[], Outcome]:
         settings = GenerationSettings(max_new_tokens=OCR_MAX_NEW_TOKENS, options={"lang": item.lang})
-        return lambda: _with_engine(engines, OCR_PROMPT, images[item.id], settings)
+        return lambda: _with_engine(engines, OCR_PROMPT, image_paths[item.id], settings)
 
     def qa_job(question: QaItem) -> Callable[[], Outcome]:
         settings = GenerationSettings(max_new_tokens=QA_MAX_NEW_TOKENS)
         prompt = QA_PROMPT.format(question=question.question)
-        return lambda: _with_engine(engines, prompt, images[question.id], settings)
+        return lambda: _with_engine(engines, prompt, image_paths[question.id], settings)
 
+    load_average = _load_average()
     try:
         with PeakMemory() as memory:
             ocr, wall_s = _run_all(
@@ -371,6 +377,7 @@ def benchmark_model(
         "errors": sum(1 for o in ocr if o.error),
         "concurrency": concurrency,
         "parallel_requests": parallel,
+        "load_average_1m_at_start": load_average,
         "load_s": round(load_s, 3),
         "peak_rss_mb": round(memory.peak_mb, 1),
         "peak_vram_mb": max(vram) if vram else None,
@@ -390,6 +397,12 @@ def benchmark_model(
     return result
 
 
+def _load_average() -> float | None:
+    import os
+
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def machine_description(hardware: Any) -> dict[str, Any]:
     import os
 
@@ -400,6 +413,8 @@ def machine_description(hardware: Any) -> dict[str, Any]:
         "device": getattr(hardware, "device", None),
         "gpu_name": getattr(hardware, "gpu_name", None),
         "ram_total_gb": getattr(hardware, "ram_total_gb", None),
+        # Latency depends on what else runs: the 1-minute load average when the run started.
+        "load_average_1m": _load_average(),
     }
 
 
@@ -432,6 +447,7 @@ def run_benchmark(
 
     questions = len(eval_set.qa)
     totals = [len(eval_set.items) + (questions if "chat" in spec.caps else 0) for spec in specs]
+    machine = machine_description(hardware)
     results: dict[str, Any] = {}
     done = 0
     try:
@@ -457,7 +473,7 @@ def run_benchmark(
         "concurrency": concurrency,
         "n_items": len(eval_set.items),
         "n_questions": questions,
-        "machine": machine_description(hardware),
+        "machine": {**machine, "load_average_1m_at_end": machine_description(hardware)["load_average_1m"]},
         "models": results,
     }
 

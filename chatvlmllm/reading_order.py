@@ -1,16 +1,20 @@
 """Reading order for OCR line boxes: columns of prose top to bottom, tables and receipts row by row.
 
 Detectors return boxes in no useful order, and reading order is where most of the character
-error rate of a classic OCR engine is lost. This is a recursive XY-cut with one twist:
+error rate of a classic OCR engine is lost. This is a recursive XY-cut with two twists:
 
 - a vertical whitespace gutter splits a region into columns only when the two sides read as
   independent columns: their lines do not line up, or both sides are prose (several words per
   line, each side a good part of the width). Receipts and tables have gutters too (labels on the
   left, amounts on the right), but their boxes line up in rows, and a person reads them row by row;
-- otherwise the region is cut into horizontal bands at full-width gaps; consecutive bands that
-  share a gutter (two columns whose lines happen to align) are regrouped so that the column test
-  sees the whole column block, not one line at a time;
-- what cannot be cut further is read as rows: boxes that overlap vertically, left to right.
+- otherwise the region is cut into horizontal bands at full-width gaps, and consecutive bands that
+  share a gutter (two columns whose lines happen to align) are regrouped, so that the column test
+  sees the whole column block, not one line at a time. When one such block is the whole region
+  (a heading spanning columns, or a table), it is cut at its widest horizontal gap instead;
+- what cannot be cut further is read as rows: boxes chained left to right by vertical overlap.
+
+Measured on ../shared/eval with RapidOCR's boxes (docs/benchmark.md): pages CER 0.438 in the
+detector's own order → 0.363; receipts unchanged (0.309), as their order was already row by row.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# A box joins a row when it overlaps the row's vertical span by this share of the smaller height.
+# A box joins a row when it overlaps the row's last box by this share of the smaller height.
 ROW_OVERLAP = 0.5
 # Two sides of a gutter are "aligned" (a table) when this share of the smaller side's boxes has a
 # partner at the same height across the gutter.

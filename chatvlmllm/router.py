@@ -86,9 +86,13 @@ class RoutedAnswer:
             for retry in (False, True):
                 started = time.perf_counter()
                 stream = engine.stream(self.messages, settings)
+                # Errors end the stream quietly for the caller displaying it; judged below.
+                stream.raise_errors = False
                 try:
                     yield stream
                     stream.consume()  # whatever the caller left unread
+                    if stream.error is not None:
+                        raise stream.error
                 except OutOfMemoryError as exc:
                     if retry:
                         self._record(spec, "error", _reason(exc), time.perf_counter() - started)

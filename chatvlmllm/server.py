@@ -211,7 +211,7 @@ class ChunkPump:
             cancelled = self.stream.metrics is not None and self.stream.metrics.stopped_by == "cancelled"
             outcome = "cancelled" if cancelled or self.stream.cancel_event.is_set() else "completed"
             self._post("end", None)
-        except BaseException as exc:
+        except BaseException as exc:  # whatever it is, the waiting client must get an answer
             self._post("error", exc)
         finally:
             with self.state.lock:

@@ -95,8 +95,7 @@ class ChatStore:
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except (OSError, sqlite3.Error) as exc:
             raise UserError(
-                f"Cannot open the chat history at {self.path}: {exc}. "
-                "Set CHATVLMLLM_DATA_DIR to a writable folder."
+                f"Cannot open the chat history at {self.path}: {exc}. Set CHATVLMLLM_DATA_DIR to a writable folder."
             ) from None
 
     @contextmanager
@@ -124,13 +123,22 @@ class ChatStore:
                 )
 
     def append_turn(self, conversation: Conversation, turn: Turn) -> None:
-        """Save one completed turn (it must already be in `conversation.turns`)."""
-        position = next(i for i, t in enumerate(conversation.turns) if t is turn)
+        """Save one completed turn after the ones already stored.
+
+        The position comes from the database, not from memory: two browser tabs on the
+        same chat then interleave their turns instead of overwriting each other's.
+        """
         with self._connect() as db:
             self._upsert_session(db, conversation)
             db.execute(
-                "INSERT OR REPLACE INTO turns (session_id, position, role, data) VALUES (?, ?, ?, ?)",
-                (conversation.id, position, turn.role, json.dumps(turn.to_dict(), ensure_ascii=False, default=str)),
+                """INSERT INTO turns (session_id, position, role, data)
+                   SELECT ?, COALESCE(MAX(position), -1) + 1, ?, ? FROM turns WHERE session_id = ?""",
+                (
+                    conversation.id,
+                    turn.role,
+                    json.dumps(turn.to_dict(), ensure_ascii=False, default=str),
+                    conversation.id,
+                ),
             )
 
     def save_document(self, session_id: str, sha256: str, name: str, data: bytes) -> None:
@@ -183,7 +191,7 @@ class ChatStore:
             rows = db.execute(
                 """SELECT s.id, s.title, s.created_at, s.updated_at, COUNT(t.position)
                    FROM sessions s LEFT JOIN turns t ON t.session_id = s.id
-                   GROUP BY s.id ORDER BY s.updated_at DESC, s.created_at DESC"""
+                   GROUP BY s.id ORDER BY s.updated_at DESC, s.rowid DESC"""
             ).fetchall()
         return [SessionInfo(*row) for row in rows]
 

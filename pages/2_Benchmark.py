@@ -105,7 +105,7 @@ def show(results: dict) -> None:
             st.error(f"{model}: {figures['error']}")
     overall = rows[rows["kind"] == "all"].drop(columns=["kind"]).set_index("model")
     st.subheader("Overall")
-    st.dataframe(overall.dropna(axis="columns", how="all"), width="stretch")
+    st.dataframe(overall.dropna(axis="columns", how="all").round(3), width="stretch")
 
     per_kind = rows[rows["kind"] != "all"]
     if per_kind.empty:

@@ -42,9 +42,11 @@ CHROMIUM_ARGS = [
 MODEL_KEY = "tiny_vl"
 
 
-def _require_browser() -> None:
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Chromium's path; skip without it, unless CHATVLMLLM_REQUIRE_BROWSER says it must run (CI)."""
     if Path(CHROMIUM).is_file():
-        return
+        return CHROMIUM
     message = "Chromium is not installed (apt-get install -y chromium)"
     if os.environ.get("CHATVLMLLM_REQUIRE_BROWSER"):
         pytest.fail(message + " and CHATVLMLLM_REQUIRE_BROWSER is set")
@@ -72,8 +74,7 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout_s: flo
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_qwen2_vl):
-    _require_browser()
+def server(chromium, tmp_path_factory, tiny_qwen2_vl):
     root = tmp_path_factory.mktemp("browser_e2e")
     models = write_models_file(root / "models.toml", {MODEL_KEY: {"family": "qwen2_vl", "path": str(tiny_qwen2_vl)}})
     env = {
@@ -107,13 +108,13 @@ def server(tmp_path_factory, tiny_qwen2_vl):
 
 
 @pytest.fixture(scope="module")
-def browser(server):
+def browser(chromium, server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
 
 
 @pytest.fixture
@@ -152,7 +153,7 @@ def wait_until(condition, what: str, timeout_s: float = 30) -> None:
 
 def set_generation(page, max_new_tokens: int, stop_loops: bool) -> None:
     page.locator('[data-testid="stExpander"] summary', has_text="Generation settings").click()
-    tokens = page.locator('.st-key-max_new_tokens input')
+    tokens = page.locator(".st-key-max_new_tokens input")
     tokens.fill(str(max_new_tokens))
     tokens.press("Enter")
     wait_idle(page)
@@ -228,6 +229,7 @@ def test_stop_button_cancels_generation(page, server, tmp_path):
     wait_idle(page)
     set_generation(page, max_new_tokens=8192, stop_loops=False)  # the tiny model would loop for minutes
     upload_page(page, tmp_path)
+    chat_url = page.url  # ?chat=<id>: the upload saved the new chat
     ask(page, "Extract all text")
 
     assistant = page.locator('[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarAssistant"])')
@@ -245,4 +247,14 @@ def test_stop_button_cancels_generation(page, server, tmp_path):
     assert 0 < stored["metrics"]["new_tokens"] < 8192
     assert stored["text"].strip()
     assert stopped_after < 30
+    assert page.url == chat_url and "?chat=" in chat_url  # still the same chat
+    user = page.locator('[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarUser"])')
+    assert "invoice.png, page 1" in user.last.inner_text()
     screenshot(page, "stopped.png")
+
+    page.reload()  # a browser reload reopens the chat from the store
+    page.wait_for_selector('[data-testid="stChatMessage"]')
+    wait_idle(page)
+    assert page.locator('[data-testid="stChatMessage"]').count() == 2
+    assert "stopped: cancelled" in assistant.last.inner_text()
+    assert page.locator('[data-testid="stImage"] img').count() >= 1  # the stored document's preview

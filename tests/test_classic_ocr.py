@@ -22,6 +22,7 @@ from chatvlmllm.errors import EngineError, PlanError
 from chatvlmllm.eval_metrics import cer
 from chatvlmllm.hardware import probe
 from chatvlmllm.planner import plan_load
+from chatvlmllm.reading_order import TextBox, box_from_points, lines_text, reading_order
 from chatvlmllm.selection import model_status
 from tests.conftest import SHARED_EVAL, image_bytes, text_image
 
@@ -174,6 +175,9 @@ def test_tesseract_reads_russian_with_its_language_data(cache):
     text = engine.stream([Message("user", "Extract all text", [image])], settings).consume()
     truth = (SHARED_EVAL / "truth" / "ru_line_1be72776.txt").read_text(encoding="utf-8")
     assert cer(text, truth) < 0.1
+    # No language given (the app's chat): English and Russian data together still read it.
+    unlabelled = engine.stream([Message("user", "Extract all text", [image])]).consume()
+    assert cer(unlabelled, truth) < 0.1
     assert offline_engine_for("ru") == "tesseract"
 
 
@@ -225,3 +229,53 @@ def test_image_bytes_round_trip_through_the_document_loader(cache):
     doc = load_document(image_bytes(text_image(["TOTAL 12.50"]), "JPEG", quality=90), "scan.jpg")
     text = engine_for(cache, "rapidocr").stream([Message("user", "OCR", [doc.page(0)])]).consume()
     assert text == "TOTAL 12.50"
+
+
+# -- reading order on boxes laid out by hand ---------------------------------------------------
+
+
+def box(text: str, x0: float, y0: float, x1: float, height: float = 20) -> TextBox:
+    return TextBox(text, (x0, y0, x1, y0 + height))
+
+
+def test_receipt_amounts_stay_on_their_rows():
+    boxes = [
+        box("SUB-TOTAL :", 100, 100, 220),
+        box("13.00", 400, 101, 450),
+        box("SERVICE CHARGE :", 40, 125, 220),
+        box("0.00", 410, 124, 450),
+        box("TOTAL", 100, 150, 160),
+        box("13.80", 400, 152, 450),
+    ]
+    assert lines_text(reading_order(boxes)).splitlines() == [
+        "SUB-TOTAL : 13.00",
+        "SERVICE CHARGE : 0.00",
+        "TOTAL 13.80",
+    ]
+
+
+def test_aligned_prose_columns_under_a_heading_are_read_one_after_the_other():
+    heading = box("A HEADING THAT SPANS BOTH COLUMNS", 20, 10, 900, 30)
+    left = [box(f"left column line {i} with words", 20, 60 + 30 * i, 420) for i in range(4)]
+    right = [box(f"right column line {i} with words", 480, 60 + 30 * i, 900) for i in range(4)]
+    text = lines_text(reading_order([*right, heading, *left])).splitlines()
+    assert text == [heading.text, *(b.text for b in left), *(b.text for b in right)]
+
+
+def test_columns_whose_lines_do_not_align_are_read_one_after_the_other():
+    left = [box(f"L{i}", 20, 40 * i, 200) for i in range(3)]
+    right = [box(f"R{i}", 300, 40 * i + 20, 480) for i in range(3)]
+    assert lines_text(reading_order(right + left)).splitlines() == ["L0", "L1", "L2", "R0", "R1", "R2"]
+
+
+def test_a_slightly_tilted_row_is_still_one_row():
+    # A photographed receipt: each box sits a little lower than the one on its left.
+    row = [box("ITEM", 0, 100, 60), box("2", 150, 106, 170), box("3.50", 300, 112, 360)]
+    below = [box("NEXT", 0, 126, 60)]
+    assert lines_text(reading_order(row + below)).splitlines() == ["ITEM 2 3.50", "NEXT"]
+
+
+def test_reading_order_of_nothing_is_nothing():
+    assert reading_order([]) == [] and reading_order([box("  ", 0, 0, 10)]) == []
+    quad = [[10.0, 5.0], [50.0, 7.0], [50.0, 25.0], [9.0, 24.0]]
+    assert box_from_points(quad) == (9.0, 5.0, 50.0, 25.0)

@@ -83,6 +83,8 @@ def test_word_f1_ignores_order_but_not_counts():
     assert em.word_f1("a a", "a") == pytest.approx(2 * 0.5 * 1.0 / 1.5)
     assert em.word_f1("a b", "a c") == pytest.approx(0.5)
     assert em.word_f1("", "a") == 0.0 and em.word_f1("", "") == 1.0
+    assert em.word_f1("Total: 12.50", "TOTAL 12 50") == 1.0  # words, not case or punctuation
+    assert em.word_f1("были автором", "Были, автором!") == 1.0
 
 
 def test_qa_exact_match_and_anls():
@@ -236,3 +238,13 @@ def test_results_are_written_as_json_and_csv_and_read_back(tmp_path):
         read_results(tmp_path / "bad.json")
     with pytest.raises(UserError, match="No benchmark results"):
         read_results(tmp_path / "missing.json")
+
+
+def test_an_unreadable_page_is_one_failed_item_not_a_failed_run(tmp_path):
+    folder = make_eval_folder(tmp_path / "eval")
+    (folder / "images" / "line_a.png").write_bytes(b"not a png")
+    metrics = run_benchmark(folder, ["rapidocr"])["models"]["rapidocr"]
+    assert metrics["n"] == 3 and metrics["errors"] == 1
+    failed = next(item for item in metrics["items"] if item["id"] == "line_a")
+    assert failed["error"] and failed["cer"] == 1.0 and failed["word_f1"] == 0.0
+    assert metrics["by_kind"]["receipt"]["cer"] < 0.1  # the others were read

@@ -21,9 +21,9 @@ from PIL import Image
 from chatvlmllm.catalog import load_catalog
 from chatvlmllm.cli import main as cli_main
 from chatvlmllm.engines import GenerationSettings, Message, create_engine
+from chatvlmllm.engines.dots_ocr import DOTS_MAX_NEW_TOKENS, DOTS_PROMPTS
 from chatvlmllm.engines.openai_backend import (
     DOTS_IMAGE_PREFIX,
-    DOTS_PROMPTS,
     PromptTooLongError,
     RemoteInternalError,
     RemoteRequestError,
@@ -33,6 +33,7 @@ from chatvlmllm.engines.openai_backend import (
 )
 from chatvlmllm.errors import EngineError
 from chatvlmllm.hardware import probe
+from chatvlmllm.layout import to_model_coordinates
 from chatvlmllm.planner import plan_load
 from chatvlmllm.router import answer
 from chatvlmllm.server import free_port, running_server
@@ -126,7 +127,7 @@ def test_streamed_answer_equals_the_servers_own_answer(remote_tiny, server, tiny
     # Greedy on both sides and the same pixels: the official client gets the same answer.
     direct = openai.OpenAI(base_url=server, api_key=API_KEY).chat.completions.create(
         model=tiny_qwen2_vl.name,
-        messages=engine.build_messages([Message("user", "What is the total?", [PAGE])], GenerationSettings())[0],
+        messages=engine.build_request([Message("user", "What is the total?", [PAGE])], GenerationSettings())[0],
         max_tokens=10,
         temperature=0,
     )
@@ -161,34 +162,60 @@ def test_images_are_sent_within_the_pixel_budget(remote_tiny):
     assert tokens[224] - tokens[112] == 64 - 16
 
 
-def test_dots_ocr_style_uses_its_prompts_and_image_prefix(models_file):
-    write_models_file(
-        models_file,
-        {
-            "dots_vllm": {
-                "backend": "openai",
-                "base_url": "http://127.0.0.1:9/v1",
-                "served_model": "rednote-hilab/dots.ocr",
-                "prompt_style": "dots_ocr",
-                "prompt_mode": "prompt_layout_all_en",
-            }
-        },
-    )
-    engine = create_engine(load_catalog()["dots_vllm"])
+def dots_entry(models_file: Path, base_url: str = "http://127.0.0.1:9/v1", served: str = "dots", **extra):
+    entry = {"backend": "openai", "base_url": base_url, "served_model": served, "prompt_style": "dots_ocr", **extra}
+    write_models_file(models_file, {"dots_vllm": entry})
+    return load_catalog()["dots_vllm"]
+
+
+def test_dots_ocr_style_sends_one_page_with_its_prompt_and_image_prefix(models_file):
+    engine = create_engine(dots_entry(models_file, prompt_mode="prompt_layout_all_en"))
     page = Image.new("RGB", (1000, 1400), "white")
-    chat, sent = engine.build_messages([Message("user", "whatever the user typed", [page])], GenerationSettings())
+    history = [
+        Message("user", "What is this?", [page]),
+        Message("assistant", "A blank page."),
+        Message("user", "whatever the user typed"),
+    ]
+    chat, sent, max_tokens = engine.build_request(history, GenerationSettings(max_new_tokens=100))
+    assert len(chat) == 1 and chat[0]["role"] == "user"  # one page, no history: dots.ocr's client convention
     image_part, text_part = chat[0]["content"]
     assert image_part["image_url"]["url"].startswith("data:image/png;base64,")
     assert text_part["text"] == DOTS_IMAGE_PREFIX + DOTS_PROMPTS["prompt_layout_all_en"]
     assert sent["prompt_mode"] == "prompt_layout_all_en" and sent["original_size"] == [1000, 1400]
+    assert max_tokens == DOTS_MAX_NEW_TOKENS  # a layout transcription gets dots.ocr's long budget
 
-    settings = GenerationSettings(
-        max_pixels=500_000, options={"prompt_mode": "prompt_grounding_ocr", "bbox": [1, 2, 30, 40]}
+
+def test_dots_ocr_style_resizes_like_its_client_and_maps_grounding_boxes(models_file):
+    engine = create_engine(dots_entry(models_file))
+    page = Image.new("RGB", (1000, 1400), "white")
+    grounding = {"prompt_mode": "prompt_grounding_ocr", "bbox": [100, 200, 300, 400]}
+    chat, sent, _ = engine.build_request(
+        [Message("user", "", [page])], GenerationSettings(max_pixels=500_000, options=grounding)
     )
-    chat, sent = engine.build_messages([Message("user", "", [page])], settings)
-    width, height = sent["image_sizes"][0]
-    assert width % 28 == 0 and height % 28 == 0 and width * height <= 500_000  # as dots.ocr's client resizes
-    assert chat[0]["content"][1]["text"].endswith("Bounding Box:\n[1, 2, 30, 40]")
+    width, height = sent["input_size"]
+    assert width % 28 == 0 and height % 28 == 0 and width * height <= 500_000
+    box = to_model_coordinates([100, 200, 300, 400], (1000, 1400), (width, height))
+    assert chat[0]["content"][1]["text"] == DOTS_IMAGE_PREFIX + DOTS_PROMPTS["prompt_grounding_ocr"] + str(box)
+
+    question, _, max_tokens = engine.build_request(
+        [Message("user", "What is the total?", [page])], GenerationSettings()
+    )
+    assert question[0]["content"][1]["text"] == DOTS_IMAGE_PREFIX + "What is the total?"  # a free question
+    assert max_tokens == GenerationSettings().max_new_tokens
+
+
+def test_dots_ocr_style_through_a_server_returns_layout_extras(server, tiny_qwen2_vl, models_file, monkeypatch):
+    """The tiny model's text is random: assert the layout record's structure, not its elements."""
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    spec = dots_entry(models_file, server, tiny_qwen2_vl.name, api_key_env=KEY_ENV, max_pixels=200_704)
+    engine = loaded_engine(spec)
+    settings = GenerationSettings(options={"prompt_mode": "prompt_layout_all_en", "max_new_tokens": 16})
+    stream = engine.stream([Message("user", "", [PAGE])], settings)
+    stream.consume()
+    layout = stream.extras["layout"]
+    assert layout["prompt_mode"] == "prompt_layout_all_en"
+    assert layout["image_size"] == list(PAGE.size) and layout["input_size"] == stream.extras["input_size"]
+    assert isinstance(layout["elements"], list) and stream.metrics.new_tokens <= 16
 
 
 def test_fit_to_budget_keeps_the_aspect_ratio_and_never_upscales():
@@ -244,11 +271,13 @@ TOO_LONG = (
     "This model's maximum context length is 4096 tokens. However, you requested 9210 tokens "
     "(8186 in the messages, 1024 in the completion). Please reduce the length of the messages or completion."
 )
-FAKE_MODELS = ("too-long", "bad-request", "crash", "slow", "breaks-mid-stream", "locked")
+FAKE_MODELS = ("too-long", "bad-request", "crash", "slow", "breaks-mid-stream", "locked", "rendezvous")
 
 
 class FakeServer(BaseHTTPRequestHandler):
     """Answers like an OpenAI-compatible server having a bad day, chosen by the requested model."""
+
+    rendezvous = threading.Barrier(2)  # "rendezvous" answers only once two requests are in flight
 
     def log_message(self, *args) -> None:  # keep pytest output clean
         pass
@@ -276,6 +305,13 @@ class FakeServer(BaseHTTPRequestHandler):
         elif model == "slow":
             time.sleep(3)
             self.reply(200, {})
+        elif model == "rendezvous":
+            try:
+                self.rendezvous.wait(timeout=5)
+            except threading.BrokenBarrierError:
+                self.reply(500, {"error": {"message": "the other request never came", "type": "ServerError"}})
+                return
+            self.stream_chunks(model, [{"delta": {"content": "ok"}, "finish_reason": "stop"}])
         elif model == "breaks-mid-stream":
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -288,6 +324,17 @@ class FakeServer(BaseHTTPRequestHandler):
             }
             self.wfile.write(f"data: {json.dumps(error)}\n\n".encode())
             self.wfile.flush()
+
+    def stream_chunks(self, model: str, choices: list[dict]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for choice in choices:
+            chunk = {"id": "1", "object": "chat.completion.chunk", "created": 0, "model": model}
+            chunk["choices"] = [{"index": 0, **choice}]
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
 
     def reply(self, status: int, payload: dict) -> None:
         data = json.dumps(payload).encode()
@@ -394,3 +441,20 @@ def test_every_failure_is_an_engine_error_so_the_router_moves_on(models_file, fa
     assert [(a.model, a.outcome) for a in routed.attempts] == [("flaky", "error"), ("local_tiny", "answered")]
     assert "maximum model length" in routed.attempts[0].reason
     assert len(streams) == 2 and streams[0].metrics.stopped_by == "error"
+
+
+def test_one_engine_keeps_several_requests_in_flight(models_file, fake_server):
+    """The server batches: the engine must not queue callers (the fake answers only when two are in)."""
+    FakeServer.rendezvous.reset()
+    engine = loaded_engine(fake_entry(models_file, fake_server, "rendezvous"))
+    answers: list[str] = []
+
+    def ask() -> None:
+        answers.append(engine.stream([Message("user", "?")], GenerationSettings(max_new_tokens=4)).consume())
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    assert answers == ["ok", "ok"]

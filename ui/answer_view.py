@@ -55,15 +55,18 @@ def _user_body(turn: Turn) -> None:
 
 
 def _assistant_body(session: ChatSession, turn: Turn) -> None:
-    if turn.text:
+    layout = turn.extras.get("layout")
+    if layout:
+        _render_layout(layout, session.turn_image(_question_of(session, turn)), key=f"layout_{turn.started_at}")
+        if turn.text:
+            with st.expander("Answer as text"):
+                st.markdown(turn.text)
+    elif turn.text:
         st.markdown(turn.text)
     if turn.error and turn.text:
         st.warning(turn.error)
     elif turn.error:
         st.error(turn.error)
-    layout = turn.extras.get("layout")
-    if layout:
-        _render_layout(layout, session.turn_image(_question_of(session, turn)))
     if turn.metrics or turn.model:
         st.caption(turn.caption())
     if turn.fell_back:
@@ -71,9 +74,8 @@ def _assistant_body(session: ChatSession, turn: Turn) -> None:
             for attempt in turn.attempts:
                 icon = OUTCOME_ICONS.get(attempt.get("outcome", ""), ":material/warning:")
                 reason = f" — {attempt['reason']}" if attempt.get("reason") else ""
-                st.markdown(
-                    f"{icon} `{attempt.get('model')}`: {attempt.get('outcome')}{reason} ({attempt.get('seconds', 0):.2f} s)"
-                )
+                seconds = attempt.get("seconds") or 0
+                st.markdown(f"{icon} `{attempt.get('model')}`: {attempt.get('outcome')}{reason} ({seconds:.2f} s)")
 
 
 def _question_of(session: ChatSession, answer: Turn) -> Turn:
@@ -83,12 +85,14 @@ def _question_of(session: ChatSession, answer: Turn) -> Turn:
     return next((t for t in reversed(turns[:index]) if t.role == "user"), answer)
 
 
-def _render_layout(layout: list[dict], image) -> None:
+def _render_layout(layout: list[dict] | dict, image, key: str) -> None:
     try:
         from ui.layout_view import render_layout
-    except ImportError:  # the layout view is optional; the text answer is already shown
+    except ImportError:  # the layout view is optional: show the elements' text
+        for element in layout if isinstance(layout, list) else layout.get("elements", []):
+            st.markdown(str(element.get("text", "")))
         return
-    render_layout(layout, image)
+    render_layout(layout, image, key=key)
 
 
 def answer(
@@ -109,8 +113,9 @@ def answer(
         _user_body(session.conversation.turns[-1])
     with st.chat_message("assistant"):
         stop_slot = st.empty()
-        # Clicking Stop reruns the script: the rerun interrupts st.write_stream below and the
-        # `finally` cancels the generation and saves the partial answer as "cancelled".
+        # Clicking Stop starts a new run. Streamlit interrupts this one at its next output, the
+        # `finally` cancels the generation and saves the partial answer as "cancelled", and the new
+        # run waits for that (ChatSession.settle in app.py) before it draws the history.
         stop_slot.button("Stop", icon=":material/stop_circle:", key="stop_generation", help="Stop this answer")
         live = st.empty()
         error = None

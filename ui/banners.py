@@ -33,11 +33,16 @@ def availability(
         st.error(f"**No model can run on this machine right now.**\n\n{reasons}\n\n{what_to_do()}")
         return
     if default_key == OFFLINE_DEFAULT and selected == OFFLINE_DEFAULT:
+        blocked = {key: status for key, status in statuses.items() if status.status not in USABLE}
+        summary = ", ".join(f"`{key}` {status.status}" for key, status in blocked.items())
         st.info(
             f"**No vision-language model can run here right now**, so answers come from the offline OCR engine "
             f"`{OFFLINE_DEFAULT}`: it transcribes the page's text but does not understand questions.\n\n"
-            f"Why: {why}.\n\n{what_to_do()}"
+            f"Why: {summary or why}.\n\n{what_to_do()}"
         )
+        with st.expander("Why, model by model"):
+            for key, status in blocked.items():
+                st.markdown(f"- `{key}` — **{status.status}**: {status.reason}")
         return
     status = statuses.get(selected)
     if status is None or status.status == "ready":

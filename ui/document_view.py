@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 from chatvlmllm import documents
 from chatvlmllm.chat import ChatSession
@@ -16,21 +15,16 @@ PREVIEW_PAGES = 4  # thumbnails shown when several pages are in use
 
 def render(session: ChatSession) -> None:
     st.subheader("Document")
-    try:
-        uploaded = st.file_uploader(
-            "Image (PNG, JPEG, WebP, BMP, TIFF) or PDF",
-            type=list(documents.ACCEPTED_EXTENSIONS),
-            key=f"document_upload_{session.id}",  # a fresh uploader per chat
-            max_upload_size=max(1, int(documents.MAX_UPLOAD_MB)),
-        )
-    except StreamlitAPIException:
-        # Streamlit refuses a file whose extension is not in `type` (the browser's filter was bypassed).
-        st.error(
-            "That file type is not supported. Upload an image (PNG, JPEG, WebP, BMP, TIFF) or a PDF, "
-            "and remove the other file from the uploader."
-        )
-        uploaded = None
-    doc = state.handle_upload(uploaded, f"document_{session.id}", lambda f: documents.load_document(f.getvalue(), f.name))
+    # No `type=` filter: Streamlit would raise on a wrong extension before this code runs.
+    # documents.load_document sniffs the bytes and explains what is wrong instead.
+    uploaded = st.file_uploader(
+        "Image (PNG, JPEG, WebP, BMP, TIFF) or PDF",
+        key=f"document_upload_{session.id}",  # a fresh uploader per chat
+        max_upload_size=max(1, int(documents.MAX_UPLOAD_MB)),
+    )
+    doc = state.handle_upload(
+        uploaded, f"document_{session.id}", lambda f: documents.load_document(f.getvalue(), f.name)
+    )
     if doc is not None:
         session.attach(doc)
     _document_picker(session)
@@ -48,7 +42,7 @@ def _document_picker(session: ChatSession) -> None:
         shas,
         index=shas.index(session.active_document) if session.active_document in shas else 0,
         format_func=lambda sha: session.documents[sha].name,
-        key=f"document_picker_{session.id}",
+        key=state.widget_key("document_picker", session.id, shas),  # new options, new widget
     )
     if chosen != session.active_document:
         session.attach(session.documents[chosen])

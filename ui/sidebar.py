@@ -21,6 +21,7 @@ STATUS_ICONS = {
     "unavailable": ":material/cloud_off:",
 }
 MAX_NEW_TOKENS_LIMIT = 8192
+TRANSCRIPT_MAX_MB = 20
 
 
 def status_label(key: str, status: ModelStatus | None) -> str:
@@ -93,8 +94,10 @@ def runtime_panel(
     """What runs now: model, attention, dtype, device, GPU, load time and the last answer's timings."""
     st.header("Running")
     plan = plan_load(hw, spec, options.overrides())
-    loaded = {entry.model: entry for entry in cache.loaded()}
-    entry = loaded.get(spec.key)
+    loaded = cache.loaded()
+    key = cache.key_for(spec, plan)
+    entry = next((e for e in loaded if e.key == key), None)  # loaded with exactly these settings
+    same_model = [e for e in loaded if e.model == spec.key and e.key != key]
     last = session.conversation.last_answer
     m = last.metrics if last else {}
     model_line = f"**Model:** `{spec.key}`"
@@ -102,11 +105,14 @@ def runtime_panel(
         model_line += f" — loaded in {entry.load_s:.2f} s"
         if entry.memory_mb:
             model_line += f", {entry.memory_mb:,.0f} MB"
+    elif same_model:
+        model_line += (
+            f" — loaded with {same_model[0].plan.attention}; these settings load it again on the next question"
+        )
     else:
         model_line += " — not loaded yet (loads on the first question)"
     st.markdown(model_line)
-    source = entry.plan if entry is not None else plan
-    st.caption(f"Attention: {source.attention} · dtype: {source.dtype} · device: {source.device}")
+    st.caption(f"Attention: {plan.attention} · dtype: {plan.dtype} · device: {plan.device}")
     if hw.device == "cuda":
         vram = f"{hw.vram_total_gb:.1f} GB VRAM" if hw.vram_total_gb else "VRAM unknown"
         st.caption(f"GPU: {hw.gpu_name} · {vram} · sm_{hw.capability_str}")
@@ -123,8 +129,15 @@ def runtime_panel(
         )
     else:
         st.caption("Last answer: none yet (TTFT, total time and tokens/s appear here).")
+    others = [e for e in loaded if e.key != key]
+    if others:  # every loaded model keeps its memory until unloaded
+        listed = ", ".join(
+            f"{e.model} ({e.plan.attention}{f', {e.memory_mb:,.0f} MB' if e.memory_mb else ''})" for e in others
+        )
+        st.caption(f"Also loaded: {listed}")
     st.button(
         "Unload models",
+        key="unload_models",
         on_click=_unload,
         args=(cache,),
         disabled=not loaded,
@@ -142,18 +155,23 @@ def chats_panel(session: ChatSession) -> None:
     if not session.saved:
         titles = {session.id: f"{session.conversation.title} (not saved yet)", **titles}
     if len(titles) > 1:
+        # A new key whenever the list changes: a widget whose options change under the same key
+        # can report a "change" the user never made (and switch chats by itself).
+        picker_key = state.widget_key("chat_picker", session.id, titles)
         st.selectbox(
             "Saved chats",
             list(titles),
             index=list(titles).index(session.id),
             format_func=lambda sid: titles.get(sid, sid),
-            key=f"chat_picker_{session.id}",
-            on_change=lambda: state.switch_to(st.session_state[f"chat_picker_{session.id}"]),
+            key=picker_key,
+            on_change=lambda: state.switch_to(st.session_state[picker_key]),
         )
     if session.saved:
         # The title is part of the key: a title set elsewhere (first question) shows at once.
         rename_key = f"rename_{session.id}_{session.conversation.title}"
-        st.text_input("Name", value=session.conversation.title, key=rename_key, on_change=_rename, args=(session, rename_key))
+        st.text_input(
+            "Name", value=session.conversation.title, key=rename_key, on_change=_rename, args=(session, rename_key)
+        )
         st.button("Delete this chat", icon=":material/delete:", on_click=state.delete_current, key="delete_chat")
     if store is not None:
         st.caption(f"Saved in {store.path}")
@@ -172,17 +190,23 @@ def transcript_panel(session: ChatSession) -> None:
     conversation = session.conversation
     stem = "chat-" + conversation.id[:8]
     empty = not conversation.turns
-    cols = st.columns(3)
-    cols[0].download_button(
-        "Markdown", conversation.to_markdown(), f"{stem}.md", "text/markdown", on_click="ignore", disabled=empty
+    with st.container(horizontal=True):
+        st.download_button(
+            "Markdown", conversation.to_markdown(), f"{stem}.md", "text/markdown", on_click="ignore", disabled=empty
+        )
+        st.download_button(
+            "JSON", conversation.to_json(), f"{stem}.json", "application/json", on_click="ignore", disabled=empty
+        )
+        st.download_button("CSV", conversation.to_csv(), f"{stem}.csv", "text/csv", on_click="ignore", disabled=empty)
+    uploaded = st.file_uploader("Resume a JSON transcript", key="transcript_upload", max_upload_size=TRANSCRIPT_MAX_MB)
+    resumed = state.handle_upload(
+        uploaded, "transcript", lambda f: ChatSession.from_transcript(state.chat_store(), f.getvalue())
     )
-    cols[1].download_button(
-        "JSON", conversation.to_json(), f"{stem}.json", "application/json", on_click="ignore", disabled=empty
-    )
-    cols[2].download_button("CSV", conversation.to_csv(), f"{stem}.csv", "text/csv", on_click="ignore", disabled=empty)
-    uploaded = st.file_uploader("Resume a JSON transcript", type=["json"], key="transcript_upload")
-    resumed = state.handle_upload(uploaded, "transcript", lambda f: ChatSession.from_transcript(state.chat_store(), f.getvalue()))
     if resumed is not None:
         state.set_session(resumed)
-        state.flash("success", f"Resumed “{resumed.conversation.title}” ({len(resumed.conversation.turns)} turns).")
+        documents = sorted({t.document for t in resumed.conversation.turns if t.document})
+        again = f" Upload {', '.join(documents)} again to ask more about it." if documents else ""
+        state.flash(
+            "success", f"Resumed “{resumed.conversation.title}” ({len(resumed.conversation.turns)} turns).{again}"
+        )
         st.rerun()

@@ -8,6 +8,7 @@ a browser reload opens the same chat from the store.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -126,8 +127,12 @@ def _open(store: ChatStore, session_id: str) -> ChatSession:
 
 def switch_to(session_id: str) -> None:
     store = chat_store()
-    if store is not None and session_id != chat_session().id:
-        st.session_state[CHAT_KEY] = _open(store, session_id)
+    if store is None or session_id == chat_session().id:
+        return
+    if not store.exists(session_id):
+        flash("error", "That chat no longer exists (deleted in another tab?).")
+        return
+    st.session_state[CHAT_KEY] = _open(store, session_id)
 
 
 def new_chat() -> None:
@@ -142,6 +147,12 @@ def delete_current() -> None:
         flash("success", f"Deleted “{session.conversation.title}”.")
     remaining = store.list_sessions() if store is not None else []
     st.session_state[CHAT_KEY] = _open(store, remaining[0].id) if remaining else ChatSession(store=store)
+
+
+def widget_key(prefix: str, *parts: object) -> str:
+    """A widget key that changes with the widget's options (see the chat and document pickers)."""
+    digest = hashlib.sha1(repr(parts).encode()).hexdigest()[:12]
+    return f"{prefix}_{digest}"
 
 
 def set_session(session: ChatSession) -> None:

@@ -33,7 +33,9 @@ def add_parser(subparsers) -> None:
         help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}; unset means no key)",
     )
     p.add_argument("--attn", choices=ATTENTION_CHOICES, default="auto", help="attention implementation")
-    p.add_argument("--max-pixels", type=int, help="default pixel budget per image (requests may lower it)")
+    p.add_argument(
+        "--max-pixels", type=int, help="default pixel budget per image (a request's max_pixels overrides it)"
+    )
     p.set_defaults(run=run)
 
 

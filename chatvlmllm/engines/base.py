@@ -75,6 +75,8 @@ class GenerationStats:
     prompt_tokens: int | None = None
     new_tokens: int | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # time.perf_counter() when the first new token existed; text can lag it (partial words).
+    first_token_at: float | None = None
 
 
 @dataclass
@@ -111,7 +113,9 @@ class AnswerStream:
     """Iterate to receive text chunks; afterwards `.text`, `.metrics` and `.extras` are set.
 
     Closing the iterator early (a user pressing stop, a client disconnecting) cancels the
-    generation and releases the engine.
+    generation and releases the engine. An engine error is raised to the reader, unless
+    `raise_errors` is off (the fallback router's streams): then the stream just ends and
+    `.error` holds the exception for the router to judge.
     """
 
     def __init__(self, chunks: Generator[str, None, GenerationStats], finish: Callable[..., AnswerMetrics]):
@@ -121,6 +125,8 @@ class AnswerStream:
         self.text = ""
         self.metrics: AnswerMetrics | None = None
         self.extras: dict[str, Any] = {}
+        self.error: Exception | None = None
+        self.raise_errors = True
         self._started = time.perf_counter()
         self._ttft: float | None = None
 
@@ -150,9 +156,11 @@ class AnswerStream:
                     self._ttft = time.perf_counter() - self._started
                 self.text += chunk
                 yield chunk
-        except Exception:
+        except Exception as exc:
             failed = True
-            raise
+            self.error = exc
+            if self.raise_errors:
+                raise
         finally:
             if stats is None:  # closed early or failed: stop the generation behind us
                 self._cancel.set()
@@ -160,6 +168,8 @@ class AnswerStream:
                 stats = GenerationStats(stopped_by="error" if failed else "cancelled")
             elif self._cancel.is_set():
                 stats.stopped_by = "cancelled"
+            if stats.first_token_at is not None:
+                self._ttft = max(0.0, stats.first_token_at - self._started)
             self.extras = stats.extras
             self.metrics = self._finish(stats, self._ttft, time.perf_counter() - self._started)
 

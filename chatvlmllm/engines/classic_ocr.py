@@ -235,7 +235,16 @@ class TesseractEngine(ClassicOcrEngine):
         self._installed_languages = set(pytesseract.get_languages(config=""))
 
     def _tesseract_language(self, language: str | None) -> str:
-        wanted = TESSERACT_LANGUAGES.get((language or "en").lower()[:2], "eng")
+        """Tesseract's language for an ISO code; with none given, every installed one we map.
+
+        Unknown language (the app's chat has no language setting): "eng+rus" reads Russian pages
+        (as well as "rus" alone) and English ones nearly as well as "eng" (receipts CER +0.005 on
+        ../shared/eval), about 1.5x slower. A named language uses its own data only.
+        """
+        if not language:
+            known = [name for name in TESSERACT_LANGUAGES.values() if name in self._installed_languages]
+            return "+".join(known) or "eng"
+        wanted = TESSERACT_LANGUAGES.get(language.lower()[:2], "eng")
         if wanted not in self._installed_languages:
             raise EngineError(
                 f"Tesseract has no {wanted!r} language data here; install it: apt-get install tesseract-ocr-{wanted}"

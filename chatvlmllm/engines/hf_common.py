@@ -135,12 +135,15 @@ def _coalescing_streamer(tokenizer: Any, min_interval_s: float = 0.05):
             super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
             self._pending: list[Any] = []
             self._last_flush = 0.0
+            self.first_token_at: float | None = None
 
         def put(self, value):
             if self.skip_prompt and self.next_tokens_are_prompt:
                 return super().put(value)
             self._pending.append(value.reshape(-1))
             now = time.perf_counter()
+            if self.first_token_at is None:
+                self.first_token_at = now
             if now - self._last_flush >= min_interval_s:
                 self._flush(now)
 
@@ -221,7 +224,12 @@ def stream_generate(
         stopped_by = "max_tokens"
     else:
         stopped_by = "eos"
-    return GenerationStats(stopped_by=stopped_by, prompt_tokens=prompt_len, new_tokens=new_tokens)
+    return GenerationStats(
+        stopped_by=stopped_by,
+        prompt_tokens=prompt_len,
+        new_tokens=new_tokens,
+        first_token_at=streamer.first_token_at,
+    )
 
 
 class TransformersEngine(BaseEngine):

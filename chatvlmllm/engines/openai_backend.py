@@ -13,14 +13,19 @@ A catalog entry names the server and the model it serves:
     max_pixels = 1003520            # optional; pixel budget per image sent
 
 Images travel as base64 PNG data URLs, downscaled to the pixel budget here so that large
-scans neither bloat the request nor overflow the server's maximum model length. Every
-failure becomes an EngineError subclass with a message a person can act on, so the
-fallback router moves on to the next (local) model.
+scans neither bloat the request nor overflow the server's maximum model length. The whole
+conversation is sent, except with `prompt_style = "dots_ocr"`: that follows dots.ocr's own
+vLLM client (one page, its prompt after the `<|img|><|imgpad|><|endofimg|>` prefix, the page
+resized to multiples of 28 by its smart_resize) and chooses the prompt exactly as the local
+dots.ocr engine does, so both give the same `extras["layout"]`. Every failure becomes an
+EngineError subclass with a message a person can act on, so the fallback router moves on to
+the next (local) model.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 import os
@@ -34,6 +39,7 @@ from chatvlmllm.errors import EngineError
 if TYPE_CHECKING:
     from PIL import Image
 
+    from chatvlmllm.catalog import ModelSpec
     from chatvlmllm.planner import LoadPlan
 
 FAMILIES = {
@@ -54,36 +60,9 @@ DEFAULT_TIMEOUT_S = 120.0
 # dots.ocr's own client maximum (dots_ocr/utils/consts.py MAX_PIXELS).
 DEFAULT_MAX_PIXELS = 28 * 28 * 1280
 DOTS_MAX_PIXELS = 11_289_600
-DOTS_IMAGE_FACTOR = 28
-
 # dots.ocr's vLLM client puts this before its prompt; without it vLLM inserts its own image
 # placeholder followed by "\n", which the model was not trained on (dots_ocr/model/inference.py).
 DOTS_IMAGE_PREFIX = "<|img|><|imgpad|><|endofimg|>"
-# dots.ocr's prompt modes (dots_ocr/utils/prompts.py), sent verbatim.
-DOTS_PROMPTS = {
-    "prompt_layout_all_en": """Please output the layout information from the PDF image, including each layout element's bbox, its category, and the corresponding text content within the bbox.
-
-1. Bbox format: [x1, y1, x2, y2]
-
-2. Layout Categories: The possible categories are ['Caption', 'Footnote', 'Formula', 'List-item', 'Page-footer', 'Page-header', 'Picture', 'Section-header', 'Table', 'Text', 'Title'].
-
-3. Text Extraction & Formatting Rules:
-    - Picture: For the 'Picture' category, the text field should be omitted.
-    - Formula: Format its text as LaTeX.
-    - Table: Format its text as HTML.
-    - All Others (Text, Title, etc.): Format their text as Markdown.
-
-4. Constraints:
-    - The output text must be the original text from the image, with no translation.
-    - All layout elements must be sorted according to human reading order.
-
-5. Final Output: The entire output must be a single JSON object.
-""",  # noqa: E501
-    "prompt_layout_only_en": """Please output the layout information from this PDF image, including each layout's bbox and its category. The bbox should be in the format [x1, y1, x2, y2]. The layout categories for the PDF document include ['Caption', 'Footnote', 'Formula', 'List-item', 'Page-footer', 'Page-header', 'Picture', 'Section-header', 'Table', 'Text', 'Title']. Do not output the corresponding text. The layout result should be in JSON format.""",  # noqa: E501
-    "prompt_ocr": """Extract the text content from this image.""",
-    "prompt_grounding_ocr": """Extract text from the given bounding box on the image (format: [x1, y1, x2, y2]).\nBounding Box:\n""",  # noqa: E501
-}
-LAYOUT_MODES = ("prompt_layout_all_en", "prompt_layout_only_en")
 PROMPT_STYLES = ("plain", "dots_ocr")
 
 
@@ -116,6 +95,12 @@ class OpenAIEngine(BaseEngine):
 
     client: Any = None
 
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        # The server batches and queues; the openai client is thread-safe. Serialising here would
+        # turn every concurrent caller of one cached engine into a queue on this side.
+        self.lock = contextlib.nullcontext()
+
     # -- loading ----------------------------------------------------------
     def _load(self, plan: LoadPlan) -> None:
         import openai
@@ -129,12 +114,14 @@ class OpenAIEngine(BaseEngine):
         style = self.prompt_style
         if style not in PROMPT_STYLES:
             raise EngineError(f"{spec.key}: unknown prompt_style {style!r}; use one of {', '.join(PROMPT_STYLES)}")
-        self.client = openai.OpenAI(
-            base_url=spec.base_url,
-            api_key=self._api_key(),
-            timeout=self.timeout_s,
+        try:
+            timeout_s = self.timeout_s
             # The fallback chain is the retry: a dead server should hand over at once.
-            max_retries=int(spec.options.get("max_retries", 0)),
+            max_retries = int(spec.options.get("max_retries", 0))
+        except (TypeError, ValueError):
+            raise EngineError(f"{spec.key}: `timeout_s` and `max_retries` must be numbers") from None
+        self.client = openai.OpenAI(
+            base_url=spec.base_url, api_key=self._api_key(), timeout=timeout_s, max_retries=max_retries
         )
         self._check_served_model()
 
@@ -184,52 +171,66 @@ class OpenAIEngine(BaseEngine):
         return settings.max_pixels or (self.plan.max_pixels if self.plan else None) or fallback
 
     # -- the request --------------------------------------------------------
-    def build_messages(self, messages: Sequence[Message], settings: GenerationSettings) -> tuple[list[dict], dict]:
-        """Our conversation as OpenAI chat messages (the whole history), and what was sent."""
+    def build_request(self, messages: Sequence[Message], settings: GenerationSettings) -> tuple[list[dict], dict, int]:
+        """(OpenAI chat messages, what was sent, max_tokens) for this conversation."""
+        if self.prompt_style == "dots_ocr":
+            return self._dots_request(messages, settings)
         budget = self.pixel_budget(settings)
-        factor = DOTS_IMAGE_FACTOR if self.prompt_style == "dots_ocr" else 1
-        prompt_mode = settings.options.get("prompt_mode") or self.spec.options.get("prompt_mode")
-        if prompt_mode and prompt_mode not in DOTS_PROMPTS:
-            raise EngineError(
-                f"{self.spec.key}: unknown prompt_mode {prompt_mode!r}; use one of {', '.join(DOTS_PROMPTS)}"
-            )
-        last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
-        sent_sizes: list[list[int]] = []
-        sent: dict[str, Any] = {"max_pixels": budget}
+        sent: dict[str, Any] = {"max_pixels": budget, "image_sizes": []}
         converted = []
-        for index, message in enumerate(messages):
-            text = message.text
-            if self.prompt_style == "dots_ocr" and prompt_mode and index == last_user:
-                text = dots_prompt(prompt_mode, settings.options.get("bbox"))
+        for message in messages:
             if not message.images:
-                converted.append({"role": message.role, "content": text})
+                converted.append({"role": message.role, "content": message.text})
                 continue
             parts: list[dict[str, Any]] = []
             for image in message.images:
-                fitted = fit_to_budget(image, budget, factor)
-                sent_sizes.append(list(fitted.size))
-                if index == last_user and "original_size" not in sent:  # what layout boxes refer to
-                    sent["original_size"], sent["input_size"] = list(image.size), list(fitted.size)
-                parts.append({"type": "image_url", "image_url": {"url": png_data_url(fitted)}})
-            if self.prompt_style == "dots_ocr":
-                text = DOTS_IMAGE_PREFIX * len(message.images) + text
-            parts.append({"type": "text", "text": text})
+                fitted = fit_to_budget(image, budget)
+                sent["image_sizes"].append(list(fitted.size))
+                parts.append(image_part(fitted))
+            parts.append({"type": "text", "text": message.text})
             converted.append({"role": message.role, "content": parts})
-        sent["image_sizes"] = sent_sizes
-        if self.prompt_style == "dots_ocr" and prompt_mode:
-            sent["prompt_mode"] = prompt_mode
-        return converted, sent
+        return converted, sent, settings.max_new_tokens
+
+    def _dots_request(self, messages: Sequence[Message], settings: GenerationSettings) -> tuple[list[dict], dict, int]:
+        """One page and dots.ocr's prompt, as its vLLM client sends them (no history: it reads pages)."""
+        from PIL import Image as PILImage
+
+        from chatvlmllm.engines.dots_ocr import DOTS_MAX_NEW_TOKENS, FREE_QUESTION, DotsOcrEngine, choose_prompt
+        from chatvlmllm.engines.got_ocr import latest_user_text, transcription_budget
+        from chatvlmllm.layout import DOTS_MIN_PIXELS, model_input_size
+
+        options = {**self.spec.options, **settings.options}
+        page = DotsOcrEngine.page(messages, options)
+        budget = self.pixel_budget(settings)
+        # dots.ocr's smart_resize: sides in multiples of 28 within [min, max] pixels. The server's
+        # processor then keeps the size, so layout boxes come back in this image's pixels.
+        input_size = model_input_size(*page.size, min(DOTS_MIN_PIXELS, budget), budget)
+        sent_page = page if page.size == input_size else page.resize(input_size, PILImage.Resampling.BICUBIC)
+        mode, prompt = choose_prompt(latest_user_text(messages), options, page.size, input_size)
+        if mode == FREE_QUESTION:
+            max_tokens = settings.max_new_tokens
+        else:
+            max_tokens = transcription_budget(settings, options, DOTS_MAX_NEW_TOKENS)
+        content = [image_part(sent_page), {"type": "text", "text": DOTS_IMAGE_PREFIX + prompt}]
+        sent = {
+            "max_pixels": budget,
+            "image_sizes": [list(input_size)],
+            "original_size": list(page.size),
+            "input_size": list(input_size),
+            "prompt_mode": mode,
+        }
+        return [{"role": "user", "content": content}], sent, max_tokens
 
     def _generate(
         self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
     ) -> Generator[str, None, GenerationStats]:
         import openai
 
-        chat, sent = self.build_messages(messages, settings)
+        chat, sent, max_tokens = self.build_request(messages, settings)
         request: dict[str, Any] = {
             "model": self.spec.served_model,
             "messages": chat,
-            "max_tokens": settings.max_new_tokens,
+            "max_tokens": max_tokens,
             "temperature": settings.temperature,
             "top_p": settings.top_p,
             "stream": True,
@@ -266,9 +267,11 @@ class OpenAIEngine(BaseEngine):
             stats.prompt_tokens = usage.prompt_tokens
             stats.new_tokens = usage.completion_tokens
         stats.extras = {"server": self.spec.base_url, "served_model": self.spec.served_model, **sent}
+        if max_tokens != settings.max_new_tokens:
+            stats.extras["max_new_tokens"] = max_tokens
         if finish_reason:
             stats.extras["finish_reason"] = finish_reason
-        if sent.get("prompt_mode") in LAYOUT_MODES and "input_size" in sent:
+        if sent.get("prompt_mode") in ("prompt_layout_all_en", "prompt_layout_only_en"):
             from chatvlmllm.layout import layout_extras
 
             # Boxes come in pixels of the image sent; the layout view wants them on the original page.
@@ -324,31 +327,20 @@ class OpenAIEngine(BaseEngine):
         return RemoteRequestError(f"{key}: the server at {url} rejected the request (HTTP {status}): {detail}")
 
 
-def dots_prompt(mode: str, bbox: Sequence[int] | None = None) -> str:
-    """dots.ocr's prompt for a mode; grounding OCR appends the box as its client does."""
-    prompt = DOTS_PROMPTS[mode]
-    if mode == "prompt_grounding_ocr":
-        if not bbox or len(bbox) != 4:
-            raise EngineError("prompt_grounding_ocr needs a bbox [x1, y1, x2, y2] in the options")
-        prompt += str(list(bbox))
-    return prompt
-
-
-def fit_to_budget(image: Image.Image, max_pixels: int, factor: int = 1) -> Image.Image:
-    """Downscale (never upscale) to at most `max_pixels`, keeping the aspect ratio.
-
-    With factor 28 both sides become multiples of 28, as dots.ocr's client does, so that the
-    server's processor keeps the size and layout boxes refer to the image that was sent.
-    """
+def fit_to_budget(image: Image.Image, max_pixels: int) -> Image.Image:
+    """Downscale (never upscale) to at most `max_pixels`, keeping the aspect ratio."""
     width, height = image.size
-    scale = min(1.0, math.sqrt(max_pixels / (width * height)))
-    new_w = max(factor, math.floor(width * scale / factor) * factor)
-    new_h = max(factor, math.floor(height * scale / factor) * factor)
-    if (new_w, new_h) == (width, height):
+    if width * height <= max_pixels:
         return image
+    scale = math.sqrt(max_pixels / (width * height))
     from PIL import Image as PILImage
 
-    return image.resize((new_w, new_h), PILImage.Resampling.BICUBIC)
+    size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
+    return image.resize(size, PILImage.Resampling.BICUBIC)
+
+
+def image_part(image: Image.Image) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": png_data_url(image)}}
 
 
 def png_data_url(image: Image.Image) -> str:
