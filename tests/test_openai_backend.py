@@ -443,6 +443,57 @@ def test_every_failure_is_an_engine_error_so_the_router_moves_on(models_file, fa
     assert len(streams) == 2 and streams[0].metrics.stopped_by == "error"
 
 
+def test_an_error_while_the_caller_displays_the_stream_still_falls_back(models_file, fake_server, tiny_qwen2_vl):
+    """The caller reads each stream itself (as the CLI and the app do): an engine error mid-stream must end
+    that stream quietly and let the router move on, not escape into the caller's loop."""
+    write_models_file(
+        models_file,
+        {
+            "flaky": {"backend": "openai", "base_url": fake_server, "served_model": "breaks-mid-stream"},
+            "local_tiny": {"family": "qwen2_vl", "path": str(tiny_qwen2_vl)},
+        },
+    )
+    catalog = load_catalog()
+    routed = answer(
+        [Message("user", "What is the total?", [PAGE])],
+        [catalog["flaky"], catalog["local_tiny"]],
+        probe(),
+        GenerationSettings(max_new_tokens=4),
+    )
+    shown = [[chunk for chunk in stream] for stream in routed]
+    assert shown[0] == ["Hel"] and len(shown) == 2
+    assert routed.model == "local_tiny"
+    assert [(a.model, a.outcome) for a in routed.attempts] == [("flaky", "error"), ("local_tiny", "answered")]
+    assert "engine dead" in routed.attempts[0].reason
+
+
+@pytest.mark.parametrize("json_output", [True, False])
+def test_ask_falls_back_when_the_server_fails_while_answering(
+    models_file, fake_server, tiny_qwen2_vl, tmp_path, monkeypatch, capsys, json_output
+):
+    from chatvlmllm.cli import main
+
+    write_models_file(
+        models_file,
+        {
+            "flaky": {"backend": "openai", "base_url": fake_server, "served_model": "too-long"},
+            "local_tiny": {"family": "qwen2_vl", "path": str(tiny_qwen2_vl)},
+        },
+    )
+    monkeypatch.setenv("CHATVLMLLM_FALLBACK", "local_tiny")
+    image = tmp_path / "page.png"
+    PAGE.save(image)
+    argv = ["ask", str(image), "What is the total?", "--model", "flaky", "--max-new-tokens", "4"]
+    assert main([*argv, "--json"] if json_output else argv) == 0
+    out, err = capsys.readouterr()
+    if json_output:
+        result = json.loads(out)
+        assert result["model"] == "local_tiny"
+        assert [a["outcome"] for a in result["attempts"]] == ["error", "answered"]
+    else:
+        assert "trying the next model" in err and "local_tiny" in err
+
+
 def test_one_engine_keeps_several_requests_in_flight(models_file, fake_server):
     """The server batches: the engine must not queue callers (the fake answers only when two are in)."""
     FakeServer.rendezvous.reset()
