@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from conftest import image_bytes, text_image, write_models_file
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -20,6 +19,7 @@ from chatvlmllm.cache import default_cache
 from chatvlmllm.chat import QUICK_PROMPTS
 from chatvlmllm.conversation import Conversation, Turn
 from chatvlmllm.store import ChatStore
+from tests.conftest import image_bytes, text_image, write_models_file
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")

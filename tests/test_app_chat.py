@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import image_bytes, text_image
 
 from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import spec_from_path
@@ -17,6 +16,7 @@ from chatvlmllm.errors import DocumentError, ModelNotFoundError, UserError
 from chatvlmllm.hardware import probe
 from chatvlmllm.planner import plan_load
 from chatvlmllm.store import ChatStore
+from tests.conftest import image_bytes, text_image
 
 SHORT = AskOptions(model="tiny", max_new_tokens=8, fallback=False)
 # The tiny model loops; without the guard it would run to 2000 tokens unless stopped.

@@ -22,7 +22,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import image_bytes, text_image, write_models_file
+
+from tests.conftest import image_bytes, text_image, write_models_file
 
 pytestmark = pytest.mark.browser
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import text_image
 
 from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import get_model, spec_from_path
@@ -39,6 +38,7 @@ from chatvlmllm.hardware import HardwareProfile, simulated_gpu
 from chatvlmllm.layout import CATEGORIES, model_input_size
 from chatvlmllm.planner import plan_load
 from chatvlmllm.router import answer
+from tests.conftest import text_image
 
 CPU = HardwareProfile(device="cpu", ram_total_gb=32.0, cpu_count=2)
 BLACKWELL = simulated_gpu("12.0:16")  # RTX 5070 Ti: flash-attn wheels import but have no sm_120 kernel

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import text_image, write_models_file
 
 from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import get_model, load_catalog, spec_from_path
@@ -15,6 +14,7 @@ from chatvlmllm.engines.got_ocr import GOT_MAX_NEW_TOKENS, is_transcription_requ
 from chatvlmllm.errors import UserError
 from chatvlmllm.hardware import HardwareProfile
 from chatvlmllm.planner import plan_load
+from tests.conftest import text_image, write_models_file
 
 CPU = HardwareProfile(device="cpu", ram_total_gb=16.0, cpu_count=2)
 TOKENS_PER_TILE = 16  # tiny vision: 64 px / 4 px patches = 16×16 grid → two stride-2 convs → 4×4

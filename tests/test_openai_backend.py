@@ -15,7 +15,6 @@ from pathlib import Path
 
 import openai
 import pytest
-from conftest import text_image, write_models_file
 from PIL import Image
 
 from chatvlmllm.catalog import load_catalog
@@ -37,6 +36,7 @@ from chatvlmllm.layout import to_model_coordinates
 from chatvlmllm.planner import plan_load
 from chatvlmllm.router import answer
 from chatvlmllm.server import free_port, running_server
+from tests.conftest import text_image, write_models_file
 
 API_KEY = "backend-test-key"
 KEY_ENV = "CHATVLMLLM_TEST_SERVER_KEY"

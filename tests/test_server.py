@@ -17,10 +17,10 @@ from pathlib import Path
 
 import openai
 import pytest
-from conftest import image_bytes, text_image
 from PIL import Image
 
 from chatvlmllm.server import running_server
+from tests.conftest import image_bytes, text_image
 
 API_KEY = "test-key-123"
 
