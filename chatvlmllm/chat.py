@@ -52,6 +52,7 @@ class AskOptions:
     temperature: float = 0.0
     repetition_guard: bool = True
     fallback: bool = True
+    language: str | None = None  # ISO 639-1 of the document; picks the offline engine that reads it best
 
     def overrides(self) -> PlanOverrides:
         return PlanOverrides(attention=self.attention)
@@ -63,6 +64,7 @@ class AskOptions:
             max_new_tokens=self.max_new_tokens,
             temperature=self.temperature,
             repetition_guard=self.repetition_guard,
+            options={"lang": self.language} if self.language else {},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,7 +215,7 @@ class ChatSession:
             self.conversation.turns.pop()  # the page cannot be rendered: the question was not asked
             raise
         self._save(turn)
-        chain = router.build_chain(spec, fallback=options.fallback, catalog=dict(catalog))
+        chain = router.build_chain(spec, fallback=options.fallback, catalog=dict(catalog), language=options.language)
         routed = router.answer(messages, chain, hardware, settings, options.overrides(), cache)
         self.pending = PendingAnswer(self, routed, messages, spec, options)
         return self.pending

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,15 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_MODULES_CACHE", tempfile.mkdtemp(prefix="chatvlmllm-hf-modules-"))
 
 SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
+TESSERACT_REQUIRED = os.environ.get("CHATVLMLLM_REQUIRE_TESSERACT") == "1"
+
+
+def require_tesseract() -> None:
+    """Skip without the tesseract binary, except in CI (CHATVLMLLM_REQUIRE_TESSERACT=1), where it must run."""
+    if shutil.which("tesseract") is None:
+        if TESSERACT_REQUIRED:
+            pytest.fail("CHATVLMLLM_REQUIRE_TESSERACT=1 but the tesseract binary is missing")
+        pytest.skip("tesseract binary not installed (apt-get install tesseract-ocr tesseract-ocr-rus)")
 
 
 @pytest.fixture(autouse=True)

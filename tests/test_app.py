@@ -19,7 +19,7 @@ from chatvlmllm.cache import default_cache
 from chatvlmllm.chat import QUICK_PROMPTS
 from chatvlmllm.conversation import Conversation, Turn
 from chatvlmllm.store import ChatStore
-from tests.conftest import image_bytes, text_image, write_models_file
+from tests.conftest import SHARED_EVAL, image_bytes, require_tesseract, text_image, write_models_file
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -321,6 +321,30 @@ def test_offline_machine_explains_why_and_still_answers(tmp_path, monkeypatch):
     ask(at, "What is the total?")
     answer = chat(at).conversation.turns[-1]
     assert answer.model == "rapidocr" and "TOTAL" in answer.text
+    _fresh_process()
+
+
+def test_document_language_picks_the_offline_engine_that_reads_it(tmp_path, monkeypatch):
+    """No VLM here: choosing Russian makes Tesseract the default (rapidocr has no Cyrillic model offline)."""
+    require_tesseract()
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(tmp_path / "none.toml"))
+    _fresh_process()
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert at.sidebar.selectbox(key="model").value == "rapidocr"
+    at.sidebar.selectbox(key="language").set_value("ru").run()
+    assert at.sidebar.selectbox(key="model").value == "tesseract"
+    image = SHARED_EVAL / "images" / "ru_line_55038097.png"
+    upload(at, image.name, image.read_bytes(), "image/png")
+    ask(at, QUICK_PROMPTS["Extract all text"])
+    answer = chat(at).conversation.turns[-1]
+    truth = (SHARED_EVAL / "truth" / "ru_line_55038097.txt").read_text(encoding="utf-8").split()
+    assert answer.model == "tesseract"
+    assert sum(word in answer.text for word in truth) >= len(truth) // 2  # it really read the Cyrillic line
+    # An explicit choice is kept when the language changes.
+    at.sidebar.selectbox(key="model").set_value("rapidocr").run()
+    at.sidebar.selectbox(key="language").set_value("en").run()
+    at.sidebar.selectbox(key="language").set_value("ru").run()
+    assert at.sidebar.selectbox(key="model").value == "rapidocr"
     _fresh_process()
 
 

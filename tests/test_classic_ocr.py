@@ -7,8 +7,6 @@ skips without it unless CHATVLMLLM_REQUIRE_TESSERACT is set (CI), where it must 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import pytest
 from PIL import Image, ImageDraw
@@ -24,16 +22,7 @@ from chatvlmllm.hardware import probe
 from chatvlmllm.planner import plan_load
 from chatvlmllm.reading_order import TextBox, box_from_points, lines_text, reading_order
 from chatvlmllm.selection import model_status
-from tests.conftest import SHARED_EVAL, image_bytes, text_image
-
-TESSERACT_REQUIRED = os.environ.get("CHATVLMLLM_REQUIRE_TESSERACT") == "1"
-
-
-def require_tesseract() -> None:
-    if shutil.which("tesseract") is None:
-        if TESSERACT_REQUIRED:
-            pytest.fail("CHATVLMLLM_REQUIRE_TESSERACT=1 but the tesseract binary is missing")
-        pytest.skip("tesseract binary not installed (apt-get install tesseract-ocr tesseract-ocr-rus)")
+from tests.conftest import SHARED_EVAL, image_bytes, require_tesseract, text_image
 
 
 @pytest.fixture(scope="module")

@@ -95,6 +95,21 @@ def test_ask_streams_to_stdout_with_a_catalog_key(capsys, tmp_path, monkeypatch,
     assert "loop" in err and "stopped: max_tokens" in err
 
 
+def test_lang_picks_the_offline_default_that_reads_it(capsys):
+    """Offline, no VLM: `--lang ru` answers with Tesseract, which reads Cyrillic; rapidocr stays the Latin default."""
+    from tests.conftest import SHARED_EVAL, require_tesseract
+
+    require_tesseract()
+    image = SHARED_EVAL / "images" / "ru_line_55038097.png"
+    truth = (SHARED_EVAL / "truth" / "ru_line_55038097.txt").read_text(encoding="utf-8").split()
+    code, out, _ = run_cli(capsys, "ocr", str(image), "--lang", "ru", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["model"] == "tesseract"
+    assert sum(word in result["answer"] for word in truth) >= len(truth) // 2
+    code, out, _ = run_cli(capsys, "ocr", str(image), "--json")
+    assert json.loads(out)["model"] == "rapidocr"
+
+
 def test_ask_pdf_page(capsys, tmp_path, tiny_qwen3_vl):
     from tests.test_documents import make_pdf
 

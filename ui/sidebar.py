@@ -7,12 +7,14 @@ import streamlit as st
 from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import ModelSpec
 from chatvlmllm.chat import AskOptions, ChatSession
+from chatvlmllm.engines.classic_ocr import offline_engine_for
 from chatvlmllm.errors import UserError
 from chatvlmllm.hardware import HardwareProfile
 from chatvlmllm.planner import ATTENTION_CHOICES, plan_load
 from chatvlmllm.selection import ModelStatus
 from ui import state
 
+OFFLINE_ENGINES = ("rapidocr", "tesseract")
 STATUS_ICONS = {
     "ready": ":material/check_circle:",
     "needs download": ":material/download:",
@@ -21,6 +23,7 @@ STATUS_ICONS = {
     "unavailable": ":material/cloud_off:",
 }
 MAX_NEW_TOKENS_LIMIT = 8192
+LANGUAGES = {"auto": "Not set", "en": "English / Latin script", "ru": "Russian (Cyrillic)"}
 TRANSCRIPT_MAX_MB = 20
 
 
@@ -36,12 +39,27 @@ def model_picker(
     """The model, attention and generation settings for the next answer."""
     st.header("Model")
     keys = list(models)
+    language = st.selectbox(
+        "Document language",
+        list(LANGUAGES),
+        format_func=LANGUAGES.get,
+        key="language",
+        help="Offline OCR engines differ by script: Tesseract reads Cyrillic, RapidOCR's bundled models do not.",
+    )
+    language = None if language == "auto" else language
     if st.session_state.get("model") not in keys:  # first run, or the catalog changed under us
         st.session_state["model"] = default_key if default_key in keys else keys[0]
+        st.session_state["model_chosen"] = False
+    if not st.session_state.get("model_chosen") and default_key in OFFLINE_ENGINES:
+        # No VLM here and the user has not picked a model: the offline default follows the language.
+        best = offline_engine_for(language)
+        if best in keys:
+            st.session_state["model"] = best
     key = st.selectbox(
         "Model",
         keys,
         key="model",
+        on_change=lambda: st.session_state.update(model_chosen=True),
         format_func=lambda k: status_label(k, statuses.get(k)),
         help="Status for this machine from the planner: ready, needs download, won't fit, incompatible, unavailable.",
     )
@@ -76,6 +94,7 @@ def model_picker(
         temperature=float(temperature),
         repetition_guard=repetition_guard,
         fallback=fallback,
+        language=language,
     )
     plan = plan_load(hw, spec, options.overrides())
     if not plan.runnable:

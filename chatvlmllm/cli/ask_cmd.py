@@ -29,6 +29,11 @@ def add_common(p: argparse.ArgumentParser) -> None:
     pages.add_argument("--page", type=int, default=1, help="PDF/TIFF page, 1-based (default 1)")
     pages.add_argument("--all-pages", action="store_true", help="send every page")
     p.add_argument("--no-fallback", action="store_true", help="use only the chosen model")
+    p.add_argument(
+        "--lang",
+        metavar="CODE",
+        help="document language (ISO 639-1, e.g. en, ru): the offline default is the engine that reads it best",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
 
 
@@ -60,14 +65,18 @@ def run_question(args: argparse.Namespace, question: str) -> int:
     if args.model_path:
         first = spec_from_path(args.model_path)
     else:
-        first = get_model(args.model or default_model(hw, catalog)[0], catalog)
+        first = get_model(args.model or default_model(hw, catalog, language=args.lang)[0], catalog)
     overrides = PlanOverrides(attention=args.attn, max_pixels=args.max_pixels)
     plan = plan_load(hw, first, overrides)
     if not plan.runnable and (args.attn != "auto" or args.no_fallback):
         raise PlanError(f"{first.key} cannot run here: {plan.refusal() or '; '.join(plan.reasons)}")
 
-    chain = build_chain(first, fallback=not args.no_fallback, catalog=catalog)
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+    chain = build_chain(first, fallback=not args.no_fallback, catalog=catalog, language=args.lang)
+    settings = GenerationSettings(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        options={"lang": args.lang} if args.lang else {},
+    )
     routed = answer([Message("user", question, images)], chain, hw, settings, overrides)
     for stream in routed:
         if args.json:
