@@ -421,21 +421,30 @@ def test_an_error_in_the_middle_of_the_stream_is_reported(models_file, fake_serv
     assert received == ["Hel"] and stream.metrics.stopped_by == "error"
 
 
-def test_every_failure_is_an_engine_error_so_the_router_moves_on(models_file, fake_server, tiny_qwen2_vl):
+def flaky_then_local(models_file: Path, fake_server: str, tiny_folder: Path, served: str) -> dict:
+    """A catalog with a failing server entry ("flaky") and a local tiny model ("local_tiny")."""
     write_models_file(
         models_file,
         {
-            "flaky": {"backend": "openai", "base_url": fake_server, "served_model": "too-long"},
-            "local_tiny": {"family": "qwen2_vl", "path": str(tiny_qwen2_vl)},
+            "flaky": {"backend": "openai", "base_url": fake_server, "served_model": served},
+            "local_tiny": {"family": "qwen2_vl", "path": str(tiny_folder)},
         },
     )
-    catalog = load_catalog()
-    routed = answer(
+    return load_catalog()
+
+
+def route_flaky_then_local(models_file: Path, fake_server: str, tiny_folder: Path, served: str):
+    catalog = flaky_then_local(models_file, fake_server, tiny_folder, served)
+    return answer(
         [Message("user", "What is the total?", [PAGE])],
         [catalog["flaky"], catalog["local_tiny"]],
         probe(),
         GenerationSettings(max_new_tokens=4),
     )
+
+
+def test_every_failure_is_an_engine_error_so_the_router_moves_on(models_file, fake_server, tiny_qwen2_vl):
+    routed = route_flaky_then_local(models_file, fake_server, tiny_qwen2_vl, "too-long")
     streams = list(routed)  # the router consumes each stream itself and judges it
     assert routed.model == "local_tiny"
     assert [(a.model, a.outcome) for a in routed.attempts] == [("flaky", "error"), ("local_tiny", "answered")]
@@ -446,20 +455,7 @@ def test_every_failure_is_an_engine_error_so_the_router_moves_on(models_file, fa
 def test_an_error_while_the_caller_displays_the_stream_still_falls_back(models_file, fake_server, tiny_qwen2_vl):
     """The caller reads each stream itself (as the CLI and the app do): an engine error mid-stream must end
     that stream quietly and let the router move on, not escape into the caller's loop."""
-    write_models_file(
-        models_file,
-        {
-            "flaky": {"backend": "openai", "base_url": fake_server, "served_model": "breaks-mid-stream"},
-            "local_tiny": {"family": "qwen2_vl", "path": str(tiny_qwen2_vl)},
-        },
-    )
-    catalog = load_catalog()
-    routed = answer(
-        [Message("user", "What is the total?", [PAGE])],
-        [catalog["flaky"], catalog["local_tiny"]],
-        probe(),
-        GenerationSettings(max_new_tokens=4),
-    )
+    routed = route_flaky_then_local(models_file, fake_server, tiny_qwen2_vl, "breaks-mid-stream")
     shown = [[chunk for chunk in stream] for stream in routed]
     assert shown[0] == ["Hel"] and len(shown) == 2
     assert routed.model == "local_tiny"
@@ -473,13 +469,7 @@ def test_ask_falls_back_when_the_server_fails_while_answering(
 ):
     from chatvlmllm.cli import main
 
-    write_models_file(
-        models_file,
-        {
-            "flaky": {"backend": "openai", "base_url": fake_server, "served_model": "too-long"},
-            "local_tiny": {"family": "qwen2_vl", "path": str(tiny_qwen2_vl)},
-        },
-    )
+    flaky_then_local(models_file, fake_server, tiny_qwen2_vl, "too-long")
     monkeypatch.setenv("CHATVLMLLM_FALLBACK", "local_tiny")
     image = tmp_path / "page.png"
     PAGE.save(image)

@@ -344,9 +344,7 @@ class DotsOcrEngine(TransformersEngine):
             processor_kwargs={"images_kwargs": images_kwargs},
         )
         inputs.pop("mm_token_type_ids", None)  # the remote forward does not take it
-        inputs = inputs.to(self.model.device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-        return inputs
+        return self.on_model(inputs)
 
     def _generate(
         self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event

@@ -189,9 +189,7 @@ class GotOcrEngine(TransformersEngine):
             return_tensors="pt",
             **kwargs,
         )
-        inputs = inputs.to(self.model.device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-        return inputs
+        return self.on_model(inputs)
 
     def _generate(
         self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event

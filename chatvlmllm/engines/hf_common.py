@@ -260,6 +260,13 @@ class TransformersEngine(BaseEngine):
             kwargs["trust_remote_code"] = True
         return kwargs
 
+    def on_model(self, inputs: Any) -> Any:
+        """Processor output moved to the model's device, images in the model's dtype."""
+        inputs = inputs.to(self.model.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        return inputs
+
     def place(self, model: Any, plan: LoadPlan) -> Any:
         if plan.quantization:  # bitsandbytes places the weights itself
             return model.eval()

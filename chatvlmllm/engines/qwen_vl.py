@@ -74,10 +74,7 @@ class QwenVLEngine(TransformersEngine):
             return_tensors="pt",
             processor_kwargs={"images_kwargs": images_kwargs},
         )
-        inputs = inputs.to(self.model.device)
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-        return inputs
+        return self.on_model(inputs)
 
     def _generate(
         self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
