@@ -59,6 +59,36 @@ CSV_COLUMNS = (
 PageLookup = Callable[[str, int], "Image.Image | None"]
 
 
+# What each field of a stored turn must be, so a hand-edited transcript cannot poison a saved chat.
+_TURN_TYPES: dict[str, tuple[type, ...]] = {
+    "text": (str,),
+    "model": (str, type(None)),
+    "attempts": (list,),
+    "metrics": (dict,),
+    "document": (str, type(None)),
+    "document_sha256": (str, type(None)),
+    "pages": (list,),
+    "started_at": (str,),
+    "finished_at": (str, type(None)),
+    "error": (str, type(None)),
+    "settings": (dict,),
+    "extras": (dict,),
+}
+
+
+def _check_turn_types(values: dict[str, Any]) -> None:
+    if "text" not in values:
+        raise UserError("A transcript turn has no text.")
+    for name, value in values.items():
+        expected = _TURN_TYPES.get(name)
+        if expected and not isinstance(value, expected):
+            raise UserError(f"A transcript turn's {name!r} has the wrong type ({type(value).__name__}).")
+    if not all(isinstance(a, dict) for a in values.get("attempts", [])):
+        raise UserError("A transcript turn's attempts must be objects.")
+    if not all(isinstance(p, int) and not isinstance(p, bool) for p in values.get("pages", [])):
+        raise UserError("A transcript turn's pages must be whole numbers.")
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -90,7 +120,9 @@ class Turn:
             raise UserError("A transcript turn needs a role of user, assistant or system.")
         known = {f.name for f in fields(cls)}
         # Unknown keys (a newer writer) are dropped rather than refused: the text still reads.
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        _check_turn_types(values)
+        return cls(**values)
 
     @property
     def stopped_by(self) -> str | None:

@@ -232,8 +232,8 @@ async def watch_disconnect(request: Request, pump: ChunkPump) -> None:
 
 
 # -- request → engine input ---------------------------------------------------------------------
-def decode_image_url(url: str, number: int) -> list:
-    """A base64 data URL → page images (a PDF or multi-page TIFF gives several)."""
+def decode_image_url(url: str, number: int, pages_left: int = MAX_IMAGES_PER_REQUEST) -> list:
+    """A base64 data URL → page images (a PDF or multi-page TIFF gives several), at most `pages_left`."""
     label = f"image {number}"
     if not url.strip():
         raise ApiError(400, f"{label}: image_url.url is empty; send the image as a data URL", "missing_image_data")
@@ -263,7 +263,15 @@ def decode_image_url(url: str, number: int) -> list:
     except (binascii.Error, ValueError):
         raise ApiError(400, f"{label}: the image data is not valid base64", "invalid_base64") from None
     try:
-        return load_document(data, label).pages()
+        document = load_document(data, label)
+        if document.page_count > pages_left:  # refuse before rendering hundreds of pages
+            raise ApiError(
+                400,
+                f"{label} has {document.page_count} pages; the limit is {MAX_IMAGES_PER_REQUEST} images (pages) "
+                "per request",
+                "too_many_images",
+            )
+        return document.pages()
     except DocumentError as exc:
         raise ApiError(400, str(exc), "invalid_image") from None
 
@@ -286,7 +294,8 @@ def to_messages(request: ChatCompletionRequest) -> list[Message]:
                     400, f"only user messages can carry images, not {message.role} messages", "invalid_message"
                 )
             image_count += 1
-            images.extend(decode_image_url(part.image_url.url, image_count))
+            pages_left = MAX_IMAGES_PER_REQUEST - sum(len(m.images) for m in messages) - len(images)
+            images.extend(decode_image_url(part.image_url.url, image_count, pages_left))
         messages.append(Message(role, "\n".join(texts), images))
     if sum(len(m.images) for m in messages) > MAX_IMAGES_PER_REQUEST:
         raise ApiError(

@@ -94,6 +94,34 @@ def test_json_round_trip_keeps_every_field():
         (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 99, "turns": []}), "version 99"),
         (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": "x"}), "no list of turns"),
         (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"text": "hi"}]}), "needs a role"),
+        (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user"}]}), "has no text"),
+        (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user", "text": None}]}), "'text'"),
+        (
+            json.dumps(
+                {
+                    "format": TRANSCRIPT_FORMAT,
+                    "version": 1,
+                    "turns": [{"role": "assistant", "text": "a", "attempts": ["x"]}],
+                }
+            ),
+            "attempts must be objects",
+        ),
+        (
+            json.dumps(
+                {
+                    "format": TRANSCRIPT_FORMAT,
+                    "version": 1,
+                    "turns": [{"role": "assistant", "text": "a", "metrics": "fast"}],
+                }
+            ),
+            "'metrics'",
+        ),
+        (
+            json.dumps(
+                {"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user", "text": "a", "pages": ["1"]}]}
+            ),
+            "pages must be whole numbers",
+        ),
     ],
 )
 def test_bad_transcripts_are_refused_with_a_reason(payload, message):

@@ -238,3 +238,21 @@ def test_render_layout_in_streamlit():
     tables = [h.proto.body for h in app.get("html")]
     assert len(tables) == 1 and tables[0].startswith("<table>") and "<td>Tea</td>" in tables[0]
     assert len(app.get("image")) == 2  # the overlay and the Picture's crop
+
+
+def test_a_picture_box_without_area_does_not_break_the_page():
+    """A box clamped to the page edge can have no width; the page must still render (it is in the history)."""
+    from streamlit.testing.v1 import AppTest
+
+    elements = [
+        {"bbox": [1240, 10, 1240, 400], "category": "Picture", "text": ""},
+        {"bbox": [10, 10, 300, 60], "category": "Text", "text": "Still here"},
+    ]
+    app = AppTest.from_function(
+        _layout_page,
+        kwargs={"elements_json": json.dumps(elements), "image_size": (1240, 1754), "truncated": False, "key": "z"},
+    )
+    app.run(timeout=30)
+    assert not app.exception, app.exception
+    assert "Still here" in " ".join(m.value for m in app.markdown)
+    assert len(app.get("image")) == 1  # the overlay only: no crop of an empty box

@@ -206,6 +206,30 @@ def test_bad_image_data_is_a_400_and_the_server_stays_up(client, tiny_qwen2_vl, 
     assert answer.choices[0].message.role == "assistant"
 
 
+def test_a_pdf_over_the_page_limit_is_refused_before_its_pages_are_rendered(monkeypatch):
+    """A 60 kB PDF can hold 500 pages: count them first, render none beyond the first."""
+    import io
+
+    import pypdfium2 as pdfium
+
+    from chatvlmllm.documents import Document
+    from chatvlmllm.server import MAX_IMAGES_PER_REQUEST, ApiError, decode_image_url
+
+    pdf = pdfium.PdfDocument.new()
+    for _ in range(MAX_IMAGES_PER_REQUEST + 20):
+        pdf.new_page(300, 300)
+    buffer = io.BytesIO()
+    pdf.save(buffer)
+    rendered = []
+    original_page = Document.page
+    monkeypatch.setattr(Document, "page", lambda self, i: rendered.append(i) or original_page(self, i))
+    url = "data:application/pdf;base64," + base64.b64encode(buffer.getvalue()).decode()
+    with pytest.raises(ApiError) as caught:
+        decode_image_url(url, 1)
+    assert caught.value.code == "too_many_images" and str(MAX_IMAGES_PER_REQUEST + 20) in str(caught.value)
+    assert rendered == [0]  # only the first page, which load_document decodes to validate the file
+
+
 def test_unknown_model_is_a_404_naming_the_served_ones(client, tiny_qwen2_vl):
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="no_such_model", messages=[{"role": "user", "content": "hi"}])

@@ -65,8 +65,10 @@ def _render_element(element: LayoutElement, index: int, image: Image.Image | Non
     elif element.category == "Table" and text:
         _render_table(text, index, base_key)
     elif element.category == "Picture":
-        if image is not None:
-            st.image(image.crop(tuple(round(v) for v in element.bbox)), caption=f"Picture {index}")
+        box = tuple(round(v) for v in element.bbox)
+        # A box clamped to the page edge can have no area; PIL cannot encode an empty crop.
+        if image is not None and box[2] > box[0] and box[3] > box[1]:
+            st.image(image.crop(box), caption=f"Picture {index}")
     elif element.category in PAGE_FURNITURE:
         if text:
             st.caption(text)
