@@ -124,8 +124,11 @@ def load_eval_set(folder: str | Path) -> EvalSet:
     qa = []
     qa_file = folder / "qa.jsonl"
     if qa_file.is_file():
-        for row in _read_jsonl(qa_file):
+        item_ids = {item.id for item in items}
+        for line, row in enumerate(_read_jsonl(qa_file), start=1):
             answers = row.get("answers") or []
+            if row.get("id") and str(row["id"]) not in item_ids:
+                raise UserError(f"{qa_file}, question {line}: id {row['id']!r} is not in {manifest.name}")
             if row.get("id") and row.get("question") and answers:
                 qa.append(
                     QaItem(str(row["id"]), str(row["question"]), tuple(map(str, answers)), str(row.get("field", "")))

@@ -109,6 +109,20 @@ def test_closing_the_stream_cancels_generation_and_frees_the_engine(looping_qwen
     assert follow_up.metrics.new_tokens == 3
 
 
+def test_a_stream_cancelled_while_queued_never_reaches_the_model(looping_qwen2_vl):
+    engine = load(looping_qwen2_vl)
+    settings = GenerationSettings(max_new_tokens=30, repetition_guard=False)
+    first = iter(engine.stream([Message("user", "a")], settings))
+    next(first)  # the first answer holds the engine
+    queued = engine.stream([Message("user", "b", [PAGE])], settings)
+    queued.cancel()  # e.g. a server client that gave up while waiting
+    for _ in first:
+        pass
+    assert queued.consume() == ""
+    m = queued.metrics
+    assert (m.stopped_by, m.prompt_tokens, m.new_tokens) == ("cancelled", None, None)  # no prefill, no token
+
+
 def test_flash_attention_refused_when_it_cannot_run(tiny_qwen2_vl):
     cache = EngineCache()
     with pytest.raises(PlanError, match=r"flash_attention_2.*needs a CUDA GPU"):

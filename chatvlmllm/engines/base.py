@@ -245,6 +245,8 @@ class BaseEngine:
 
         def chunks() -> Generator[str, None, GenerationStats]:
             with self.lock:
+                if answer.cancel_event.is_set():  # stopped while queued: skip the prefill entirely
+                    return GenerationStats(stopped_by="cancelled")
                 self._reset_peak_memory()
                 return (yield from self._generate(list(messages), settings, answer.cancel_event))
 
