@@ -9,7 +9,7 @@ The folder has the layout of ../shared/eval:
 Per model: CER and word F1 (eval_metrics), QA exact match and ANLS for chat-capable models (null
 for OCR-only ones), latency median/p95, pages/s, peak memory, and the same text metrics per kind
 and per language. `--concurrency N` keeps N requests in flight: a server backend (`openai`) gets one
-client per request and the server runs them in parallel; a local model is loaded once and runs one
+client kept busy with N requests and the server runs them in parallel; a local model is loaded once and runs one
 generation at a time, so its requests queue (latency is counted from when a request starts running,
 throughput over the whole run).
 """
@@ -211,25 +211,18 @@ def _run_all(
     return [o for o in outcomes if o is not None], time.perf_counter() - started
 
 
-def _engine_pool(spec: Any, plan: Any, cache: Any, concurrency: int) -> tuple[queue.Queue, list[Any]]:
-    """Engines the workers take turns with.
+def _engine_pool(spec: Any, plan: Any, cache: Any, concurrency: int) -> queue.Queue:
+    """The engine, once per request allowed in flight at the same time.
 
-    A remote server runs requests in parallel, so a server backend gets one client per worker
-    (each engine serialises its own generations). A local model loads its weights once: one
-    engine, and the workers queue for it. Returns the pool and the extra clients to unload.
+    A server backend keeps several requests in flight through one client (the server runs them
+    in parallel), so it is handed to every worker. A local model loads its weights once and
+    generates one answer at a time: one slot, and the workers queue for it.
     """
-    from chatvlmllm.engines import create_engine
-
+    engine = cache.get(spec, plan)
     engines: queue.Queue = queue.Queue()
-    engines.put(cache.get(spec, plan))
-    extra: list[Any] = []
-    if spec.family_info().backend == "openai":
-        for _ in range(concurrency - 1):
-            engine = create_engine(spec)
-            engine.load(plan)
-            extra.append(engine)
-            engines.put(engine)
-    return engines, extra
+    for _ in range(concurrency if spec.family_info().backend == "openai" else 1):
+        engines.put(engine)
+    return engines
 
 
 def _with_engine(engines: queue.Queue, prompt: str, image_path: Path, settings: Any) -> Outcome:
@@ -333,7 +326,7 @@ def benchmark_model(
         return _failed_model(key, f"cannot run here: {plan.refusal() or '; '.join(plan.reasons)}", concurrency)
     started = time.perf_counter()
     try:
-        engines, extra_clients = _engine_pool(spec, plan, cache, concurrency)
+        engines = _engine_pool(spec, plan, cache, concurrency)
     except Exception as exc:  # the error is the result for this model; the others still run
         return _failed_model(key, f"failed to load: {exc}", concurrency)
     load_s = time.perf_counter() - started
@@ -354,17 +347,13 @@ def benchmark_model(
         return lambda: _with_engine(engines, prompt, image_paths[question.id], settings)
 
     load_average = _load_average()
-    try:
-        with PeakMemory() as memory:
-            ocr, wall_s = _run_all(
-                [ocr_job(i) for i in eval_set.items], concurrency, progress, f"{key}: OCR", done_before, total
-            )
-            qa_outcomes, _ = _run_all(
-                [qa_job(q) for q in qa], concurrency, progress, f"{key}: QA", done_before + len(ocr), total
-            )
-    finally:
-        for client in extra_clients:
-            client.unload()
+    with PeakMemory() as memory:
+        ocr, wall_s = _run_all(
+            [ocr_job(i) for i in eval_set.items], concurrency, progress, f"{key}: OCR", done_before, total
+        )
+        qa_outcomes, _ = _run_all(
+            [qa_job(q) for q in qa], concurrency, progress, f"{key}: QA", done_before + len(ocr), total
+        )
 
     rows = _text_scores(ocr, eval_set.items)
     latencies = [o.seconds for o in ocr if o.error is None]
@@ -432,7 +421,7 @@ def run_benchmark(
     cache: Any = None,
 ) -> dict[str, Any]:
     """Benchmark each model in turn; a model that cannot run gets an `error` and null metrics."""
-    from chatvlmllm.cache import EngineCache
+    from chatvlmllm.cache import default_cache
     from chatvlmllm.catalog import get_model, load_catalog
     from chatvlmllm.hardware import probe
 
@@ -446,7 +435,10 @@ def run_benchmark(
     specs = [get_model(key, catalog) for key in models]  # unknown keys fail before any work
     eval_set = load_eval_set(eval_dir).limited(limit)
     hardware = hardware or probe()
-    cache = cache or EngineCache()  # its own cache: the benchmark unloads what it loaded
+    # The process-wide cache: a model the chat already holds is not loaded a second time, and
+    # the benchmark unloads only what it loaded itself.
+    cache = cache or default_cache()
+    held_before = {engine.model for engine in cache.loaded()}
 
     questions = len(eval_set.qa)
     totals = [len(eval_set.items) + (questions if "chat" in spec.caps else 0) for spec in specs]
@@ -466,9 +458,12 @@ def run_benchmark(
                 total=sum(totals),
             )
             done += count
-            cache.unload(spec.key)
+            if spec.key not in held_before:
+                cache.unload(spec.key)
     finally:
-        cache.unload()
+        for spec in specs:
+            if spec.key not in held_before:
+                cache.unload(spec.key)
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "eval_dir": str(Path(eval_dir).expanduser().resolve()),

@@ -127,10 +127,23 @@ def test_the_engine_loads_once_per_cache(cache):
 
 
 def test_transcription_requests_are_told_from_questions():
-    for request in ("Extract all text", "OCR", "Please transcribe this", "Распознай текст", ""):
-        assert is_transcription_request(request)
-    for question in ("What is the total?", "Who issued this receipt?", "Сколько стоит?"):
-        assert not is_transcription_request(question)
+    from chatvlmllm.chat import QUICK_PROMPTS
+    from chatvlmllm.cli.ocr_cmd import OCR_PROMPT
+
+    requests = ("Extract all text", "OCR", "Please transcribe this", "Распознай текст", "", OCR_PROMPT)
+    for request in (*requests, QUICK_PROMPTS["Extract all text"]):
+        assert is_transcription_request(request), request
+    questions = (
+        "What is the total?",
+        "Who issued this receipt?",
+        "Сколько стоит?",
+        "Can you read the date?",
+        "What is the total in the text?",
+        "Переведи текст",
+    )
+    # The other quick prompts ask for what OCR cannot make: they get the text with the honest note.
+    for question in (*questions, *(p for k, p in QUICK_PROMPTS.items() if k != "Extract all text")):
+        assert not is_transcription_request(question), question
 
 
 def test_ask_cli_on_a_real_receipt_returns_text_with_attempts(capsys):

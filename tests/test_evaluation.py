@@ -168,6 +168,31 @@ def test_rapidocr_benchmark_has_every_field_and_no_qa(eval_folder):
     assert results["n_items"] == 3 and results["machine"]["cpu_count"] >= 1
 
 
+def test_a_model_the_chat_already_holds_is_reused_and_kept(eval_folder, tiny_qwen2_vl):
+    """The Benchmark page shares the app's process: no second copy of loaded weights, and the chat keeps its model."""
+    from chatvlmllm.cache import default_cache
+    from chatvlmllm.catalog import load_catalog
+    from chatvlmllm.hardware import probe
+    from chatvlmllm.planner import plan_load
+
+    write_models_file(
+        Path(os.environ["CHATVLMLLM_MODELS_FILE"]), {"held": {"family": "qwen2_vl", "path": str(tiny_qwen2_vl)}}
+    )
+    spec = load_catalog()["held"]
+    plan = plan_load(probe(), spec)
+    cache = default_cache()
+    engine = cache.get(spec, plan)
+    loads = dict(cache.load_counts)
+    try:
+        results = run_benchmark(eval_folder, ["held", "rapidocr"], limit=1)
+        assert results["models"]["held"]["n"] == 1 and results["models"]["rapidocr"]["n"] == 1
+        assert cache.load_counts["held"] == loads["held"]  # reused, not loaded again
+        assert cache.peek(spec, plan) is engine  # still there for the chat
+        assert "rapidocr" not in {e.model for e in cache.loaded()}  # the bench unloads what it loaded
+    finally:
+        cache.unload("held")
+
+
 def test_a_chat_model_gets_qa_scores_and_a_broken_one_an_error(eval_folder, tiny_qwen2_vl, tmp_path):
     write_models_file(
         Path(os.environ["CHATVLMLLM_MODELS_FILE"]),

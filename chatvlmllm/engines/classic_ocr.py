@@ -87,9 +87,21 @@ _TRANSCRIPTION_REQUEST = re.compile(
 )
 
 
+# Questions, and requests for something OCR cannot produce (structure, summaries, fields).
+_BEYOND_TRANSCRIPTION = re.compile(
+    r"\?|\b(json|table|markdown|summar\w*|translat\w*|explain\w*|fields?|total|amount|date|"
+    r"who|what|when|where|why|how|which)\b|таблиц\w*|сумм\w*|перевед\w*",
+    re.IGNORECASE,
+)
+
+
 def is_transcription_request(question: str) -> bool:
-    """True for "Extract all text", "OCR this", "Распознай текст"; False for "What is the total?"."""
-    return not question.strip() or bool(_TRANSCRIPTION_REQUEST.search(question))
+    """True for "Extract all text", "OCR this", "Распознай текст"; False for "What is the total?",
+    "Convert the table into Markdown" or "Extract the key fields as JSON" (OCR has only the text)."""
+    question = question.strip()
+    if not question:
+        return True
+    return bool(_TRANSCRIPTION_REQUEST.search(question)) and not _BEYOND_TRANSCRIPTION.search(question)
 
 
 def _latest_images(messages: Sequence[Message]) -> list[Image.Image]:
