@@ -22,6 +22,7 @@ from chatvlmllm.documents import Document, load_document
 from chatvlmllm.engines import AnswerStream, GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, UserError
 from chatvlmllm.planner import PlanOverrides, plan_load
+from chatvlmllm.store import StoreError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -89,6 +90,7 @@ class ChatSession:
         self.pages = list(pages or [1])
         self.saved = store is not None and store.exists(self.conversation.id)
         self.pending: PendingAnswer | None = None  # the answer being generated, if any
+        self.save_error: str | None = None  # why the last turn is not in the store, if it is not
 
     @property
     def id(self) -> str:
@@ -221,11 +223,18 @@ class ChatSession:
         return self.pending
 
     def _save(self, turn: Turn) -> None:
-        if self.store is not None:
+        """Save a turn at once; if the store fails, the turn stays in this session and `save_error` says why."""
+        if self.store is None:
+            return
+        try:
             self.store.append_turn(self.conversation, turn)
             if not self.saved:
                 self.store.save_session(self.conversation, self.active_document, self.pages)
-            self.saved = True
+        except StoreError as exc:
+            self.save_error = f"{exc} The chat goes on, but this turn is not saved."
+            return
+        self.save_error = None
+        self.saved = True
 
 
 class PendingAnswer:

@@ -85,6 +85,10 @@ class StoredSession:
     pages: list[int]
 
 
+class StoreError(UserError):
+    """The chat history could not be read or written (locked database, full disk, ...)."""
+
+
 class ChatStore:
     def __init__(self, path: Path | str | None = None):
         self.path = Path(path) if path is not None else data_dir() / DB_NAME
@@ -93,19 +97,24 @@ class ChatStore:
             with self._connect() as db:
                 db.executescript(_SCHEMA)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except (OSError, sqlite3.Error) as exc:
-            raise UserError(
+        except (OSError, sqlite3.Error, StoreError) as exc:
+            raise StoreError(
                 f"Cannot open the chat history at {self.path}: {exc}. Set CHATVLMLLM_DATA_DIR to a writable folder."
             ) from None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10)
+        try:
+            db = sqlite3.connect(self.path, timeout=10)
+        except sqlite3.Error as exc:
+            raise StoreError(f"The chat history at {self.path} cannot be opened: {exc}.") from exc
         try:
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA journal_mode = WAL")  # readers do not wait for a writer
             with db:  # one transaction
                 yield db
+        except sqlite3.Error as exc:  # locked past the timeout, disk full, read-only folder, ...
+            raise StoreError(f"The chat history at {self.path} could not be updated: {exc}.") from exc
         finally:
             db.close()
 

@@ -172,3 +172,20 @@ def test_a_transcript_resumes_as_a_new_chat_each_time(tmp_path, session, catalog
     assert first.document is None  # documents are not in transcripts: upload again to continue
     with pytest.raises(UserError, match="not valid JSON"):
         ChatSession.from_transcript(store, b"\x00garbage")
+
+
+def test_a_failing_store_keeps_the_chat_going_and_says_the_turn_is_not_saved(tmp_path, catalog, cache):
+    """The data folder vanishes under the app (unmounted disk): answers still come, with a clear note."""
+    import shutil
+
+    folder = tmp_path / "data"
+    session = ChatSession(store=ChatStore(folder / "chats.sqlite3"))
+    session.attach(load_document(image_bytes(text_image(["TOTAL 1.00"])), "invoice.png"))
+    ask(session, "first?", SHORT, catalog, cache)
+    assert session.save_error is None
+    shutil.rmtree(folder)  # sqlite cannot even open the file now
+
+    answer = ask(session, "second?", SHORT, catalog, cache)
+    assert answer.model == "tiny" and session.conversation.turns[-1] is answer  # kept in the session
+    assert "could not be updated" in session.save_error or "cannot be opened" in session.save_error
+    assert "not saved" in session.save_error

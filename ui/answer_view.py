@@ -130,6 +130,8 @@ def answer(
         stop_slot.empty()
         with live.container():
             _assistant_body(session, turn)
+        if session.save_error:
+            st.warning(session.save_error)
     return turn
 
 
