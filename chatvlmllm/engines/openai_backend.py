@@ -123,7 +123,13 @@ class OpenAIEngine(BaseEngine):
         self.client = openai.OpenAI(
             base_url=spec.base_url, api_key=self._api_key(), timeout=timeout_s, max_retries=max_retries
         )
-        self._check_served_model()
+        try:
+            self._check_served_model()
+        except Exception:
+            # The router retries the load on the next question: don't leave a client per try.
+            self.client.close()
+            self.client = None
+            raise
 
     def _api_key(self) -> str:
         explicit = self.spec.api_key_env
