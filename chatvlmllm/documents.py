@@ -22,15 +22,7 @@ MAX_UPLOAD_MB = float(os.environ.get("CHATVLMLLM_MAX_UPLOAD_MB", "50"))
 MAX_IMAGE_PIXELS = int(os.environ.get("CHATVLMLLM_MAX_IMAGE_PIXELS", str(80_000_000)))
 MAX_PAGES = 500
 PDF_DPI = 150
-IMAGE_FORMATS = {
-    "PNG": "image/png",
-    "JPEG": "image/jpeg",
-    "WEBP": "image/webp",
-    "BMP": "image/bmp",
-    "TIFF": "image/tiff",
-    "MPO": "image/jpeg",
-}
-ACCEPTED_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "pdf")
+IMAGE_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "TIFF", "MPO"})  # MPO: JPEG from phones
 
 
 @dataclass
@@ -46,13 +38,6 @@ class Document:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
-
-    @property
-    def mime(self) -> str:
-        if self.kind == "pdf":
-            return "application/pdf"
-        with Image.open(io.BytesIO(self.data)) as img:
-            return IMAGE_FORMATS.get(img.format or "", "application/octet-stream")
 
     def page(self, index: int) -> Image.Image:
         """Page `index` (0-based) as an RGB image."""

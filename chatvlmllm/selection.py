@@ -7,6 +7,7 @@ incompatible, unavailable (weights missing with no way to fetch them).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chatvlmllm.catalog import DEFAULT_MODEL, ModelSpec, load_catalog
@@ -53,17 +54,16 @@ def model_status(
     return ModelStatus(spec, plan, weights, status, reason)
 
 
-def all_statuses(hw: HardwareProfile, catalog: dict[str, ModelSpec] | None = None) -> list[ModelStatus]:
-    catalog = catalog if catalog is not None else load_catalog()
-    return [model_status(spec, hw) for spec in catalog.values()]
-
-
 def default_model(
-    hw: HardwareProfile, catalog: dict[str, ModelSpec] | None = None, language: str | None = None
+    hw: HardwareProfile,
+    catalog: dict[str, ModelSpec] | None = None,
+    language: str | None = None,
+    statuses: Mapping[str, ModelStatus] | None = None,
 ) -> tuple[str, str]:
     """(model key, why). $CHATVLMLLM_DEFAULT_MODEL wins; then a VLM that can run with weights
     on disk (or a reachable hub); then the offline OCR engine that reads `language` best
-    (rapidocr, or tesseract for Russian: docs/benchmark.md)."""
+    (rapidocr, or tesseract for Russian: docs/benchmark.md). `statuses` already computed
+    for this machine are reused instead of looking at disk and network again."""
     catalog = catalog if catalog is not None else load_catalog()
     chosen = os.environ.get("CHATVLMLLM_DEFAULT_MODEL")
     if chosen:
@@ -74,7 +74,7 @@ def default_model(
     for key in VLM_PREFERENCE:
         if key not in catalog:
             continue
-        status = model_status(catalog[key], hw)
+        status = (statuses or {}).get(key) or model_status(catalog[key], hw)
         if status.status in ("ready", "needs download"):
             return key, f"{key} can run here ({status.status})"
         problems.append(f"{key}: {status.status} ({status.reason})")

@@ -20,6 +20,7 @@ from PIL import Image
 from chatvlmllm.catalog import load_catalog
 from chatvlmllm.cli import main as cli_main
 from chatvlmllm.engines import GenerationSettings, Message, create_engine
+from chatvlmllm.engines.base import fit_to_budget
 from chatvlmllm.engines.dots_ocr import DOTS_MAX_NEW_TOKENS, DOTS_PROMPTS
 from chatvlmllm.engines.openai_backend import (
     DOTS_IMAGE_PREFIX,
@@ -28,7 +29,6 @@ from chatvlmllm.engines.openai_backend import (
     RemoteRequestError,
     ServerTimeoutError,
     ServerUnavailableError,
-    fit_to_budget,
 )
 from chatvlmllm.errors import EngineError
 from chatvlmllm.hardware import probe

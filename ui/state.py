@@ -74,7 +74,7 @@ def initial_model(version: str) -> tuple[str, str, str | None]:
     """(model key, why, problem): the planner's default for this machine."""
     models = catalog().models
     try:
-        key, why = default_model(hardware_profile(), models)
+        key, why = default_model(hardware_profile(), models, statuses=statuses(version))
     except UserError as exc:
         return next(iter(models)), "", str(exc)
     return key, why, None

@@ -8,6 +8,7 @@ shares (one generation at a time, timings, metrics, cancel) so an adapter only w
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -53,6 +54,34 @@ class Message:
     role: str  # "system" | "user" | "assistant"
     text: str
     images: list[Image.Image] = field(default_factory=list)
+
+
+def latest_user_images(messages: Sequence[Message]) -> list[Image.Image]:
+    """The images of the latest user message that has any: the document being discussed
+    (follow-up questions usually carry none)."""
+    for message in reversed(messages):
+        if message.role == "user" and message.images:
+            return list(message.images)
+    return []
+
+
+def latest_user_text(messages: Sequence[Message]) -> str:
+    for message in reversed(messages):
+        if message.role == "user":
+            return message.text
+    return ""
+
+
+def fit_to_budget(image: Image.Image, max_pixels: int | None) -> Image.Image:
+    """Downscale (never upscale) to at most `max_pixels`, keeping the aspect ratio."""
+    width, height = image.size
+    if not max_pixels or width * height <= max_pixels:
+        return image
+    scale = math.sqrt(max_pixels / (width * height))
+    from PIL import Image as PILImage
+
+    size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
+    return image.resize(size, PILImage.Resampling.BICUBIC)
 
 
 @dataclass

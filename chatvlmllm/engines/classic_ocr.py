@@ -19,7 +19,16 @@ import threading
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from chatvlmllm.engines.base import BaseEngine, FamilyInfo, GenerationSettings, GenerationStats, Message
+from chatvlmllm.engines.base import (
+    BaseEngine,
+    FamilyInfo,
+    GenerationSettings,
+    GenerationStats,
+    Message,
+    fit_to_budget,
+    latest_user_images,
+    latest_user_text,
+)
 from chatvlmllm.errors import EngineError
 from chatvlmllm.reading_order import TextBox, box_from_points, lines_text, reading_order
 
@@ -104,29 +113,6 @@ def is_transcription_request(question: str) -> bool:
     return bool(_TRANSCRIPTION_REQUEST.search(question)) and not _BEYOND_TRANSCRIPTION.search(question)
 
 
-def _latest_images(messages: Sequence[Message]) -> list[Image.Image]:
-    """The images of the latest user turn that has any (follow-up questions often have none)."""
-    for message in reversed(messages):
-        if message.role == "user" and message.images:
-            return list(message.images)
-    return []
-
-
-def _latest_question(messages: Sequence[Message]) -> str:
-    for message in reversed(messages):
-        if message.role == "user":
-            return message.text
-    return ""
-
-
-def _within_budget(image: Image.Image, max_pixels: int | None) -> tuple[Image.Image, float]:
-    """The image shrunk to the pixel budget, and the scale applied (1.0 when it already fits)."""
-    if not max_pixels or image.width * image.height <= max_pixels:
-        return image, 1.0
-    scale = (max_pixels / (image.width * image.height)) ** 0.5
-    return image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale)))), scale
-
-
 class ClassicOcrEngine(BaseEngine):
     """Shared behaviour: pages in, text in reading order out, line boxes in extras["lines"]."""
 
@@ -140,8 +126,8 @@ class ClassicOcrEngine(BaseEngine):
     def _generate(
         self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
     ) -> Generator[str, None, GenerationStats]:
-        images = _latest_images(messages)
-        question = _latest_question(messages)
+        images = latest_user_images(messages)
+        question = latest_user_text(messages)
         if not images:
             yield (
                 f"{self.spec.key} is an offline OCR engine: it reads the text of an image or PDF page and cannot "
@@ -162,7 +148,8 @@ class ClassicOcrEngine(BaseEngine):
         for page, image in enumerate(images, start=1):
             if cancel.is_set():
                 return GenerationStats(stopped_by="cancelled", extras={"lines": lines_out})
-            resized, scale = _within_budget(image.convert("RGB"), budget)
+            resized = fit_to_budget(image.convert("RGB"), budget)
+            scale = resized.width / image.width
             rows = self._read(resized, language)
             # Boxes in the coordinates of the page the user sees, not of the resized copy.
             lines_out.extend(

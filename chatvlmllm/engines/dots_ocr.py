@@ -47,8 +47,15 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chatvlmllm import weights
-from chatvlmllm.engines.base import FamilyInfo, GenerationSettings, GenerationStats, Message
-from chatvlmllm.engines.got_ocr import document_images, is_transcription_request, latest_user_text, transcription_budget
+from chatvlmllm.engines.base import (
+    FamilyInfo,
+    GenerationSettings,
+    GenerationStats,
+    Message,
+    latest_user_images,
+    latest_user_text,
+)
+from chatvlmllm.engines.got_ocr import is_transcription_request, transcription_budget
 from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate
 from chatvlmllm.errors import EngineError, UserError
 
@@ -387,7 +394,7 @@ class DotsOcrEngine(TransformersEngine):
 
     @staticmethod
     def page(messages: Sequence[Message], options: dict[str, Any]) -> Any:
-        images = document_images(messages)
+        images = latest_user_images(messages)
         if not images:
             raise UserError("dots.ocr needs a page image: upload an image or a PDF first.")
         index = options.get("image_index", 0)

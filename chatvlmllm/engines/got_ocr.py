@@ -36,7 +36,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chatvlmllm import weights
-from chatvlmllm.engines.base import FamilyInfo, GenerationSettings, GenerationStats, Message
+from chatvlmllm.engines.base import (
+    FamilyInfo,
+    GenerationSettings,
+    GenerationStats,
+    Message,
+    latest_user_images,
+    latest_user_text,
+)
 from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate
 from chatvlmllm.errors import UserError
 
@@ -83,21 +90,6 @@ def is_transcription_request(text: str) -> bool:
     if stripped.endswith("?") or _QUESTION_START.match(stripped):
         return False
     return bool(_TRANSCRIBE_WORDS.search(stripped))
-
-
-def document_images(messages: Sequence[Message]) -> list[Image.Image]:
-    """The images of the latest user message that has any: the document being discussed."""
-    for message in reversed(messages):
-        if message.role == "user" and message.images:
-            return list(message.images)
-    return []
-
-
-def latest_user_text(messages: Sequence[Message]) -> str:
-    for message in reversed(messages):
-        if message.role == "user":
-            return message.text
-    return ""
 
 
 def transcription_note(model_name: str, question: str) -> str:
@@ -194,7 +186,7 @@ class GotOcrEngine(TransformersEngine):
     def _generate(
         self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
     ) -> Generator[str, None, GenerationStats]:
-        images = document_images(messages)
+        images = latest_user_images(messages)
         if not images:
             raise UserError("GOT-OCR needs a page image to transcribe: upload an image or a PDF first.")
         mode = self.mode(settings, len(images))

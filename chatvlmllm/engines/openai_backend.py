@@ -27,13 +27,20 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
-import math
 import os
 import threading
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from chatvlmllm.engines.base import BaseEngine, FamilyInfo, GenerationSettings, GenerationStats, Message
+from chatvlmllm.engines.base import (
+    BaseEngine,
+    FamilyInfo,
+    GenerationSettings,
+    GenerationStats,
+    Message,
+    fit_to_budget,
+    latest_user_text,
+)
 from chatvlmllm.errors import EngineError
 
 if TYPE_CHECKING:
@@ -202,7 +209,7 @@ class OpenAIEngine(BaseEngine):
         from PIL import Image as PILImage
 
         from chatvlmllm.engines.dots_ocr import DOTS_MAX_NEW_TOKENS, FREE_QUESTION, DotsOcrEngine, choose_prompt
-        from chatvlmllm.engines.got_ocr import latest_user_text, transcription_budget
+        from chatvlmllm.engines.got_ocr import transcription_budget
         from chatvlmllm.layout import DOTS_MIN_PIXELS, model_input_size
 
         options = {**self.spec.options, **settings.options}
@@ -331,18 +338,6 @@ class OpenAIEngine(BaseEngine):
         if status >= 500:
             return RemoteInternalError(f"{key}: the server at {url} failed with HTTP {status}: {detail}")
         return RemoteRequestError(f"{key}: the server at {url} rejected the request (HTTP {status}): {detail}")
-
-
-def fit_to_budget(image: Image.Image, max_pixels: int) -> Image.Image:
-    """Downscale (never upscale) to at most `max_pixels`, keeping the aspect ratio."""
-    width, height = image.size
-    if width * height <= max_pixels:
-        return image
-    scale = math.sqrt(max_pixels / (width * height))
-    from PIL import Image as PILImage
-
-    size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
-    return image.resize(size, PILImage.Resampling.BICUBIC)
 
 
 def image_part(image: Image.Image) -> dict[str, Any]:
