@@ -258,6 +258,7 @@ def language_config(raw: dict[str, Any]) -> Qwen2Config:
     values = {k: v for k, v in raw.items() if k not in skip}
     if values.get("rope_scaling") is None:  # the hub file says null: plain rope with rope_theta
         values.pop("rope_scaling", None)
+        values["rope_parameters"] = {"rope_type": "default", "rope_theta": values.pop("rope_theta", 10000.0)}
     config = Qwen2Config(**values)
     config.vision_config = dict(raw.get("vision_config") or {})
     config.image_token_id = raw.get("image_token_id")

@@ -169,7 +169,14 @@ def load_processor(path: str | Path, image_token_id: int) -> Any:
     `auto_map` and offer to run the hub's Python code. No video sub-processor (it needs
     torchvision; dots.ocr reads images). Its image token is <|imgpad|>, not Qwen's <|image_pad|>.
     """
-    from transformers import Qwen2_5_VLProcessor, Qwen2Tokenizer, Qwen2VLImageProcessor
+    import transformers
+    from transformers import Qwen2_5_VLProcessor, Qwen2Tokenizer
+    from transformers.utils import is_torchvision_available
+
+    # Without torchvision the library falls back to the PIL class anyway; naming it avoids the warning.
+    image_processor_class = (
+        transformers.Qwen2VLImageProcessor if is_torchvision_available() else transformers.Qwen2VLImageProcessorPil
+    )
 
     class DotsImageOnlyProcessor(Qwen2_5_VLProcessor):
         def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
@@ -179,7 +186,7 @@ def load_processor(path: str | Path, image_token_id: int) -> Any:
     template = read_chat_template(path) or tokenizer.chat_template
     if not template:
         raise EngineError(f"{path} has no chat template for dots.ocr's processor")
-    image_processor = Qwen2VLImageProcessor.from_pretrained(str(path))
+    image_processor = image_processor_class.from_pretrained(str(path))
     processor = DotsImageOnlyProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=template)
     processor.image_token = tokenizer.convert_ids_to_tokens(image_token_id)
     processor.image_token_id = image_token_id
@@ -211,6 +218,14 @@ def choose_prompt(
     from chatvlmllm.layout import to_model_coordinates
 
     return mode, DOTS_PROMPTS[mode] + str(to_model_coordinates(bbox, original_size, input_size))
+
+
+def answer_budget(mode: str, settings: GenerationSettings, options: dict[str, Any]) -> int:
+    """max_new_tokens: an explicit option, else the user's setting, else 8192 for a transcription
+    or layout (a dense page is thousands of tokens) and the usual default for a free question."""
+    if mode == FREE_QUESTION and "max_new_tokens" not in options:
+        return settings.budget()
+    return transcription_budget(settings, options, DOTS_MAX_NEW_TOKENS)
 
 
 def collect(chunks: Generator[str, None, GenerationStats], sink: list[str]) -> Generator[str, None, GenerationStats]:
@@ -287,11 +302,7 @@ class DotsOcrEngine(TransformersEngine):
         grids = [[int(v) for v in row] for row in inputs["image_grid_thw"].tolist()]
         patch = self.processor.image_processor.patch_size
         input_size = (grids[0][2] * patch, grids[0][1] * patch)  # what the model saw, from the processor itself
-        budget = (
-            settings.budget()
-            if mode == FREE_QUESTION and "max_new_tokens" not in options
-            else transcription_budget(settings, options, DOTS_MAX_NEW_TOKENS)
-        )
+        budget = answer_budget(mode, settings, options)
         parts: list[str] = []
         settings = replace(settings, max_new_tokens=budget)
         stats = yield from collect(
