@@ -80,9 +80,9 @@ def test_tiny_folder_has_the_hub_layout_and_real_values(tiny_dots_ocr):
     processor = json.loads((tiny_dots_ocr / "preprocessor_config.json").read_text())
     assert (processor["min_pixels"], processor["max_pixels"]) == (DOTS_OCR.min_pixels, DOTS_OCR.max_pixels)
     assert tuple(processor["image_mean"]) == DOTS_OCR.image_mean and tuple(processor["image_std"]) == DOTS_OCR.image_std
-    from transformers import AutoTokenizer
+    from transformers import Qwen2Tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_dots_ocr))
+    tokenizer = Qwen2Tokenizer.from_pretrained(str(tiny_dots_ocr))
     assert tokenizer.convert_ids_to_tokens(config["image_token_id"]) == DOTS_OCR.tokens["image"].text
     generation = json.loads((tiny_dots_ocr / "generation_config.json").read_text())
     assert tokenizer.convert_ids_to_tokens(generation["eos_token_id"]) == [
