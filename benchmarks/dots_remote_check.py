@@ -137,7 +137,11 @@ def renders_like_hub(processor: Any) -> bool:
     chats = [
         [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Extract all text"}]}],
         [{"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "Two"}]}],
-        [{"role": "user", "content": "plain"}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "again"}],
+        [
+            {"role": "user", "content": "plain"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "again"},
+        ],
     ]
     hub_template = processor.chat_template
     for chat in chats:
@@ -196,8 +200,7 @@ def compare(hub: Path, folder: Path) -> dict[str, Any]:
         image_grid_thw=one["image_grid_thw"].tolist(),
     )
     report["passed"] = (
-        report["greedy_match"]
-        and max(v for k, v in report.items() if k.startswith("logits_max_abs_diff")) <= 1e-4
+        report["greedy_match"] and max(v for k, v in report.items() if k.startswith("logits_max_abs_diff")) <= 1e-4
     )
     return report
 
@@ -208,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="write the tiny checkpoint here and keep it")
     parser.add_argument("--out", type=Path, default=Path("artifacts/dots_remote_check.json"))
     args = parser.parse_args(argv)
-    missing = [name for name in HUB_CODE + HUB_FILES + ("config.json", "generation_config.json") if not (args.hub_folder / name).is_file()]
+    missing = [
+        name
+        for name in HUB_CODE + HUB_FILES + ("config.json", "generation_config.json")
+        if not (args.hub_folder / name).is_file()
+    ]
     if missing:
         print(f"{args.hub_folder} lacks {', '.join(missing)}: give a copy of the dots.ocr hub folder", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ from transformers import Qwen2ForCausalLM
 from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import get_model, spec_from_path
 from chatvlmllm.devtools.real_contracts import DOTS_OCR
-from chatvlmllm.engines import GenerationSettings, Message, create_engine
+from chatvlmllm.engines import GenerationSettings, Message
 from chatvlmllm.engines._dots_vision import DotsOcrForGeneration, VisionAttention
 from chatvlmllm.engines.dots_ocr import (
     DEFAULT_PROMPT_MODE,
@@ -121,7 +121,7 @@ def test_layout_prompt_gives_layout_extras_on_the_original_page(tiny_dots_ocr, c
     stream = ask(engine, "Extract all text", max_new_tokens=8)  # a transcription request: layout prompt
     layout = stream.extras["layout"]
     assert stream.extras["prompt_mode"] == DEFAULT_PROMPT_MODE == layout["prompt_mode"]
-    t, h, w = stream.extras["image_grid_thw"]
+    _, h, w = stream.extras["image_grid_thw"]
     assert layout["image_size"] == [480, 320] and layout["input_size"] == [w * 14, h * 14]
     assert layout == layout_extras(stream.text, (480, 320), (w * 14, h * 14), DEFAULT_PROMPT_MODE)
     # What the model would answer on a real page, mapped with the sizes this run's processor produced.
@@ -189,7 +189,7 @@ def test_a_checkpoint_with_other_parameter_names_is_refused(tiny_dots_ocr, tmp_p
     weights = load_file(str(folder / "model.safetensors"))
     weights["vision_tower.trunk.norm.weight"] = weights.pop("vision_tower.post_trunk_norm.weight")
     save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    with pytest.raises(EngineError, match="does not hold dots.ocr's parameters"):
+    with pytest.raises(EngineError, match=r"does not hold dots\.ocr's parameters"):
         load_model(folder, "float32", "sdpa", "sdpa")
 
 
@@ -304,3 +304,22 @@ def test_builtin_entry_pins_the_weights_revision():
     spec = get_model("dots_ocr")
     assert spec.revision == PINNED_REVISION and len(spec.revision) == 40
     assert replace(spec, trust_remote_code=True).family_info().plan_check(spec, "float32", "sdpa")[1]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_on_cuda_with_sdpa_and_no_flash_attn(tiny_dots_ocr, dtype):
+    from chatvlmllm.hardware import probe
+
+    spec = spec_from_path(tiny_dots_ocr, key=f"tiny_dots_cuda_{dtype}")
+    plan = plan_load(probe(), spec, PlanOverrides(dtype=dtype, attention="sdpa"))
+    assert plan.device == "cuda" and plan.vision_attention == "sdpa"
+    stream = (
+        EngineCache()
+        .get(spec, plan)
+        .stream(
+            [Message("user", "x", [PAGE])], GenerationSettings(max_new_tokens=4, options={"prompt_mode": "prompt_ocr"})
+        )
+    )
+    stream.consume()
+    assert stream.metrics.new_tokens == 4 and stream.metrics.peak_vram_mb

@@ -99,7 +99,10 @@ def test_got_tiny_checkpoint_keeps_the_real_values(tmp_path):
     assert tok.convert_ids_to_tokens(config["image_token_index"]) == GOT_OCR_HF.tokens["image"].text
     eos = read(folder, "generation_config.json")["eos_token_id"]
     assert tok.convert_ids_to_tokens(eos if isinstance(eos, list) else [eos]) == ["<|endoftext|>"]
-    assert tuple(processor["image_mean"]) == GOT_OCR_HF.image_mean and tuple(processor["image_std"]) == GOT_OCR_HF.image_std
+    assert (
+        tuple(processor["image_mean"]) == GOT_OCR_HF.image_mean
+        and tuple(processor["image_std"]) == GOT_OCR_HF.image_std
+    )
     # Real: 1024 px / 16 px = 64×64 patches, the projector's two stride-2 convolutions → 16×16 = 256 tokens.
     real_side = GOT_OCR_HF.extra["image_size"] // GOT_OCR_HF.patch_size
     assert (real_side // GOT_OCR_HF.merge_size) ** 2 == GOT_OCR_HF.extra["image_tokens"]

@@ -11,7 +11,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from chatvlmllm.devtools.real_contracts import DOTS_OCR, GOT_OCR_HF, QWEN2_VL_2B, QWEN3_VL_2B, QWEN25_VL_3B, RealContract
+from chatvlmllm.devtools.real_contracts import (
+    DOTS_OCR,
+    GOT_OCR_HF,
+    QWEN2_VL_2B,
+    QWEN3_VL_2B,
+    QWEN25_VL_3B,
+    RealContract,
+)
 
 TINY_HEAD_DIM = 16  # hidden 64 / 4 heads
 

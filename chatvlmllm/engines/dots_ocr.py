@@ -142,11 +142,15 @@ def load_model(path: str | Path, dtype: str, attention: str, vision_attention: s
         output_loading_info=True,
         **kwargs,
     )
-    missing = [name for name in info.get("missing_keys", ()) if name != "lm_head.weight" or not config.tie_word_embeddings]
-    if missing or info.get("unexpected_keys") or info.get("mismatched_keys"):
+    missing = [
+        name for name in info.get("missing_keys", ()) if name != "lm_head.weight" or not config.tie_word_embeddings
+    ]
+    unexpected = sorted(info.get("unexpected_keys", ()))
+    mismatched = list(info.get("mismatched_keys", ()))
+    if missing or unexpected or mismatched:
         raise EngineError(
             f"{path} does not hold dots.ocr's parameters: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(info.get('unexpected_keys', ()))[:5]}, mismatched {list(info.get('mismatched_keys', ()))[:5]}"
+            f"unexpected {unexpected[:5]}, mismatched {mismatched[:5]}"
         )
     model.vision_tower.set_attention(VisionAttention(vision_attention))
     return model
@@ -239,8 +243,6 @@ def collect(chunks: Generator[str, None, GenerationStats], sink: list[str]) -> G
         return stop.value or GenerationStats()
     finally:
         chunks.close()
-
-
 
 
 class DotsOcrEngine(TransformersEngine):
