@@ -193,6 +193,28 @@ def test_a_checkpoint_with_other_parameter_names_is_refused(tiny_dots_ocr, tmp_p
         load_model(folder, "float32", "sdpa", "sdpa")
 
 
+def test_temperature_samples_and_zero_is_greedy(tiny_dots_ocr, cache):
+    engine = engine_for(tiny_dots_ocr, cache)
+
+    def texts(temperature: float) -> set[str]:
+        seen = set()
+        for seed in range(4):
+            torch.manual_seed(seed)
+            stream = engine.stream(
+                [Message("user", "Extract all text", [PAGE])],
+                GenerationSettings(
+                    max_new_tokens=8,
+                    temperature=temperature,
+                    repetition_guard=False,
+                    options={"prompt_mode": "prompt_ocr"},
+                ),
+            )
+            seen.add(stream.consume())
+        return seen
+
+    assert len(texts(1.0)) > 1 and len(texts(0.0)) == 1
+
+
 # -- length ---------------------------------------------------------------------------------
 
 
