@@ -99,7 +99,7 @@ def test_loads_by_parameter_names_without_remote_code(tiny_dots_ocr, cache):
     model = engine.model
     assert isinstance(model, DotsOcrForGeneration) and isinstance(model, Qwen2ForCausalLM)
     assert model.dtype == torch.float32 and model.config._attn_implementation == "sdpa"
-    assert {b.attn.mode for b in model.vision_tower.blocks} == {VisionAttention.SDPA}
+    assert model.vision_tower.attention_modes() == {VisionAttention.SDPA}
     assert engine.processor.image_token == "<|imgpad|>"
     assert not get_model("dots_ocr").trust_remote_code  # the built-in entry runs no hub code
 
@@ -256,7 +256,7 @@ def test_eager_plan_gives_an_eager_vision_tower(tiny_dots_ocr, cache):
     plan = plan_load(CPU, get_model("dots_ocr"), PlanOverrides(attention="eager"))
     assert plan.vision_attention == "eager"
     engine = engine_for(tiny_dots_ocr, cache, key="tiny_dots_eager", attention="eager")
-    assert {b.attn.mode for b in engine.model.vision_tower.blocks} == {VisionAttention.EAGER}
+    assert engine.model.vision_tower.attention_modes() == {VisionAttention.EAGER}
     assert ask(engine, max_new_tokens=2, prompt_mode="prompt_ocr").extras["vision_attention"] == "eager"
 
 

@@ -76,7 +76,7 @@ _CORPUS = [
 ]
 
 
-def build_qwen_tokenizer(out_dir: str | Path, chat_template: str, vocab_size: int = 512):
+def build_qwen_tokenizer(out_dir: str | Path, chat_template: str | None, vocab_size: int = 512):
     """Train a byte-level BPE on a small corpus and wrap it as a Qwen2 tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
@@ -139,6 +139,7 @@ def _qwen_image_processor(contract: RealContract):
     """The real preprocessor_config.json values (pixel bounds, mean, std, patch/merge/temporal)."""
     from transformers import Qwen2VLImageProcessorPil
 
+    assert contract.min_pixels is not None and contract.max_pixels is not None  # Qwen contracts have both
     return Qwen2VLImageProcessorPil(
         size={"shortest_edge": contract.min_pixels, "longest_edge": contract.max_pixels},
         patch_size=contract.patch_size,
@@ -147,15 +148,6 @@ def _qwen_image_processor(contract: RealContract):
         image_mean=list(contract.image_mean),
         image_std=list(contract.image_std),
     )
-
-
-def _qwen_vision_ids(ids: dict[str, int]) -> dict[str, int]:
-    return {
-        "image_token_id": ids["image_token_id"],
-        "video_token_id": ids["video_token_id"],
-        "vision_start_token_id": ids["vision_start_token_id"],
-        "vision_end_token_id": ids["vision_end_token_id"],
-    }
 
 
 def build_tiny_qwen2_vl(out_dir: str | Path, seed: int = 0) -> Path:
@@ -187,7 +179,10 @@ def build_tiny_qwen2_vl(out_dir: str | Path, seed: int = 0) -> Path:
             "spatial_merge_size": contract.merge_size,
             "temporal_patch_size": contract.temporal_patch_size,
         },
-        **_qwen_vision_ids(ids),
+        image_token_id=ids["image_token_id"],
+        video_token_id=ids["video_token_id"],
+        vision_start_token_id=ids["vision_start_token_id"],
+        vision_end_token_id=ids["vision_end_token_id"],
     )
     torch.manual_seed(seed)
     model = Qwen2VLForConditionalGeneration(config)
@@ -228,7 +223,10 @@ def build_tiny_qwen25_vl(out_dir: str | Path, seed: int = 0) -> Path:
             "window_size": contract.extra["window_size"],
             "fullatt_block_indexes": [1],  # the real model's last block of each group of 8: here block 1 of 2
         },
-        **_qwen_vision_ids(ids),
+        image_token_id=ids["image_token_id"],
+        video_token_id=ids["video_token_id"],
+        vision_start_token_id=ids["vision_start_token_id"],
+        vision_end_token_id=ids["vision_end_token_id"],
     )
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config)
@@ -271,7 +269,10 @@ def build_tiny_qwen3_vl(out_dir: str | Path, seed: int = 0) -> Path:
             "num_position_embeddings": 64,
             "deepstack_visual_indexes": [0],
         },
-        **_qwen_vision_ids(ids),
+        image_token_id=ids["image_token_id"],
+        video_token_id=ids["video_token_id"],
+        vision_start_token_id=ids["vision_start_token_id"],
+        vision_end_token_id=ids["vision_end_token_id"],
     )
     torch.manual_seed(seed)
     model = Qwen3VLForConditionalGeneration(config)

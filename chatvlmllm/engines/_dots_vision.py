@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -129,7 +129,7 @@ class Attention(nn.Module):
         super().__init__()
         self.heads = cfg.num_attention_heads
         self.head_dim = cfg.head_dim
-        self.mode = mode
+        self.attention_mode = mode
         self.qkv = nn.Linear(cfg.embed_dim, cfg.embed_dim * 3, bias=cfg.use_bias)
         self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim, bias=cfg.use_bias)
 
@@ -139,10 +139,10 @@ class Attention(nn.Module):
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         # (heads, n, head_dim) for the attention maths
         q, k, v = (t.transpose(0, 1) for t in (q, k, v))
-        if self.mode == VisionAttention.BLOCK_MASK:
+        if self.attention_mode == VisionAttention.BLOCK_MASK:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=block_diagonal_mask(lengths, x.device))
         else:
-            attend = _sdpa if self.mode == VisionAttention.SDPA else _eager
+            attend = _sdpa if self.attention_mode == VisionAttention.SDPA else _eager
             out = torch.cat(
                 [attend(qi, ki, vi) for qi, ki, vi in zip(*(t.split(lengths, dim=1) for t in (q, k, v)), strict=True)],
                 dim=1,
@@ -223,7 +223,10 @@ class DotsVisionTower(nn.Module):
 
     def set_attention(self, mode: VisionAttention) -> None:
         for block in self.blocks:
-            block.attn.mode = mode
+            cast(Block, block).attn.attention_mode = mode
+
+    def attention_modes(self) -> set[VisionAttention]:
+        return {cast(Block, block).attn.attention_mode for block in self.blocks}
 
     def rotary(self, grid_thw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cos/sin (n, head_dim) for every patch, in the processor's merge-grouped order."""
@@ -289,6 +292,8 @@ class DotsOcrForGeneration(Qwen2ForCausalLM):
         **kwargs: Any,
     ) -> Any:
         if inputs_embeds is None and input_ids is not None and pixel_values is not None:
+            if image_grid_thw is None:
+                raise ValueError("pixel_values need image_grid_thw (the processor gives both)")
             inputs_embeds = self.get_input_embeddings()(input_ids)
             image_mask = input_ids == self.config.image_token_id
             features = self.image_embeddings(pixel_values, image_grid_thw)

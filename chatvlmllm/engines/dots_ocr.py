@@ -134,7 +134,7 @@ def load_model(path: str | Path, dtype: str, attention: str, vision_attention: s
     from chatvlmllm.engines._dots_vision import DotsOcrForGeneration, VisionAttention, language_config
 
     config = language_config(read_config(path))
-    model, info = DotsOcrForGeneration.from_pretrained(
+    loaded: Any = DotsOcrForGeneration.from_pretrained(
         str(path),
         config=config,
         dtype=torch_dtype(dtype),
@@ -142,6 +142,7 @@ def load_model(path: str | Path, dtype: str, attention: str, vision_attention: s
         output_loading_info=True,
         **kwargs,
     )
+    model, info = loaded
     missing = [
         name for name in info.get("missing_keys", ()) if name != "lm_head.weight" or not config.tie_word_embeddings
     ]
@@ -263,7 +264,12 @@ class DotsOcrEngine(TransformersEngine):
         """(min_pixels, max_pixels) per page: the plan's (or this answer's) over the processor's defaults."""
         size = self.processor.image_processor.size
         longest = max_pixels or size.longest_edge
-        return min(self.plan.min_pixels or size.shortest_edge, longest), longest
+        return min(self.loaded_plan().min_pixels or size.shortest_edge, longest), longest
+
+    def loaded_plan(self) -> LoadPlan:
+        if self.plan is None:
+            raise EngineError(f"{self.spec.key} is not loaded")
+        return self.plan
 
     def input_size(self, width: int, height: int, max_pixels: int | None) -> tuple[int, int]:
         """(width, height) the processor will resize this page to."""
@@ -295,10 +301,11 @@ class DotsOcrEngine(TransformersEngine):
     ) -> Generator[str, None, GenerationStats]:
         options = {**self.spec.options, **settings.options}
         images = self.images(messages, options)
-        max_pixels = settings.max_pixels or self.plan.max_pixels
-        original_size = images[0].size
+        max_pixels = settings.max_pixels or self.loaded_plan().max_pixels
+        width, height = images[0].size
+        original_size = (width, height)
         mode, prompt = choose_prompt(
-            latest_user_text(messages), options, original_size, self.input_size(*original_size, max_pixels)
+            latest_user_text(messages), options, original_size, self.input_size(width, height, max_pixels)
         )
         inputs = self.prepare_inputs(images, prompt, max_pixels)
         grids = [[int(v) for v in row] for row in inputs["image_grid_thw"].tolist()]
