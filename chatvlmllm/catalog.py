@@ -120,10 +120,9 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         family="dots_ocr",
         name="dots.ocr",
         hub_id="rednote-hilab/dots.ocr",
-        revision="c0111ce6bc07803dbc267932ffef0ae3a51dc951",  # pinned: the remote code runs from this commit
+        revision="c0111ce6bc07803dbc267932ffef0ae3a51dc951",  # pinned weights; their Python code is never run
         params_b=3.04,
-        trust_remote_code=True,
-        description="Layout-aware OCR (boxes, tables as HTML, formulas as LaTeX); remote code.",
+        description="Layout-aware OCR (boxes, tables as HTML, formulas as LaTeX); chatvlmllm's own model code.",
         builtin=True,
     ),
 )
