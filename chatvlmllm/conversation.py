@@ -153,7 +153,9 @@ class LayoutElementRecord(_Record):
 
 class LayoutRecord(_Record):
     elements: Annotated[list[LayoutElementRecord], Field(max_length=5_000)] = []
-    image_size: Annotated[list[Annotated[int, Field(ge=1, le=100_000)]], Field(min_length=2, max_length=2)] | None = None
+    image_size: Annotated[list[Annotated[int, Field(ge=1, le=100_000)]], Field(min_length=2, max_length=2)] | None = (
+        None
+    )
     truncated: bool = False
 
 

@@ -171,9 +171,7 @@ def check_page_size(name: str, page: int | None, width: int, height: int) -> Non
 
 
 def _too_many_pages(name: str, count: int) -> DocumentError:
-    return DocumentError(
-        f"{name} has {count} pages; the limit is {MAX_PAGES}. Split it and upload the part you need."
-    )
+    return DocumentError(f"{name} has {count} pages; the limit is {MAX_PAGES}. Split it and upload the part you need.")
 
 
 # -- images -----------------------------------------------------------------------------------
