@@ -93,9 +93,18 @@ def test_json_round_trip_keeps_every_field():
         ('{"turns": []}', "not a chatvlmllm transcript"),
         (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 99, "turns": []}), "version 99"),
         (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": "x"}), r"turns: Input should be a valid list"),
-        (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"text": "hi"}]}), r"turns\[0\]\.role: Field required"),
-        (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user"}]}), r"turns\[0\]\.text: Field required"),
-        (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user", "text": None}]}), r"turns\[0\]\.text: Input should be a valid string"),
+        (
+            json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"text": "hi"}]}),
+            r"turns\[0\]\.role: Field required",
+        ),
+        (
+            json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user"}]}),
+            r"turns\[0\]\.text: Field required",
+        ),
+        (
+            json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user", "text": None}]}),
+            r"turns\[0\]\.text: Input should be a valid string",
+        ),
         (
             json.dumps(
                 {
