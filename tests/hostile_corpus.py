@@ -62,7 +62,7 @@ def _pdf(pages: list[tuple[float, float]]) -> bytes:
 
 def _tiff(frames: list[Image.Image]) -> bytes:
     buffer = io.BytesIO()
-    frames[0].save(buffer, format="TIFF", save_all=True, append_images=frames[1:])
+    frames[0].save(buffer, format="TIFF", save_all=True, append_images=frames[1:], compression="tiff_deflate")
     return buffer.getvalue()
 
 
