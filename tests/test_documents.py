@@ -148,7 +148,7 @@ def test_sixteen_bit_grey_is_scaled_not_clipped():
 @pytest.mark.parametrize("mode", ["P", "CMYK", "LA", "1", "I", "F"])
 def test_every_mode_becomes_rgb_with_the_same_text_positions(mode):
     source = text_image(["MODES"], size=(200, 60)).convert("L")
-    converted = source.convert(mode) if mode not in ("I", "F") else source.convert(mode)
+    converted = source.convert(mode)
     fmt = "TIFF" if mode in ("CMYK", "I", "F") else "PNG"
     page = load_document(image_bytes(converted, fmt), f"m.{fmt.lower()}").page(0)
     assert page.mode == "RGB"
