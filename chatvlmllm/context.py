@@ -4,16 +4,18 @@
 config.json (`max_position_embeddings`, or `text_config.max_position_embeddings` for
 vision-language configs) when the weights are on disk, else a conservative default.
 `fit_turns` then decides which earlier turns and page images go into the prompt: the
-earliest turns are dropped first, and their images before their text. Token counts are
-estimates made before any tokenizer runs, biased high so that the real prompt fits.
+earliest turns are dropped first, and their images before their text. Text is counted
+with the checkpoint's own tokenizer when it is on disk (else estimated high from its
+length); image tokens are estimated from page sizes, before any page is rendered.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,14 +46,16 @@ class PromptBudget:
     max_pixels: int = MAX_REQUEST_PIXELS
     image_max_pixels: int | None = None  # the engine downscales each image to this
     context_tokens: int | None = None  # the model's context, for the note
+    # The model's own tokenizer when it is on disk; else a high estimate from the length.
+    count_tokens: Callable[[str], int] | None = field(default=None, compare=False)
 
     def image_tokens(self, pixels: int) -> int:
         seen = min(pixels, self.image_max_pixels) if self.image_max_pixels else pixels
         return seen // PIXELS_PER_IMAGE_TOKEN + IMAGE_TOKEN_OVERHEAD
 
-    @staticmethod
-    def text_tokens(text: str) -> int:
-        return len(text) // CHARS_PER_TOKEN + MESSAGE_TOKEN_OVERHEAD
+    def text_tokens(self, text: str) -> int:
+        counted = self.count_tokens(text) if self.count_tokens is not None else len(text) // CHARS_PER_TOKEN
+        return counted + MESSAGE_TOKEN_OVERHEAD
 
 
 @dataclass
@@ -124,7 +128,9 @@ def prompt_budget(spec: ModelSpec, plan: LoadPlan | None, max_new_tokens: int) -
     if context is None:
         return PromptBudget(max_tokens=None, image_max_pixels=image_max)
     room = max(context - max_new_tokens - PROMPT_MARGIN_TOKENS, context // 4)
-    return PromptBudget(max_tokens=room, image_max_pixels=image_max, context_tokens=context)
+    folder = _weights_folder(spec)
+    counter = _token_counter(folder) if folder else None
+    return PromptBudget(max_tokens=room, image_max_pixels=image_max, context_tokens=context, count_tokens=counter)
 
 
 def context_tokens(spec: ModelSpec) -> int | None:
@@ -138,14 +144,35 @@ def context_tokens(spec: ModelSpec) -> int | None:
     return _config_context(spec) or DEFAULT_CONTEXT_TOKENS
 
 
-def _config_context(spec: ModelSpec) -> int | None:
+def _weights_folder(spec: ModelSpec) -> str | None:
     from chatvlmllm.weights import locate
 
     try:
-        folder = locate(spec).path
-    except Exception as exc:  # a broken catalog entry: the default is safe
+        return locate(spec).path
+    except Exception as exc:  # a broken catalog entry: the estimates are safe
         log.debug("no weights folder for %s: %s", spec.key, exc)
         return None
+
+
+@lru_cache(maxsize=8)
+def _token_counter(folder: str) -> Callable[[str], int] | None:
+    """The checkpoint's tokenizer as a counter (loaded once per folder), or None if it does not load."""
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except Exception as exc:  # no tokenizer files, a remote-code tokenizer: estimate instead
+        log.debug("no tokenizer in %s: %s", folder, exc)
+        return None
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return count
+
+
+def _config_context(spec: ModelSpec) -> int | None:
+    folder = _weights_folder(spec)
     if not folder:
         return None
     try:
