@@ -96,7 +96,18 @@ class StoreFault(StrEnum):
     UNAVAILABLE = "unavailable"
 
 
-def fault_of(exc: BaseException) -> StoreFault:
+def fault_of(exc: BaseException, folder: Path | None = None) -> StoreFault:
+    """What went wrong, from the disk itself when it can say (SQLite reports a full disk or a
+    read-only mount as "disk I/O error" or "unable to open database file"), else from the message."""
+    if folder is not None:
+        try:
+            disk = os.statvfs(folder)
+        except OSError:
+            disk = None
+        if disk is not None and disk.f_flag & os.ST_RDONLY:
+            return StoreFault.READ_ONLY
+        if disk is not None and disk.f_bavail == 0:
+            return StoreFault.FULL
     text = str(exc).lower()
     if "readonly" in text or "read-only" in text or "permission" in text:
         return StoreFault.READ_ONLY
@@ -131,12 +142,12 @@ class ChatStore:
                 # A read-only or full data folder: the history stays readable, new chats are not saved.
                 self.fault = StoreError(
                     f"The chat history at {self.path} is read-only now ({exc}); new messages are not saved.",
-                    fault_of(exc),
+                    fault_of(exc, self.path.parent),
                 )
                 return
             raise StoreError(
                 f"Cannot open the chat history at {self.path}: {exc}. Set CHATVLMLLM_DATA_DIR to a writable folder.",
-                fault_of(exc),
+                fault_of(exc, self.path.parent),
             ) from None
 
     def _readable(self) -> bool:
@@ -185,7 +196,7 @@ class ChatStore:
             return db
         except sqlite3.Error as exc:
             db.close()
-            if fault_of(exc) == StoreFault.LOCKED:
+            if fault_of(exc, self.path.parent) == StoreFault.LOCKED:
                 raise self._failed(f"The chat history at {self.path} is busy: {exc}.", exc) from exc
         # A read-only folder or disk: read the file as it is on disk.
         uri = f"file:{quote(str(self.path.resolve()))}?mode=ro&immutable=1"
@@ -195,7 +206,7 @@ class ChatStore:
             raise self._failed(f"The chat history at {self.path} cannot be read: {exc}.", exc) from exc
 
     def _failed(self, message: str, exc: BaseException) -> StoreError:
-        error = StoreError(message, fault_of(exc))
+        error = StoreError(message, fault_of(exc, self.path.parent))
         self.fault = error
         log.warning("%s", message)
         return error
