@@ -100,6 +100,8 @@ def hostile_uploads() -> Iterator[Upload]:
     yield Upload("modes", "one-pixel.png", image_bytes(Image.new("RGB", (1, 1), "white")))
     yield Upload("modes", "animated.webp", _animated_webp(page))
     yield Upload("modes", "three-pages.tiff", _tiff([page, page.rotate(180), page]))
+    # Large but within every limit (79 MP): accepted, and the memory bound must hold.
+    yield Upload("large", "79-megapixel.png", image_bytes(Image.new("L", (8_900, 8_900), 255)))
     # Huge or extreme geometry: refused with the rule.
     yield Upload("geometry", "strip-wide.png", image_bytes(Image.new("L", (100_000, 10), 255)))
     yield Upload("geometry", "strip-tall.png", image_bytes(Image.new("L", (10, 100_000), 255)))

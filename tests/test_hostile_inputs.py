@@ -120,7 +120,8 @@ def test_every_upload_through_the_server(tiny_qwen2_vl):
     app = create_app(plan_models([spec_from_path(tiny_qwen2_vl)]))
     with TestClient(app) as client:
         for upload in hostile_uploads():
-            url = "data:application/octet-stream;base64," + base64.b64encode(upload.data).decode()
+            media = "application/pdf" if upload.data.startswith(b"%PDF") else "image/png"  # the server sniffs anyway
+            url = f"data:{media};base64," + base64.b64encode(upload.data).decode()
             body = {
                 "model": tiny_qwen2_vl.name,
                 "max_tokens": 2,
@@ -139,6 +140,10 @@ def test_every_upload_through_the_server(tiny_qwen2_vl):
             assert response.status_code in (200, 400, 413), (upload.name, response.status_code, response.text[:300])
             if response.status_code != 200:
                 assert one_clean_line(response.json()["error"]["message"]), upload.name
+            if response.status_code != 413:  # over the body limit: refused at the door
+                # The same verdict as an upload, for all its pages at once (a request sends every page).
+                accepted = core_refusal(upload.data, upload.name, every_page=True) is None
+                assert (response.status_code == 200) == accepted, (upload.name, response.text[:300])
             assert rss.above_mb < RSS_BOUND_MB, (upload.name, rss.above_mb)
             record("server", upload.kind, rss, "accepted" if response.status_code == 200 else "refused")
         assert client.get("/health").json()["status"] == "ok"
@@ -188,12 +193,17 @@ def test_every_upload_and_transcript_through_the_app(tmp_path, monkeypatch, tiny
     assert not fresh.exception and fresh.chat_input
 
 
-def core_refusal(data: bytes, name: str) -> str | None:
+def core_refusal(data: bytes, name: str, every_page: bool = False) -> str | None:
     from chatvlmllm.documents import load_document
     from chatvlmllm.errors import DocumentError
+    from chatvlmllm.server import MAX_IMAGES_PER_REQUEST
 
     try:
-        load_document(data, name)
+        doc = load_document(data, name)
+        if every_page:
+            doc.check_request(list(range(doc.page_count)))
+            if doc.page_count > MAX_IMAGES_PER_REQUEST:
+                return "too many pages"
     except DocumentError as exc:
         return str(exc)
     return None
