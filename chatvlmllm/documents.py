@@ -95,7 +95,12 @@ class Document:
         return 0
 
     def check_request(self, indices: list[int]) -> None:
-        """Refuse, before rendering anything, a set of pages over the per-request pixel budget."""
+        """Refuse, before rendering anything, a set of pages over the per-request pixel budget.
+
+        One page is always allowed: it passed the per-page limits at upload.
+        """
+        if len(indices) <= 1:
+            return
         total = sum(self.page_pixels(i) for i in indices)
         if total > MAX_REQUEST_PIXELS:
             raise DocumentError(

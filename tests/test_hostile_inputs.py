@@ -108,6 +108,7 @@ def test_every_upload_through_the_cli(tmp_path, capsys, tiny_qwen2_vl):
         outcomes[upload.name] = code
     assert outcomes["page.png"] == 0 and outcomes["sixteen-bit.png"] == 0 and outcomes["exif-rotated.jpg"] == 0
     assert outcomes["strip-wide.png"] == 2 and outcomes["thousand-pages.pdf"] == 2
+    assert outcomes["79-megapixel.png"] == 0  # large but within every limit
 
 
 # -- server ----------------------------------------------------------------------------------
