@@ -183,7 +183,6 @@ class ChatSession:
             raise DocumentError(
                 f"{doc.name} has {doc.page_count} page(s); choose pages between 1 and {doc.page_count}."
             )
-        doc.check_request([p - 1 for p in pages])
         if pages != self.pages:
             self.pages = list(pages)
             if self.store is not None and self.saved:

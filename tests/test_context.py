@@ -77,3 +77,25 @@ def test_the_note_reads_well(dropped):
     turn = Turn("assistant", "x", extras={TURNS_NOT_SENT: dropped})
     expected = "the first turn was not sent" if dropped == 1 else "the first 3 turns were not sent"
     assert expected in turn.caption()
+
+
+def test_all_pages_of_a_long_pdf_are_refused_before_rendering_with_the_reason(tiny_qwen2_vl, monkeypatch):
+    import io
+
+    import pypdfium2 as pdfium
+
+    from chatvlmllm import documents
+    from chatvlmllm.errors import DocumentError
+
+    pdf = pdfium.PdfDocument.new()
+    for _ in range(60):
+        pdf.new_page(595, 842)
+    buffer = io.BytesIO()
+    pdf.save(buffer)
+    session = ChatSession()
+    session.attach(load_document(buffer.getvalue(), "long.pdf"))
+    session.select_pages(list(range(1, 61)))  # choosing is fine: the page picker never fails
+    spec = spec_from_path(tiny_qwen2_vl, key="tiny")
+    with pytest.raises(DocumentError, match=r"60 pages of long.pdf are \d+ MP together; one question can use 64 MP"):
+        session.ask("All of it?", AskOptions(model="tiny", fallback=False), probe(), {"tiny": spec})
+    assert not session.conversation.turns and len(session.document._pages) <= documents.RENDER_CACHE_PAGES

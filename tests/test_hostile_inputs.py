@@ -179,6 +179,7 @@ def test_every_upload_and_transcript_through_the_app(tmp_path, monkeypatch, tiny
         assert not at.exception, (upload.name, at.exception)
         expected_error = core_refusal(upload.data, upload.name)
         shown = [e.value for e in at.error]
+        assert all(one_clean_line(message) for message in shown), (upload.name, shown)
         if expected_error:
             assert expected_error in shown, (upload.name, shown)
         else:
