@@ -23,6 +23,7 @@ from chatvlmllm.documents import MAX_REQUEST_PIXELS
 
 if TYPE_CHECKING:
     from chatvlmllm.catalog import ModelSpec
+    from chatvlmllm.engines.base import Message
     from chatvlmllm.planner import LoadPlan
 
 log = logging.getLogger(__name__)
@@ -190,3 +191,23 @@ def context_from_config(config: dict) -> int | None:
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 return value
     return None
+
+
+def overflow(spec: ModelSpec, plan: LoadPlan | None, messages: Sequence[Message], max_new_tokens: int) -> str | None:
+    """Why `messages` cannot fit `spec`'s context with room for the answer, or None when they fit.
+
+    For callers that must send the conversation as given (the API server answers 400, as
+    OpenAI-compatible servers do, instead of letting the model run out of memory).
+    """
+    budget = prompt_budget(spec, plan, max_new_tokens)
+    if budget.max_tokens is None:
+        return None
+    tokens = sum(
+        budget.text_tokens(m.text) + sum(budget.image_tokens(im.width * im.height) for im in m.images) for m in messages
+    )
+    if tokens <= budget.max_tokens:
+        return None
+    return (
+        f"the conversation is about {tokens:,} tokens; {spec.key} reads {budget.context_tokens:,} in all, "
+        f"with {max_new_tokens:,} kept for the answer. Send fewer or shorter messages or images"
+    )

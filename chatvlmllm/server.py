@@ -50,6 +50,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatvlmllm.cache import EngineCache, default_cache
 from chatvlmllm.catalog import ModelSpec
+from chatvlmllm.context import overflow
 from chatvlmllm.documents import MAX_UPLOAD_MB, load_document
 from chatvlmllm.engines import AnswerStream, Engine, GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, OutOfMemoryError, UserError
@@ -558,6 +559,9 @@ def create_app(
             raise ApiError(400, "n must be 1: one answer per request", "invalid_request")
         messages = await run_in_threadpool(to_messages, body)  # image decoding is CPU work
         settings = to_settings(body)
+        too_long = await run_in_threadpool(overflow, served.spec, served.plan, messages, settings.max_new_tokens)
+        if too_long:
+            raise ApiError(400, too_long, "context_length_exceeded")
         try:
             engine = await run_in_threadpool(state.engine, served)
         except Exception as exc:

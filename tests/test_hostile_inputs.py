@@ -147,6 +147,10 @@ def test_every_upload_through_the_server(tiny_qwen2_vl):
                 assert (response.status_code == 200) == accepted, (upload.name, response.text[:300])
             assert rss.above_mb < RSS_BOUND_MB, (upload.name, rss.above_mb)
             record("server", upload.kind, rss, "accepted" if response.status_code == 200 else "refused")
+        # A conversation longer than the model's context (the tiny checkpoint reads 4,096 tokens): 400.
+        long = {"model": tiny_qwen2_vl.name, "messages": [{"role": "user", "content": "word " * 20_000}]}
+        response = client.post("/v1/chat/completions", json=long)
+        assert response.status_code == 400 and response.json()["error"]["code"] == "context_length_exceeded"
         assert client.get("/health").json()["status"] == "ok"
 
 
