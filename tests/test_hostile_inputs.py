@@ -374,3 +374,28 @@ def test_kill_9_mid_answer_keeps_the_partial_answer_marked_incomplete(tmp_path, 
     assert [t.role for t in stored.turns] == ["user", "assistant"]
     answer = stored.turns[-1]
     assert answer.incomplete and answer.text.split() and "incomplete" in answer.caption()
+
+
+def test_partial_saves_are_replaced_by_the_finished_answer(monkeypatch, looping_qwen2_vl):
+    from chatvlmllm import chat
+    from chatvlmllm.catalog import spec_from_path
+    from chatvlmllm.chat import AskOptions
+    from chatvlmllm.hardware import probe
+
+    monkeypatch.setattr(chat, "PARTIAL_SAVE_S", 0.0)  # save after every chunk
+    store = ChatStore()
+    session = ChatSession(store=store)
+    options = AskOptions(model="looping", max_new_tokens=40, repetition_guard=False, fallback=False)
+    pending = session.ask("Go on", options, probe(), {"looping": spec_from_path(looping_qwen2_vl, key="looping")})
+    partial_texts = []
+    for stream in pending:
+        for _ in pending.chunks(stream):
+            stored = store.load(session.id).conversation.turns
+            if len(stored) == 2:
+                assert stored[-1].incomplete
+                partial_texts.append(stored[-1].text)
+    answer = pending.finish()
+    stored = store.load(session.id).conversation.turns
+    assert [t.role for t in stored] == ["user", "assistant"]  # replaced, not appended
+    assert not stored[-1].incomplete and stored[-1].text == answer.text
+    assert len(partial_texts) >= 5 and partial_texts == sorted(partial_texts, key=len)  # it grew as it streamed
