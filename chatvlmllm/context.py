@@ -81,25 +81,26 @@ def fit_turns(turns: Sequence[PlannedTurn], budget: PromptBudget) -> Fit:
     if not turns:
         return Fit(0, 0)
     older = list(turns[:-1])
-
-    def tokens() -> int:
-        return sum(_turn_tokens(t, budget) for t in turns if t.keep)
-
-    def pixels() -> int:
-        return sum(sum(t.image_pixels) for t in turns if t.keep and t.keep_images)
+    text_cost = [budget.text_tokens(t.text) for t in turns]  # each text is counted once
+    image_cost = [sum(budget.image_tokens(p) for p in t.image_pixels) for t in turns]
+    tokens = sum(text_cost) + sum(image_cost)
+    pixels = sum(sum(t.image_pixels) for t in turns)
 
     def over() -> bool:
-        return (budget.max_tokens is not None and tokens() > budget.max_tokens) or pixels() > budget.max_pixels
+        return (budget.max_tokens is not None and tokens > budget.max_tokens) or pixels > budget.max_pixels
 
-    for turn in older:  # images of the earliest turns first
+    for index, turn in enumerate(older):  # images of the earliest turns first
         if not over():
             break
         if turn.image_pixels:
             turn.keep_images = False
-    for turn in older:  # then the earliest turns themselves
+            tokens -= image_cost[index]
+            pixels -= sum(turn.image_pixels)
+    for index, turn in enumerate(older):  # then the earliest turns themselves
         if not over():
             break
         turn.keep = False
+        tokens -= text_cost[index]
     _start_with_a_question(older)
     dropped = sum(1 for t in older if not t.keep)
     images = sum(len(t.image_pixels) for t in older if t.keep and not t.keep_images)
@@ -115,11 +116,6 @@ def _start_with_a_question(older: list[PlannedTurn]) -> None:
             turn.keep = False
             continue
         return
-
-
-def _turn_tokens(turn: PlannedTurn, budget: PromptBudget) -> int:
-    images = sum(budget.image_tokens(p) for p in turn.image_pixels) if turn.keep_images else 0
-    return budget.text_tokens(turn.text) + images
 
 
 def prompt_budget(spec: ModelSpec, plan: LoadPlan | None, max_new_tokens: int) -> PromptBudget:
