@@ -212,10 +212,12 @@ class ChatSession:
         turn.finished_at = turn.started_at
         self.conversation.add(turn)
         try:
-            messages = self.conversation.engine_messages(self.page_image)
+            messages = _question_carries_its_pages(self.conversation.engine_messages(self.page_image), turn, self)
         except DocumentError:
             self.conversation.turns.pop()  # the page cannot be rendered: the question was not asked
             raise
+        if turn.pages:  # engines that label pages use the document's numbers, not positions
+            settings.options["page_numbers"] = list(turn.pages)
         self._save(turn)
         chain = router.build_chain(spec, fallback=options.fallback, catalog=dict(catalog), language=options.language)
         routed = router.answer(messages, chain, hardware, settings, options.overrides(), cache)
@@ -348,6 +350,25 @@ class PendingAnswer:
             settings=self.options.to_dict(),
             extras=_jsonable(extras),
         )
+
+
+def _question_carries_its_pages(messages: list[Message], question: Turn, session: ChatSession) -> list[Message]:
+    """The latest question carries every page it asks about, in page order.
+
+    The conversation attaches a page once, to the first question about it; "All pages" after a
+    question about page 3 would then carry only pages 1 and 2, and an engine reading the latest
+    images (offline OCR) would leave page 3 out. Earlier copies of these pages are dropped, so a
+    model still sees each page once.
+    """
+    if not question.document_sha256 or not question.pages or not messages:
+        return messages
+    wanted = [session.page_image(question.document_sha256, page) for page in question.pages]
+    images = [image for image in wanted if image is not None]
+    carried = {id(image) for image in images}
+    for message in messages[:-1]:
+        message.images = [image for image in message.images if id(image) not in carried]
+    messages[-1].images = images
+    return messages
 
 
 def _jsonable(extras: dict[str, Any]) -> dict[str, Any]:
