@@ -262,6 +262,7 @@ class PendingAnswer:
         self._current_chunks: Iterator[str] | None = None
         self._exhausted = False
         self._cancelled = threading.Event()
+        self._finishing = threading.Lock()  # one assistant turn, whether finish or abandon makes it
         self.done = threading.Event()  # set once the assistant turn is saved
 
     def __iter__(self) -> Iterator[AnswerStream]:
@@ -304,17 +305,52 @@ class PendingAnswer:
         exception), the generation in flight is cancelled first: its cancel event ends
         `generate` at the next token, and the partial answer is kept as "cancelled".
         """
-        if self.turn is not None:
+        with self._finishing:
+            if self.turn is not None:
+                return self.turn
+            try:
+                if not self._exhausted:
+                    self._stop()
+                self.turn = self._assistant_turn(error)
+                self.session.conversation.add(self.turn)
+                self.session._save(self.turn)
+            finally:
+                self.done.set()
             return self.turn
+
+    def abandon(self) -> Turn | None:
+        """Record a stopped answer now, from another thread, while the engine is still busy.
+
+        An engine stops at its next token, page or batch; an OCR page can take seconds. The
+        user's Stop should not wait for that: the text so far is saved as "cancelled" at once,
+        and the generation thread's later `finish()` keeps this turn. Returns None when the
+        answer is being finished right now (then wait for `done`).
+        """
+        self.cancel()
+        if not self._finishing.acquire(blocking=False):
+            return None
         try:
-            if not self._exhausted:
-                self._stop()
-            self.turn = self._assistant_turn(error)
-            self.session.conversation.add(self.turn)
-            self.session._save(self.turn)
+            if self.turn is None:
+                stream = self._current
+                metrics = stream.metrics.to_dict() if stream is not None and stream.metrics else {}
+                metrics.update(model=metrics.get("model", self.spec.key), stopped_by="cancelled")
+                self.turn = Turn(
+                    "assistant",
+                    stream.text if stream is not None else "",
+                    model=self.spec.key if stream is None else metrics["model"],
+                    attempts=[a.to_dict() for a in self.routed.attempts],
+                    metrics=metrics,
+                    started_at=self.started_at,
+                    finished_at=now_iso(),
+                    error=None if stream is not None else "Stopped before the answer started.",
+                    settings=self.options.to_dict(),
+                )
+                self.session.conversation.add(self.turn)
+                self.session._save(self.turn)
+                self.done.set()
+            return self.turn
         finally:
-            self.done.set()
-        return self.turn
+            self._finishing.release()
 
     def _stop(self) -> None:
         stream = self._current

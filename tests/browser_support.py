@@ -160,11 +160,22 @@ def click_button(page, key: str) -> None:
     page.locator(f".st-key-{key} button:visible").first.click()
 
 
-def select_option(page, label: str, option: str) -> None:
-    """Pick `option` in the selectbox labelled `label`."""
+def select_option(page, label: str, option: str, attempts: int = 3) -> None:
+    """Pick `option` in the selectbox labelled `label` (again if a rerun redrew the list meanwhile)."""
     box = page.locator('[data-testid="stSelectbox"]').filter(has=page.locator("label", has_text=label))
-    box.locator('[role="combobox"]').first.click()  # Streamlit 1.67: a react-aria combobox
-    page.locator('[role="option"]', has_text=option).first.click()
+    combobox = box.locator('[role="combobox"]').first  # Streamlit 1.67: a react-aria combobox
+    for attempt in range(attempts):
+        wait_idle(page)
+        combobox.click()
+        combobox.fill(option)  # typing filters the list and opens it (a click alone sometimes only focuses)
+        choice = page.locator('[role="option"]', has_text=option).first
+        try:
+            choice.click(timeout=5_000)
+            break
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
     wait_idle(page)
 
 

@@ -25,6 +25,9 @@ from chatvlmllm.engines import AnswerStream, Progress
 log = logging.getLogger(__name__)
 
 REDRAW_S = 0.25
+# After Stop, how long the engine gets to end on its own (real metrics) before the answer is
+# recorded as stopped without it (an OCR page can take seconds; the page should not wait).
+STOP_GRACE_S = 0.5
 
 
 class Phase(StrEnum):
@@ -47,12 +50,14 @@ class AnswerJob:
     stream_started: float = 0.0
     text: str = ""
     stop_requested: bool = False
+    stop_requested_at: float = 0.0
+    abandoned: bool = False  # recorded as stopped while the engine was still finishing its step
     turn: Turn | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     @property
     def done(self) -> bool:
-        return self.phase is Phase.DONE
+        return self.phase is Phase.DONE or self.abandoned
 
     @property
     def progress(self) -> Progress | None:
@@ -65,8 +70,19 @@ class AnswerJob:
 
     def stop(self) -> None:
         """Ask the engine to stop (it ends at its next token, page or batch); safe from any thread."""
-        self.stop_requested = True
+        if not self.stop_requested:
+            self.stop_requested, self.stop_requested_at = True, time.perf_counter()
         self.pending.cancel()
+
+    def settle_stop(self) -> None:
+        """Once the grace is over, record the stopped answer without waiting for the engine."""
+        if self.stop_requested and not self.done and time.perf_counter() - self.stop_requested_at > STOP_GRACE_S:
+            turn = self.pending.abandon()
+            if turn is not None:
+                self.turn, self.abandoned = turn, True
+                log.info(
+                    "answer in chat %s recorded as stopped; the engine ends its step in the background", self.chat_id
+                )
 
     def wait(self, timeout_s: float) -> bool:
         if self._thread is not None:

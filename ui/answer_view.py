@@ -182,3 +182,4 @@ def follow(job: AnswerJob, verbatim: bool) -> None:
                     else:
                         text_view.render_prose(job.text + " ▌")
             time.sleep(answer_job.REDRAW_S)
+            job.settle_stop()

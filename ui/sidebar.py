@@ -6,7 +6,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from chatvlmllm.cache import EngineCache
+from chatvlmllm.cache import EngineCache, LoadedEngine
 from chatvlmllm.catalog import ModelSpec
 from chatvlmllm.chat import AskOptions, ChatSession
 from chatvlmllm.engines.classic_ocr import offline_engine_for
@@ -157,9 +157,7 @@ def runtime_panel(
         st.caption("Last answer: " + text_view.caption(last, details=True))
     others = [e for e in loaded if e.key != key]
     if others:  # every loaded model keeps its memory until unloaded
-        listed = ", ".join(
-            f"{e.model} ({e.plan.attention}{f', {e.memory_mb:,.0f} MB' if e.memory_mb else ''})" for e in others
-        )
+        listed = ", ".join(e.model + (f" ({', '.join(_loaded_facts(e))})" if _loaded_facts(e) else "") for e in others)
         st.caption(f"Also loaded: {listed}")
     st.button(
         "Unload models",
@@ -185,6 +183,11 @@ def _when(iso: str) -> str:
     except (TypeError, ValueError):
         return str(iso)[:16]
     return f"{moment.day} {moment:%b %H:%M}"
+
+
+def _loaded_facts(entry: LoadedEngine) -> list[str]:
+    facts = [entry.plan.attention] if entry.plan.attention != "n/a" else []
+    return facts + ([f"{entry.memory_mb:,.0f} MB"] if entry.memory_mb else [])
 
 
 def chats_panel(session: ChatSession) -> None:

@@ -14,21 +14,23 @@ CSS = """
 </style>
 """
 
-# Focus the chat input when nothing else has the focus (page load, the input enabled again after
-# an answer); a widget the user is using keeps its focus.
+# Focus the chat input when it appears (page load) and when it is enabled again (an answer is done),
+# unless the user has put the focus somewhere else: a dropdown being used keeps it.
 FOCUS_SCRIPT = """
 <script>
 (() => {
   if (window.chatvlmllmFocus) return;  // once per page load, not once per rerun
   window.chatvlmllmFocus = true;
-  const doc = document;
-  const focusInput = () => {
-    const box = doc.querySelector('[data-testid="stChatInputTextArea"]');
-    const idle = !doc.activeElement || doc.activeElement === doc.body;
-    if (box && !box.disabled && idle) box.focus();
+  let wasReady = false;
+  const watch = () => {
+    const box = document.querySelector('[data-testid="stChatInputTextArea"]');
+    const ready = Boolean(box && !box.disabled);
+    const idle = !document.activeElement || document.activeElement === document.body;
+    if (ready && !wasReady && idle) box.focus();
+    wasReady = ready;
   };
-  focusInput();
-  setInterval(focusInput, 400);
+  watch();
+  setInterval(watch, 300);
 })();
 </script>
 """
