@@ -108,7 +108,7 @@ else:
                     "Attention": entry.plan.attention,
                     "Quantization": entry.plan.quantization or "",
                     "Load time (s)": round(entry.load_s, 2),
-                    "Memory (MB)": _plain(entry.memory_mb),
+                    "Memory (MB)": entry.memory_mb,
                     "Loads so far": cache.load_counts[entry.model],
                 }
                 for entry in loaded
