@@ -13,8 +13,8 @@ st.set_page_config(page_title="chatvlmllm", page_icon="📄", layout="wide")
 
 PAGES = [
     st.Page(chat_page.render, title="Chat", icon=":material/chat:", url_path="chat", default=True),
-    st.Page("pages/1_System.py", title="System", icon=":material/memory:"),
-    st.Page("pages/2_Benchmark.py", title="Benchmark", icon=":material/speed:"),
+    st.Page("pages/1_System.py", title="System", icon=":material/memory:", url_path="system"),
+    st.Page("pages/2_Benchmark.py", title="Benchmark", icon=":material/speed:", url_path="benchmark"),
 ]
 
 st.navigation(PAGES).run()

@@ -63,8 +63,8 @@ MODEL_COLUMNS = {
 
 
 def _plain(value: object) -> str:
-    """A value as a person reads it: nothing for None, yes/no for booleans."""
-    if value is None:
+    """A value as a person reads it: nothing for None or "n/a", yes/no for booleans."""
+    if value is None or value == "n/a":
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"

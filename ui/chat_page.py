@@ -91,7 +91,7 @@ def _empty_state(session: ChatSession, ocr_only: bool) -> None:
         text = (
             "Press **Extract text** to read it."
             if session.document
-            else "Upload an image or PDF on the left: the offline OCR engine reads its text."
+            else "Upload an image or PDF: the offline OCR engine reads its text."
         )
     else:
         text = "Ask about the document." if session.document else "Upload a document to ask about it, or just chat."
