@@ -176,10 +176,9 @@ def follow(job: AnswerJob, verbatim: bool) -> None:
                     st.progress(fraction, text=line)
                 else:
                     st.caption(f":material/hourglass_top: {line}")
-                if job.text:
-                    if verbatim:
-                        st.code(job.text, language=None, wrap_lines=True)
-                    else:
-                        text_view.render_prose(job.text + " ▌")
+                if job.text and verbatim:
+                    text_view.render_live_verbatim(job.text)
+                elif job.text:
+                    text_view.render_prose(job.text + " ▌")
             time.sleep(answer_job.REDRAW_S)
             job.settle_stop()

@@ -8,8 +8,11 @@ thread, see ui.answer_job).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from chatvlmllm.chat import QUICK_PROMPTS, ChatSession
 from ui import answer_job, answer_view, banners, document_view, sidebar, state, style
@@ -72,6 +75,8 @@ def render() -> None:
         verbatim = "chat" not in job.pending.spec.caps or _last_question(session) == QUICK_PROMPTS["Extract all text"]
         with chat_col:
             answer_view.follow(job, verbatim)
+        if job.pending.session is not session:  # asked in another tab on this chat: show what it saved
+            state.reopen(session.id)
         st.rerun()  # the answer is saved: show it as history, with the input enabled again
 
 
@@ -111,7 +116,7 @@ def _last_question(session: ChatSession) -> str:
     return next((t.text for t in reversed(session.conversation.turns) if t.role == "user"), "").strip()
 
 
-def _guarded(panel, box, *args) -> None:
+def _guarded(panel: Callable[..., None], box: DeltaGenerator, *args: Any) -> None:
     """A sidebar panel that fails shows a message; the chat goes on."""
     with box:
         try:

@@ -169,6 +169,13 @@ def switch_to(session_id: str) -> None:
     st.session_state[CHAT_KEY] = _open(store, session_id)
 
 
+def reopen(session_id: str) -> None:
+    """Read this chat again from the store (another tab added to it)."""
+    store = chat_store()
+    if store is not None:
+        st.session_state[CHAT_KEY] = _open(store, session_id)
+
+
 def new_chat() -> None:
     st.session_state[CHAT_KEY] = ChatSession(store=chat_store())
 

@@ -126,6 +126,17 @@ def render_verbatim(
             st.warning(f"Page {listed} is not in the answer: the engine returned nothing for it.")
 
 
+def render_live_verbatim(text: str) -> None:
+    """A transcription still being read: the pages so far, labelled (no widgets: it is redrawn often)."""
+    preamble, sections = split_pages(text, [])
+    if preamble:
+        render_prose(preamble)
+    for section in sections:
+        if section.page is not None:
+            st.markdown(f"**Page {section.page}**")
+        st.code(section.text, language=None, wrap_lines=True)
+
+
 def _lines_of(lines: list[Mapping[str, Any]], page: int | None, single: bool) -> list[Mapping[str, Any]]:
     """The OCR lines of one page (boxes saved by the engine); an answer about one page owns them all."""
     boxed = [line for line in lines if _box(line) is not None]
