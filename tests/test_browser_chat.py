@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from chatvlmllm.chat import QUICK_PROMPTS
 from chatvlmllm.conversation import Conversation, Turn
@@ -105,14 +106,20 @@ def wait_answers(page, count: int, timeout_s: float = 120) -> None:
 
 
 def page_sections(answer) -> dict[str, str]:
-    """{"Page 1": text, ...}: the labelled blocks of a transcription, as the DOM shows them."""
-    sections = {}
-    blocks = answer.locator('[class*="_page_"]')
-    for index in range(blocks.count()):
-        block = blocks.nth(index)
-        label = block.locator('[data-testid="stMarkdownContainer"] strong').first.inner_text()
-        sections[label] = block.locator('[data-testid="stCode"] code').inner_text()
-    return sections
+    """{"Page 1": text, ...}: the labelled blocks of a transcription, as the DOM shows them.
+
+    Empty while the page is being redrawn (a rerun replaces the blocks): callers poll.
+    """
+    try:
+        sections = {}
+        blocks = answer.locator('[class*="st-key-turn"][class*="_page_"]')
+        for index in range(blocks.count()):
+            block = blocks.nth(index)
+            label = block.locator('[data-testid="stMarkdownContainer"] strong').first.inner_text(timeout=2_000)
+            sections[label] = block.locator('[data-testid="stCode"] code').first.inner_text(timeout=2_000)
+        return sections
+    except PlaywrightError:
+        return {}
 
 
 def test_a_setting_change_keeps_the_chat_while_chats_share_a_title(app, server, tmp_path):
@@ -272,10 +279,14 @@ def test_eight_concurrent_sessions_with_colliding_titles_stay_apart(app, server,
     title) and asks at the same time; each chat holds its own document and its own answers."""
     codes = [f"CODE {n}{n}{n}" for n in range(1, 9)]
     pages = [app(width=1000, height=800) for _ in codes]
-    for index, (page, code) in enumerate(zip(pages, codes, strict=True)):
+    for index, (page, code) in enumerate(zip(pages, codes, strict=True)):  # all uploads in flight together
         folder = tmp_path / f"s{index}"
         folder.mkdir()
-        upload(page, write_png(folder / "receipt.png", [code, "TOTAL 1.00"]))
+        receipt = write_png(folder / "receipt.png", [code, "TOTAL 1.00"], size=(480, 160))
+        page.locator('[class*="st-key-document_upload"] input[type="file"]').set_input_files(str(receipt))
+    for page in pages:
+        page.wait_for_selector('[data-testid="stImage"] img')
+        wait_idle(page)
     for page in pages:  # all questions in flight together
         click_button(page, EXTRACT)
     for page in pages:

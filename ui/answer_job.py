@@ -24,7 +24,7 @@ from chatvlmllm.engines import AnswerStream, Progress
 
 log = logging.getLogger(__name__)
 
-REDRAW_S = 0.25
+REDRAW_S = 0.1  # how often the page looks at the job (it redraws only on a change)
 # After Stop, how long the engine gets to end on its own (real metrics) before the answer is
 # recorded as stopped without it (an OCR page can take seconds; the page should not wait).
 STOP_GRACE_S = 0.5
@@ -62,6 +62,9 @@ class AnswerJob:
     @property
     def progress(self) -> Progress | None:
         return self.stream.progress if self.stream is not None else None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
 
     def start(self) -> None:
         self.phase = Phase.STARTING if self.pending.first_model_loaded() else Phase.LOADING

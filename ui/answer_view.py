@@ -168,7 +168,16 @@ def follow(job: AnswerJob, verbatim: bool) -> None:
             help="Stop this answer; what was produced so far is kept.",
         )
         live = st.empty()
+        shown = None
         while not job.done:
+            # Redraw when something changed, and at least twice a second: a click (Stop) takes effect
+            # at the next redraw, and eight chats answering at once must not redraw 32 times a second.
+            state = (job.phase, job.stop_requested, len(job.text), job.progress, int(job.elapsed() * 2))
+            if state == shown:
+                time.sleep(answer_job.REDRAW_S)
+                job.settle_stop()
+                continue
+            shown = state
             with live.container():
                 fraction = answer_job.fraction(job)
                 line = answer_job.status_line(job)
