@@ -110,7 +110,7 @@ def _assistant_body(session: ChatSession, turn: Turn, question: Turn | None, key
             for attempt in turn.attempts:
                 icon = OUTCOME_ICONS.get(str(attempt.get("outcome", "")), ":material/warning:")
                 reason = f" — {attempt['reason']}" if attempt.get("reason") else ""
-                seconds = text_view._number(attempt.get("seconds")) or 0.0
+                seconds = text_view.number(attempt.get("seconds")) or 0.0
                 st.markdown(f"{icon} `{attempt.get('model')}`: {attempt.get('outcome')}{reason} ({seconds:.2f} s)")
 
 

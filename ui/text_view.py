@@ -191,7 +191,7 @@ def draw_boxes(
 
 
 # -- captions in words -------------------------------------------------------
-def _number(value: object) -> float | None:
+def number(value: object) -> float | None:
     """A metric as a number; anything else (a hand-edited transcript) as None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -202,7 +202,7 @@ def caption(turn: Turn, details: bool) -> str:
     """ "model · 2.3 s · reached the length limit"; with details, the figures developers compare."""
     metrics = turn.metrics if isinstance(turn.metrics, Mapping) else {}
     parts = [str(turn.model or metrics.get("model") or "")]
-    total = _number(metrics.get("total_s"))
+    total = number(metrics.get("total_s"))
     if total is not None:
         parts.append(f"{total:.1f} s")
     stopped_by = metrics.get("stopped_by")
@@ -215,7 +215,7 @@ def caption(turn: Turn, details: bool) -> str:
 
 def _details(metrics: Mapping[str, Any]) -> list[str]:
     out = []
-    ttft, speed, load = (_number(metrics.get(k)) for k in ("ttft_s", "tokens_per_s", "load_s"))
+    ttft, speed, load = (number(metrics.get(k)) for k in ("ttft_s", "tokens_per_s", "load_s"))
     if ttft is not None:
         out.append(f"time to first word {ttft:.2f} s")
     if speed:
