@@ -265,10 +265,13 @@ class ChatSession:
         turn.finished_at = turn.started_at
         self.conversation.add(turn)
         try:
-            messages = self.conversation.engine_messages(self.page_image, budget, self.page_pixels)
+            sent = self.conversation.engine_messages(self.page_image, budget, self.page_pixels)
+            messages = _question_carries_its_pages(sent, turn, self)
         except DocumentError:
             self.conversation.turns.pop()  # the page cannot be rendered: the question was not asked
             raise
+        if turn.pages:  # engines that label pages use the document's numbers, not positions
+            settings.options["page_numbers"] = list(turn.pages)
         self._save(turn)
         chain = router.build_chain(spec, fallback=options.fallback, catalog=dict(catalog), language=options.language)
         routed = router.answer(messages, chain, hardware, settings, options.overrides(), cache)
@@ -324,6 +327,7 @@ class PendingAnswer:
         self._current_chunks: Iterator[str] | None = None
         self._exhausted = False
         self._cancelled = threading.Event()
+        self._finishing = threading.Lock()  # one assistant turn, whether finish or abandon makes it
         self.done = threading.Event()  # set once the assistant turn is saved
 
     def __iter__(self) -> Iterator[AnswerStream]:
@@ -396,17 +400,53 @@ class PendingAnswer:
         exception), the generation in flight is cancelled first: its cancel event ends
         `generate` at the next token, and the partial answer is kept as "cancelled".
         """
-        if self.turn is not None:
+        with self._finishing:
+            if self.turn is not None:
+                return self.turn
+            try:
+                if not self._exhausted:
+                    self._stop()
+                self.turn = self._assistant_turn(error)
+                self.session.conversation.add(self.turn)
+                self.session._save(self.turn, self._partial_position)
+            finally:
+                self.done.set()
             return self.turn
+
+    def abandon(self) -> Turn | None:
+        """Record a stopped answer now, from another thread, while the engine is still busy.
+
+        An engine stops at its next token, page or batch; an OCR page can take seconds. The
+        user's Stop should not wait for that: the text so far is saved as "cancelled" at once,
+        and the generation thread's later `finish()` keeps this turn. Returns None when the
+        answer is being finished right now (then wait for `done`).
+        """
+        self.cancel()
+        if not self._finishing.acquire(blocking=False):
+            return None
         try:
-            if not self._exhausted:
-                self._stop()
-            self.turn = self._assistant_turn(error)
-            self.session.conversation.add(self.turn)
-            self.session._save(self.turn, self._partial_position)
+            if self.turn is None:
+                stream = self._current
+                metrics = stream.metrics.to_dict() if stream is not None and stream.metrics else {}
+                metrics.update(model=metrics.get("model", self.spec.key), stopped_by="cancelled")
+                self.turn = Turn(
+                    "assistant",
+                    stream.text if stream is not None else "",
+                    model=self.spec.key if stream is None else metrics["model"],
+                    attempts=[a.to_dict() for a in self.routed.attempts],
+                    metrics=metrics,
+                    started_at=self.started_at,
+                    finished_at=now_iso(),
+                    error=None if stream is not None else "Stopped before the answer started.",
+                    settings=self.options.to_dict(),
+                    extras={TURNS_NOT_SENT: self.turns_not_sent} if self.turns_not_sent else {},
+                )
+                self.session.conversation.add(self.turn)
+                self.session._save(self.turn, self._partial_position)
+                self.done.set()
+            return self.turn
         finally:
-            self.done.set()
-        return self.turn
+            self._finishing.release()
 
     def _stop(self) -> None:
         stream = self._current
@@ -444,6 +484,25 @@ class PendingAnswer:
             settings=self.options.to_dict(),
             extras=_jsonable(extras),
         )
+
+
+def _question_carries_its_pages(messages: list[Message], question: Turn, session: ChatSession) -> list[Message]:
+    """The latest question carries every page it asks about, in page order.
+
+    The conversation attaches a page once, to the first question about it; "All pages" after a
+    question about page 3 would then carry only pages 1 and 2, and an engine reading the latest
+    images (offline OCR) would leave page 3 out. Earlier copies of these pages are dropped, so a
+    model still sees each page once.
+    """
+    if not question.document_sha256 or not question.pages or not messages:
+        return messages
+    wanted = [session.page_image(question.document_sha256, page) for page in question.pages]
+    images = [image for image in wanted if image is not None]
+    carried = {id(image) for image in images}
+    for message in messages[:-1]:
+        message.images = [image for image in message.images if id(image) not in carried]
+    messages[-1].images = images
+    return messages
 
 
 def _jsonable(extras: dict[str, Any]) -> dict[str, Any]:

@@ -105,6 +105,21 @@ class GenerationSettings:
         return self.max_new_tokens if self.max_new_tokens is not None else model_default
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A step of a long answer, for the display: "Reading page 2 of 3…".
+
+    An engine yields one from `_generate` when a step starts (it is not text: the stream keeps
+    it in `AnswerStream.progress` and passes only text on). `at` is when the step started, so a
+    display can tell the elapsed time and estimate the rest once a step is done.
+    """
+
+    done: int  # steps finished before this one
+    total: int
+    unit: str = "page"
+    at: float = field(default_factory=time.perf_counter)
+
+
 @dataclass
 class GenerationStats:
     """What `_generate` reports when it finishes."""
@@ -156,7 +171,7 @@ class AnswerStream:
     `.error` holds the exception for the router to judge.
     """
 
-    def __init__(self, chunks: Generator[str, None, GenerationStats], finish: Callable[..., AnswerMetrics]):
+    def __init__(self, chunks: Generator[str | Progress, None, GenerationStats], finish: Callable[..., AnswerMetrics]):
         self._chunks = chunks
         self._finish = finish
         self._cancel = threading.Event()
@@ -164,6 +179,7 @@ class AnswerStream:
         self.metrics: AnswerMetrics | None = None
         self.extras: dict[str, Any] = {}
         self.error: Exception | None = None
+        self.progress: Progress | None = None  # the engine's latest step report, if it gives any
         self.raise_errors = True
         self._started = time.perf_counter()
         self._ttft: float | None = None
@@ -188,6 +204,9 @@ class AnswerStream:
                 except StopIteration as stop:
                     stats = stop.value or GenerationStats()
                     break
+                if isinstance(chunk, Progress):
+                    self.progress = chunk
+                    continue
                 if not chunk:
                     continue
                 if self._ttft is None:
@@ -247,7 +266,7 @@ class BaseEngine:
 
     def _generate(
         self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
-    ) -> Generator[str, None, GenerationStats]:
+    ) -> Generator[str | Progress, None, GenerationStats]:
         raise NotImplementedError
 
     def _unload(self) -> None:
@@ -281,7 +300,7 @@ class BaseEngine:
         settings = settings or GenerationSettings()
         answer: AnswerStream
 
-        def chunks() -> Generator[str, None, GenerationStats]:
+        def chunks() -> Generator[str | Progress, None, GenerationStats]:
             with self.lock:
                 if answer.cancel_event.is_set():  # stopped while queued: skip the prefill entirely
                     return GenerationStats(stopped_by="cancelled")
