@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -253,7 +253,7 @@ class ChatSession:
         doc = self.document
         if doc is not None:
             doc.check_request([p - 1 for p in self.pages])  # refuse before rendering anything
-        budget = prompt_budget(spec, plan_load(hardware, spec, options.overrides()), settings.max_new_tokens)
+        budget = prompt_budget(spec, plan_load(hardware, spec, options.overrides()), settings.budget())
         turn = Turn(
             "user",
             question,
@@ -265,8 +265,17 @@ class ChatSession:
         turn.finished_at = turn.started_at
         self.conversation.add(turn)
         try:
-            sent = self.conversation.engine_messages(self.page_image, budget, self.page_pixels)
-            messages = _question_carries_its_pages(sent, turn, self)
+            # One image object per page for this request: `_question_carries_its_pages` recognises
+            # a page already sent by identity, and the document keeps only its last pages rendered.
+            rendered: dict[tuple[str, int], Image.Image | None] = {}
+
+            def page_once(sha256: str, page: int) -> Image.Image | None:
+                if (sha256, page) not in rendered:
+                    rendered[sha256, page] = self.page_image(sha256, page)
+                return rendered[sha256, page]
+
+            sent = self.conversation.engine_messages(page_once, budget, self.page_pixels)
+            messages = _question_carries_its_pages(sent, turn, page_once)
         except DocumentError:
             self.conversation.turns.pop()  # the page cannot be rendered: the question was not asked
             raise
@@ -486,7 +495,9 @@ class PendingAnswer:
         )
 
 
-def _question_carries_its_pages(messages: list[Message], question: Turn, session: ChatSession) -> list[Message]:
+def _question_carries_its_pages(
+    messages: list[Message], question: Turn, page_image: Callable[[str, int], Image.Image | None]
+) -> list[Message]:
     """The latest question carries every page it asks about, in page order.
 
     The conversation attaches a page once, to the first question about it; "All pages" after a
@@ -496,7 +507,7 @@ def _question_carries_its_pages(messages: list[Message], question: Turn, session
     """
     if not question.document_sha256 or not question.pages or not messages:
         return messages
-    wanted = [session.page_image(question.document_sha256, page) for page in question.pages]
+    wanted = [page_image(question.document_sha256, page) for page in question.pages]
     images = [image for image in wanted if image is not None]
     carried = {id(image) for image in images}
     for message in messages[:-1]:

@@ -143,11 +143,10 @@ def saved_chats(store: ChatStore | None) -> list[SessionInfo]:
     """Every saved chat, most recent first; none (with a warning) when the store cannot be read."""
     if store is None:
         return []
-    try:
-        return store.list_sessions()
-    except StoreError as exc:
-        st.warning(f"{exc} Saved chats cannot be listed right now.")
-        return []
+    chats = store.list_sessions()  # empty, with `store.fault` set, when the history cannot be read
+    if not chats and store.fault is not None:
+        st.warning(f"{store.fault} Saved chats cannot be listed right now.")
+    return chats
 
 
 def last_chat(session: ChatSession) -> SessionInfo | None:
