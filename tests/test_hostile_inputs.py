@@ -290,7 +290,7 @@ def raw_request(port: int, head: bytes, body_chunks: Callable[[], object] | None
 
 @pytest.mark.slow
 def test_the_server_refuses_big_and_lying_bodies_before_auth(tiny_qwen2_vl):
-    from chatvlmllm.server import running_server
+    from chatvlmllm.devtools.servers import running_server
 
     env = {**os.environ, "CHATVLMLLM_BODY_TIMEOUT_S": "2", "CHATVLMLLM_API_KEY": "secret"}
     with running_server(["--model-path", str(tiny_qwen2_vl)], env=env) as base_url:
