@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 PRAGMA user_version = 1;
 """
-OLD_TURN = {
+OLD_TURN: dict[str, object] = {
     "role": "user",
     "text": "What is the total?",
     "model": None,

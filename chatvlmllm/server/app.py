@@ -41,6 +41,7 @@ from chatvlmllm.server.body_limit import BodyLimit
 from chatvlmllm.server.protocol import (
     ApiError,
     ChatCompletionRequest,
+    answer_budget,
     engine_error,
     error_response,
     is_server_fault,
@@ -145,7 +146,7 @@ def create_app(
             raise ApiError(400, "n must be 1: one answer per request", "invalid_request")
         messages = await run_in_threadpool(to_messages, body)  # image decoding is CPU work
         settings = to_settings(body)
-        too_long = await run_in_threadpool(overflow, served.spec, served.plan, messages, settings.max_new_tokens)
+        too_long = await run_in_threadpool(overflow, served.spec, served.plan, messages, answer_budget(body))
         if too_long:
             raise ApiError(400, too_long, "context_length_exceeded")
         try:

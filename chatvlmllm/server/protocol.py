@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 import logging
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from chatvlmllm.documents import load_document
 from chatvlmllm.engines import AnswerStream, GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, EngineError, OutOfMemoryError, UserError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,7 @@ def error_response(status: int, message: str, code: str, kind: str = "invalid_re
 
 
 # -- request → engine input ---------------------------------------------------------------------
-def decode_image_url(url: str, number: int, pages_left: int = MAX_IMAGES_PER_REQUEST) -> list:
+def decode_image_url(url: str, number: int, pages_left: int = MAX_IMAGES_PER_REQUEST) -> list[Image.Image]:
     """A base64 data URL → page images (a PDF or multi-page TIFF gives several), at most `pages_left`."""
     label = f"image {number}"
     if not url.strip():
@@ -139,7 +142,8 @@ def to_messages(request: ChatCompletionRequest) -> list[Message]:
         if message.content is None or isinstance(message.content, str):
             messages.append(Message(role, message.content or ""))
             continue
-        texts, images = [], []
+        texts: list[str] = []
+        images: list[Image.Image] = []
         for part in message.content:
             if isinstance(part, TextPart):
                 texts.append(part.text)
@@ -161,9 +165,14 @@ def to_messages(request: ChatCompletionRequest) -> list[Message]:
     return messages
 
 
+def answer_budget(request: ChatCompletionRequest) -> int:
+    """The answer's token limit: max_completion_tokens, else max_tokens, else our default."""
+    return request.max_completion_tokens or request.max_tokens or DEFAULT_MAX_TOKENS
+
+
 def to_settings(request: ChatCompletionRequest) -> GenerationSettings:
     return GenerationSettings(
-        max_new_tokens=request.max_completion_tokens or request.max_tokens or DEFAULT_MAX_TOKENS,
+        max_new_tokens=answer_budget(request),
         temperature=request.temperature if request.temperature is not None else 0.0,  # greedy, as in the app
         top_p=request.top_p if request.top_p is not None else 1.0,
         repetition_guard=request.repetition_guard,
