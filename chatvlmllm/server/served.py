@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -12,6 +13,8 @@ from chatvlmllm.catalog import ModelSpec
 from chatvlmllm.engines import Engine
 from chatvlmllm.hardware import HardwareProfile, probe
 from chatvlmllm.planner import LoadPlan, PlanOverrides, plan_load
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
