@@ -136,8 +136,9 @@ class ChatSession:
         for sha, doc in stored.documents.items():
             try:
                 documents[sha] = load_document(doc.data, doc.name)
-            except DocumentError:
-                continue  # e.g. the size limit was lowered since; the transcript still opens
+            except DocumentError as exc:  # e.g. the size limit was lowered since; the transcript still opens
+                log.warning("chat %s: the stored document %s is left out: %s", session_id, doc.name, exc)
+                continue
         return cls(stored.conversation, store, documents, stored.active_document, stored.pages)
 
     @classmethod
@@ -465,8 +466,8 @@ class PendingAnswer:
                 try:
                     for _ in self._current_chunks or iter(stream):
                         pass  # generation ends at the next token; this collects the stats
-                except Exception:
-                    pass  # the stream records stopped_by="error" itself
+                except Exception:  # the stream records stopped_by="error" itself; the log keeps why
+                    log.warning("the stopped answer ended with an error", exc_info=True)
             if stream.metrics and stream.metrics.stopped_by == "cancelled":
                 next(self._routes, None)  # the router records the cancelled answer and stops
         self._routes.close()  # no further models after an interruption

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from typing import TextIO
 
 LEVEL_VARIABLE = "CHATVLMLLM_LOG_LEVEL"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -24,13 +26,25 @@ def level_from_env(default: int = logging.WARNING) -> int:
     return level if isinstance(level, int) else default
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record is emitted (pytest and Streamlit swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass  # the base class sets it once; we always look it up
+
+
 def configure(default: int = logging.WARNING) -> int:
     """Give the `chatvlmllm` logger a stderr handler (once) at the configured level; returns it."""
     level = level_from_env(default)
     root = logging.getLogger("chatvlmllm")
     root.setLevel(level)
     if not any(getattr(handler, "_chatvlmllm", False) for handler in root.handlers):
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(_FORMAT))
         handler._chatvlmllm = True  # type: ignore[attr-defined]  # marks our handler, so reruns add none
         root.addHandler(handler)

@@ -11,6 +11,7 @@ judges it once consumed.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -24,6 +25,8 @@ from chatvlmllm.engines import AnswerMetrics, AnswerStream, GenerationSettings, 
 from chatvlmllm.errors import OutOfMemoryError, UserError
 from chatvlmllm.hardware import HardwareProfile
 from chatvlmllm.planner import LoadPlan, PlanOverrides, plan_load
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CHAIN = ("dots_ocr", "qwen_vl_2b", "rapidocr")
 _SPECIAL_TOKEN = re.compile(r"<\|[^|>]{1,40}\|>|</?s>|<pad>|<unk>")
@@ -138,6 +141,7 @@ class RoutedAnswer:
 
     def _record(self, spec: ModelSpec, outcome: str, reason: str, seconds: float) -> None:
         self.attempts.append(Attempt(spec.key, outcome, reason, round(seconds, 3)))
+        log.info("attempt %s: %s after %.2f s%s", spec.key, outcome, seconds, f" ({reason})" if reason else "")
 
     def _accept(self, spec: ModelSpec, plan: LoadPlan, stream: AnswerStream, reason: str, seconds: float) -> None:
         self._record(spec, "answered", reason, seconds)

@@ -23,37 +23,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from chatvlmllm.conversation import Conversation, Turn, UserError, now_iso
+from chatvlmllm.migrations import applied, migrate
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "chats.sqlite3"
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    active_document TEXT,
-    pages TEXT NOT NULL DEFAULT '[1]'
-);
-CREATE TABLE IF NOT EXISTS turns (
-    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    role TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (session_id, position)
-);
-CREATE TABLE IF NOT EXISTS documents (
-    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-    sha256 TEXT NOT NULL,
-    name TEXT NOT NULL,
-    data BLOB NOT NULL,
-    added_at TEXT NOT NULL,
-    PRIMARY KEY (session_id, sha256)
-);
-"""
 
 
 def data_dir() -> Path:
@@ -135,8 +109,9 @@ class ChatStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
                 db.execute("PRAGMA journal_mode = WAL")  # readers do not wait for a writer (kept in the file)
-                db.executescript(_SCHEMA)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                migrate(db)  # the schema: chatvlmllm.migrations
+                # Mirrors the migration count for sqlite3 users, and is the write that finds a read-only file now.
+                db.execute(f"PRAGMA user_version = {len(applied(db))}")
         except (OSError, sqlite3.Error, StoreError) as exc:
             if self.path.is_file() and self._readable():
                 # A read-only or full data folder: the history stays readable, new chats are not saved.

@@ -290,7 +290,7 @@ def raw_request(port: int, head: bytes, body_chunks: Callable[[], object] | None
 
 @pytest.mark.slow
 def test_the_server_refuses_big_and_lying_bodies_before_auth(tiny_qwen2_vl):
-    from chatvlmllm.server import running_server
+    from chatvlmllm.devtools.servers import running_server
 
     env = {**os.environ, "CHATVLMLLM_BODY_TIMEOUT_S": "2", "CHATVLMLLM_API_KEY": "secret"}
     with running_server(["--model-path", str(tiny_qwen2_vl)], env=env) as base_url:
@@ -385,17 +385,22 @@ def test_partial_saves_are_replaced_by_the_finished_answer(monkeypatch, looping_
     monkeypatch.setattr(chat, "PARTIAL_SAVE_S", 0.0)  # save after every chunk
     store = ChatStore()
     session = ChatSession(store=store)
-    options = AskOptions(model="looping", max_new_tokens=40, repetition_guard=False, fallback=False)
+    options = AskOptions(model="looping", max_new_tokens=200, repetition_guard=False, fallback=False)
     pending = session.ask("Go on", options, probe(), {"looping": spec_from_path(looping_qwen2_vl, key="looping")})
-    partial_texts = []
+    # How many chunks arrive depends on the machine's load (the streamer hands over what has piled
+    # up), so every chunk is checked rather than counted: when one arrives, everything shown
+    # before it is saved, marked incomplete.
+    shown, checked = "", 0
     for stream in pending:
-        for _ in pending.chunks(stream):
-            stored = store.load(session.id).conversation.turns
-            if len(stored) == 2:
-                assert stored[-1].incomplete
-                partial_texts.append(stored[-1].text)
+        for chunk in pending.chunks(stream):
+            if shown:
+                stored = store.load(session.id).conversation.turns
+                assert [t.role for t in stored] == ["user", "assistant"]
+                assert stored[-1].incomplete and stored[-1].text == shown
+                checked += 1
+            shown += chunk
     answer = pending.finish()
     stored = store.load(session.id).conversation.turns
     assert [t.role for t in stored] == ["user", "assistant"]  # replaced, not appended
-    assert not stored[-1].incomplete and stored[-1].text == answer.text
-    assert len(partial_texts) >= 5 and partial_texts == sorted(partial_texts, key=len)  # it grew as it streamed
+    assert not stored[-1].incomplete and stored[-1].text == answer.text == shown
+    assert checked >= 1  # at least one save happened while the answer was still streaming

@@ -19,7 +19,7 @@ import openai
 import pytest
 from PIL import Image
 
-from chatvlmllm.server import running_server
+from chatvlmllm.devtools.servers import running_server
 from tests.conftest import image_bytes, text_image
 
 API_KEY = "test-key-123"
