@@ -24,13 +24,14 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 run: $(VENV)/.runtime
 	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
-test: $(VENV)/.dev
-	$(BIN)/ruff check .
+test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# ruff (lint + format) and mypy: what `make test` checks before the tests run.
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
@@ -43,4 +44,4 @@ bench: $(VENV)/.runtime
 	$(BIN)/chatvlmllm bench ../shared/eval --models rapidocr,tesseract --out artifacts/bench.json
 
 clean:
-	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache
+	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache .mypy_cache

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from chatvlmllm import logs
 from ui import chat_page
+
+logs.configure()  # quiet (warnings only) unless CHATVLMLLM_LOG_LEVEL says otherwise
 
 st.set_page_config(page_title="chatvlmllm", page_icon="📄", layout="wide")
 

@@ -332,7 +332,7 @@ class PendingAnswer:
         self.options = options
         self.turn: Turn | None = None
         self.started_at = now_iso()
-        self._routes = iter(routed)
+        self._routes = iter(routed)  # a generator: `_stop` closes it
         self._current: AnswerStream | None = None
         self._current_chunks: Iterator[str] | None = None
         self._exhausted = False

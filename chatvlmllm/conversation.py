@@ -490,16 +490,10 @@ def title_from(text: str) -> str:
 
 def _page_ranges(pages: list[int]) -> str:
     """[1, 2, 3, 5] → "1–3, 5"."""
-    ranges: list[str] = []
-    start = prev = None
+    runs: list[list[int]] = []  # [first, last] of each run of consecutive pages
     for page in sorted(set(pages)):
-        if start is None:
-            start = prev = page
-        elif page == prev + 1:
-            prev = page
+        if runs and page == runs[-1][1] + 1:
+            runs[-1][1] = page
         else:
-            ranges.append(f"{start}–{prev}" if start != prev else str(start))
-            start = prev = page
-    if start is not None:
-        ranges.append(f"{start}–{prev}" if start != prev else str(start))
-    return ", ".join(ranges)
+            runs.append([page, page])
+    return ", ".join(f"{first}–{last}" if first != last else str(first) for first, last in runs)

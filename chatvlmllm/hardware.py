@@ -7,6 +7,7 @@ import importlib.metadata
 import importlib.util
 import os
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def probe() -> HardwareProfile:
     """Probe once per process (the flash-attn test kernel is not free)."""
     import torch
 
-    common = dict(
+    common: dict[str, Any] = dict(
         torch_version=torch.__version__,
         cuda_version=torch.version.cuda,
         torchvision_available=torchvision_available(),

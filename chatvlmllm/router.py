@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -71,7 +71,7 @@ class RoutedAnswer:
     extras: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
-    def __iter__(self) -> Iterator[AnswerStream]:
+    def __iter__(self) -> Generator[AnswerStream, None, None]:
         for index, spec in enumerate(self.chain):
             # The user's overrides apply to the model they chose; fallbacks plan on their own.
             overrides = self.overrides if index == 0 else PlanOverrides()

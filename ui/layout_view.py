@@ -65,7 +65,8 @@ def _render_element(element: LayoutElement, index: int, image: Image.Image | Non
     elif element.category == "Table" and text:
         _render_table(text, index, base_key)
     elif element.category == "Picture":
-        box = tuple(round(v) for v in element.bbox)
+        left, top, right, bottom = (round(v) for v in element.bbox)
+        box = (left, top, right, bottom)
         # A box clamped to the page edge can have no area; PIL cannot encode an empty crop.
         if image is not None and box[2] > box[0] and box[3] > box[1]:
             st.image(image.crop(box), caption=f"Picture {index}")

@@ -283,7 +283,7 @@ class DotsOcrForGeneration(Qwen2ForCausalLM):
     def image_embeddings(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
         return self.vision_tower(pixel_values, grid_thw)
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         pixel_values: torch.Tensor | None = None,

@@ -8,12 +8,13 @@ shares (one generation at a time, timings, metrics, cancel) so an adapter only w
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -254,11 +255,15 @@ class Engine(Protocol):
 class BaseEngine:
     """Shared bookkeeping; subclasses implement `_load(plan)` and `_generate(...)`."""
 
+    # False: one generation at a time per engine (a local model's weights and KV cache are one
+    # resource). An engine whose backend queues and batches by itself (a remote server) sets True.
+    concurrent_generation: ClassVar[bool] = False
+
     def __init__(self, spec: ModelSpec):
         self.spec = spec
         self.plan: LoadPlan | None = None
         self.load_s = 0.0
-        self.lock = threading.Lock()  # one generation at a time per engine
+        self.lock = threading.Lock()  # held by a generation (unless concurrent) and by unloading
 
     # -- subclass hooks -------------------------------------------------
     def _load(self, plan: LoadPlan) -> None:
@@ -301,7 +306,7 @@ class BaseEngine:
         answer: AnswerStream
 
         def chunks() -> Generator[str | Progress, None, GenerationStats]:
-            with self.lock:
+            with contextlib.nullcontext() if self.concurrent_generation else self.lock:
                 if answer.cancel_event.is_set():  # stopped while queued: skip the prefill entirely
                     return GenerationStats(stopped_by="cancelled")
                 self._reset_peak_memory()

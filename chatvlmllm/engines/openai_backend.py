@@ -25,7 +25,6 @@ the next (local) model.
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import os
 import threading
@@ -46,7 +45,6 @@ from chatvlmllm.errors import EngineError
 if TYPE_CHECKING:
     from PIL import Image
 
-    from chatvlmllm.catalog import ModelSpec
     from chatvlmllm.planner import LoadPlan
 
 FAMILIES = {
@@ -101,12 +99,9 @@ class OpenAIEngine(BaseEngine):
     """Streams answers from a model served over the OpenAI chat-completions protocol."""
 
     client: Any = None
-
-    def __init__(self, spec: ModelSpec):
-        super().__init__(spec)
-        # The server batches and queues; the openai client is thread-safe. Serialising here would
-        # turn every concurrent caller of one cached engine into a queue on this side.
-        self.lock = contextlib.nullcontext()
+    # The server batches and queues; the openai client is thread-safe. Serialising here would
+    # turn every concurrent caller of one cached engine into a queue on this side.
+    concurrent_generation = True
 
     # -- loading ----------------------------------------------------------
     def _load(self, plan: LoadPlan) -> None:
@@ -190,7 +185,7 @@ class OpenAIEngine(BaseEngine):
             return self._dots_request(messages, settings)
         budget = self.pixel_budget(settings)
         sent: dict[str, Any] = {"max_pixels": budget, "image_sizes": []}
-        converted = []
+        converted: list[dict[str, Any]] = []
         for message in messages:
             if not message.images:
                 converted.append({"role": message.role, "content": message.text})
@@ -217,7 +212,8 @@ class OpenAIEngine(BaseEngine):
         budget = self.pixel_budget(settings)
         # dots.ocr's smart_resize: sides in multiples of 28 within [min, max] pixels. The server's
         # processor then keeps the size, so layout boxes come back in this image's pixels.
-        input_size = model_input_size(*page.size, min(DOTS_MIN_PIXELS, budget), budget)
+        width, height = page.size
+        input_size = model_input_size(width, height, min(DOTS_MIN_PIXELS, budget), budget)
         sent_page = page if page.size == input_size else page.resize(input_size, PILImage.Resampling.BICUBIC)
         mode, prompt = choose_prompt(latest_user_text(messages), options, page.size, input_size)
         if mode == FREE_QUESTION:
