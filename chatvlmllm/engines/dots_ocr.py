@@ -142,6 +142,7 @@ FAMILIES = {
         default_min_pixels=3136,
         max_pixels_without_fa2=1_003_520,  # 28·28·1280: keeps sdpa's dense mask to a few hundred MB
         plan_check=plan_check,
+        model_types=("dots_ocr",),
     ),
 }
 
