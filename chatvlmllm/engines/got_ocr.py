@@ -54,7 +54,6 @@ if TYPE_CHECKING:
     from chatvlmllm.planner import LoadPlan
 
 
-
 class GotOptions(Options):
     """The real processor's modes (see MODE_OPTIONS)."""
 

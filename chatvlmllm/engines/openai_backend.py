@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from chatvlmllm.planner import LoadPlan
 
 
-
 class OpenAIOptions(Options):
     prompt_style: str | None = None
     timeout_s: float | None = None
