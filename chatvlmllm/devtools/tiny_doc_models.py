@@ -1,0 +1,196 @@
+"""Tiny random checkpoints of the document-model families native in transformers 5.23.
+
+Each builder writes what a hub snapshot holds (config.json, safetensors, tokenizer files,
+processor config, chat template) from the transformers config class with small dimensions.
+What must match the real checkpoint does: the special-token strings *and their ids*, the
+model_type, the processor class and its image settings. The ids come from the config
+classes' defaults, which transformers documents as the released checkpoint's values
+(the hub repo is named per builder), so the vocabulary is as large as the real one and
+only the hidden sizes shrink.
+
+Chat templates are written here from each model card's prompt format (not copied files).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_CORPUS = [
+    "Extract all text from this document. OCR: Table Recognition: Formula Recognition:",
+    "What is the total amount on the receipt? Convert the document to markdown.",
+    "| Item | Price | <table><tr><td>1</td></tr></table> \\frac{a}{b}",
+    "TOTAL 12.50 CASH 20.00 CHANGE 7.50 GST 6% Invoice number, date, address.",
+    "Привет, мир. Итого к оплате: 100 руб. 0123456789 !?.,;:()[]{}<>/\\|-_+=*&^%$#@~`\"'",
+]
+
+
+def tiny_tokenizer(
+    out_dir: Path,
+    special_tokens: dict[str, int],
+    chat_template: str,
+    *,
+    bos: str | None,
+    eos: str,
+    pad: str | None,
+    unk: str | None = None,
+    named_tokens: dict[str, str] | None = None,
+    vocab_size: int,
+    trained_size: int = 384,
+) -> Any:
+    """A byte-level BPE trained on a small corpus, with the real special tokens at their real ids.
+
+    Ordinary tokens fill the low ids not taken by a special token; the specials sit in the
+    BPE vocabulary at their hub ids. The ids in between become filler words (" w12345"), so
+    whatever a random model generates decodes to visible text, as a real vocabulary would.
+    `named_tokens` become tokenizer attributes the processors read (e.g. `image_token`).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    trainer = trainers.BpeTrainer(
+        vocab_size=trained_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train_from_iterator(_CORPUS * 4, trainer)
+    trained = json.loads(bpe.to_str())["model"]
+    taken = set(special_tokens.values())
+    free_ids = (i for i in range(10**7) if i not in taken)
+    ordinary = sorted(trained["vocab"], key=trained["vocab"].get)
+    vocab = {token: next(free_ids) for token in ordinary if token not in special_tokens}
+    vocab.update(special_tokens)
+    used = set(vocab.values())
+    vocab.update({f"\u0120w{i}": i for i in range(vocab_size) if i not in used})
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens(sorted(special_tokens, key=special_tokens.get))
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=bos,
+        eos_token=eos,
+        pad_token=pad,
+        unk_token=unk,
+        extra_special_tokens=named_tokens or {},
+    )
+    wrapped.chat_template = chat_template
+    for token, token_id in special_tokens.items():
+        assert wrapped.convert_tokens_to_ids(token) == token_id, (token, token_id)
+    wrapped.save_pretrained(str(out_dir))
+    return wrapped
+
+
+def _save(model: Any, processor: Any, out: Path, eos_ids: list[int], pad_id: int | None) -> Path:
+    gen = model.generation_config
+    gen.eos_token_id = eos_ids
+    gen.pad_token_id = pad_id
+    gen.do_sample = False
+    model.save_pretrained(str(out))
+    processor.save_pretrained(str(out))
+    return out
+
+
+def _seeded(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+
+
+# -- PaddleOCR-VL ------------------------------------------------------------------------
+# Ids: PaddleOCRVLConfig defaults (= PaddlePaddle/PaddleOCR-VL config.json): image 100295,
+# video 100296, vision start/end 101305/101306; ERNIE-4.5 text ids pad 0, bos 1, eos 2.
+# Prompt format (model card): "<|begin_of_sentence|>User: <image>OCR:\nAssistant: " and the
+# answer ends with "</s>".
+PADDLE_TOKENS = {
+    "<unk>": 0,
+    "<s>": 1,
+    "</s>": 2,
+    "<|begin_of_sentence|>": 100273,
+    "<|end_of_sentence|>": 100272,
+    "<|IMAGE_PLACEHOLDER|>": 100295,
+    "<|video_pad|>": 100296,
+    "<|IMAGE_START|>": 101305,
+    "<|IMAGE_END|>": 101306,
+}
+PADDLE_CHAT_TEMPLATE = (
+    "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}"
+    "<|begin_of_sentence|>"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}User: "
+    "{% elif message['role'] == 'assistant' %}Assistant: "
+    "{% else %}{{ message['role'] | capitalize }}: {% endif %}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{% if message['role'] == 'assistant' %}<|end_of_sentence|>{% else %}\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}Assistant: {% endif %}"
+)
+
+
+def build_tiny_paddleocr_vl(out_dir: str | Path, seed: int = 0) -> Path:
+    """PaddleOCR-VL (PaddleOCRVLForConditionalGeneration): NaViT vision (patch 14, merge 2) + ERNIE-4.5."""
+    from transformers import (
+        PaddleOCRVLConfig,
+        PaddleOCRVLForConditionalGeneration,
+        PaddleOCRVLImageProcessorPil,
+        PaddleOCRVLProcessor,
+    )
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = tiny_tokenizer(
+        out,
+        PADDLE_TOKENS,
+        PADDLE_CHAT_TEMPLATE,
+        bos="<s>",
+        eos="</s>",
+        pad="<unk>",
+        unk="<unk>",
+        named_tokens={"image_token": "<|IMAGE_PLACEHOLDER|>"},
+        vocab_size=PaddleOCRVLConfig().text_config.vocab_size,
+    )
+    defaults = PaddleOCRVLConfig()
+    config = PaddleOCRVLConfig(
+        text_config={
+            "vocab_size": defaults.text_config.vocab_size,  # 103424
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            # 3-D rotary sections sum to head_dim / 2 (the real 128-dim heads use [16, 24, 24]).
+            "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0, "mrope_section": [2, 3, 3]},
+            "pad_token_id": 0,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "image_size": 56,
+        },
+    )
+    _seeded(seed)
+    model = PaddleOCRVLForConditionalGeneration(config)
+    # Real processor settings (preprocessor_config.json): patch 14, merge 2, temporal 1, CLIP mean/std;
+    # the pixel range is shrunk so a page is a few dozen tokens.
+    image_processor = PaddleOCRVLImageProcessorPil(
+        size={"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * 64}, patch_size=14, merge_size=2
+    )
+    processor = PaddleOCRVLProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    processor.chat_template = PADDLE_CHAT_TEMPLATE
+    return _save(model, processor, out, [2], 0)
