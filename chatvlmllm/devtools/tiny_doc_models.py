@@ -194,3 +194,191 @@ def build_tiny_paddleocr_vl(out_dir: str | Path, seed: int = 0) -> Path:
     processor = PaddleOCRVLProcessor(image_processor=image_processor, tokenizer=tokenizer)
     processor.chat_template = PADDLE_CHAT_TEMPLATE
     return _save(model, processor, out, [2], 0)
+
+
+# -- LightOnOCR --------------------------------------------------------------------------
+# lightonai/LightOnOCR-2-1B: Pixtral vision (patch 14, spatial merge 2) + Qwen3 text with the
+# Qwen3 vocabulary (151936). Image tokens are Qwen's: <|image_pad|> 151655 (LightOnOcrConfig
+# default image_token_id), row break <|vision_pad|> 151654, end <|vision_end|> 151653.
+# Pages are longest-edge 1540 px (Pixtral processor), prompted with the image alone.
+QWEN3_TOKENS = {
+    "<|endoftext|>": 151643,
+    "<|im_start|>": 151644,
+    "<|im_end|>": 151645,
+    "<|vision_start|>": 151652,
+    "<|vision_end|>": 151653,
+    "<|vision_pad|>": 151654,
+    "<|image_pad|>": 151655,
+    "<|video_pad|>": 151656,
+}
+LIGHTON_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|image_pad|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_lighton_ocr(out_dir: str | Path, seed: int = 0) -> Path:
+    """LightOnOCR (LightOnOcrForConditionalGeneration) with Pixtral's real patch/merge geometry."""
+    from transformers import (
+        LightOnOcrConfig,
+        LightOnOcrForConditionalGeneration,
+        LightOnOcrProcessor,
+        PixtralImageProcessorPil,
+    )
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab_size = LightOnOcrConfig().text_config.vocab_size
+    tokenizer = tiny_tokenizer(
+        out,
+        QWEN3_TOKENS,
+        LIGHTON_CHAT_TEMPLATE,
+        bos=None,
+        eos="<|im_end|>",
+        pad="<|endoftext|>",
+        named_tokens={
+            "image_token": "<|image_pad|>",
+            "image_break_token": "<|vision_pad|>",
+            "image_end_token": "<|vision_end|>",
+        },
+        vocab_size=vocab_size,
+    )
+    config = LightOnOcrConfig(
+        spatial_merge_size=2,
+        image_token_id=QWEN3_TOKENS["<|image_pad|>"],
+        tie_word_embeddings=True,
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "head_dim": 16,
+            "patch_size": 14,
+            "image_size": 1540,
+        },
+        text_config={
+            "vocab_size": vocab_size,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+            "tie_word_embeddings": True,
+            "eos_token_id": QWEN3_TOKENS["<|im_end|>"],
+            "pad_token_id": QWEN3_TOKENS["<|endoftext|>"],
+        },
+    )
+    _seeded(seed)
+    model = LightOnOcrForConditionalGeneration(config)
+    image_processor = PixtralImageProcessorPil(size={"longest_edge": 1540}, patch_size={"height": 14, "width": 14})
+    processor = LightOnOcrProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=14,
+        spatial_merge_size=2,
+        chat_template=LIGHTON_CHAT_TEMPLATE,
+    )
+    ids = QWEN3_TOKENS
+    return _save(model, processor, out, [ids["<|im_end|>"], ids["<|endoftext|>"]], ids["<|endoftext|>"])
+
+
+# -- GLM-OCR -------------------------------------------------------------------------------
+# zai-org/GLM-OCR: GLM-4.6V style vision (patch 14, merge 2, temporal 2) + a 0.5B GLM text
+# model, vocabulary 59392. GlmOcrConfig defaults give the image ids: <|image|> 59280,
+# <|video|> 59281, <|begin_of_image|> 59256, <|end_of_image|> 59257, video begin/end 59258/59259;
+# the chat tokens before them follow GLM-4's special-token order ending at 59255.
+# Prompt (model card): "[gMASK]<sop><|user|>\n<image>Text Recognition:<|assistant|>\n".
+GLM_TOKENS = {
+    "<|endoftext|>": 59246,
+    "[MASK]": 59247,
+    "[gMASK]": 59248,
+    "[sMASK]": 59249,
+    "<sop>": 59250,
+    "<eop>": 59251,
+    "<|system|>": 59252,
+    "<|user|>": 59253,
+    "<|assistant|>": 59254,
+    "<|observation|>": 59255,
+    "<|begin_of_image|>": 59256,
+    "<|end_of_image|>": 59257,
+    "<|begin_of_video|>": 59258,
+    "<|end_of_video|>": 59259,
+    "<|image|>": 59280,
+    "<|video|>": 59281,
+}
+GLM_CHAT_TEMPLATE = (
+    "[gMASK]<sop>"
+    "{% for message in messages %}<|{{ message['role'] }}|>\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|begin_of_image|><|image|><|end_of_image|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+def build_tiny_glm_ocr(out_dir: str | Path, seed: int = 0) -> Path:
+    """GLM-OCR (GlmOcrForConditionalGeneration); its processor is GLM-4.6V's (Glm46VProcessor)."""
+    from transformers import Glm46VImageProcessorPil, Glm46VProcessor, GlmOcrConfig, GlmOcrForConditionalGeneration
+
+    from chatvlmllm.engines.doc_vlm import image_only_class
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab_size = GlmOcrConfig().text_config.vocab_size
+    tokenizer = tiny_tokenizer(
+        out,
+        GLM_TOKENS,
+        GLM_CHAT_TEMPLATE,
+        bos=None,
+        eos="<|endoftext|>",
+        pad="<|endoftext|>",
+        named_tokens={"image_token": "<|image|>", "video_token": "<|video|>"},
+        vocab_size=vocab_size,
+    )
+    config = GlmOcrConfig(
+        text_config={
+            "vocab_size": vocab_size,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "eos_token_id": [GLM_TOKENS["<|endoftext|>"], GLM_TOKENS["<|user|>"], GLM_TOKENS["<|observation|>"]],
+            "pad_token_id": GLM_TOKENS["<|endoftext|>"],
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": 32,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        },
+    )
+    _seeded(seed)
+    model = GlmOcrForConditionalGeneration(config)
+    image_processor = Glm46VImageProcessorPil(
+        size={"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * 64},
+        patch_size=14,
+        merge_size=2,
+        temporal_patch_size=2,
+    )
+    # Saved through the image-only subclass the engine loads with (video processors need torchvision).
+    processor = image_only_class(Glm46VProcessor)(image_processor=image_processor, tokenizer=tokenizer)
+    processor.chat_template = GLM_CHAT_TEMPLATE
+    ids = GLM_TOKENS
+    return _save(
+        model, processor, out, [ids["<|endoftext|>"], ids["<|user|>"], ids["<|observation|>"]], ids["<|endoftext|>"]
+    )
