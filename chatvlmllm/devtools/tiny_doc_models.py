@@ -382,3 +382,289 @@ def build_tiny_glm_ocr(out_dir: str | Path, seed: int = 0) -> Path:
     return _save(
         model, processor, out, [ids["<|endoftext|>"], ids["<|user|>"], ids["<|observation|>"]], ids["<|endoftext|>"]
     )
+
+
+# -- granite-docling -----------------------------------------------------------------------
+# ibm-granite/granite-docling-258M is an `idefics3` checkpoint (config.json: image_token_id
+# 100270, bos 100264, eos/pad 100257, vocab 100352, scale_factor 4, SigLIP2 512 px patch 16);
+# its tokenizer_config.json places the chat, image and DocTags tokens below. The chat
+# format (its chat_template.jinja): "<|start_of_role|>user<|end_of_role|><image>Convert this
+# page to docling.<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>".
+GRANITE_DOCLING_TOKENS = {
+    "<|pad|>": 100256,
+    "<|end_of_text|>": 100257,
+    "<row_1_col_1>": 100258,
+    "<row_1_col_2>": 100259,
+    "<text>": 100260,
+    "<row_1_col_3>": 100261,
+    "<row_1_col_4>": 100262,
+    "<row_2_col_1>": 100263,
+    "<|start_of_role|>": 100264,
+    "<|end_of_role|>": 100265,
+    "</title>": 100266,
+    "<row_2_col_2>": 100267,
+    "<row_2_col_3>": 100268,
+    "<title>": 100269,
+    "<image>": 100270,
+    "<caption>": 100271,
+    "</caption>": 100272,
+    "<formula>": 100275,
+    "</formula>": 100276,
+    "<list_item>": 100277,
+    "</list_item>": 100278,
+    "<page_footer>": 100279,
+    "</page_footer>": 100280,
+    "<page_header>": 100281,
+    "</page_header>": 100282,
+    "<picture>": 100283,
+    "</picture>": 100284,
+    "<section_header_level_1>": 100285,
+    "</section_header_level_1>": 100286,
+    "<otsl>": 100297,
+    "</otsl>": 100298,
+    "</text>": 100317,
+    "<doctag>": 100327,
+    "</doctag>": 100328,
+    "<fcel>": 100330,
+    "<ecel>": 100331,
+    "<nl>": 100335,
+    "<ched>": 100336,
+    "<rhed>": 100337,
+    "<|unk|>": 100338,
+    "<fake_token_around_image>": 100339,
+    "<global-img>": 100340,
+    "<row_2_col_4>": 100341,
+    "<row_3_col_1>": 100342,
+    "<row_3_col_2>": 100343,
+    "<row_3_col_3>": 100344,
+    "<row_3_col_4>": 100345,
+    "<row_4_col_1>": 100346,
+    "<row_4_col_2>": 100347,
+    "<row_4_col_3>": 100348,
+    "<row_4_col_4>": 100349,
+    "<code>": 100350,
+    "</code>": 100351,
+    "<end_of_utterance>": 100352,  # added_tokens.json: one past the embedding table, as on the hub
+}
+GRANITE_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|start_of_role|>{{ message['role'] }}<|end_of_role|>"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<image>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|end_of_text|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|start_of_role|>assistant<|end_of_role|>{% endif %}"
+)
+_GRANITE_VISION = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "image_size": 512,
+    "patch_size": 16,
+}
+_GRANITE_TEXT = {
+    "vocab_size": 100352,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 8,
+    "bos_token_id": 100264,
+    "eos_token_id": 100257,
+    "pad_token_id": 100257,
+    # The hub model ties them; untied here because random tied embeddings make greedy decoding
+    # echo the prompt's last token (<|end_of_role|>, a special token: an "empty" answer).
+    "tie_word_embeddings": False,
+}
+
+
+def _granite_tokenizer(out: Path, image_token: str = "<image>", image_token_id: int = 100270) -> Any:
+    tokens = dict(GRANITE_DOCLING_TOKENS)
+    if image_token_id != tokens[image_token]:
+        clash = {t for t, i in tokens.items() if i == image_token_id}
+        tokens = {t: i for t, i in tokens.items() if t not in clash} | {image_token: image_token_id}
+    # DocTags locations <loc_0>..<loc_500> are ordinary vocabulary entries on the hub; here they
+    # sit at free ids so a DocTags answer still tokenises to one token per location.
+    taken = set(tokens.values())
+    free = (i for i in range(99_000, 100_256) if i not in taken)
+    tokens.update({f"<loc_{n}>": next(free) for n in range(501)})
+    return tiny_tokenizer(
+        out,
+        tokens,
+        GRANITE_CHAT_TEMPLATE,
+        bos="<|start_of_role|>",
+        eos="<|end_of_text|>",
+        pad="<|end_of_text|>",
+        unk="<|unk|>",
+        vocab_size=100352,
+    )
+
+
+def build_tiny_granite_docling_idefics3(out_dir: str | Path, seed: int = 0) -> Path:
+    """granite-docling-258M's architecture: Idefics3ForConditionalGeneration (SigLIP2 + Granite/Llama)."""
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessorPil,
+        Idefics3Processor,
+    )
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = _granite_tokenizer(out)
+    config = Idefics3Config(
+        vision_config=_GRANITE_VISION,
+        text_config={"model_type": "llama", **_GRANITE_TEXT},
+        image_token_id=100270,
+        scale_factor=4,
+        tie_word_embeddings=False,
+        pad_token_id=100257,
+    )
+    _seeded(seed)
+    model = Idefics3ForConditionalGeneration(config)
+    # Real preprocessor: tiles of 512 px (max_image_size), pages up to 2048 px split into tiles.
+    image_processor = Idefics3ImageProcessorPil(
+        size={"longest_edge": 2048}, max_image_size={"longest_edge": 512}, do_image_splitting=True
+    )
+    processor = Idefics3Processor(
+        image_processor=image_processor, tokenizer=tokenizer, image_seq_len=64, chat_template=GRANITE_CHAT_TEMPLATE
+    )
+    return _save(model, processor, out, [100257], 100257)
+
+
+def build_tiny_granite_docling(out_dir: str | Path, seed: int = 0) -> Path:
+    """The native `granite_docling` class (documented with ibm-granite/granite-for-docling-500m):
+    ids are GraniteDoclingConfig's defaults (image 100337, pad 100256, bos/eos 100257)."""
+    from transformers import (
+        GraniteDoclingConfig,
+        GraniteDoclingForConditionalGeneration,
+        GraniteDoclingImageProcessorPil,
+        GraniteDoclingProcessor,
+    )
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    defaults = GraniteDoclingConfig()
+    tokenizer = _granite_tokenizer(out, image_token_id=defaults.image_token_id)
+    text = {**_GRANITE_TEXT, "vocab_size": 100352, "bos_token_id": 100257, "pad_token_id": 100256}
+    config = GraniteDoclingConfig(
+        vision_config={**_GRANITE_VISION, "out_hidden_size": 32, "deepstack_visual_indexes": [0]},
+        text_config=text,
+        image_token_id=defaults.image_token_id,
+        pad_token_id=100256,
+        tie_word_embeddings=False,
+    )
+    _seeded(seed)
+    model = GraniteDoclingForConditionalGeneration(config)
+    image_processor = GraniteDoclingImageProcessorPil()
+    processor = GraniteDoclingProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, image_seq_len=64, chat_template=GRANITE_CHAT_TEMPLATE
+    )
+    return _save(model, processor, out, [100257], 100256)
+
+
+# -- DeepSeek-OCR-2 ------------------------------------------------------------------------
+# deepseek-community/DeepSeek-OCR-2: SAM-base (1024 px, patch 16, two stride-2 downsamples →
+# 256 tokens per 1024 view, 144 per 768 tile) feeding a Qwen2-style encoder, then a
+# DeepSeek-V2-style MoE decoder with the DeepSeek-V3 vocabulary (129280). <image> is 128815
+# (DeepseekOcr2Config default); bos/eos/pad are the DeepSeek-V3 tokenizer's ids 0/1/2. The
+# grounding tags are placed just after <image> (their ids are not in any config).
+# Prompt format (model card, "plain" conversation): "<image>\n<|grounding|>Convert the document to markdown."
+DEEPSEEK_TOKENS = {
+    "<｜begin▁of▁sentence｜>": 0,
+    "<｜end▁of▁sentence｜>": 1,
+    "<｜▁pad▁｜>": 2,
+    "<image>": 128815,
+    "<|ref|>": 128816,
+    "<|/ref|>": 128817,
+    "<|det|>": 128818,
+    "<|/det|>": 128819,
+    "<|grounding|>": 128820,
+}
+DEEPSEEK_CHAT_TEMPLATE = (
+    "<｜begin▁of▁sentence｜>"
+    "{% for message in messages %}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<image>\n"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{% endfor %}"
+)
+
+
+def build_tiny_deepseek_ocr2(out_dir: str | Path, seed: int = 0) -> Path:
+    """DeepSeek-OCR-2 (DeepseekOcr2ForConditionalGeneration) at the real 1024 px / 768 px geometry."""
+    from transformers import (
+        DeepseekOcr2Config,
+        DeepseekOcr2ForConditionalGeneration,
+        DeepseekOcr2ImageProcessorPil,
+        DeepseekOcr2Processor,
+    )
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab_size = 129280
+    tokenizer = tiny_tokenizer(
+        out,
+        DEEPSEEK_TOKENS,
+        DEEPSEEK_CHAT_TEMPLATE,
+        bos="<｜begin▁of▁sentence｜>",
+        eos="<｜end▁of▁sentence｜>",
+        pad="<｜▁pad▁｜>",
+        named_tokens={"image_token": "<image>"},
+        vocab_size=vocab_size,
+    )
+    config = DeepseekOcr2Config(
+        image_token_id=DEEPSEEK_TOKENS["<image>"],
+        vision_config={
+            "sam_config": {
+                "hidden_size": 32,
+                "output_channels": 16,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "image_size": 1024,
+                "patch_size": 16,
+                "window_size": 14,
+                "global_attn_indexes": [1],
+                "mlp_dim": 64,
+                "downsample_channels": [32, 64],
+            },
+            "encoder_config": {
+                "vocab_size": 16,
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+            },
+        },
+        text_config={
+            "vocab_size": vocab_size,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "moe_intermediate_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "head_dim": 8,
+            "n_routed_experts": 4,
+            "n_shared_experts": 1,
+            "num_experts_per_tok": 2,
+            "mlp_layer_types": ["dense", "sparse"],  # the real model's first layer is dense, the rest MoE
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 2,
+        },
+    )
+    _seeded(seed)
+    model = DeepseekOcr2ForConditionalGeneration(config)
+    processor = DeepseekOcr2Processor(
+        image_processor=DeepseekOcr2ImageProcessorPil(),
+        tokenizer=tokenizer,
+        patch_size=16,
+        downsample_ratio=4,
+        chat_template=DEEPSEEK_CHAT_TEMPLATE,
+    )
+    return _save(model, processor, out, [1], 2)

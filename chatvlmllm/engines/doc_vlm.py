@@ -83,6 +83,8 @@ class DocVLMEngine(TransformersEngine):
 
     # Pages one request may carry (None: any number).
     max_images: int | None = None
+    # Output formats made of special tokens (DocTags, grounding tags) keep them in the text.
+    keep_special_tokens: bool = False
 
     @property
     def info(self) -> FamilyInfo:
@@ -101,6 +103,13 @@ class DocVLMEngine(TransformersEngine):
     def normalise(self, text: str, task: Task, image_size: tuple[int, int]) -> dict[str, Any]:
         """Extras from the finished answer: by default, its tables sanitised."""
         return {"normalised": sanitize_tables(text)}
+
+    def end_tokens(self) -> list[str]:
+        """Tokens that end or pad an answer: removed from text decoded with special tokens kept."""
+        if not self.keep_special_tokens:
+            return []
+        tokenizer = self.processor.tokenizer
+        return [t for t in {tokenizer.eos_token, tokenizer.pad_token} if t]
 
     # -- the protocol ----------------------------------------------------------------------
     def _load(self, plan: LoadPlan) -> None:
@@ -158,12 +167,22 @@ class DocVLMEngine(TransformersEngine):
         )
         inputs = self.on_model(inputs)
         inputs.pop("token_type_ids", None)
-        chunks = stream_generate(self.model, self.processor.tokenizer, inputs, settings, cancel)
+        chunks = stream_generate(
+            self.model,
+            self.processor.tokenizer,
+            inputs,
+            settings,
+            cancel,
+            skip_special_tokens=not self.keep_special_tokens,
+        )
         parts: list[str] = []
         shown_note = False
+        end_tokens = self.end_tokens()
         try:
             while True:
                 chunk = next(chunks)
+                for token in end_tokens:
+                    chunk = chunk.replace(token, "")
                 parts.append(chunk)
                 if note and not shown_note and chunk.strip():
                     shown_note = True
