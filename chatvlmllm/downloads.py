@@ -362,3 +362,39 @@ def size_on_disk(spec: ModelSpec) -> int:
     if not repo.is_dir():
         return 0
     return sum(f.stat().st_size for f in (repo / "blobs").glob("*") if f.is_file()) if (repo / "blobs").is_dir() else 0
+
+
+class WeightsStatus(StrEnum):
+    READY = "ready"
+    PARTIAL = "partial"
+    NOT_DOWNLOADED = "not downloaded"
+    BUNDLED = "bundled"
+    REMOTE = "remote"
+    MISSING = "missing"
+
+
+def weights_status(spec: ModelSpec) -> WeightsStatus:
+    from chatvlmllm.weights import locate
+
+    where = locate(spec)
+    if where.status in ("local", "cached"):
+        return WeightsStatus.READY
+    if where.status in ("bundled", "remote"):
+        return WeightsStatus(where.status)
+    if where.status == "downloadable":
+        return WeightsStatus.PARTIAL if size_on_disk(spec) else WeightsStatus.NOT_DOWNLOADED
+    return WeightsStatus.MISSING
+
+
+def model_row(spec: ModelSpec) -> dict[str, Any]:
+    """What `chatvlmllm models` and the Models page show for one catalog model."""
+    return {
+        "key": spec.key,
+        "name": spec.display_name,
+        "family": spec.family,
+        "status": str(weights_status(spec)),
+        "size_on_disk_bytes": size_on_disk(spec),
+        "download_gb": spec.weights_gb,
+        "licence": spec.licence,
+        "source": spec.source,
+    }

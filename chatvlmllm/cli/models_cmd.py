@@ -4,40 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
-from chatvlmllm.catalog import ModelSpec, load_catalog
-from chatvlmllm.downloads import human_bytes, size_on_disk
-from chatvlmllm.weights import locate
+from chatvlmllm.catalog import load_catalog
+from chatvlmllm.downloads import human_bytes, model_row
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("models", help="list models: downloaded or not, size on disk, licence")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
-
-
-def model_row(spec: ModelSpec) -> dict[str, Any]:
-    where = locate(spec)
-    on_disk = size_on_disk(spec)
-    if where.available:
-        status = "ready" if where.status in ("local", "cached") else where.status
-    elif on_disk:
-        status = "partial"
-    elif where.status == "downloadable":
-        status = "not downloaded"
-    else:
-        status = where.status
-    return {
-        "key": spec.key,
-        "name": spec.display_name,
-        "family": spec.family,
-        "status": status,
-        "size_on_disk_bytes": on_disk,
-        "download_gb": spec.weights_gb,
-        "licence": spec.licence,
-        "source": spec.source,
-    }
 
 
 def run(args: argparse.Namespace) -> int:
