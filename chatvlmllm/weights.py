@@ -116,7 +116,7 @@ def _missing_message(spec: ModelSpec) -> str:
 
 
 def resolve(spec: ModelSpec) -> str:
-    """A local folder with the weights, downloading them if the hub can be reached."""
+    """A local folder with the weights; missing ones are a clear error, never a download."""
     location = locate(spec)
     if location.path:
         return location.path
@@ -124,9 +124,9 @@ def resolve(spec: ModelSpec) -> str:
         raise WeightsMissingError(location.message)
     if not hub_reachable():
         raise WeightsMissingError(_missing_message(spec))
-    from huggingface_hub import snapshot_download
-
-    try:
-        return snapshot_download(spec.hub_id, revision=spec.revision)
-    except Exception as exc:  # network errors, gated repos, disk full
-        raise WeightsMissingError(f"Downloading {spec.hub_id} failed: {exc}. Try `{download_command(spec)}`.") from exc
+    # Never a silent multi-GB download inside an answer: the user starts it (Models page, pull).
+    size = f" ({spec.weights_gb:.1f} GB)" if spec.weights_gb else ""
+    raise WeightsMissingError(
+        f"{spec.key} is not downloaded yet{size}: download it on the Models page or with "
+        f"`chatvlmllm pull {spec.key}`, then ask again"
+    )

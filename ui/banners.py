@@ -13,7 +13,7 @@ USABLE = ("ready", "needs download")
 def what_to_do() -> str:
     return (
         "**To chat with a vision-language model:**\n"
-        "- with internet: pick a model marked *needs download* (it downloads on the first question), or run "
+        "- with internet: download a model on the **Models** page (or `chatvlmllm pull KEY`), or run "
         "`hf download Qwen/Qwen2-VL-2B-Instruct`;\n"
         "- offline: copy a Hugging Face cache (`~/.cache/huggingface/hub`) from a machine that has the weights, or "
         f"point a catalog entry at a local folder in `{models_file()}`:\n"
@@ -49,7 +49,7 @@ def availability(
         return
     if status.status == "needs download":
         size = f" (about {status.plan.estimated_gb} GB in memory)" if status.plan.estimated_gb else ""
-        st.info(f"`{selected}` is not downloaded yet{size}: the first question downloads it. {status.reason}")
+        st.info(f"`{selected}` is not downloaded yet{size}: download it on the Models page first. {status.reason}")
     else:
         st.warning(
             f"`{selected}` cannot answer here: {status.status} — {status.reason}. "

@@ -49,9 +49,7 @@ FAMILIES = {
                 licence="Apache-2.0",
                 scores=Scores(
                     omnidocbench=92.86,
-                    olmocr=80.0,
-                    source="OmniDocBench v1.5 overall: PaddlePaddle/PaddleOCR-VL model card; "
-                    "olmOCR-bench: allenai/olmocr README (PaddleOCR-VL row)",
+                    source="OmniDocBench v1.5 overall: PaddlePaddle/PaddleOCR-VL model card (arXiv 2510.14528)",
                 ),
                 scripts=frozenset({Script.LATIN, Script.CYRILLIC, Script.CJK}),
             ),
