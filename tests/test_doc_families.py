@@ -122,7 +122,7 @@ def test_grounding_spans_become_layout_elements_and_tables_are_sanitised():
     assert "<td>1</td>" in clean and "script" not in clean and "onclick" not in clean
 
 
-@pytest.mark.parametrize("family", ["glm_ocr", "granite_docling"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_the_app_answers_through_the_family(family, tiny_checkpoint, tmp_path, monkeypatch):
     folder = tiny_checkpoint(family)
     models = write_models_file(tmp_path / "models.toml", {"doc": {"family": family, "path": str(folder)}})
