@@ -72,23 +72,6 @@ class ModelSpec:
         return self.attention if self.attention is not None else self.family_info().attention
 
 
-# Seed entries not yet declared by their adapter (dots.ocr's adapter is being rewritten);
-# every other built-in model comes from its family's declaration (chatvlmllm.families).
-_SEED_MODELS: tuple[ModelSpec, ...] = (
-    ModelSpec(
-        key="dots_ocr",
-        family="dots_ocr",
-        name="dots.ocr",
-        hub_id="rednote-hilab/dots.ocr",
-        revision="c0111ce6bc07803dbc267932ffef0ae3a51dc951",  # pinned: the remote code runs from this commit
-        params_b=3.04,
-        trust_remote_code=True,
-        description="Layout-aware OCR (boxes, tables as HTML, formulas as LaTeX); remote code.",
-        builtin=True,
-    ),
-)
-
-
 def _spec_from_entry(family: str, entry: CatalogEntry) -> ModelSpec:
     return ModelSpec(
         key=entry.key,
@@ -108,11 +91,10 @@ def _spec_from_entry(family: str, entry: CatalogEntry) -> ModelSpec:
 
 
 def builtin_models() -> tuple[ModelSpec, ...]:
-    """Every family's declared entries (the default model first), then the seed entries."""
+    """Every family's declared catalog entries, the default model first."""
     declared = [_spec_from_entry(family, entry) for family, entry in registry.catalog_entries()]
     declared.sort(key=lambda spec: spec.key != DEFAULT_MODEL)
-    seen = {spec.key for spec in declared}
-    return (*declared, *(spec for spec in _SEED_MODELS if spec.key not in seen))
+    return tuple(declared)
 
 
 def __getattr__(name: str) -> Any:

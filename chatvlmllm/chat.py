@@ -49,7 +49,7 @@ class AskOptions:
 
     model: str
     attention: str = "auto"
-    max_new_tokens: int = 1024
+    max_new_tokens: int | None = None  # None: the model's default (see GenerationSettings)
     temperature: float = 0.0
     repetition_guard: bool = True
     fallback: bool = True
@@ -59,7 +59,7 @@ class AskOptions:
         return PlanOverrides(attention=self.attention)
 
     def generation(self) -> GenerationSettings:
-        if self.max_new_tokens < 1:
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise UserError("Max new tokens must be at least 1.")
         return GenerationSettings(
             max_new_tokens=self.max_new_tokens,

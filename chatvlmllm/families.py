@@ -146,7 +146,7 @@ class FamilyInfo:
     notes: tuple[str, ...] = ()
     # Why the family cannot run on this machine right now (e.g. a missing binary), or None; asked at plan time.
     availability: Callable[[], str | None] | None = None
-    # Family-specific plan check for transformers models (e.g. dots.ocr's remote-code opt-in):
+    # Family-specific plan check for transformers models (e.g. dots.ocr's reasons about its own vision tower):
     # (spec, dtype, vision_attention) -> (extra reasons, runnable).
     plan_check: Callable[..., tuple[tuple[str, ...], bool]] | None = None
     # -- the declaration every central table derives from ------------------------------

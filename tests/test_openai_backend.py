@@ -176,13 +176,14 @@ def test_dots_ocr_style_sends_one_page_with_its_prompt_and_image_prefix(models_f
         Message("assistant", "A blank page."),
         Message("user", "whatever the user typed"),
     ]
-    chat, sent, max_tokens = engine.build_request(history, GenerationSettings(max_new_tokens=100))
+    chat, sent, max_tokens = engine.build_request(history, GenerationSettings())
     assert len(chat) == 1 and chat[0]["role"] == "user"  # one page, no history: dots.ocr's client convention
     image_part, text_part = chat[0]["content"]
     assert image_part["image_url"]["url"].startswith("data:image/png;base64,")
     assert text_part["text"] == DOTS_IMAGE_PREFIX + DOTS_PROMPTS["prompt_layout_all_en"]
     assert sent["prompt_mode"] == "prompt_layout_all_en" and sent["original_size"] == [1000, 1400]
-    assert max_tokens == DOTS_MAX_NEW_TOKENS  # a layout transcription gets dots.ocr's long budget
+    assert max_tokens == DOTS_MAX_NEW_TOKENS  # no user limit: a layout transcription gets dots.ocr's long budget
+    assert engine.build_request(history, GenerationSettings(max_new_tokens=100))[2] == 100  # the user's limit wins
 
 
 def test_dots_ocr_style_resizes_like_its_client_and_maps_grounding_boxes(models_file):
@@ -201,7 +202,7 @@ def test_dots_ocr_style_resizes_like_its_client_and_maps_grounding_boxes(models_
         [Message("user", "What is the total?", [page])], GenerationSettings()
     )
     assert question[0]["content"][1]["text"] == DOTS_IMAGE_PREFIX + "What is the total?"  # a free question
-    assert max_tokens == GenerationSettings().max_new_tokens
+    assert max_tokens == GenerationSettings().budget()
 
 
 def test_dots_ocr_style_through_a_server_returns_layout_extras(server, tiny_qwen2_vl, models_file, monkeypatch):

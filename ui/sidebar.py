@@ -78,7 +78,15 @@ def model_picker(
     )
     with st.expander("Generation settings"):
         max_new_tokens = st.number_input(
-            "Max new tokens", min_value=1, max_value=MAX_NEW_TOKENS_LIMIT, value=1024, step=64, key="max_new_tokens"
+            "Max new tokens",
+            min_value=1,
+            max_value=MAX_NEW_TOKENS_LIMIT,
+            value=None,
+            step=64,
+            key="max_new_tokens",
+            placeholder="model default",
+            help="Empty: 1024, and whole-page transcriptions get the model's own (GOT-OCR 4096, dots.ocr 8192). "
+            "A number you set is used as is.",
         )
         temperature = st.slider("Temperature", 0.0, 1.5, 0.0, 0.05, key="temperature", help="0 = greedy (repeatable)")
         repetition_guard = st.checkbox(
@@ -90,7 +98,7 @@ def model_picker(
     options = AskOptions(
         model=key,
         attention=attention,
-        max_new_tokens=int(max_new_tokens),
+        max_new_tokens=int(max_new_tokens) if max_new_tokens is not None else None,
         temperature=float(temperature),
         repetition_guard=repetition_guard,
         fallback=fallback,

@@ -62,9 +62,14 @@ def fit_to_budget(image: Image.Image, max_pixels: int | None) -> Image.Image:
     return image.resize(size, PILImage.Resampling.BICUBIC)
 
 
+DEFAULT_MAX_NEW_TOKENS = 1024
+
+
 @dataclass
 class GenerationSettings:
-    max_new_tokens: int = 1024
+    # None: the user set no limit, so the model's own default applies (DEFAULT_MAX_NEW_TOKENS,
+    # or a longer one for whole-page transcriptions: GOT-OCR 4096, dots.ocr 8192).
+    max_new_tokens: int | None = None
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     repetition_guard: bool = True
@@ -72,6 +77,10 @@ class GenerationSettings:
     max_pixels: int | None = None
     # Family-specific knobs (e.g. GOT-OCR "format", dots.ocr "prompt_mode").
     options: dict[str, Any] = field(default_factory=dict)
+
+    def budget(self, model_default: int = DEFAULT_MAX_NEW_TOKENS) -> int:
+        """max_new_tokens for this answer: the user's when set, else the model's default."""
+        return self.max_new_tokens if self.max_new_tokens is not None else model_default
 
 
 @dataclass

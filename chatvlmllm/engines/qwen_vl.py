@@ -65,6 +65,7 @@ FAMILIES = {
         default_min_pixels=28 * 28 * 4,
         cpu_max_pixels=28 * 28 * 256,
         model_types=("qwen2_5_vl",),
+        tiny_builder=_TINY + "build_tiny_qwen25_vl",
         options=QwenOptions,
         prompts=QWEN_PROMPTS,
         entries=(
