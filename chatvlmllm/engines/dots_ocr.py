@@ -124,7 +124,9 @@ FAMILIES = {
                 weights_gb=6.1,
                 description="Layout-aware OCR (boxes, tables as HTML, formulas as LaTeX); chatvlmllm's own model code.",
                 licence="MIT",
-                scores=Scores(omnidocbench=88.41, source="OmniDocBench v1.5 overall: PaddleOCR-VL report's table"),
+                scores=Scores(
+                    omnidocbench=88.41, source="OmniDocBench v1.5 overall: PaddleOCR-VL report (arXiv 2510.14528)"
+                ),
                 scripts=frozenset({Script.LATIN, Script.CJK}),
             ),
         ),
