@@ -118,6 +118,8 @@ def models_file() -> Path:
 
 
 _SPEC_FIELDS = {f.name for f in fields(ModelSpec)} - {"key", "builtin", "options"}
+# Overriding any of these points an entry at other code: an inherited remote-code opt-in is dropped.
+_TRUST_SENSITIVE = frozenset({"hub_id", "revision", "path"})
 
 
 def _spec_from_toml(key: str, entry: dict[str, Any], base: ModelSpec | None, origin: Path) -> ModelSpec:
@@ -135,6 +137,9 @@ def _spec_from_toml(key: str, entry: dict[str, Any], base: ModelSpec | None, ori
     if entry.get("backend") == "openai" and "family" not in known:
         known["family"] = "openai"
     if base is not None:
+        if _TRUST_SENSITIVE & known.keys() and "trust_remote_code" not in known:
+            # Other weights run other code: the built-in's opt-in does not carry over to them.
+            known["trust_remote_code"] = False
         return replace(base, **known, options={**base.options, **options})
     if "family" not in known:
         raise UserError(f"{origin}: [models.{key}] needs a `family` (one of {', '.join(_family_names())})")

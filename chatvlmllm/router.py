@@ -124,9 +124,17 @@ class RoutedAnswer:
                 self._accept(spec, plan, stream, "", elapsed)
                 return
         if self.model is None:
-            self.error = "No model could answer. " + " ".join(
-                f"{a.model}: {a.reason}." for a in self.attempts if a.reason
-            )
+            self.error = self._failure_summary()
+
+    def _failure_summary(self) -> str:
+        """Why nothing answered. When a model read the page and found nothing, that is the news:
+        other models' load failures are counted, not listed."""
+        empty = [a.model for a in self.attempts if a.outcome == "empty"]
+        if not empty:
+            return "No model could answer. " + " ".join(f"{a.model}: {a.reason}." for a in self.attempts if a.reason)
+        others = {a.model for a in self.attempts if a.outcome in ("load_failed", "skipped")}
+        note = f" ({len(others)} other model(s) could not run here.)" if others else ""
+        return f"No text found: {', '.join(empty)} read the page and returned nothing (is it blank?).{note}"
 
     def _record(self, spec: ModelSpec, outcome: str, reason: str, seconds: float) -> None:
         self.attempts.append(Attempt(spec.key, outcome, reason, round(seconds, 3)))
@@ -161,7 +169,10 @@ class RoutedAnswer:
 
 
 def _reason(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+    detail = " ".join(str(exc).split()).strip(" .")
+    if isinstance(exc, UserError) and detail:
+        return detail
+    return f"{type(exc).__name__}: {detail}" if detail else f"{type(exc).__name__} (the engine gave no details)"
 
 
 def build_chain(
@@ -171,7 +182,8 @@ def build_chain(
     chain_keys: Sequence[str] | None = None,
     language: str | None = None,
 ) -> list[ModelSpec]:
-    """The chosen model first, then the configured chain (models not in the catalog are skipped).
+    """The chosen model first, then the configured chain (models not in the catalog are skipped,
+    and so are models that need remote code: those run only when chosen).
 
     With the document's `language` (ISO 639-1), the offline engine that reads it best goes in
     just before rapidocr (e.g. tesseract for "ru": rapidocr's bundled models have no Cyrillic).
@@ -189,6 +201,8 @@ def build_chain(
     if fallback or first is None:
         for key in keys:
             if key in catalog and all(spec.key != key for spec in chain):
+                if catalog[key].trust_remote_code:
+                    continue  # remote code runs only for a model the user chose, never as a silent fallback
                 chain.append(catalog[key])
     return chain
 

@@ -26,6 +26,8 @@ import binascii
 import contextlib
 import hmac
 import json
+import logging
+import os
 import socket
 import subprocess
 import sys
@@ -48,11 +50,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatvlmllm.cache import EngineCache, default_cache
 from chatvlmllm.catalog import ModelSpec
-from chatvlmllm.documents import load_document
+from chatvlmllm.context import overflow
+from chatvlmllm.documents import MAX_UPLOAD_MB, load_document
 from chatvlmllm.engines import AnswerStream, Engine, GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, OutOfMemoryError, UserError
 from chatvlmllm.hardware import HardwareProfile, probe
 from chatvlmllm.planner import LoadPlan, PlanOverrides, plan_load
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -61,6 +66,11 @@ MAX_IMAGES_PER_REQUEST = 16
 # Answers waiting or running at once; beyond this the server says 429 instead of piling up threads.
 MAX_PENDING = 64
 DISCONNECT_POLL_S = 0.2
+# A request body may carry a document at the upload limit as base64 (4/3 larger) plus the JSON around it.
+MAX_BODY_BYTES = int(float(os.environ.get("CHATVLMLLM_MAX_REQUEST_MB", str(MAX_UPLOAD_MB * 4 / 3 + 4))) * 1e6)
+# A client must send its whole body within this time (slow or lying clients hold no connection longer).
+BODY_TIMEOUT_S = float(os.environ.get("CHATVLMLLM_BODY_TIMEOUT_S", "30"))
+KEEP_ALIVE_S = 5
 
 
 # -- request schema (the subset of the OpenAI chat-completions request we honour) -------------
@@ -120,6 +130,120 @@ class ApiError(Exception):
 
 def error_response(status: int, message: str, code: str, kind: str = "invalid_request_error") -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "code": code}}, status_code=status)
+
+
+# -- the door: body size and time limits, before parsing and before authentication ---------------
+class BodyLimit:
+    """ASGI middleware: read at most `max_bytes` of a request body, within `timeout_s`, before the app runs.
+
+    A declared Content-Length over the limit is answered 413 at once, without reading the
+    body; a body that grows past the limit is cut off with 413 at the limit; a client that
+    does not send its declared body in time gets 408. In each case the connection is closed.
+    The app then receives the body from memory, so nothing downstream waits on the client.
+    """
+
+    def __init__(self, app: Any, max_bytes: int = MAX_BODY_BYTES, timeout_s: float = BODY_TIMEOUT_S):
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await _refuse(send, 413, self._too_large(declared), "request_too_large")
+            return
+        if declared is None and not _is_chunked(scope):
+            await self.app(scope, receive, send)  # no body (GET)
+            return
+        try:
+            body = await asyncio.wait_for(self._read(receive), self.timeout_s)
+        except _BodyTooLarge as exc:
+            await _refuse(send, 413, self._too_large(exc.size), "request_too_large")
+            return
+        except TimeoutError:
+            await _refuse(send, 408, f"the request body did not arrive within {self.timeout_s:g} s", "request_timeout")
+            return
+        except _ClientGone:
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _read(self, receive: Any) -> bytes:
+        parts, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise _BodyTooLarge(size)
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(parts)
+
+    def _too_large(self, size: int) -> str:
+        return (
+            f"the request body is {'over ' if size <= self.max_bytes * 2 else ''}{size / 1e6:,.0f} MB; "
+            f"the limit is {self.max_bytes / 1e6:,.0f} MB"
+        )
+
+
+class _BodyTooLarge(Exception):
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.size = size
+
+
+class _ClientGone(Exception):
+    pass
+
+
+def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
+    return next((value for key, value in scope.get("headers", []) if key.lower() == name), None)
+
+
+def _content_length(scope: dict[str, Any]) -> int | None:
+    value = _header(scope, b"content-length")
+    if value is None:
+        return None
+    try:
+        return max(0, int(value))
+    except ValueError:
+        return None
+
+
+def _is_chunked(scope: dict[str, Any]) -> bool:
+    return b"chunked" in (_header(scope, b"transfer-encoding") or b"").lower()
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: wait for the disconnect, as the server would
+
+    return replay
+
+
+async def _refuse(send: Any, status: int, message: str, code: str) -> None:
+    payload = json.dumps({"error": {"message": message, "type": "invalid_request_error", "code": code}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
 
 
 # -- served models --------------------------------------------------------------------------
@@ -342,6 +466,8 @@ def engine_error(exc: BaseException) -> ApiError:
         return exc
     if isinstance(exc, OutOfMemoryError):
         return ApiError(503, str(exc), "out_of_memory", "server_error")
+    if isinstance(exc, DocumentError):  # an image the engine could not take is the request's fault
+        return ApiError(400, str(exc), "invalid_image")
     if isinstance(exc, UserError):
         return ApiError(500, str(exc), "engine_error", "server_error")
     return ApiError(500, f"generation failed: {type(exc).__name__}: {exc}", "internal_error", "server_error")
@@ -363,6 +489,7 @@ def create_app(
     )
     app = FastAPI(title="chatvlmllm", summary="OpenAI-compatible API over local vision-language models")
     app.state.chatvlmllm = state
+    app.add_middleware(BodyLimit)  # outermost: before routing, parsing and the API key
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -378,6 +505,11 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, RecursionError):  # JSON nested thousands of levels deep
+            return error_response(400, "the request body is nested too deeply", "invalid_request")
+        if isinstance(exc, DocumentError):
+            return error_response(400, str(exc), "invalid_image")
+        log.exception("unexpected error")
         return error_response(500, f"internal error: {type(exc).__name__}: {exc}", "internal_error", "server_error")
 
     def require_api_key(request: Request) -> None:
@@ -427,6 +559,9 @@ def create_app(
             raise ApiError(400, "n must be 1: one answer per request", "invalid_request")
         messages = await run_in_threadpool(to_messages, body)  # image decoding is CPU work
         settings = to_settings(body)
+        too_long = await run_in_threadpool(overflow, served.spec, served.plan, messages, settings.max_new_tokens)
+        if too_long:
+            raise ApiError(400, too_long, "context_length_exceeded")
         try:
             engine = await run_in_threadpool(state.engine, served)
         except Exception as exc:
@@ -565,7 +700,15 @@ def _is_type_label(part: object) -> bool:
 def run_server(app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "info") -> None:
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_S,  # idle connections (slow clients between requests) are closed
+        h11_max_incomplete_event_size=64 * 1024,  # request line and headers: no megabyte headers
+    )
 
 
 def free_port(host: str = DEFAULT_HOST) -> int:

@@ -209,12 +209,14 @@ def test_a_plan_the_planner_refuses_is_skipped(tiny_qwen2_vl, cache):
 def test_the_default_chain_offline_ends_with_rapidocr(eos_qwen2_vl, cache):
     catalog = catalog_with({"eos_first": {"family": "qwen2_vl", "path": str(eos_qwen2_vl)}})
     chain = build_chain(catalog["eos_first"], catalog=catalog)
-    assert [spec.key for spec in chain] == ["eos_first", *DEFAULT_CHAIN]
+    # Remote-code entries never join as fallbacks (dots.ocr, while its built-in entry still needs it).
+    fallbacks = [key for key in DEFAULT_CHAIN if not catalog[key].trust_remote_code]
+    assert [spec.key for spec in chain] == ["eos_first", *fallbacks]
     routed, _ = run_chain([spec.key for spec in chain], catalog, cache)
     got = dict(outcomes(routed))
     assert got["eos_first"] == "empty"
-    # No weights offline (and dots.ocr's remote code cannot be fetched): they fail fast or are skipped.
-    assert got["dots_ocr"] in ("load_failed", "skipped") and got["qwen_vl_2b"] in ("load_failed", "skipped")
+    # No weights offline: they fail fast or are skipped.
+    assert all(got[key] in ("load_failed", "skipped") for key in fallbacks if key not in ("rapidocr", "eos_first"))
     assert_rapidocr_answered(routed)
 
 
@@ -243,10 +245,24 @@ def test_the_document_language_picks_the_offline_engine_that_reads_it_best():
 
     require_tesseract()
     catalog = load_catalog()
+    dots = [] if catalog["dots_ocr"].trust_remote_code else ["dots_ocr"]  # remote code is never a fallback
     russian = [s.key for s in build_chain(catalog["qwen_vl_2b"], catalog=catalog, language="ru")]
-    assert russian == ["qwen_vl_2b", "dots_ocr", "tesseract", "rapidocr"]
+    assert russian == ["qwen_vl_2b", *dots, "tesseract", "rapidocr"]
     english = [s.key for s in build_chain(catalog["qwen_vl_2b"], catalog=catalog, language="en")]
-    assert english == ["qwen_vl_2b", "dots_ocr", "rapidocr"]
+    assert english == ["qwen_vl_2b", *dots, "rapidocr"]
     # Offline with no VLM weights: the default follows the language (docs/benchmark.md).
     assert default_model(probe(), catalog, language="ru")[0] == "tesseract"
     assert default_model(probe(), catalog)[0] == "rapidocr"
+
+
+def test_remote_code_models_are_never_silent_fallbacks():
+    from chatvlmllm.catalog import ModelSpec
+
+    remote = ModelSpec(key="remote_vlm", family="qwen2_vl", hub_id="org/remote", trust_remote_code=True)
+    native = ModelSpec(key="native_vlm", family="qwen2_vl", hub_id="org/native")
+    catalog = {"remote_vlm": remote, "native_vlm": native}
+    chain = build_chain(native, catalog=catalog, chain_keys=["remote_vlm", "native_vlm"])
+    assert [s.key for s in chain] == ["native_vlm"]
+    # Chosen explicitly, it runs (first), and still nothing else with remote code joins.
+    chosen = build_chain(remote, catalog=catalog, chain_keys=["remote_vlm", "native_vlm"])
+    assert [s.key for s in chosen] == ["remote_vlm", "native_vlm"]

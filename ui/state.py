@@ -18,6 +18,7 @@ import streamlit as st
 from chatvlmllm.cache import EngineCache, default_cache
 from chatvlmllm.catalog import BUILTIN_MODELS, ModelSpec, load_catalog, models_file
 from chatvlmllm.chat import ChatSession
+from chatvlmllm.documents import safe_name
 from chatvlmllm.errors import UserError
 from chatvlmllm.hardware import HardwareProfile, probe
 from chatvlmllm.selection import ModelStatus, default_model, model_status
@@ -195,7 +196,8 @@ def handle_upload(uploaded: Any, slot: str, load: Callable[[Any], T]) -> T | Non
         try:
             return load(uploaded)
         except UserError as exc:
-            message = str(exc) if uploaded.name in str(exc) else f"{uploaded.name}: {exc}"
+            shown = safe_name(uploaded.name)  # control characters in a file name are never echoed raw
+            message = str(exc) if shown in str(exc) else f"{shown}: {exc}"
             st.session_state[error_key] = (uploaded.file_id, message)
     failed = st.session_state.get(error_key)
     if failed and failed[0] == uploaded.file_id:
