@@ -253,7 +253,7 @@ class ChatSession:
         doc = self.document
         if doc is not None:
             doc.check_request([p - 1 for p in self.pages])  # refuse before rendering anything
-        budget = prompt_budget(spec, plan_load(hardware, spec, options.overrides()), settings.max_new_tokens)
+        budget = prompt_budget(spec, plan_load(hardware, spec, options.overrides()), settings.budget())
         turn = Turn(
             "user",
             question,
