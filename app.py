@@ -18,6 +18,7 @@ PAGES = [
     st.Page(chat_page.render, title="Chat", icon=":material/chat:", url_path="chat", default=True),
     st.Page("pages/1_System.py", title="System", icon=":material/memory:", url_path="system"),
     st.Page("pages/2_Benchmark.py", title="Benchmark", icon=":material/speed:", url_path="benchmark"),
+    st.Page("pages/3_Models.py", title="Models", icon=":material/download:", url_path="models"),
 ]
 
 st.navigation(PAGES).run()

@@ -19,18 +19,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from chatvlmllm import families as registry
 from chatvlmllm.errors import ModelNotFoundError, UserError
+from chatvlmllm.families import CatalogEntry, FamilyInfo, Scores, Script
 
 DEFAULT_MODEL = "qwen_vl_2b"
-
-# model_type in config.json → catalog family, for `--model-path DIR`.
-MODEL_TYPE_TO_FAMILY = {
-    "qwen2_vl": "qwen2_vl",
-    "qwen2_5_vl": "qwen25_vl",
-    "qwen3_vl": "qwen3_vl",
-    "got_ocr2": "got_ocr2",
-    "dots_ocr": "dots_ocr",
-}
 
 
 @dataclass(frozen=True)
@@ -54,6 +47,9 @@ class ModelSpec:
     api_key_env: str | None = None
     description: str = ""
     builtin: bool = False
+    licence: str = ""
+    scores: Scores = field(default_factory=Scores)
+    scripts: frozenset[Script] = frozenset({Script.LATIN})
     options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
@@ -64,10 +60,8 @@ class ModelSpec:
     def source(self) -> str:
         return self.path or self.hub_id or self.base_url or "bundled"
 
-    def family_info(self):
-        from chatvlmllm.engines import family_info
-
-        return family_info(self.family)
+    def family_info(self) -> FamilyInfo:
+        return registry.family_info(self.family)
 
     @property
     def caps(self) -> frozenset[str]:
@@ -78,54 +72,41 @@ class ModelSpec:
         return self.attention if self.attention is not None else self.family_info().attention
 
 
-BUILTIN_MODELS: tuple[ModelSpec, ...] = (
-    ModelSpec(
-        key="qwen_vl_2b",
-        family="qwen2_vl",
-        name="Qwen2-VL-2B-Instruct",
-        hub_id="Qwen/Qwen2-VL-2B-Instruct",
-        params_b=2.21,
-        description="General document chat and OCR; the default.",
+def _spec_from_entry(family: str, entry: CatalogEntry) -> ModelSpec:
+    return ModelSpec(
+        key=entry.key,
+        family=family,
+        name=entry.name,
+        hub_id=entry.hub_id,
+        revision=entry.revision,
+        params_b=entry.params_b,
+        weights_gb=entry.weights_gb,
+        trust_remote_code=entry.trust_remote_code,
+        description=entry.description,
+        licence=entry.licence,
+        scores=entry.scores,
+        scripts=entry.scripts,
         builtin=True,
-    ),
-    ModelSpec(
-        key="qwen3_vl_2b",
-        family="qwen3_vl",
-        name="Qwen3-VL-2B-Instruct",
-        hub_id="Qwen/Qwen3-VL-2B-Instruct",
-        params_b=2.13,
-        description="Newer Qwen VLM; stronger OCR and long documents.",
-        builtin=True,
-    ),
-    ModelSpec(
-        key="qwen25_vl_3b",
-        family="qwen25_vl",
-        name="Qwen2.5-VL-3B-Instruct",
-        hub_id="Qwen/Qwen2.5-VL-3B-Instruct",
-        params_b=3.75,
-        description="Qwen2.5-VL; good at tables, charts and key-value extraction.",
-        builtin=True,
-    ),
-    ModelSpec(
-        key="got_ocr_hf",
-        family="got_ocr2",
-        name="GOT-OCR-2.0-hf",
-        hub_id="stepfun-ai/GOT-OCR-2.0-hf",
-        params_b=0.56,
-        description="OCR specialist: transcribes (plain or formatted), does not answer questions.",
-        builtin=True,
-    ),
-    ModelSpec(
-        key="dots_ocr",
-        family="dots_ocr",
-        name="dots.ocr",
-        hub_id="rednote-hilab/dots.ocr",
-        revision="c0111ce6bc07803dbc267932ffef0ae3a51dc951",  # pinned weights; their Python code is never run
-        params_b=3.04,
-        description="Layout-aware OCR (boxes, tables as HTML, formulas as LaTeX); chatvlmllm's own model code.",
-        builtin=True,
-    ),
-)
+    )
+
+
+def builtin_models() -> tuple[ModelSpec, ...]:
+    """Every family's declared catalog entries, the default model first."""
+    declared = [_spec_from_entry(family, entry) for family, entry in registry.catalog_entries()]
+    declared.sort(key=lambda spec: spec.key != DEFAULT_MODEL)
+    return tuple(declared)
+
+
+def __getattr__(name: str) -> Any:
+    # `BUILTIN_MODELS` is derived from the families on first use (they import adapter modules).
+    if name == "BUILTIN_MODELS":
+        return builtin_models()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def model_type_families() -> dict[str, str]:
+    """config.json model_type → family, for `--model-path DIR` (declared by the adapters)."""
+    return registry.model_type_to_family()
 
 
 def models_file() -> Path:
@@ -170,9 +151,7 @@ def _spec_from_toml(key: str, entry: dict[str, Any], base: ModelSpec | None, ori
 
 
 def _family_names() -> list[str]:
-    from chatvlmllm.engines import families
-
-    return sorted(families())
+    return sorted(registry.families())
 
 
 def load_user_models(path: Path | None = None) -> dict[str, ModelSpec]:
@@ -183,16 +162,21 @@ def load_user_models(path: Path | None = None) -> dict[str, ModelSpec]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"Cannot read the model catalog {path}: {exc}") from None
-    builtins = {spec.key: spec for spec in BUILTIN_MODELS}
-    return {key: _spec_from_toml(key, entry, builtins.get(key), path) for key, entry in data.get("models", {}).items()}
+    builtins = {spec.key: spec for spec in builtin_models()}
+    specs = {key: _spec_from_toml(key, entry, builtins.get(key), path) for key, entry in data.get("models", {}).items()}
+    return {key: _checked_options(spec, path) for key, spec in specs.items()}
+
+
+def _checked_options(spec: ModelSpec, origin: Path) -> ModelSpec:
+    """The family's typed options schema refuses unknown keys (a typo like `max_pixel` is an error)."""
+    checked = registry.validate_options(spec.family, spec.options, f"{origin}: [models.{spec.key}]")
+    return replace(spec, options=checked)
 
 
 def load_catalog() -> dict[str, ModelSpec]:
     """Built-ins, extra families' own entries (e.g. offline OCR), then the user's file."""
-    from chatvlmllm.engines import families
-
-    catalog = {spec.key: spec for spec in BUILTIN_MODELS}
-    for name, info in families().items():
+    catalog = {spec.key: spec for spec in builtin_models()}
+    for name, info in registry.families().items():
         # Families that need no weights (bundled OCR engines) are usable under their own name.
         if not info.needs_weights and info.backend == "classic" and name not in catalog:
             catalog[name] = ModelSpec(
@@ -222,11 +206,11 @@ def spec_from_path(path: str | Path, key: str | None = None) -> ModelSpec:
         model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type", "")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{config_file} is not valid JSON: {exc}") from None
-    family = MODEL_TYPE_TO_FAMILY.get(model_type)
+    supported = model_type_families()
+    family = supported.get(model_type)
     if family is None:
         raise UserError(
-            f"{folder}: model_type {model_type!r} is not supported; "
-            f"supported: {', '.join(sorted(MODEL_TYPE_TO_FAMILY))}"
+            f"{folder}: model_type {model_type!r} is not supported; supported: {', '.join(sorted(supported))}"
         )
     return ModelSpec(
         key=key or folder.name,

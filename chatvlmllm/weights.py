@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,18 +32,33 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-@functools.lru_cache(maxsize=1)
 def hub_reachable(timeout_s: float = 2.0) -> bool:
-    """A quick TCP check instead of huggingface_hub's long retries."""
+    """A quick check through huggingface_hub's own HTTP client (HF_ENDPOINT, proxies), instead of
+    its long retries; remembered per endpoint for the process."""
     if hub_offline():
         return False
-    endpoint = os.environ.get("HF_ENDPOINT", f"https://{HUB_HOST}")
-    host = endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-    try:
-        with socket.create_connection((host, 443), timeout=timeout_s):
-            return True
-    except OSError:
+    return _endpoint_reachable(os.environ.get("HF_ENDPOINT", f"https://{HUB_HOST}"), timeout_s)
+
+
+@functools.lru_cache(maxsize=8)
+def _endpoint_reachable(endpoint: str, timeout_s: float) -> bool:
+    from chatvlmllm.downloads import hub_problem
+
+    return hub_problem(timeout_s) is None
+
+
+def snapshot_complete(folder: str | Path) -> bool:
+    """A cached snapshot with its config and every weight shard (a partial download is not ready)."""
+    import json
+
+    root = Path(folder)
+    if not (root / "config.json").is_file():
         return False
+    index = root / "model.safetensors.index.json"
+    if index.is_file():
+        shards = set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values())
+        return all((root / shard).is_file() for shard in shards)
+    return any(root.glob("*.safetensors")) or any(root.glob("*.bin"))
 
 
 def download_command(spec: ModelSpec) -> str:
@@ -79,8 +93,12 @@ def locate(spec: ModelSpec, check_hub: bool = False) -> WeightsLocation:
     if not spec.hub_id:
         return WeightsLocation("missing", None, f"{spec.key} has neither `path` nor `hub_id` in the catalog")
     cached = _cached_snapshot(spec)
-    if cached:
+    if cached and snapshot_complete(cached):
         return WeightsLocation("cached", cached, f"Hugging Face cache {cached}")
+    if cached:
+        return WeightsLocation(
+            "downloadable", None, f"partly downloaded: `chatvlmllm pull {spec.key}` resumes it ({cached})"
+        )
     if check_hub and not hub_reachable():
         return WeightsLocation("missing", None, _missing_message(spec))
     return WeightsLocation(
@@ -98,7 +116,7 @@ def _missing_message(spec: ModelSpec) -> str:
 
 
 def resolve(spec: ModelSpec) -> str:
-    """A local folder with the weights, downloading them if the hub can be reached."""
+    """A local folder with the weights; missing ones are a clear error, never a download."""
     location = locate(spec)
     if location.path:
         return location.path
@@ -106,9 +124,9 @@ def resolve(spec: ModelSpec) -> str:
         raise WeightsMissingError(location.message)
     if not hub_reachable():
         raise WeightsMissingError(_missing_message(spec))
-    from huggingface_hub import snapshot_download
-
-    try:
-        return snapshot_download(spec.hub_id, revision=spec.revision)
-    except Exception as exc:  # network errors, gated repos, disk full
-        raise WeightsMissingError(f"Downloading {spec.hub_id} failed: {exc}. Try `{download_command(spec)}`.") from exc
+    # Never a silent multi-GB download inside an answer: the user starts it (Models page, pull).
+    size = f" ({spec.weights_gb:.1f} GB)" if spec.weights_gb else ""
+    raise WeightsMissingError(
+        f"{spec.key} is not downloaded yet{size}: download it on the Models page or with "
+        f"`chatvlmllm pull {spec.key}`, then ask again"
+    )

@@ -53,6 +53,21 @@ def isolated_config(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """Build (once per session) the tiny checkpoint of any family that declares a builder."""
+    from chatvlmllm.devtools.tiny_models import builders
+
+    built: dict[str, Path] = {}
+
+    def build(family: str) -> Path:
+        if family not in built:
+            built[family] = builders()[family](tmp_path_factory.mktemp(f"tiny_{family}"))
+        return built[family]
+
+    return build
+
+
+@pytest.fixture(scope="session")
 def tiny_qwen2_vl(tmp_path_factory) -> Path:
     from chatvlmllm.devtools.tiny_models import build_tiny_qwen2_vl
 

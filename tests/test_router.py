@@ -23,6 +23,7 @@ from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import load_catalog
 from chatvlmllm.engines import GenerationSettings, Message, families
 from chatvlmllm.engines.qwen_vl import QwenVLEngine
+from chatvlmllm.families import Options
 from chatvlmllm.hardware import probe
 from chatvlmllm.planner import PlanOverrides
 from chatvlmllm.router import DEFAULT_CHAIN, answer, build_chain
@@ -72,11 +73,21 @@ def cache():
     cache.unload()
 
 
+class OomDoubleOptions(Options):
+    oom_above_pixels: int
+
+
 @pytest.fixture
 def oom_double_family(monkeypatch):
     """Register the test double as a family for this test only (the registry is a plain dict)."""
     info = dataclasses.replace(
-        families()["qwen2_vl"], name="oom_double_qwen2_vl", engine=f"{__name__}:PixelBudgetOomEngine"
+        families()["qwen2_vl"],
+        name="oom_double_qwen2_vl",
+        engine=f"{__name__}:PixelBudgetOomEngine",
+        options=OomDoubleOptions,
+        entries=(),  # a test double: no built-in models, model types or builder of its own
+        model_types=(),
+        tiny_builder=None,
     )
     monkeypatch.setitem(families(), "oom_double_qwen2_vl", info)
     return "oom_double_qwen2_vl"

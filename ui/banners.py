@@ -14,8 +14,8 @@ DISMISSED_KEY = "ocr_badge_dismissed"
 def what_to_do() -> str:
     return (
         "**To chat with a vision-language model:**\n"
-        "- with internet: pick a model under *Needs set-up* marked *needs download*; it downloads on the first "
-        "question (or run `hf download Qwen/Qwen2-VL-2B-Instruct`);\n"
+        "- with internet: download a model on the **Models** page (or `chatvlmllm pull KEY`), or run "
+        "`hf download Qwen/Qwen2-VL-2B-Instruct`;\n"
         "- offline: copy a Hugging Face cache (`~/.cache/huggingface/hub`) from a machine that has the weights, "
         f"or point a catalog entry at a local folder in `{models_file()}`:\n"
         '```toml\n[models.my_vlm]\nfamily = "qwen2_vl"\npath = "/models/Qwen2-VL-2B-Instruct"\n```\n'
@@ -52,7 +52,7 @@ def availability(
         return
     if status.status == "needs download":
         size = f" (about {status.plan.estimated_gb} GB in memory)" if status.plan.estimated_gb else ""
-        st.info(f"`{selected}` is not downloaded yet{size}: the first question downloads it. {status.reason}")
+        st.info(f"`{selected}` is not downloaded yet{size}: download it on the Models page first. {status.reason}")
     else:
         reason = status.reason.rstrip(".")
         st.warning(

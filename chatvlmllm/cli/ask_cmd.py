@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from chatvlmllm.catalog import get_model, load_catalog, spec_from_path
@@ -14,6 +15,7 @@ from chatvlmllm.hardware import probe
 from chatvlmllm.planner import ATTENTION_CHOICES, PlanOverrides, plan_load
 from chatvlmllm.router import answer, build_chain
 from chatvlmllm.selection import default_model
+from chatvlmllm.task_choice import choose
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -67,16 +69,26 @@ def run_question(args: argparse.Namespace, question: str) -> int:
 
     hw = probe()
     catalog = load_catalog()
+    chain_keys = None
     if args.model_path:
         first = spec_from_path(args.model_path)
-    else:
+    elif args.model or os.environ.get("CHATVLMLLM_DEFAULT_MODEL"):  # an explicit pick always wins
         first = get_model(args.model or default_model(hw, catalog, language=args.lang)[0], catalog)
+    else:
+        choice = choose(question, hw, catalog, args.lang)
+        if choice.hint:
+            print(f"[{choice.hint}]", file=sys.stderr)
+        first = get_model(choice.key or default_model(hw, catalog, language=args.lang)[0], catalog)
+        if not os.environ.get("CHATVLMLLM_FALLBACK"):
+            chain_keys = choice.chain
     overrides = PlanOverrides(attention=args.attn, max_pixels=args.max_pixels)
     plan = plan_load(hw, first, overrides)
     if not plan.runnable and (args.attn != "auto" or args.no_fallback):
         raise PlanError(f"{first.key} cannot run here: {plan.refusal() or '; '.join(plan.reasons)}")
 
-    chain = build_chain(first, fallback=not args.no_fallback, catalog=catalog, language=args.lang)
+    chain = build_chain(
+        first, fallback=not args.no_fallback, catalog=catalog, chain_keys=chain_keys, language=args.lang
+    )
     settings = GenerationSettings(
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,

@@ -6,8 +6,19 @@ import argparse
 import json
 
 from chatvlmllm.catalog import load_catalog
+from chatvlmllm.families import Task
 from chatvlmllm.hardware import probe, simulated_gpu
 from chatvlmllm.selection import model_status
+from chatvlmllm.task_choice import pick_for_task
+
+# The requests doctor shows a pick for: (label, task, document language).
+PICK_ROWS = (
+    ("transcribe", Task.TRANSCRIBE, None),
+    ("table", Task.TABLE, None),
+    ("layout", Task.LAYOUT, None),
+    ("question", Task.QUESTION, None),
+    ("transcribe (Russian)", Task.TRANSCRIBE, "ru"),
+)
 
 
 def add_parser(subparsers) -> None:
@@ -28,7 +39,8 @@ def doctor_report(gpu: str | None = None, assume_flash_attn: bool = False) -> di
         except ValueError as exc:
             raise UserError(str(exc)) from None
     models = []
-    for spec in load_catalog().values():
+    catalog = load_catalog()
+    for spec in catalog.values():
         status = model_status(spec, hw)
         plan = status.plan
         models.append(
@@ -36,6 +48,8 @@ def doctor_report(gpu: str | None = None, assume_flash_attn: bool = False) -> di
                 "key": spec.key,
                 "family": spec.family,
                 "source": spec.source,
+                "licence": spec.licence,
+                "params_b": spec.params_b,
                 "status": status.status,
                 "device": plan.device,
                 "attention": plan.attention,
@@ -50,7 +64,14 @@ def doctor_report(gpu: str | None = None, assume_flash_attn: bool = False) -> di
                 + ([status.weights.message] if status.weights.status == "missing" else []),
             }
         )
-    return {"hardware": hw.to_dict(), "models": models}
+    ready = [m["key"] for m in models if m["status"] == "ready"]
+    picks = {}
+    for label, task, language in PICK_ROWS:
+        best = pick_for_task(task, hw, catalog, language)
+        entry = best.to_dict()
+        entry["pick_ready"] = pick_for_task(task, hw, catalog, language, available=ready).key
+        picks[label] = entry
+    return {"hardware": hw.to_dict(), "models": models, "picks": picks}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(value, float):
             value = f"{value:.1f}"
         print(f"  {key:22} {value}")
+    print("\nBest model per task (ranked by public scores among those that fit; docs/models.md)")
+    for label, pick in report["picks"].items():
+        ready = f"; on disk now: {pick['pick_ready']}" if pick["pick_ready"] not in (None, pick["pick"]) else ""
+        print(f"  {label:22} {pick['pick'] or '-':16} {pick['why']}{ready}")
     print("\nModels")
     for m in report["models"]:
         quant = f" {m['quantization']}" if m["quantization"] else ""

@@ -14,7 +14,7 @@ is named in each entry's `sources`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -224,10 +224,16 @@ DOTS_OCR = RealContract(
     },
 )
 
+# Qwen3-VL-4B/8B-Instruct share the 2B's tokenizer, processor, rope layout and sampling defaults.
+QWEN3_VL_4B = replace(QWEN3_VL_2B, hub_id="Qwen/Qwen3-VL-4B-Instruct")
+QWEN3_VL_8B = replace(QWEN3_VL_2B, hub_id="Qwen/Qwen3-VL-8B-Instruct")
+
 CONTRACTS: dict[str, RealContract] = {
     "qwen_vl_2b": QWEN2_VL_2B,
     "qwen25_vl_3b": QWEN25_VL_3B,
     "qwen3_vl_2b": QWEN3_VL_2B,
+    "qwen3_vl_4b": QWEN3_VL_4B,
+    "qwen3_vl_8b": QWEN3_VL_8B,
     "got_ocr_hf": GOT_OCR_HF,
     "dots_ocr": DOTS_OCR,
 }

@@ -519,13 +519,11 @@ def build_tiny_dots_ocr(out_dir: str | Path, seed: int = 0) -> Path:
     return out
 
 
-BUILDERS = {
-    "qwen2_vl": build_tiny_qwen2_vl,
-    "qwen25_vl": build_tiny_qwen25_vl,
-    "qwen3_vl": build_tiny_qwen3_vl,
-    "got_ocr2": build_tiny_got_ocr2,
-    "dots_ocr": build_tiny_dots_ocr,
-}
+def builders() -> dict:
+    """family → builder, as the adapters declare them (chatvlmllm.families)."""
+    from chatvlmllm.families import tiny_builders
+
+    return tiny_builders()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -533,10 +531,11 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("family", choices=sorted(BUILDERS))
+    available = builders()
+    parser.add_argument("family", choices=sorted(available))
     parser.add_argument("out_dir")
     args = parser.parse_args(argv)
-    print(BUILDERS[args.family](args.out_dir))
+    print(available[args.family](args.out_dir))
     return 0
 
 

@@ -2,14 +2,12 @@
 
 Each adapter module declares `FAMILIES = {name: FamilyInfo(...)}` and imports nothing
 heavy at module level, so listing families is cheap. Adding a family means adding one
-file here.
+file here; the registry itself is `chatvlmllm.families`.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
-import pkgutil
 from typing import TYPE_CHECKING
 
 from chatvlmllm.engines.base import (
@@ -17,12 +15,12 @@ from chatvlmllm.engines.base import (
     AnswerStream,
     BaseEngine,
     Engine,
-    FamilyInfo,
     GenerationSettings,
     GenerationStats,
     Message,
     Progress,
 )
+from chatvlmllm.families import FamilyInfo, families, family_info
 
 if TYPE_CHECKING:
     from chatvlmllm.catalog import ModelSpec
@@ -41,27 +39,6 @@ __all__ = [
     "families",
     "family_info",
 ]
-
-_NOT_ADAPTERS = {"base"}
-
-
-@functools.lru_cache(maxsize=1)
-def families() -> dict[str, FamilyInfo]:
-    found: dict[str, FamilyInfo] = {}
-    for module in pkgutil.iter_modules(__path__):
-        if module.name in _NOT_ADAPTERS or module.name.startswith("_"):
-            continue
-        mod = importlib.import_module(f"{__name__}.{module.name}")
-        found.update(getattr(mod, "FAMILIES", {}))
-    return found
-
-
-def family_info(name: str) -> FamilyInfo:
-    try:
-        return families()[name]
-    except KeyError:
-        known = ", ".join(sorted(families()))
-        raise KeyError(f"unknown model family {name!r}; known families: {known}") from None
 
 
 def create_engine(spec: ModelSpec) -> Engine:

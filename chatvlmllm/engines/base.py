@@ -16,36 +16,14 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+# FamilyInfo lives in chatvlmllm.families (the registry); re-exported here for existing imports.
+from chatvlmllm.families import ATTENTION_PREFERENCE, FamilyInfo  # noqa: F401
+
 if TYPE_CHECKING:
     from PIL import Image
 
     from chatvlmllm.catalog import ModelSpec
     from chatvlmllm.planner import LoadPlan
-
-ATTENTION_PREFERENCE = ("flash_attention_2", "sdpa", "eager")
-
-
-@dataclass(frozen=True)
-class FamilyInfo:
-    """What the planner and catalog need to know about a model family, without importing it."""
-
-    name: str
-    engine: str  # "module:Class", imported only when a model of this family loads
-    backend: str = "transformers"  # transformers | classic (CPU OCR) | openai (remote server)
-    attention: tuple[str, ...] = ATTENTION_PREFERENCE
-    capabilities: frozenset[str] = frozenset({"chat", "ocr"})
-    default_max_pixels: int | None = None
-    default_min_pixels: int | None = None
-    cpu_max_pixels: int | None = None  # smaller budget on CPU, where every patch costs seconds
-    # Cap on pixels when the vision tower does not run flash-attn (dense n×n attention masks).
-    max_pixels_without_fa2: int | None = None
-    needs_weights: bool = True
-    notes: tuple[str, ...] = ()
-    # Why the family cannot run on this machine right now (e.g. a missing binary), or None; asked at plan time.
-    availability: Callable[[], str | None] | None = None
-    # Family-specific plan check for transformers models (e.g. dots.ocr's reasons about its own vision tower):
-    # (spec, dtype, vision_attention) -> (extra reasons, runnable).
-    plan_check: Callable[..., tuple[tuple[str, ...], bool]] | None = None
 
 
 @dataclass

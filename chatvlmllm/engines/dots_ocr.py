@@ -47,6 +47,7 @@ from chatvlmllm.engines.base import (
 from chatvlmllm.engines.got_ocr import is_transcription_request, transcription_budget
 from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate, torch_dtype
 from chatvlmllm.errors import EngineError, UserError
+from chatvlmllm.families import CatalogEntry, Scores, Script
 
 if TYPE_CHECKING:
     from chatvlmllm.catalog import ModelSpec
@@ -111,6 +112,24 @@ FAMILIES = {
         default_min_pixels=3136,
         max_pixels_without_fa2=1_003_520,  # 28·28·1280: bounds one image's n×n attention scores
         plan_check=plan_check,
+        model_types=("dots_ocr",),
+        tiny_builder="chatvlmllm.devtools.tiny_models:build_tiny_dots_ocr",
+        entries=(
+            CatalogEntry(
+                key="dots_ocr",
+                name="dots.ocr",
+                hub_id="rednote-hilab/dots.ocr",
+                revision="c0111ce6bc07803dbc267932ffef0ae3a51dc951",  # pinned weights; their Python code is never run
+                params_b=3.04,
+                weights_gb=6.1,
+                description="Layout-aware OCR (boxes, tables as HTML, formulas as LaTeX); chatvlmllm's own model code.",
+                licence="MIT",
+                scores=Scores(
+                    omnidocbench=88.41, source="OmniDocBench v1.5 overall: PaddleOCR-VL report (arXiv 2510.14528)"
+                ),
+                scripts=frozenset({Script.LATIN, Script.CJK}),
+            ),
+        ),
     ),
 }
 

@@ -46,11 +46,23 @@ from chatvlmllm.engines.base import (
 )
 from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate
 from chatvlmllm.errors import UserError
+from chatvlmllm.families import CatalogEntry, Options, Scores, Task
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from chatvlmllm.planner import LoadPlan
+
+
+class GotOptions(Options):
+    """The real processor's modes (see MODE_OPTIONS)."""
+
+    format: bool | None = None
+    multi_page: bool | None = None
+    crop_to_patches: bool | None = None
+    max_patches: int | None = None
+    max_new_tokens: int | None = None
+
 
 FAMILIES = {
     "got_ocr2": FamilyInfo(
@@ -59,6 +71,23 @@ FAMILIES = {
         attention=("eager",),  # transformers raises for sdpa and flash_attention_2
         capabilities=frozenset({"ocr"}),
         notes=("GOT-OCR transcribes; it does not answer questions",),
+        model_types=("got_ocr2",),
+        tiny_builder="chatvlmllm.devtools.tiny_models:build_tiny_got_ocr2",
+        options=GotOptions,
+        # GOT's prompts are fixed by its processor: "OCR" and, with format=True, "OCR with format".
+        prompts={Task.TRANSCRIBE: "OCR", Task.TABLE: "OCR with format", Task.FORMULA: "OCR with format"},
+        entries=(
+            CatalogEntry(
+                key="got_ocr_hf",
+                name="GOT-OCR-2.0-hf",
+                hub_id="stepfun-ai/GOT-OCR-2.0-hf",
+                params_b=0.56,
+                weights_gb=1.4,
+                description="OCR specialist: transcribes (plain or formatted), does not answer questions.",
+                licence="Apache-2.0",
+                scores=Scores(olmocr=48.3, source="olmOCR-bench: allenai/olmocr README, GOT OCR row"),
+            ),
+        ),
     ),
 }
 

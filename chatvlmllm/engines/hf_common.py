@@ -118,7 +118,7 @@ def _stopping_criteria(prompt_len: int, cancel: threading.Event, guard: Repetiti
     return criterion, StoppingCriteriaList([criterion])
 
 
-def _coalescing_streamer(tokenizer: Any, min_interval_s: float = 0.05):
+def _coalescing_streamer(tokenizer: Any, min_interval_s: float = 0.05, skip_special_tokens: bool = True):
     """transformers' TextIteratorStreamer, decoding at most every `min_interval_s`.
 
     Decoding and a thread hand-off per token cost ~7% of a small model's generate time;
@@ -132,7 +132,7 @@ def _coalescing_streamer(tokenizer: Any, min_interval_s: float = 0.05):
 
     class CoalescingStreamer(TextIteratorStreamer):
         def __init__(self) -> None:
-            super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+            super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=skip_special_tokens)
             self._pending: list[Any] = []
             self._last_flush = 0.0
             self.first_token_at: float | None = None
@@ -180,11 +180,12 @@ def stream_generate(
     inputs: dict[str, Any],
     settings: GenerationSettings,
     cancel: threading.Event,
+    skip_special_tokens: bool = True,  # False for output formats made of special tokens (DocTags)
     **generate_kwargs: Any,
 ) -> Generator[str, None, GenerationStats]:
     """Run `model.generate` on a worker thread and yield decoded text as it arrives."""
     prompt_len = int(inputs["input_ids"].shape[1])
-    streamer = _coalescing_streamer(tokenizer)
+    streamer = _coalescing_streamer(tokenizer, skip_special_tokens=skip_special_tokens)
     guard = RepetitionGuard() if settings.repetition_guard else None
     criterion, criteria = _stopping_criteria(prompt_len, cancel, guard)
     sampling = sampling_kwargs(settings)

@@ -41,11 +41,25 @@ from chatvlmllm.engines.base import (
     latest_user_text,
 )
 from chatvlmllm.errors import EngineError
+from chatvlmllm.families import Options
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from chatvlmllm.planner import LoadPlan
+
+
+class OpenAIOptions(Options):
+    prompt_style: str | None = None
+    timeout_s: float | None = None
+    max_retries: int | None = None
+    stream_usage: bool | None = None
+    # With prompt_style = "dots_ocr": dots.ocr's own request options.
+    prompt_mode: str | None = None
+    bbox: list[float] | None = None
+    image_index: int | None = None
+    max_new_tokens: int | None = None
+
 
 FAMILIES = {
     "openai": FamilyInfo(
@@ -56,6 +70,7 @@ FAMILIES = {
         capabilities=frozenset({"chat", "ocr"}),
         needs_weights=False,
         notes=("answers come from an OpenAI-compatible server; images are sent as data URLs",),
+        options=OpenAIOptions,
     ),
 }
 

@@ -13,8 +13,26 @@ from typing import Any
 from chatvlmllm import weights
 from chatvlmllm.engines.base import FamilyInfo, GenerationSettings, GenerationStats, Message
 from chatvlmllm.engines.hf_common import TransformersEngine, image_only_processor, stream_generate
+from chatvlmllm.families import CatalogEntry, Options, Scores, Script, Task
 
 _ENGINE = "chatvlmllm.engines.qwen_vl:QwenVLEngine"
+_TINY = "chatvlmllm.devtools.tiny_models:"
+_APACHE = "Apache-2.0"
+# Qwen-VL models are prompted in plain words; these are the task wordings of the Qwen cookbooks.
+QWEN_PROMPTS = {
+    Task.TRANSCRIBE: "Read all the text in the image.",
+    Task.TABLE: "Convert the table in the image to HTML.",
+    Task.FORMULA: "Write the formula in the image as LaTeX.",
+    Task.CHART: "Describe the chart and give its data as a table.",
+    Task.LAYOUT: "Parse the document layout: give each block's bbox_2d, category and text as JSON.",
+}
+_QWEN3_SCRIPTS = frozenset({Script.LATIN, Script.CYRILLIC, Script.CJK})  # 32 OCR languages (model card)
+
+
+class QwenOptions(Options):
+    """Qwen-VL takes no extra options: pixel budgets are the catalog's max_pixels/min_pixels."""
+
+
 # Pixel budgets: Qwen2/2.5-VL patches are 28 px after merging, Qwen3-VL 32 px.
 FAMILIES = {
     "qwen2_vl": FamilyInfo(
@@ -23,6 +41,22 @@ FAMILIES = {
         default_max_pixels=28 * 28 * 1280,
         default_min_pixels=28 * 28 * 4,
         cpu_max_pixels=28 * 28 * 256,
+        model_types=("qwen2_vl",),
+        tiny_builder=_TINY + "build_tiny_qwen2_vl",
+        options=QwenOptions,
+        prompts=QWEN_PROMPTS,
+        entries=(
+            CatalogEntry(
+                key="qwen_vl_2b",
+                name="Qwen2-VL-2B-Instruct",
+                hub_id="Qwen/Qwen2-VL-2B-Instruct",
+                params_b=2.21,
+                weights_gb=4.4,
+                description="General document chat and OCR; the default.",
+                licence=_APACHE,
+                scores=Scores(docvqa=90.1, source="DocVQA test: Qwen/Qwen2-VL-2B-Instruct model card"),
+            ),
+        ),
     ),
     "qwen25_vl": FamilyInfo(
         "qwen25_vl",
@@ -30,6 +64,22 @@ FAMILIES = {
         default_max_pixels=28 * 28 * 1280,
         default_min_pixels=28 * 28 * 4,
         cpu_max_pixels=28 * 28 * 256,
+        model_types=("qwen2_5_vl",),
+        tiny_builder=_TINY + "build_tiny_qwen25_vl",
+        options=QwenOptions,
+        prompts=QWEN_PROMPTS,
+        entries=(
+            CatalogEntry(
+                key="qwen25_vl_3b",
+                name="Qwen2.5-VL-3B-Instruct",
+                hub_id="Qwen/Qwen2.5-VL-3B-Instruct",
+                params_b=3.75,
+                weights_gb=7.5,
+                description="Qwen2.5-VL; good at tables, charts and key-value extraction.",
+                licence="Qwen Research License (non-commercial)",
+                scores=Scores(docvqa=93.9, source="DocVQA test: Qwen/Qwen2.5-VL-3B-Instruct model card"),
+            ),
+        ),
     ),
     "qwen3_vl": FamilyInfo(
         "qwen3_vl",
@@ -37,6 +87,45 @@ FAMILIES = {
         default_max_pixels=32 * 32 * 1280,
         default_min_pixels=32 * 32 * 4,
         cpu_max_pixels=32 * 32 * 256,
+        model_types=("qwen3_vl",),
+        tiny_builder=_TINY + "build_tiny_qwen3_vl",
+        options=QwenOptions,
+        prompts=QWEN_PROMPTS,
+        entries=(
+            CatalogEntry(
+                key="qwen3_vl_2b",
+                name="Qwen3-VL-2B-Instruct",
+                hub_id="Qwen/Qwen3-VL-2B-Instruct",
+                params_b=2.13,
+                weights_gb=4.3,
+                description="Newer Qwen VLM; stronger OCR and long documents.",
+                licence=_APACHE,
+                scores=Scores(docvqa=93.3, source="DocVQA test: Qwen3-VL-2B-Instruct model card"),
+                scripts=_QWEN3_SCRIPTS,
+            ),
+            CatalogEntry(
+                key="qwen3_vl_4b",
+                name="Qwen3-VL-4B-Instruct",
+                hub_id="Qwen/Qwen3-VL-4B-Instruct",
+                params_b=4.44,
+                weights_gb=8.9,
+                description="Document Q&A and chat for 12–16 GB GPUs.",
+                licence=_APACHE,
+                scores=Scores(docvqa=95.3, source="DocVQA test: Qwen3-VL-4B-Instruct model card"),
+                scripts=_QWEN3_SCRIPTS,
+            ),
+            CatalogEntry(
+                key="qwen3_vl_8b",
+                name="Qwen3-VL-8B-Instruct",
+                hub_id="Qwen/Qwen3-VL-8B-Instruct",
+                params_b=8.77,
+                weights_gb=17.5,
+                description="The strongest document chat that fits 24 GB GPUs.",
+                licence=_APACHE,
+                scores=Scores(docvqa=96.1, source="DocVQA test: Qwen3-VL-8B-Instruct model card"),
+                scripts=_QWEN3_SCRIPTS,
+            ),
+        ),
     ),
 }
 

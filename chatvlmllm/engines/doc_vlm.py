@@ -1,0 +1,199 @@
+"""What the native transformers document models share (PaddleOCR-VL, LightOnOCR, GLM-OCR,
+DeepSeek-OCR-2, granite-docling): AutoModelForImageTextToText + the model's own processor and
+chat template, the family's task prompt for transcriptions, streaming through `stream_generate`,
+and output normalisation (sanitised tables, boxes into `extras["layout"]`).
+
+Each family's adapter file declares its FamilyInfo and subclasses `DocVLMEngine` for what
+differs (processor loading, pixel budget keywords, output format).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from chatvlmllm import weights
+from chatvlmllm.doc_formats import sanitize_tables
+from chatvlmllm.engines.base import (
+    GenerationSettings,
+    GenerationStats,
+    Message,
+    fit_to_budget,
+    latest_user_images,
+    latest_user_text,
+)
+from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate
+from chatvlmllm.families import FamilyInfo, Task, family_info, request_task
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from chatvlmllm.planner import LoadPlan
+
+log = logging.getLogger(__name__)
+
+FAMILIES: dict[str, FamilyInfo] = {}  # shared code, no family of its own
+
+
+def image_only_class(base: type) -> type:
+    """`base` (a transformers processor class) without its video sub-processor.
+
+    Every transformers video processor needs torchvision; ProcessorMixin derives its
+    sub-processors from `__init__`'s signature, so a subclass whose `__init__` takes no
+    video processor loads and saves images and text through the library's own code.
+    """
+
+    class ImageOnlyProcessor(base):  # type: ignore[misc,valid-type]
+        def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None, **kw: Any):
+            super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kw)
+
+    ImageOnlyProcessor.__name__ = base.__name__  # saved files name the real class, as on the hub
+    ImageOnlyProcessor.__qualname__ = base.__qualname__
+    return ImageOnlyProcessor
+
+
+def load_image_only_processor(path: str) -> Any:
+    """The processor named in the folder's processor_config.json, image-only (see image_only_class)."""
+    import json
+    from pathlib import Path
+
+    import transformers
+
+    folder = Path(path)
+    config_file = folder / "processor_config.json"
+    name = json.loads(config_file.read_text(encoding="utf-8")).get("processor_class") if config_file.is_file() else None
+    if not name:
+        name = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))["processor_class"]
+    return image_only_class(getattr(transformers, name)).from_pretrained(path)
+
+
+def specialist_note(model_name: str, question: str) -> str:
+    shown = question.strip().replace("\n", " ")
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return (
+        f"*{model_name} reads documents; it does not answer questions like “{shown}”. "
+        "Here is the page's text; choose a chat model (e.g. Qwen3-VL) for questions.*\n\n"
+    )
+
+
+class DocVLMEngine(TransformersEngine):
+    """A transformers-native document model; subclasses adjust the hooks below."""
+
+    # Pages one request may carry (None: any number).
+    max_images: int | None = None
+    # Output formats made of special tokens (DocTags, grounding tags) keep them in the text.
+    keep_special_tokens: bool = False
+
+    @property
+    def info(self) -> FamilyInfo:
+        return family_info(self.spec.family)
+
+    # -- hooks -------------------------------------------------------------------------
+    def load_processor(self, path: str) -> Any:
+        from transformers import AutoProcessor
+
+        return AutoProcessor.from_pretrained(path)
+
+    def images_kwargs(self, max_pixels: int | None) -> dict[str, Any]:
+        """Processor image keywords for the pixel budget (pages are downscaled to it anyway)."""
+        return {}
+
+    def normalise(self, text: str, task: Task, image_size: tuple[int, int]) -> dict[str, Any]:
+        """Extras from the finished answer: by default, its tables sanitised."""
+        return {"normalised": sanitize_tables(text)}
+
+    def end_tokens(self) -> list[str]:
+        """Tokens that end or pad an answer: removed from text decoded with special tokens kept."""
+        if not self.keep_special_tokens:
+            return []
+        tokenizer = self.processor.tokenizer
+        return [t for t in {tokenizer.eos_token, tokenizer.pad_token} if t]
+
+    # -- the protocol ----------------------------------------------------------------------
+    def _load(self, plan: LoadPlan) -> None:
+        from transformers import AutoModelForImageTextToText
+
+        path = weights.resolve(self.spec)
+        self.processor = self.load_processor(path)
+        model = AutoModelForImageTextToText.from_pretrained(path, **self.model_kwargs(plan))
+        self.model = self.place(model, plan)
+
+    def request(self, messages: Sequence[Message]) -> tuple[Task, str, str]:
+        """(task, prompt sent, note shown before the answer)."""
+        text = latest_user_text(messages)
+        task = request_task(text)
+        prompt = self.info.prompt(task)
+        if prompt is not None:
+            return task, prompt, ""
+        if task is Task.QUESTION and "chat" in self.spec.caps:
+            return task, text, ""
+        fallback = self.info.prompt(Task.TRANSCRIBE) or text
+        note = specialist_note(self.spec.display_name, text) if task is Task.QUESTION else ""
+        return task, fallback, note
+
+    def conversation(self, messages: Sequence[Message], task: Task, prompt: str, images: list[Image.Image]) -> list:
+        """The chat-template messages: a question keeps the conversation; a task prompt is one turn."""
+        if task is Task.QUESTION and "chat" in self.spec.caps:
+            converted = []
+            for message in messages:
+                content: list[dict[str, Any]] = [{"type": "image", "image": image} for image in message.images]
+                if message.text:
+                    content.append({"type": "text", "text": message.text})
+                converted.append({"role": message.role, "content": content})
+            return converted
+        content = [{"type": "image", "image": image} for image in images]
+        if prompt:
+            content.append({"type": "text", "text": prompt})
+        return [{"role": "user", "content": content}]
+
+    def _generate(
+        self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
+    ) -> Generator[str, None, GenerationStats]:
+        assert self.plan is not None
+        max_pixels = settings.max_pixels or self.plan.max_pixels
+        images = [fit_to_budget(image, max_pixels) for image in latest_user_images(messages)]
+        if self.max_images is not None:
+            images = images[: self.max_images]
+        task, prompt, note = self.request(messages)
+        inputs = self.processor.apply_chat_template(
+            self.conversation(messages, task, prompt, images),
+            tokenize=True,
+            add_generation_prompt=True,
+            return_dict=True,
+            return_tensors="pt",
+            processor_kwargs={"images_kwargs": self.images_kwargs(max_pixels)},
+        )
+        inputs = self.on_model(inputs)
+        inputs.pop("token_type_ids", None)
+        chunks = stream_generate(
+            self.model,
+            self.processor.tokenizer,
+            inputs,
+            settings,
+            cancel,
+            skip_special_tokens=not self.keep_special_tokens,
+        )
+        parts: list[str] = []
+        shown_note = False
+        end_tokens = self.end_tokens()
+        try:
+            while True:
+                chunk = next(chunks)
+                for token in end_tokens:
+                    chunk = chunk.replace(token, "")
+                parts.append(chunk)
+                if note and not shown_note and chunk.strip():
+                    shown_note = True
+                    chunk = note + chunk
+                yield chunk
+        except StopIteration as stop:
+            stats = stop.value or GenerationStats()
+        image_token_id = getattr(self.model.config, "image_token_id", None)
+        if image_token_id is not None:
+            stats.extras["image_tokens"] = int((inputs["input_ids"] == image_token_id).sum())
+        stats.extras.update({"task": str(task), "prompt": prompt, "pages_read": len(images)})
+        if images:
+            stats.extras.update(self.normalise("".join(parts), task, images[0].size))
+        return stats

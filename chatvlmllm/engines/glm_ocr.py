@@ -1,0 +1,63 @@
+"""GLM-OCR (Z.ai, 0.9B): GLM-4.6V-style vision + a small GLM text model, native in transformers.
+
+Prompts (model card): "Text Recognition:", "Table Recognition:", "Formula Recognition:";
+tables come back as HTML. Its processor (Glm46VProcessor) carries a video sub-processor that
+needs torchvision, so it loads image-only, as Qwen-VL's does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatvlmllm.engines.doc_vlm import DocVLMEngine, load_image_only_processor
+from chatvlmllm.families import CatalogEntry, FamilyInfo, Options, Scores, Script, Task
+
+_PATCH = 28  # patch 14 × merge 2
+
+
+class GlmOcrOptions(Options):
+    """GLM-OCR takes no extra options; prompts follow the request's task."""
+
+
+FAMILIES = {
+    "glm_ocr": FamilyInfo(
+        "glm_ocr",
+        "chatvlmllm.engines.glm_ocr:GlmOcrEngine",
+        capabilities=frozenset({"ocr"}),
+        default_max_pixels=_PATCH * _PATCH * 2048,
+        default_min_pixels=_PATCH * _PATCH * 4,
+        cpu_max_pixels=_PATCH * _PATCH * 256,
+        model_types=("glm_ocr",),
+        tiny_builder="chatvlmllm.devtools.tiny_doc_models:build_tiny_glm_ocr",
+        options=GlmOcrOptions,
+        prompts={
+            Task.TRANSCRIBE: "Text Recognition:",
+            Task.TABLE: "Table Recognition:",
+            Task.FORMULA: "Formula Recognition:",
+        },
+        entries=(
+            CatalogEntry(
+                key="glm_ocr",
+                name="GLM-OCR",
+                hub_id="zai-org/GLM-OCR",
+                params_b=0.9,
+                weights_gb=1.8,
+                description="0.9B OCR specialist; top of OmniDocBench v1.5 among small models.",
+                licence="MIT",
+                scores=Scores(omnidocbench=94.62, source="OmniDocBench v1.5 overall: zai-org/GLM-OCR model card"),
+                scripts=frozenset({Script.LATIN, Script.CJK}),
+            ),
+        ),
+    ),
+}
+
+
+class GlmOcrEngine(DocVLMEngine):
+    def load_processor(self, path: str) -> Any:
+        return load_image_only_processor(path)
+
+    def images_kwargs(self, max_pixels: int | None) -> dict[str, Any]:
+        if not max_pixels or self.plan is None:
+            return {}
+        min_pixels = min(self.plan.min_pixels or max_pixels, max_pixels)
+        return {"size": {"shortest_edge": min_pixels, "longest_edge": max_pixels}}

@@ -1,0 +1,59 @@
+"""LightOnOCR (LightOn, 1B): end-to-end page → Markdown, Pixtral vision + Qwen3 text, native in transformers.
+
+The model card prompts with the page image alone (no instruction); output is Markdown with
+tables in HTML or Markdown and formulas in LaTeX. It does not hold a conversation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from chatvlmllm.engines.doc_vlm import DocVLMEngine
+from chatvlmllm.families import CatalogEntry, FamilyInfo, Options, Scores, Task
+
+# The Pixtral processor resizes so the longest edge is at most this (lightonai/LightOnOCR-2-1B
+# preprocessor_config.json: longest_edge 1540 = 110 patches of 14 px).
+LONGEST_EDGE = 1540
+
+
+class LightOnOptions(Options):
+    """LightOnOCR takes no extra options."""
+
+
+FAMILIES = {
+    "lighton_ocr": FamilyInfo(
+        "lighton_ocr",
+        "chatvlmllm.engines.lighton_ocr:LightOnOcrEngine",
+        capabilities=frozenset({"ocr"}),
+        default_max_pixels=LONGEST_EDGE * LONGEST_EDGE,
+        cpu_max_pixels=28 * 28 * 256,
+        model_types=("lighton_ocr",),
+        tiny_builder="chatvlmllm.devtools.tiny_doc_models:build_tiny_lighton_ocr",
+        options=LightOnOptions,
+        # The page alone is the prompt for every transcription task (model card).
+        prompts={Task.TRANSCRIBE: "", Task.TABLE: "", Task.FORMULA: "", Task.LAYOUT: ""},
+        entries=(
+            CatalogEntry(
+                key="lighton_ocr",
+                name="LightOnOCR-2-1B",
+                hub_id="lightonai/LightOnOCR-2-1B",
+                params_b=1.01,
+                weights_gb=2.0,
+                description="1B end-to-end page → Markdown; fast, strong on olmOCR-bench.",
+                licence="Apache-2.0",
+                scores=Scores(olmocr=83.2, source="olmOCR-bench overall: lightonai/LightOnOCR-2-1B model card"),
+            ),
+        ),
+    ),
+}
+
+
+class LightOnOcrEngine(DocVLMEngine):
+    max_images = 1  # one page per request, as the model card runs it
+
+    def images_kwargs(self, max_pixels: int | None) -> dict[str, Any]:
+        if not max_pixels:
+            return {}
+        edge = min(LONGEST_EDGE, math.isqrt(max_pixels))
+        return {"size": {"longest_edge": edge}}

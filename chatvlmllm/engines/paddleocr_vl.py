@@ -1,0 +1,66 @@
+"""PaddleOCR-VL (PaddlePaddle, 0.9B): NaViT vision encoder + ERNIE-4.5-0.3B, native in transformers.
+
+Reads 109 languages including Cyrillic; one prompt per element kind (model card):
+"OCR:", "Table Recognition:", "Formula Recognition:", "Chart Recognition:". Tables come back
+as HTML-like OTSL-free markup, formulas as LaTeX. It does not hold a conversation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatvlmllm.engines.doc_vlm import DocVLMEngine
+from chatvlmllm.families import CatalogEntry, FamilyInfo, Options, Scores, Script, Task
+
+# Patch 14 × merge 2: the processor's budget in pixels is a multiple of 28².
+_PATCH = 28
+
+
+class PaddleOptions(Options):
+    """PaddleOCR-VL takes no extra options; prompts follow the request's task."""
+
+
+FAMILIES = {
+    "paddleocr_vl": FamilyInfo(
+        "paddleocr_vl",
+        "chatvlmllm.engines.paddleocr_vl:PaddleOcrVlEngine",
+        capabilities=frozenset({"ocr"}),
+        # The class declares sdpa and flash-attention support (PaddleOCRVLPreTrainedModel).
+        default_max_pixels=_PATCH * _PATCH * 2048,
+        default_min_pixels=_PATCH * _PATCH * 4,
+        cpu_max_pixels=_PATCH * _PATCH * 256,
+        model_types=("paddleocr_vl",),
+        tiny_builder="chatvlmllm.devtools.tiny_doc_models:build_tiny_paddleocr_vl",
+        options=PaddleOptions,
+        prompts={
+            Task.TRANSCRIBE: "OCR:",
+            Task.TABLE: "Table Recognition:",
+            Task.FORMULA: "Formula Recognition:",
+            Task.CHART: "Chart Recognition:",
+        },
+        entries=(
+            CatalogEntry(
+                key="paddleocr_vl",
+                name="PaddleOCR-VL",
+                hub_id="PaddlePaddle/PaddleOCR-VL",
+                params_b=0.96,
+                weights_gb=1.9,
+                description="0.9B document parser: text, tables, formulas, charts; 109 languages incl. Cyrillic.",
+                licence="Apache-2.0",
+                scores=Scores(
+                    omnidocbench=92.86,
+                    source="OmniDocBench v1.5 overall: PaddlePaddle/PaddleOCR-VL model card (arXiv 2510.14528)",
+                ),
+                scripts=frozenset({Script.LATIN, Script.CYRILLIC, Script.CJK}),
+            ),
+        ),
+    ),
+}
+
+
+class PaddleOcrVlEngine(DocVLMEngine):
+    def images_kwargs(self, max_pixels: int | None) -> dict[str, Any]:
+        if not max_pixels or self.plan is None:
+            return {}
+        min_pixels = min(self.plan.min_pixels or max_pixels, max_pixels)
+        return {"size": {"shortest_edge": min_pixels, "longest_edge": max_pixels}}
