@@ -1,10 +1,14 @@
 """Offline OCR engines side by side on the evaluation set: the figures behind docs/benchmark.md.
 
-    python benchmarks/ocr_engines.py [--eval-dir ../shared/eval] [--models rapidocr,tesseract]
-                                     [--limit N] [--concurrency N] [--out artifacts/ocr_engines.json]
+    python benchmarks/ocr_engines.py [--eval-dir ../shared/eval] [--models rapidocr,tesseract,ocr_auto]
+                                     [--limit N] [--out artifacts/ocr_engines.json] [--no-rss-page]
 
-The same run as `chatvlmllm bench`; prints the Markdown table (per kind and overall), writes the
-JSON and CSV, and ends with one JSON line of the headline figures.
+The same run as `chatvlmllm bench`: the engines take turns on every item (interleaved, so each sees
+the same background load); prints the Markdown table (per kind and overall: CER, word F1, median and
+p95 s/page, peak RSS), writes the JSON and CSV, and ends with one JSON line of the headline figures.
+It then reads the 2000×2468 page (page_multicol_02) once per engine, each in a fresh process, and
+records that process's peak RSS (`rss_page` in the JSON): the memory a user's machine needs.
+The machine (CPU model, cores, load average at start and end, engine versions) is in `machine`.
 
 `--paired` adds a latency comparison that is fair on a shared machine: the engines take turns on
 every item (alternating which goes first), so both see the same background load. The bench's own
@@ -25,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval-dir", default=str(REPO.parent / "shared" / "eval"))
-    parser.add_argument("--models", default="rapidocr,tesseract")
+    parser.add_argument("--models", default="rapidocr,tesseract,ocr_auto")
+    parser.add_argument("--no-rss-page", action="store_true", help="skip the fresh-process peak RSS on the large page")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--out", default=str(REPO / "artifacts" / "ocr_engines.json"))
@@ -58,10 +63,17 @@ def main() -> int:
     bar.close()
     if args.paired:
         results["paired_latency"] = paired_latency(args.eval_dir, models, args.limit)
+    if not args.no_rss_page:
+        results["rss_page"] = rss_on_large_page(Path(args.eval_dir) / "images" / RSS_PAGE, models)
     json_path, csv_path = write_results(results, args.out)
     machine = results["machine"]
-    print(f"{results['created']} · {machine['platform']} · {machine['cpu_count']} cores · device {machine['device']}")
+    print(
+        f"{results['created']} · {machine.get('cpu_model')} · {machine['cpu_count']} cores · {machine['platform']} · "
+        f"load average {machine['load_average_1m']} → {machine['load_average_1m_at_end']} · {machine.get('versions')}"
+    )
     print(markdown_table(results))
+    for key, figures in results.get("rss_page", {}).items():
+        print(f"peak RSS reading {RSS_PAGE} in a fresh process, {key}: {figures}")
     if args.paired:
         print_paired(results["paired_latency"])
     print(f"wrote {json_path} and {csv_path}")
@@ -76,6 +88,42 @@ def main() -> int:
     }
     print(json.dumps(headline))
     return 0
+
+
+RSS_PAGE = "page_multicol_02.png"  # 2000×2468, the issue's reference page
+_RSS_SCRIPT = """
+import json, resource, sys, time
+from chatvlmllm.cache import EngineCache
+from chatvlmllm.catalog import get_model
+from chatvlmllm.documents import open_document
+from chatvlmllm.engines import GenerationSettings, Message
+from chatvlmllm.hardware import probe
+from chatvlmllm.planner import plan_load
+spec = get_model(sys.argv[1])
+engine = EngineCache().get(spec, plan_load(probe(), spec))
+image = open_document(sys.argv[2]).page(0)
+started = time.perf_counter()
+settings = GenerationSettings(options={"ocr_cache": False})
+text = engine.stream([Message("user", "Extract all text", [image])], settings).consume()
+mb = lambda who: round(resource.getrusage(who).ru_maxrss / 1024, 1)
+# The Python process, and the largest child (a Tesseract subprocess) separately.
+print(json.dumps({"peak_rss_mb": mb(resource.RUSAGE_SELF), "peak_child_rss_mb": mb(resource.RUSAGE_CHILDREN),
+                  "seconds": round(time.perf_counter() - started, 2), "chars": len(text), "size": list(image.size)}))
+"""
+
+
+def rss_on_large_page(page: Path, models: list[str]) -> dict:
+    """Each engine reads the page in its own fresh process; that process's peak RSS (ru_maxrss) is the figure."""
+    import subprocess
+
+    found: dict = {}
+    for key in models:
+        done = subprocess.run(
+            [sys.executable, "-c", _RSS_SCRIPT, key, str(page)], capture_output=True, text=True, cwd=REPO, check=False
+        )
+        last = done.stdout.strip().splitlines()[-1:] if done.returncode == 0 else []
+        found[key] = json.loads(last[0]) if last else {"error": done.stderr.strip().splitlines()[-1:]}
+    return found
 
 
 def paired_latency(eval_dir: str, models: list[str], limit: int | None) -> dict:
