@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import answer_view, banners, document_view, sidebar, state
+from ui import answer_view, banners, document_view, sidebar, state, text_search
 
 st.set_page_config(page_title="chatvlmllm", page_icon="📄", layout="wide")
 
@@ -37,6 +37,7 @@ banners.availability(statuses, default_key, default_why, default_problem, option
 document_col, chat_col = st.columns([2, 3], gap="large")
 with document_col:
     document_view.render(session)
+    text_search.render(session)
 with chat_col:
     quick = answer_view.quick_prompts(session)
     answer_view.render_history(session)
