@@ -167,14 +167,17 @@ def markdown_table(rows: Sequence[Sequence[TextBox]]) -> str:
 
 _AMOUNT = r"(?:RM|USD|EUR|\$|€|£|₽)?\s?-?\d{1,3}(?:[ ,]\d{3})*(?:[.,]\d{2})"
 _FIELD_PATTERNS: dict[str, re.Pattern[str]] = {
-    "total": re.compile(rf"\b(?:grand\s+)?total\b[^\n\d]{{0,30}}({_AMOUNT})", re.IGNORECASE),
+    "total": re.compile(rf"\b(?:grand\s+)?total\b[^\n\d]{{0,30}}?({_AMOUNT})", re.IGNORECASE),
     "date": re.compile(
         r"\b(\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}-\d{2}-\d{2}|\d{1,2}\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
         r"[a-z]*\.?\s+\d{2,4})\b",
         re.IGNORECASE,
     ),
     "time": re.compile(r"\b(\d{1,2}:\d{2}(?::\d{2})?(?:\s?[AP]M)?)\b", re.IGNORECASE),
-    "tax": re.compile(rf"\b(?:gst|vat|tax|sst)\b[^\n\d]{{0,30}}({_AMOUNT})", re.IGNORECASE),
+    "tax": re.compile(
+        rf"\b(?:gst|vat|tax|sst)\b[^\n\d]{{0,30}}?(?:\d{{1,2}}(?:[.,]\d+)?\s?%[^\n\d]{{0,10}})?({_AMOUNT})",
+        re.IGNORECASE,
+    ),
     "phone": re.compile(r"\b(?:tel|phone|ph)\b\.?:?\s*([+\d][\d ()-]{6,}\d)", re.IGNORECASE),
     "email": re.compile(r"\b([\w.+-]+@[\w-]+\.[\w.-]+)\b"),
 }
