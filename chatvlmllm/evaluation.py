@@ -184,6 +184,7 @@ class Outcome:
     seconds: float = 0.0
     error: str | None = None
     peak_vram_mb: float | None = None
+    read_by: list[str] | None = None  # offline OCR: the engine that read each page (ocr_auto's choice)
 
 
 def _ask(engine: Any, prompt: str, image: Any, settings: Any) -> Outcome:
@@ -196,7 +197,9 @@ def _ask(engine: Any, prompt: str, image: Any, settings: Any) -> Outcome:
     except Exception as exc:  # one failed page must not lose the others
         return Outcome(seconds=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
     metrics = stream.metrics
-    return Outcome(text, time.perf_counter() - started, None, metrics.peak_vram_mb if metrics else None)
+    pages = stream.extras.get("pages") if isinstance(stream.extras, dict) else None
+    read_by = [str(page.get("engine")) for page in pages] if isinstance(pages, list) else None
+    return Outcome(text, time.perf_counter() - started, None, metrics.peak_vram_mb if metrics else None, read_by)
 
 
 def _run_all(
@@ -261,6 +264,7 @@ def _text_scores(outcomes: Sequence[Outcome], items: Sequence[EvalItem]) -> list
                 "word_f1": round(em.word_f1(outcome.text, item.truth), 4),
                 "latency_s": round(outcome.seconds, 4),
                 "error": outcome.error,
+                "read_by": outcome.read_by,
                 "text": outcome.text,
             }
         )
