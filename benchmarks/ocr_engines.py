@@ -31,6 +31,9 @@ def main() -> int:
     parser.add_argument("--eval-dir", default=str(REPO.parent / "shared" / "eval"))
     parser.add_argument("--models", default="rapidocr,tesseract,ocr_auto")
     parser.add_argument("--no-rss-page", action="store_true", help="skip the fresh-process peak RSS on the large page")
+    parser.add_argument(
+        "--rss-page-only", action="store_true", help="only the fresh-process peak RSS on the large page"
+    )
     parser.add_argument("--limit", type=int)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--out", default=str(REPO / "artifacts" / "ocr_engines.json"))
@@ -38,6 +41,9 @@ def main() -> int:
     parser.add_argument("--paired-only", action="store_true", help="only the paired latency comparison")
     args = parser.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.rss_page_only:
+        print(json.dumps(rss_on_large_page(Path(args.eval_dir) / "images" / RSS_PAGE, models), indent=2))
+        return 0
     if args.paired_only:
         paired = paired_latency(args.eval_dir, models, args.limit)
         print_paired(paired)
@@ -86,29 +92,71 @@ def main() -> int:
         }
         for key, m in results["models"].items()
     }
+    print("\nREADME table:\n" + readme_table(results))
     print(json.dumps(headline))
     return 0
 
 
+def readme_table(results: dict) -> str:
+    """Kinds as rows, engines as columns: CER / word F1 / median s / p95 s / peak RSS MB; the best CER in bold."""
+    models = {key: m for key, m in results["models"].items() if not m.get("error")}
+    kinds = sorted({kind for m in models.values() for kind in m.get("by_kind", {})})
+    header = "| kind (n) | " + " | ".join(f"{key} CER / word F1 / median s / p95 s / RSS MB" for key in models) + " |"
+    lines = [header, "|---|" + "---|" * len(models)]
+    for kind in [*kinds, "all"]:
+        figures = {key: (m if kind == "all" else m["by_kind"].get(kind, {})) for key, m in models.items()}
+        best = min((f["cer"] for f in figures.values() if f.get("cer") is not None), default=None)
+        n = next((f.get("n") for f in figures.values() if f.get("n")), 0)
+        cells = []
+        for f in figures.values():
+            if f.get("cer") is None:
+                cells.append("—")
+                continue
+            cer = f"**{f['cer']:.3f}**" if f["cer"] == best else f"{f['cer']:.3f}"
+            cells.append(
+                f"{cer} / {f['word_f1']:.3f} / {f['latency_median_s']:.2f} / {f['latency_p95_s']:.2f} / "
+                f"{f.get('peak_rss_mb') or 0:.0f}"
+            )
+        lines.append(f"| {'**all**' if kind == 'all' else kind} ({n}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 RSS_PAGE = "page_multicol_02.png"  # 2000×2468, the issue's reference page
 _RSS_SCRIPT = """
-import json, resource, sys, time
+import json, sys, threading, time
+import psutil
 from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import get_model
 from chatvlmllm.documents import open_document
 from chatvlmllm.engines import GenerationSettings, Message
 from chatvlmllm.hardware import probe
 from chatvlmllm.planner import plan_load
+me = psutil.Process()
+peak = {"process": 0, "tree": 0}
+done = threading.Event()
+def sample():  # this process, and this process plus its children (a Tesseract subprocess) at the same moment
+    while not done.wait(0.02):
+        try:
+            own = me.memory_info().rss
+            children = sum(c.memory_info().rss for c in me.children(recursive=True))
+        except psutil.Error:
+            continue
+        peak["process"] = max(peak["process"], own)
+        peak["tree"] = max(peak["tree"], own + children)
+threading.Thread(target=sample, daemon=True).start()
 spec = get_model(sys.argv[1])
 engine = EngineCache().get(spec, plan_load(probe(), spec))
 image = open_document(sys.argv[2]).page(0)
 started = time.perf_counter()
 settings = GenerationSettings(options={"ocr_cache": False})
-text = engine.stream([Message("user", "Extract all text", [image])], settings).consume()
-mb = lambda who: round(resource.getrusage(who).ru_maxrss / 1024, 1)
-# The Python process, and the largest child (a Tesseract subprocess) separately.
-print(json.dumps({"peak_rss_mb": mb(resource.RUSAGE_SELF), "peak_child_rss_mb": mb(resource.RUSAGE_CHILDREN),
-                  "seconds": round(time.perf_counter() - started, 2), "chars": len(text), "size": list(image.size)}))
+stream = engine.stream([Message("user", "Extract all text", [image])], settings)
+text = stream.consume()
+seconds = time.perf_counter() - started
+done.set()
+mb = lambda value: round(value / 1e6, 1)
+print(json.dumps({"peak_rss_mb": mb(peak["process"]), "peak_rss_with_children_mb": mb(peak["tree"]),
+                  "seconds": round(seconds, 2), "chars": len(text), "size": list(image.size),
+                  "read_by": [p["engine"] for p in stream.extras.get("pages", [])]}))
 """
 
 
