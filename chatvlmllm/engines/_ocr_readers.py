@@ -14,8 +14,10 @@ Every figure behind these settings: docs/benchmark.md ("Tuning").
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
+import itertools
 import logging
 import os
 import shutil
@@ -161,8 +163,7 @@ class RapidReader:
             texts.extend(chunk.txts or ())
             scores.extend(chunk.scores or ())
         rec = TextRecOutput(imgs=list(crops), txts=tuple(texts), scores=scores, word_results=tuple(() for _ in texts))
-        det = detection.det
-        det.boxes = det.boxes.copy()  # build_final_output maps the boxes in place
+        det = copy.copy(detection.det)  # build_final_output maps its boxes: keep the detection reusable
         result = self.ocr.build_final_output(
             detection.bgr, det, TextClsOutput(), rec, list(detection.crops), detection.record
         )
@@ -269,9 +270,55 @@ class TesseractReader:
                     raise Cancelled from None
 
     def read(self, image: Image.Image, language: str, cancel: threading.Event | None = None) -> list[list[TextBox]]:
-        from chatvlmllm.engines.classic_ocr import tesseract_rows
-
         return tesseract_rows(self.words(image, language, cancel))
+
+
+def tesseract_rows(data: dict[str, list]) -> list[list[TextBox]]:
+    """Tesseract's words (image_to_data) as text rows in reading order.
+
+    Tesseract's own layout analysis orders the blocks (it finds columns well), and its order is
+    kept. But it reads two columns whose lines align as one line: such a line is split where two
+    words are further apart than GUTTER_WORD_HEIGHTS word heights, and a block with split lines
+    is put in order by reading_order (columns one after the other; a receipt's label and amount
+    rejoin as one row).
+    """
+    blocks: dict[tuple[int, int], dict[tuple[int, int], list[int]]] = {}
+    for i, word in enumerate(data["text"]):
+        if str(word).strip() and float(data["conf"][i]) >= 0:
+            block = blocks.setdefault((data["page_num"][i], data["block_num"][i]), {})
+            block.setdefault((data["par_num"][i], data["line_num"][i]), []).append(i)
+    rows: list[list[TextBox]] = []
+    for lines in blocks.values():
+        pieces = [_split_at_gutters(sorted(words, key=lambda i: data["left"][i]), data) for words in lines.values()]
+        if any(len(line) > 1 for line in pieces):
+            rows.extend(reading_order([_tesseract_box(piece, data) for line in pieces for piece in line]))
+        else:
+            rows.extend([_tesseract_box(line[0], data)] for line in pieces)
+    return rows
+
+
+GUTTER_WORD_HEIGHTS = 2.0
+
+
+def _split_at_gutters(indices: list[int], data: dict[str, list]) -> list[list[int]]:
+    pieces = [[indices[0]]]
+    for previous, current in itertools.pairwise(indices):
+        gap = data["left"][current] - (data["left"][previous] + data["width"][previous])
+        height = max(data["height"][previous], data["height"][current], 1)
+        if gap > GUTTER_WORD_HEIGHTS * height:
+            pieces.append([])
+        pieces[-1].append(current)
+    return pieces
+
+
+def _tesseract_box(indices: list[int], data: dict[str, list]) -> TextBox:
+    x0 = min(data["left"][i] for i in indices)
+    y0 = min(data["top"][i] for i in indices)
+    x1 = max(data["left"][i] + data["width"][i] for i in indices)
+    y1 = max(data["top"][i] + data["height"][i] for i in indices)
+    text = " ".join(str(data["text"][i]).strip() for i in indices)
+    score = sum(float(data["conf"][i]) for i in indices) / len(indices) / 100.0
+    return TextBox(text, (float(x0), float(y0), float(x1), float(y1)), round(score, 4))
 
 
 def parse_tsv(text: str) -> dict[str, list]:

@@ -13,7 +13,6 @@ choice live in `_ocr_readers`.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from chatvlmllm.engines.base import (
 from chatvlmllm.errors import EngineError
 from chatvlmllm.ocr_answers import OcrRequest, classify_request, compose
 from chatvlmllm.ocr_cache import default_ocr_cache, page_key
-from chatvlmllm.reading_order import TextBox, lines_text, reading_order
+from chatvlmllm.reading_order import TextBox, lines_text
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -369,51 +368,3 @@ class TesseractEngine(ClassicOcrEngine):
         tesseract_language = self._tesseract_language(language)
         rows = self._tesseract.read(image, tesseract_language, cancel)
         return PageReading(rows, Reader.TESSERACT, f"chosen engine (language {tesseract_language})")
-
-
-def tesseract_rows(data: dict[str, list]) -> list[list[TextBox]]:
-    """Tesseract's words (image_to_data) as text rows in reading order.
-
-    Tesseract's own layout analysis orders the blocks (it finds columns well), and its order is
-    kept. But it reads two columns whose lines align as one line: such a line is split where two
-    words are further apart than GUTTER_WORD_HEIGHTS word heights, and a block with split lines
-    is put in order by reading_order (columns one after the other; a receipt's label and amount
-    rejoin as one row).
-    """
-    blocks: dict[tuple[int, int], dict[tuple[int, int], list[int]]] = {}
-    for i, word in enumerate(data["text"]):
-        if str(word).strip() and float(data["conf"][i]) >= 0:
-            block = blocks.setdefault((data["page_num"][i], data["block_num"][i]), {})
-            block.setdefault((data["par_num"][i], data["line_num"][i]), []).append(i)
-    rows: list[list[TextBox]] = []
-    for lines in blocks.values():
-        pieces = [_split_at_gutters(sorted(words, key=lambda i: data["left"][i]), data) for words in lines.values()]
-        if any(len(line) > 1 for line in pieces):
-            rows.extend(reading_order([_tesseract_box(piece, data) for line in pieces for piece in line]))
-        else:
-            rows.extend([_tesseract_box(line[0], data)] for line in pieces)
-    return rows
-
-
-GUTTER_WORD_HEIGHTS = 2.0
-
-
-def _split_at_gutters(indices: list[int], data: dict[str, list]) -> list[list[int]]:
-    pieces = [[indices[0]]]
-    for previous, current in itertools.pairwise(indices):
-        gap = data["left"][current] - (data["left"][previous] + data["width"][previous])
-        height = max(data["height"][previous], data["height"][current], 1)
-        if gap > GUTTER_WORD_HEIGHTS * height:
-            pieces.append([])
-        pieces[-1].append(current)
-    return pieces
-
-
-def _tesseract_box(indices: list[int], data: dict[str, list]) -> TextBox:
-    x0 = min(data["left"][i] for i in indices)
-    y0 = min(data["top"][i] for i in indices)
-    x1 = max(data["left"][i] + data["width"][i] for i in indices)
-    y1 = max(data["top"][i] + data["height"][i] for i in indices)
-    text = " ".join(str(data["text"][i]).strip() for i in indices)
-    score = sum(float(data["conf"][i]) for i in indices) / len(indices) / 100.0
-    return TextBox(text, (float(x0), float(y0), float(x1), float(y1)), round(score, 4))
