@@ -70,7 +70,9 @@ def main() -> int:
     load_start = round(os.getloadavg()[0], 2)
     for index, item in enumerate(eval_set.items):
         image = open_document(item.image).page(0).convert("RGB")
-        jobs = [(name, reader, None) for name, reader in rapid.items() if item.lang == "en"]
+        jobs: list[tuple[str, Any, str | None]] = [
+            (name, reader, None) for name, reader in rapid.items() if item.lang == "en"
+        ]
         jobs += [(name, reader, language.get(item.lang, "eng")) for name, reader in tesseract.items()]
         for name, reader, lang in jobs if index % 2 == 0 else jobs[::-1]:
             cpu_before = time.process_time() + _children_cpu()

@@ -123,7 +123,8 @@ class RapidReader:
         try:
             from rapidocr import RapidOCR
 
-            self.ocr = RapidOCR(params=dict(params if params is not None else tuned_rapid_params()))
+            # Typed loosely: rapidocr's stage outputs are a union its callers narrow at run time.
+            self.ocr: Any = RapidOCR(params=dict(params if params is not None else tuned_rapid_params()))
         except Exception as exc:  # missing wheel, broken onnxruntime
             raise EngineError(f"rapidocr cannot start: {exc} (pip install rapidocr onnxruntime)") from exc
 
@@ -142,7 +143,8 @@ class RapidReader:
         from rapidocr.utils.process_img import map_boxes_to_original
 
         height, width = bgr.shape[:2]
-        points = map_boxes_to_original(det.boxes.copy(), record, height, width)
+        detected: Any = det.boxes
+        points = map_boxes_to_original(detected.copy(), record, height, width)
         return Detection(bgr, prepared, record, list(crops), det, [box_from_points(p) for p in points])
 
     def recognise(self, detection: Detection, cancel: threading.Event | None = None) -> list[list[TextBox]]:
@@ -162,7 +164,8 @@ class RapidReader:
             chunk = self.ocr.recognize_txt(crops[start : start + REC_CHUNK])
             texts.extend(chunk.txts or ())
             scores.extend(chunk.scores or ())
-        rec = TextRecOutput(imgs=list(crops), txts=tuple(texts), scores=scores, word_results=tuple(() for _ in texts))
+        rec_output: Any = TextRecOutput
+        rec = rec_output(imgs=list(crops), txts=tuple(texts), scores=scores, word_results=tuple(() for _ in texts))
         det = copy.copy(detection.det)  # build_final_output maps its boxes: keep the detection reusable
         result = self.ocr.build_final_output(
             detection.bgr, det, TextClsOutput(), rec, list(detection.crops), detection.record
