@@ -86,7 +86,7 @@ def test_not_set_language_russian_lines_go_to_tesseract_and_the_answer_says_why(
         page = stream.extras["pages"][0]
         assert page["engine"] == "tesseract" and "cyrillic" in page["reason"]
         assert "Read by tesseract" in text  # the answer itself names the reader and the reason
-        transcript = text.rsplit("\n\n_Read by", 1)[0]
+        transcript = text.rsplit("\n\n(Read by", 1)[0]
         assert cer(transcript, truth(item)) < 0.1
 
 

@@ -209,7 +209,7 @@ class ClassicOcrEngine(BaseEngine):
         if settings.options.get("reader_note", True) and (
             self.spec.family == "ocr_auto" or _handed_off(self, pages_out)
         ):
-            yield f"\n\n_{extras['read_by']}_"
+            yield f"\n\n({extras['read_by']})"
         return GenerationStats(stopped_by="eos", new_tokens=None, extras=extras)
 
 
