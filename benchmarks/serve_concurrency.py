@@ -42,8 +42,8 @@ def main() -> int:
     levels = [int(level) for level in args.levels.split(",")]
     load_before = os.getloadavg()[0]  # other jobs on the machine skew every figure: record how busy it was
 
+    from chatvlmllm.devtools.servers import running_server
     from chatvlmllm.evaluation import run_benchmark
-    from chatvlmllm.server import running_server
 
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(args.model_path) if args.model_path else tiny_model(Path(scratch) / "tiny_qwen2_vl")

@@ -120,10 +120,9 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         family="dots_ocr",
         name="dots.ocr",
         hub_id="rednote-hilab/dots.ocr",
-        revision="c0111ce6bc07803dbc267932ffef0ae3a51dc951",  # pinned: the remote code runs from this commit
+        revision="c0111ce6bc07803dbc267932ffef0ae3a51dc951",  # pinned weights; their Python code is never run
         params_b=3.04,
-        trust_remote_code=True,
-        description="Layout-aware OCR (boxes, tables as HTML, formulas as LaTeX); remote code.",
+        description="Layout-aware OCR (boxes, tables as HTML, formulas as LaTeX); chatvlmllm's own model code.",
         builtin=True,
     ),
 )
@@ -138,6 +137,8 @@ def models_file() -> Path:
 
 
 _SPEC_FIELDS = {f.name for f in fields(ModelSpec)} - {"key", "builtin", "options"}
+# Overriding any of these points an entry at other code: an inherited remote-code opt-in is dropped.
+_TRUST_SENSITIVE = frozenset({"hub_id", "revision", "path"})
 
 
 def _spec_from_toml(key: str, entry: dict[str, Any], base: ModelSpec | None, origin: Path) -> ModelSpec:
@@ -155,6 +156,9 @@ def _spec_from_toml(key: str, entry: dict[str, Any], base: ModelSpec | None, ori
     if entry.get("backend") == "openai" and "family" not in known:
         known["family"] = "openai"
     if base is not None:
+        if _TRUST_SENSITIVE & known.keys() and "trust_remote_code" not in known:
+            # Other weights run other code: the built-in's opt-in does not carry over to them.
+            known["trust_remote_code"] = False
         return replace(base, **known, options={**base.options, **options})
     if "family" not in known:
         raise UserError(f"{origin}: [models.{key}] needs a `family` (one of {', '.join(_family_names())})")

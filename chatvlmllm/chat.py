@@ -10,14 +10,18 @@ closed tab) still cancels the generation and saves what was answered.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from chatvlmllm import router
 from chatvlmllm.catalog import ModelSpec, get_model
-from chatvlmllm.conversation import Conversation, Turn, now_iso
+from chatvlmllm.context import prompt_budget
+from chatvlmllm.conversation import TURNS_NOT_SENT, Conversation, Turn, now_iso
 from chatvlmllm.documents import Document, load_document
 from chatvlmllm.engines import AnswerStream, GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, UserError
@@ -30,6 +34,11 @@ if TYPE_CHECKING:
     from chatvlmllm.cache import EngineCache
     from chatvlmllm.hardware import HardwareProfile
     from chatvlmllm.store import ChatStore
+
+log = logging.getLogger(__name__)
+
+# A streaming answer is saved this often (as an incomplete turn), so a crash loses at most this much.
+PARTIAL_SAVE_S = float(os.environ.get("CHATVLMLLM_PARTIAL_SAVE_S", "2"))
 
 # The common jobs, one click each.
 QUICK_PROMPTS: dict[str, str] = {
@@ -49,7 +58,7 @@ class AskOptions:
 
     model: str
     attention: str = "auto"
-    max_new_tokens: int = 1024
+    max_new_tokens: int | None = None  # None: the model's default (see GenerationSettings)
     temperature: float = 0.0
     repetition_guard: bool = True
     fallback: bool = True
@@ -59,7 +68,7 @@ class AskOptions:
         return PlanOverrides(attention=self.attention)
 
     def generation(self) -> GenerationSettings:
-        if self.max_new_tokens < 1:
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise UserError("Max new tokens must be at least 1.")
         return GenerationSettings(
             max_new_tokens=self.max_new_tokens,
@@ -98,6 +107,28 @@ class ChatSession:
 
     # -- opening -------------------------------------------------------------
     @classmethod
+    def new(cls, store: ChatStore | None) -> ChatSession:
+        """A new, empty chat; it is written to the store at its first upload or question.
+
+        A browser session that opens without naming a chat gets one of these, never the
+        most recent chat of the store, which may belong to another session.
+        """
+        return cls(store=store)
+
+    @classmethod
+    def open_or_new(cls, store: ChatStore | None, session_id: str | None) -> ChatSession:
+        """The chat `session_id` names if it is stored and readable, else a new one (never another chat)."""
+        if store is None or not session_id or not store.exists(session_id):
+            return cls.new(store)
+        try:
+            return cls.open(store, session_id)
+        except UserError as exc:
+            log.warning("chat %s cannot be opened: %s", session_id, exc)
+            session = cls.new(store)
+            session.save_error = f"The chat {session_id} could not be opened ({exc}); this is a new chat."
+            return session
+
+    @classmethod
     def open(cls, store: ChatStore, session_id: str) -> ChatSession:
         """A stored chat, with its documents decoded again (undecodable ones are left out)."""
         stored = store.load(session_id)
@@ -105,8 +136,9 @@ class ChatSession:
         for sha, doc in stored.documents.items():
             try:
                 documents[sha] = load_document(doc.data, doc.name)
-            except DocumentError:
-                continue  # e.g. the size limit was lowered since; the transcript still opens
+            except DocumentError as exc:  # e.g. the size limit was lowered since; the transcript still opens
+                log.warning("chat %s: the stored document %s is left out: %s", session_id, doc.name, exc)
+                continue
         return cls(stored.conversation, store, documents, stored.active_document, stored.pages)
 
     @classmethod
@@ -133,8 +165,13 @@ class ChatSession:
         self.active_document = document.sha256
         self.pages = [1]
         if self.store is not None:
-            self.store.save_session(self.conversation, self.active_document, self.pages)
-            self.store.save_document(self.id, document.sha256, document.name, document.data)
+            try:
+                self.store.save_session(self.conversation, self.active_document, self.pages)
+                self.store.save_document(self.id, document.sha256, document.name, document.data)
+            except StoreError as exc:
+                self.save_error = f"{exc} The document is in use, but it is not saved with the chat."
+                return
+            self.save_error = None
             self.saved = True
 
     def select_pages(self, pages: list[int]) -> None:
@@ -150,7 +187,7 @@ class ChatSession:
         if pages != self.pages:
             self.pages = list(pages)
             if self.store is not None and self.saved:
-                self.store.save_session(self.conversation, self.active_document, self.pages)
+                self._store_call(self.store.save_session, self.conversation, self.active_document, self.pages)
 
     def page_image(self, sha256: str, page: int) -> Image.Image | None:
         doc = self.documents.get(sha256)
@@ -170,7 +207,21 @@ class ChatSession:
             raise UserError("A chat needs a name.")
         self.conversation.title = title
         if self.store is not None and self.saved:
-            self.store.rename(self.id, title)
+            self._store_call(self.store.rename, self.id, title)
+
+    def page_pixels(self, sha256: str, page: int) -> int:
+        doc = self.documents.get(sha256)
+        return doc.page_pixels(page - 1) if doc is not None else 0
+
+    def _store_call(self, write: Any, *args: Any) -> bool:
+        """A store write whose failure becomes `save_error` (a "not saved" warning), never an exception."""
+        try:
+            write(*args)
+        except StoreError as exc:
+            self.save_error = f"{exc} The chat goes on, but this change is not saved."
+            return False
+        self.save_error = None
+        return True
 
     # -- asking --------------------------------------------------------------
     def settle(self, timeout_s: float = 30.0) -> bool:
@@ -201,6 +252,9 @@ class ChatSession:
         spec = get_model(options.model, dict(catalog))
         settings = options.generation()
         doc = self.document
+        if doc is not None:
+            doc.check_request([p - 1 for p in self.pages])  # refuse before rendering anything
+        budget = prompt_budget(spec, plan_load(hardware, spec, options.overrides()), settings.budget())
         turn = Turn(
             "user",
             question,
@@ -212,29 +266,48 @@ class ChatSession:
         turn.finished_at = turn.started_at
         self.conversation.add(turn)
         try:
-            messages = self.conversation.engine_messages(self.page_image)
+            # One image object per page for this request: `_question_carries_its_pages` recognises
+            # a page already sent by identity, and the document keeps only its last pages rendered.
+            rendered: dict[tuple[str, int], Image.Image | None] = {}
+
+            def page_once(sha256: str, page: int) -> Image.Image | None:
+                if (sha256, page) not in rendered:
+                    rendered[sha256, page] = self.page_image(sha256, page)
+                return rendered[sha256, page]
+
+            sent = self.conversation.engine_messages(page_once, budget, self.page_pixels)
+            messages = _question_carries_its_pages(sent, turn, page_once)
         except DocumentError:
             self.conversation.turns.pop()  # the page cannot be rendered: the question was not asked
             raise
+        if turn.pages:  # engines that label pages use the document's numbers, not positions
+            settings.options["page_numbers"] = list(turn.pages)
         self._save(turn)
         chain = router.build_chain(spec, fallback=options.fallback, catalog=dict(catalog), language=options.language)
         routed = router.answer(messages, chain, hardware, settings, options.overrides(), cache)
-        self.pending = PendingAnswer(self, routed, messages, spec, options)
+        self.pending = PendingAnswer(self, routed, messages, spec, options, self.conversation.dropped_turns)
         return self.pending
 
-    def _save(self, turn: Turn) -> None:
-        """Save a turn at once; if the store fails, the turn stays in this session and `save_error` says why."""
+    def _save(self, turn: Turn, position: int | None = None) -> int | None:
+        """Save a turn at once (or over the partial one at `position`); returns its position.
+
+        If the store fails, the turn stays in this session and `save_error` says why.
+        """
         if self.store is None:
-            return
+            return None
         try:
-            self.store.append_turn(self.conversation, turn)
+            if position is None:
+                position = self.store.append_turn(self.conversation, turn)
+            else:
+                self.store.replace_turn(self.conversation, position, turn)
             if not self.saved:
                 self.store.save_session(self.conversation, self.active_document, self.pages)
         except StoreError as exc:
             self.save_error = f"{exc} The chat goes on, but this turn is not saved."
-            return
+            return None
         self.save_error = None
         self.saved = True
+        return position
 
 
 class PendingAnswer:
@@ -247,8 +320,12 @@ class PendingAnswer:
         messages: list[Message],
         spec: ModelSpec,
         options: AskOptions,
+        turns_not_sent: int = 0,
     ):
         self.session = session
+        self.turns_not_sent = turns_not_sent
+        self._partial_position: int | None = None  # where the incomplete answer is saved
+        self._last_partial_save = time.monotonic()
         self.routed = routed
         self.messages = messages
         self.spec = spec
@@ -260,6 +337,7 @@ class PendingAnswer:
         self._current_chunks: Iterator[str] | None = None
         self._exhausted = False
         self._cancelled = threading.Event()
+        self._finishing = threading.Lock()  # one assistant turn, whether finish or abandon makes it
         self.done = threading.Event()  # set once the assistant turn is saved
 
     def __iter__(self) -> Iterator[AnswerStream]:
@@ -282,9 +360,39 @@ class PendingAnswer:
             stream.cancel()
 
     def chunks(self, stream: AnswerStream) -> Iterator[str]:
-        """The text of `stream` for display. Kept, so `finish` can drain it after an interruption."""
-        self._current_chunks = iter(stream)
+        """The text of `stream` for display. Kept, so `finish` can drain it after an interruption.
+
+        While it streams, the answer so far is saved every PARTIAL_SAVE_S seconds as an
+        incomplete turn: a crash (kill -9, power loss) then loses only the last seconds.
+        """
+        self._current_chunks = self._saving_partials(stream)
         return self._current_chunks
+
+    def _saving_partials(self, stream: AnswerStream) -> Iterator[str]:
+        for chunk in stream:
+            yield chunk
+            if time.monotonic() - self._last_partial_save >= PARTIAL_SAVE_S:
+                self.save_partial(stream.text)
+
+    def save_partial(self, text: str) -> None:
+        """Save `text` as this answer so far, marked incomplete (replaced by the finished turn)."""
+        if self.turn is not None or not text:
+            return
+        self._last_partial_save = time.monotonic()
+        partial = Turn(
+            "assistant",
+            text,
+            model=self.spec.key,
+            started_at=self.started_at,
+            settings=self.options.to_dict(),
+            extras={TURNS_NOT_SENT: self.turns_not_sent} if self.turns_not_sent else {},
+            incomplete=True,
+        )
+        session = self.session
+        if self._partial_position is None:
+            self._partial_position = session._save(partial)
+        else:
+            session._save(partial, self._partial_position)
 
     def first_model_loaded(self) -> bool:
         """Whether the chosen model is already in memory (else the first answer starts with a load)."""
@@ -302,17 +410,53 @@ class PendingAnswer:
         exception), the generation in flight is cancelled first: its cancel event ends
         `generate` at the next token, and the partial answer is kept as "cancelled".
         """
-        if self.turn is not None:
+        with self._finishing:
+            if self.turn is not None:
+                return self.turn
+            try:
+                if not self._exhausted:
+                    self._stop()
+                self.turn = self._assistant_turn(error)
+                self.session.conversation.add(self.turn)
+                self.session._save(self.turn, self._partial_position)
+            finally:
+                self.done.set()
             return self.turn
+
+    def abandon(self) -> Turn | None:
+        """Record a stopped answer now, from another thread, while the engine is still busy.
+
+        An engine stops at its next token, page or batch; an OCR page can take seconds. The
+        user's Stop should not wait for that: the text so far is saved as "cancelled" at once,
+        and the generation thread's later `finish()` keeps this turn. Returns None when the
+        answer is being finished right now (then wait for `done`).
+        """
+        self.cancel()
+        if not self._finishing.acquire(blocking=False):
+            return None
         try:
-            if not self._exhausted:
-                self._stop()
-            self.turn = self._assistant_turn(error)
-            self.session.conversation.add(self.turn)
-            self.session._save(self.turn)
+            if self.turn is None:
+                stream = self._current
+                metrics = stream.metrics.to_dict() if stream is not None and stream.metrics else {}
+                metrics.update(model=metrics.get("model", self.spec.key), stopped_by="cancelled")
+                self.turn = Turn(
+                    "assistant",
+                    stream.text if stream is not None else "",
+                    model=self.spec.key if stream is None else metrics["model"],
+                    attempts=[a.to_dict() for a in self.routed.attempts],
+                    metrics=metrics,
+                    started_at=self.started_at,
+                    finished_at=now_iso(),
+                    error=None if stream is not None else "Stopped before the answer started.",
+                    settings=self.options.to_dict(),
+                    extras={TURNS_NOT_SENT: self.turns_not_sent} if self.turns_not_sent else {},
+                )
+                self.session.conversation.add(self.turn)
+                self.session._save(self.turn, self._partial_position)
+                self.done.set()
+            return self.turn
         finally:
-            self.done.set()
-        return self.turn
+            self._finishing.release()
 
     def _stop(self) -> None:
         stream = self._current
@@ -322,8 +466,8 @@ class PendingAnswer:
                 try:
                     for _ in self._current_chunks or iter(stream):
                         pass  # generation ends at the next token; this collects the stats
-                except Exception:
-                    pass  # the stream records stopped_by="error" itself
+                except Exception:  # the stream records stopped_by="error" itself; the log keeps why
+                    log.warning("the stopped answer ended with an error", exc_info=True)
             if stream.metrics and stream.metrics.stopped_by == "cancelled":
                 next(self._routes, None)  # the router records the cancelled answer and stops
         self._routes.close()  # no further models after an interruption
@@ -334,6 +478,8 @@ class PendingAnswer:
         text = routed.text or (stream.text if stream else "")
         extras = dict(routed.extras or (stream.extras if stream else {}))
         extras.update(messages_sent=len(self.messages), images_sent=sum(len(m.images) for m in self.messages))
+        if self.turns_not_sent:
+            extras[TURNS_NOT_SENT] = self.turns_not_sent
         if error is None and routed.model is None:
             error = routed.error or ("Stopped before the answer started." if stream is None else None)
         return Turn(
@@ -348,6 +494,27 @@ class PendingAnswer:
             settings=self.options.to_dict(),
             extras=_jsonable(extras),
         )
+
+
+def _question_carries_its_pages(
+    messages: list[Message], question: Turn, page_image: Callable[[str, int], Image.Image | None]
+) -> list[Message]:
+    """The latest question carries every page it asks about, in page order.
+
+    The conversation attaches a page once, to the first question about it; "All pages" after a
+    question about page 3 would then carry only pages 1 and 2, and an engine reading the latest
+    images (offline OCR) would leave page 3 out. Earlier copies of these pages are dropped, so a
+    model still sees each page once.
+    """
+    if not question.document_sha256 or not question.pages or not messages:
+        return messages
+    wanted = [page_image(question.document_sha256, page) for page in question.pages]
+    images = [image for image in wanted if image is not None]
+    carried = {id(image) for image in images}
+    for message in messages[:-1]:
+        message.images = [image for image in message.images if id(image) not in carried]
+    messages[-1].images = images
+    return messages
 
 
 def _jsonable(extras: dict[str, Any]) -> dict[str, Any]:

@@ -101,14 +101,16 @@ def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | N
         reasons.append(f"CPU: pixel budget {max_pixels:,} to keep answers within seconds")
 
     vision_attention = None
-    if info.max_pixels_without_fa2 and attention != "flash_attention_2":
-        vision_attention = attention
-        if max_pixels is None or max_pixels > info.max_pixels_without_fa2:
+    if info.max_pixels_without_fa2:
+        # The family's own vision tower (dots.ocr) attends one image at a time: eager stays eager,
+        # anything else runs torch's sdpa (it never needs flash-attn).
+        vision_attention = "eager" if attention == "eager" else "sdpa"
+        if attention != "flash_attention_2" and (max_pixels is None or max_pixels > info.max_pixels_without_fa2):
             max_pixels = info.max_pixels_without_fa2
-        reasons.append(
-            f"vision tower switched to {attention} (it defaults to flash_attention_2); "
-            f"max_pixels capped at {max_pixels:,} because {attention} builds a dense n×n attention mask"
-        )
+            reasons.append(
+                f"max_pixels capped at {max_pixels:,}: without flash-attn one page's vision attention "
+                "costs memory in the square of its patches"
+            )
     if info.plan_check is not None:
         extra, check_ok = info.plan_check(spec, dtype, vision_attention)
         reasons.extend(extra)

@@ -11,6 +11,7 @@ judges it once consumed.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -24,6 +25,8 @@ from chatvlmllm.engines import AnswerMetrics, AnswerStream, GenerationSettings, 
 from chatvlmllm.errors import OutOfMemoryError, UserError
 from chatvlmllm.hardware import HardwareProfile
 from chatvlmllm.planner import LoadPlan, PlanOverrides, plan_load
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CHAIN = ("dots_ocr", "qwen_vl_2b", "rapidocr")
 _SPECIAL_TOKEN = re.compile(r"<\|[^|>]{1,40}\|>|</?s>|<pad>|<unk>")
@@ -124,12 +127,21 @@ class RoutedAnswer:
                 self._accept(spec, plan, stream, "", elapsed)
                 return
         if self.model is None:
-            self.error = "No model could answer. " + " ".join(
-                f"{a.model}: {a.reason}." for a in self.attempts if a.reason
-            )
+            self.error = self._failure_summary()
+
+    def _failure_summary(self) -> str:
+        """Why nothing answered. When a model read the page and found nothing, that is the news:
+        other models' load failures are counted, not listed."""
+        empty = [a.model for a in self.attempts if a.outcome == "empty"]
+        if not empty:
+            return "No model could answer. " + " ".join(f"{a.model}: {a.reason}." for a in self.attempts if a.reason)
+        others = {a.model for a in self.attempts if a.outcome in ("load_failed", "skipped")}
+        note = f" ({len(others)} other model(s) could not run here.)" if others else ""
+        return f"No text found: {', '.join(empty)} read the page and returned nothing (is it blank?).{note}"
 
     def _record(self, spec: ModelSpec, outcome: str, reason: str, seconds: float) -> None:
         self.attempts.append(Attempt(spec.key, outcome, reason, round(seconds, 3)))
+        log.info("attempt %s: %s after %.2f s%s", spec.key, outcome, seconds, f" ({reason})" if reason else "")
 
     def _accept(self, spec: ModelSpec, plan: LoadPlan, stream: AnswerStream, reason: str, seconds: float) -> None:
         self._record(spec, "answered", reason, seconds)
@@ -161,7 +173,10 @@ class RoutedAnswer:
 
 
 def _reason(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+    detail = " ".join(str(exc).split()).strip(" .")
+    if isinstance(exc, UserError) and detail:
+        return detail
+    return f"{type(exc).__name__}: {detail}" if detail else f"{type(exc).__name__} (the engine gave no details)"
 
 
 def build_chain(
@@ -171,7 +186,8 @@ def build_chain(
     chain_keys: Sequence[str] | None = None,
     language: str | None = None,
 ) -> list[ModelSpec]:
-    """The chosen model first, then the configured chain (models not in the catalog are skipped).
+    """The chosen model first, then the configured chain (models not in the catalog are skipped,
+    and so are models that need remote code: those run only when chosen).
 
     With the document's `language` (ISO 639-1), the offline engine that reads it best goes in
     just before rapidocr (e.g. tesseract for "ru": rapidocr's bundled models have no Cyrillic).
@@ -189,6 +205,8 @@ def build_chain(
     if fallback or first is None:
         for key in keys:
             if key in catalog and all(spec.key != key for spec in chain):
+                if catalog[key].trust_remote_code:
+                    continue  # remote code runs only for a model the user chose, never as a silent fallback
                 chain.append(catalog[key])
     return chain
 

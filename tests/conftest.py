@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-# Remote-code modules (dots.ocr tests) go to a throwaway folder, not the user's HF cache.
+# Should anything ever load remote code, its modules go to a throwaway folder, not the user's HF cache.
 os.environ.setdefault("HF_MODULES_CACHE", tempfile.mkdtemp(prefix="chatvlmllm-hf-modules-"))
 
 SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
@@ -26,6 +26,20 @@ def require_tesseract() -> None:
         if TESSERACT_REQUIRED:
             pytest.fail("CHATVLMLLM_REQUIRE_TESSERACT=1 but the tesseract binary is missing")
         pytest.skip("tesseract binary not installed (apt-get install tesseract-ocr tesseract-ocr-rus)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """gpu-marked tests need CUDA: skipped where torch sees none (an honest hardware skip), run everywhere else."""
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; torch.cuda.is_available() is False here")
+    for item in gpu_items:
+        item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +64,21 @@ def tiny_qwen3_vl(tmp_path_factory) -> Path:
     from chatvlmllm.devtools.tiny_models import build_tiny_qwen3_vl
 
     return build_tiny_qwen3_vl(tmp_path_factory.mktemp("tiny_qwen3_vl"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen25_vl(tmp_path_factory) -> Path:
+    from chatvlmllm.devtools.tiny_models import build_tiny_qwen25_vl
+
+    return build_tiny_qwen25_vl(tmp_path_factory.mktemp("tiny_qwen25_vl"))
+
+
+@pytest.fixture(scope="session")
+def tiny_dots_ocr(tmp_path_factory) -> Path:
+    """A tiny dots.ocr folder in the hub's layout, written by chatvlmllm's own dots.ocr model code."""
+    from chatvlmllm.devtools.tiny_models import build_tiny_dots_ocr
+
+    return build_tiny_dots_ocr(tmp_path_factory.mktemp("tiny_dots_ocr"))
 
 
 @pytest.fixture(scope="session")

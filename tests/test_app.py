@@ -86,7 +86,7 @@ def test_the_page_renders_before_any_model_loads(app_env):
     picker = at.sidebar.selectbox(key="model")
     assert picker.value == "tiny2"
     assert "tiny2 — ready" in picker.format_func("tiny2")
-    assert "not loaded yet" in sidebar_text(at)
+    assert "loads on the first question" in sidebar_text(at)
     assert at.chat_input[0] is not None and not at.chat_message
 
 
@@ -101,15 +101,19 @@ def test_upload_ask_and_get_an_answer_with_its_caption(app_env):
     assert answer.strip()
     assert "invoice.png, page 1" in at.chat_message[0].caption[0].value
     caption = at.chat_message[1].caption[0].value
-    assert caption.startswith("tiny2 · sdpa · ") and " s" in caption
+    assert caption.startswith("tiny2 · ") and caption.endswith(" s · reached the length limit")  # in words
     turn = chat(at).conversation.turns[-1]
-    assert turn.metrics["new_tokens"] == 8 and caption == turn.caption()
+    assert turn.metrics["new_tokens"] == 8 and turn.metrics["attention"] == "sdpa"
     assert not at.chat_message[1].markdown[0].proto.allow_html  # model text never as raw HTML
 
     sidebar = sidebar_text(at)
     assert "**Model:** `tiny2` — loaded in" in sidebar
-    assert "Attention: sdpa · dtype: float32 · device: cpu" in sidebar
-    assert "GPU: none found" in sidebar and "TTFT" in sidebar and "total" in sidebar and "tok/s" in sidebar
+    assert "Attention: sdpa · dtype: float32 · device: cpu" in sidebar and "No GPU found" in sidebar
+    assert "TTFT" not in sidebar and "tokens/s" not in caption  # developer figures only on request
+    at.sidebar.toggle(key="show_details").set_value(True).run()
+    details = at.chat_message[1].caption[0].value
+    assert "time to first word" in details and "tokens/s" in details and "attention sdpa" in details
+    assert "Last answer: tiny2" in sidebar_text(at)
     stored = ChatStore().load(chat(at).id)  # saved at once
     assert [t.role for t in stored.conversation.turns] == ["user", "assistant"]
 
@@ -131,13 +135,13 @@ def test_switching_models(app_env):
     ask(at, "Hello?")
     at.sidebar.selectbox(key="model").set_value("tiny3").run()
     at.sidebar.slider(key="temperature").set_value(0.7).run()
-    assert "**Model:** `tiny3` — not loaded yet" in sidebar_text(at)
+    assert "**Model:** `tiny3` — loads on the first question" in sidebar_text(at)
     ask(at, "Hello again?")
 
     answers = [t for t in chat(at).conversation.turns if t.role == "assistant"]
     assert [t.model for t in answers] == ["tiny2", "tiny3"]
     assert [t.settings["temperature"] for t in answers] == [0.0, 0.7] and answers[1].metrics["new_tokens"] > 0
-    assert at.chat_message[3].caption[0].value.startswith("tiny3 · sdpa")
+    assert at.chat_message[3].caption[0].value.startswith("tiny3 · ") and answers[1].metrics["attention"] == "sdpa"
     assert "**Model:** `tiny3` — loaded in" in sidebar_text(at)
     assert default_cache().load_counts["tiny3"] >= 1
 
@@ -207,7 +211,9 @@ def test_a_new_session_over_the_same_data_dir_restores_the_chat(app_env):
     before = messages(at)
 
     _fresh_process()  # a server restart: nothing in memory
-    again = start()
+    again = AppTest.from_file(APP, default_timeout=90)
+    again.query_params["chat"] = chat(at).id  # a reload keeps ?chat= in the URL
+    again.run()
 
     assert messages(again) == before
     assert chat(again).id == chat(at).id and chat(again).document.name == "invoice.png"
@@ -259,7 +265,7 @@ def test_a_json_transcript_resumes_and_model_html_stays_text(app_env):
     assert not at.exception
     assert chat(at).conversation.title == "Imported" and messages(at)[1] == ("assistant", evil)
     assert not at.chat_message[1].markdown[0].proto.allow_html
-    assert any("Resumed" in s.value for s in at.success)
+    assert any("Resumed" in toast.value for toast in at.toast)
     ask(at, "Continue")
     assert chat(at).conversation.turns[-1].extras["messages_sent"] == 3
 
@@ -277,15 +283,16 @@ def test_chat_list_new_switch_rename_delete(app_env):
     second = chat(at).id
     assert [s.id for s in ChatStore().list_sessions()] == [second, first]
 
-    picker = next(box for box in at.sidebar.selectbox if box.label == "Saved chats")
-    picker.set_value(first).run()
+    at.sidebar.button(key=f"open_chat_{first}").click().run()  # one button per chat id
     assert chat(at).id == first and messages(at)[0] == ("user", "First chat?")
     at.sidebar.text_input(key=f"rename_{first}_First chat?").input("Receipts").run()
     assert ChatStore().load(first).conversation.title == "Receipts"
 
-    at.sidebar.button(key="delete_chat").click().run()
+    assert "This cannot be undone." in " ".join(m.value for m in at.sidebar.markdown)  # asks first
+    assert {s.id for s in ChatStore().list_sessions()} == {first, second}  # nothing deleted yet
+    at.sidebar.button(key="delete_chat_confirm").click().run()
     assert [s.id for s in ChatStore().list_sessions()] == [second]
-    assert chat(at).id == second and messages(at)[0] == ("user", "Second chat?")
+    assert chat(at).id not in (first, second) and not at.chat_message  # a new chat, not another one
 
 
 def test_quick_prompts_and_all_pages_of_a_pdf(app_env):
@@ -299,7 +306,7 @@ def test_quick_prompts_and_all_pages_of_a_pdf(app_env):
     picker = at.main.selectbox(key=f"page_picker_{session.id}_{session.document.sha256[:12]}")
     assert picker.options == ["Page 1", "Page 2", "Page 3", "All pages"]
     picker.set_value(0).run()  # "All pages"
-    at.main.button(key="quick_Extract all text").click().run()
+    at.main.button(key="quick_extract_all_text").click().run()
 
     question, answer = chat(at).conversation.turns
     assert question.text == QUICK_PROMPTS["Extract all text"] and question.pages == [1, 2, 3]
@@ -313,10 +320,14 @@ def test_offline_machine_explains_why_and_still_answers(tmp_path, monkeypatch):
     _fresh_process()
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
-    banner = at.info[0].value
-    assert "No vision-language model can run here right now" in banner and "`ocr_auto`" in banner
-    assert "`qwen_vl_2b` unavailable" in banner and "hf download" in banner
-    assert "HF_HUB_OFFLINE is set" in at.expander[0].markdown[0].value
+    assert "Text extraction only: no vision-language model here" in at.markdown[0].value  # a badge, not a wall
+    assert not at.info and not at.warning
+    assert [b.label for b in at.main.button if b.key.startswith("quick_")] == ["Extract text"]  # what OCR can do
+    assert "the offline OCR engine reads its text" in " ".join(m.value for m in at.main.markdown)
+    assert at.chat_input[0].disabled  # no document: nothing this engine could answer
+    at.button(key="setup_model").click().run()
+    dialog = " ".join(m.value for m in at.markdown)
+    assert "hf download" in dialog and "`qwen_vl_2b` — **unavailable**" in dialog and "HF_HUB_OFFLINE" in dialog
     upload(at, "invoice.png", page_png(), "image/png")
     ask(at, "What is the total?")
     answer = chat(at).conversation.turns[-1]
@@ -356,12 +367,13 @@ def test_no_runnable_model_at_all_says_what_to_do():
         from ui import banners
 
         statuses = {spec.key: model_status(spec, probe()) for spec in BUILTIN_MODELS}
-        banners.availability(statuses, "qwen_vl_2b", "", None, "qwen_vl_2b")
+        banners.availability(statuses, "qwen_vl_2b", None, "qwen_vl_2b", ocr_only=False)
 
     at = AppTest.from_function(page, default_timeout=60).run()
-    text = at.error[0].value
-    assert "No model can run on this machine right now" in text
-    assert "`qwen_vl_2b`: unavailable" in text and "hf download Qwen/Qwen2-VL-2B-Instruct" in text
+    assert "No model can run on this machine right now" in at.error[0].value
+    at.button(key="setup_model_none").click().run()
+    text = " ".join(m.value for m in at.markdown)
+    assert "`qwen_vl_2b` — **unavailable**" in text and "hf download Qwen/Qwen2-VL-2B-Instruct" in text
     assert "no-models.toml" in text  # the user's catalog file, where a local checkpoint can be added
 
 
@@ -370,16 +382,17 @@ def test_the_system_page_shows_hardware_plans_and_loaded_engines(app_env):
     ask(at, "Hello?")
     at.switch_page("pages/1_System.py").run()
     assert not at.exception
-    hardware, plans, loaded = (frame.value for frame in at.dataframe)
-    assert "flash_attn_usable" in set(hardware["property"])
-    assert {"tiny2", "tiny3", "qwen_vl_2b"} <= set(plans["key"])
-    assert plans.set_index("key").loc["tiny2", "status"] == "ready"
-    assert list(loaded["model"]) == ["tiny2"] and loaded["memory MB"][0] > 0
+    hardware, loaded = (frame.value for frame in at.dataframe)
+    plans = at.table[0].value  # a table: the reasons wrap instead of being cut off
+    assert "flash-attn usable" in set(hardware["Property"]) and "None" not in set(hardware["Value"])
+    assert {"tiny2", "tiny3", "qwen_vl_2b"} <= set(plans.index)
+    assert plans.loc["tiny2", "Status"] == "ready" and "_" not in "".join(plans.columns)  # plain headers
+    assert list(loaded["Model"]) == ["tiny2"] and loaded["Memory (MB)"][0] > 0
 
     at.text_input(key="system_gpu").input("12.0:16").run()
     assert "(hypothetical)" in at.subheader[0].value
-    hypothetical = at.dataframe[1].value.set_index("key")
-    assert hypothetical.loc["tiny2", "device"] == "cuda" and hypothetical.loc["tiny2", "dtype"] == "bfloat16"
+    hypothetical = at.table[0].value
+    assert hypothetical.loc["tiny2", "Runs on"] == "cuda" and hypothetical.loc["tiny2", "Precision"] == "bfloat16"
 
 
 def test_attention_override_is_honoured_or_refused_with_the_reason(app_env):
@@ -388,7 +401,7 @@ def test_attention_override_is_honoured_or_refused_with_the_reason(app_env):
     at.sidebar.selectbox(key="attention").set_value("eager").run()
     assert "loaded with sdpa; these settings load it again" in sidebar_text(at)
     ask(at, "Eager now?")
-    assert at.chat_message[3].caption[0].value.startswith("tiny2 · eager")
+    assert chat(at).conversation.turns[-1].metrics["attention"] == "eager"
     assert "Attention: eager" in sidebar_text(at) and "Also loaded: tiny2 (sdpa" in sidebar_text(at)
 
     at.sidebar.selectbox(key="attention").set_value("flash_attention_2").run()
@@ -399,7 +412,7 @@ def test_attention_override_is_honoured_or_refused_with_the_reason(app_env):
     assert "refused attention flash_attention_2" in at.chat_message[5].error[0].value
 
     at.sidebar.button(key="unload_models").click().run()
-    assert default_cache().loaded() == [] and any("Unloaded 2 model(s)" in s.value for s in at.success)
+    assert default_cache().loaded() == [] and any("Unloaded 2 model(s)" in t.value for t in at.toast)
 
 
 def test_an_unusable_data_dir_is_explained_and_the_chat_still_works(app_env, monkeypatch):
@@ -433,3 +446,72 @@ def test_a_layout_answer_is_drawn_on_its_page(app_env):
     assert any("Layout: 2 elements" in (image.proto.imgs[0].caption or "") for image in assistant.image)
     assert "INVOICE 2026-11" in " ".join(m.value for m in assistant.markdown)
     assert assistant.expander[0].label == "Answer as text"
+
+
+def test_a_new_tab_starts_a_new_chat_and_offers_to_continue_the_last(app_env):
+    at = start()
+    ask(at, "Mine?")
+    mine = chat(at).id
+
+    other = AppTest.from_file(APP, default_timeout=90).run()  # a new tab: no ?chat= in the URL
+    assert chat(other).id != mine and not other.chat_message  # never another session's chat by itself
+    other.button(key="continue_last_chat").click().run()  # only when asked
+    assert chat(other).id == mine and messages(other)[0] == ("user", "Mine?")
+
+
+def test_stored_data_the_page_cannot_draw_degrades_to_a_message(app_env):
+    """Odd values in a stored turn (a hand-edited transcript, another version) cost that message, not the page."""
+    at = start()
+    upload(at, "invoice.png", page_png(), "image/png")
+    session = chat(at)
+    odd = [
+        Turn("user", "Odd?", document="invoice.png", document_sha256=session.document.sha256, pages=[1]),
+        Turn(
+            "assistant",
+            "read $5 text",
+            model="rapidocr",
+            metrics={"total_s": "slow", "stopped_by": 3, "ttft_s": None},
+            attempts=[{"model": "x", "outcome": "error", "seconds": "slow"}, {"model": "y", "outcome": "answered"}],
+            extras={"lines": [{"page": 1, "box": ["a", 1]}, "not a line"], "qa_supported": False},
+        ),
+        Turn("assistant", "layout", extras={"layout": 5}),
+    ]
+    for turn in odd:
+        session.conversation.add(turn)
+        session.store.append_turn(session.conversation, turn)
+    at.run()
+
+    assert not at.exception
+    assert len(at.chat_message) == 3 and at.chat_input[0] is not None and not at.chat_input[0].disabled
+    assert at.chat_message[1].code[0].value == "read $5 text"  # verbatim, as read
+    assert "Fallback: 2 attempt(s)" in at.chat_message[1].expander[0].label
+    assert "cannot be shown" in at.chat_message[2].warning[0].value  # this message only
+    ask(at, "Still answering?")
+    assert chat(at).conversation.turns[-1].role == "assistant"
+
+
+def test_a_storage_fault_warns_not_saved_and_keeps_the_history(app_env):
+    at = start()
+    upload(at, "invoice.png", page_png(), "image/png")
+    ask(at, "Before the fault?")
+    store = chat(at).store
+    for path in store.path.parent.glob(store.path.name + "*"):  # the database is gone bad under us
+        path.write_bytes(b"this is not a database" * 100)
+
+    at.run()
+    assert not at.exception
+    assert messages(at)[0] == ("user", "Before the fault?")  # the readable history stays
+    assert any("Saved chats cannot be listed" in w.value for w in at.sidebar.warning)
+    ask(at, "After the fault?")
+    assert not at.exception
+    assert [t.role for t in chat(at).conversation.turns] == ["user", "assistant", "user", "assistant"]
+    assert any("not saved" in w.value for w in at.main.warning)
+    upload(at, "second.png", image_bytes(text_image(["SECOND"])), "image/png")
+    assert not at.exception and chat(at).document.name == "second.png"  # usable, though not saved
+    assert any("not saved with the chat" in w.value for w in at.main.warning)
+
+
+def test_the_upload_limit_is_visible_not_only_a_tooltip(app_env):
+    at = start()
+    captions = " ".join(c.value for c in at.main.caption)
+    assert f"up to {documents.MAX_UPLOAD_MB:.0f} MB" in captions and f"up to {documents.MAX_PAGES} pages" in captions

@@ -189,3 +189,58 @@ def test_a_failing_store_keeps_the_chat_going_and_says_the_turn_is_not_saved(tmp
     assert answer.model == "tiny" and session.conversation.turns[-1] is answer  # kept in the session
     assert "could not be updated" in session.save_error or "cannot be opened" in session.save_error
     assert "not saved" in session.save_error
+
+
+def test_stop_records_the_answer_at_once_and_the_generation_thread_keeps_it(session, catalog, cache):
+    """The page's Stop (PendingAnswer.abandon) saves the text so far while the engine is still busy;
+    the generation thread's own finish() afterwards keeps that one turn."""
+    pending = session.ask("Extract all text", LONG, probe(), catalog, cache)
+    streaming = threading.Event()
+    finished: list = []
+
+    def generate() -> None:
+        try:
+            for stream in pending:
+                for _ in pending.chunks(stream):
+                    streaming.set()
+        finally:
+            finished.append(pending.finish())
+
+    thread = threading.Thread(target=generate)
+    thread.start()
+    assert streaming.wait(60)
+    stopped = pending.abandon()
+    thread.join(60)
+
+    assert stopped is not None and stopped.metrics["stopped_by"] == "cancelled" and stopped.text
+    assert finished == [stopped]  # one assistant turn, whoever made it
+    assert [t.role for t in session.conversation.turns] == ["user", "assistant"]
+    stored = session.store.load(session.id).conversation.turns
+    assert [t.role for t in stored] == ["user", "assistant"] and stored[-1].metrics["stopped_by"] == "cancelled"
+
+
+def test_all_pages_after_page_three_sends_every_page_with_its_number(tmp_path, cache):
+    """The offline engine reads the latest question's pages: "All pages" after a question about page 3
+    must still carry page 3, and label each page with its own number."""
+    from chatvlmllm.catalog import load_catalog
+    from tests.browser_support import pdf_of
+
+    words = {1: "ALPHA", 2: "BRAVO", 3: "CHARLIE"}
+    pdf = pdf_of([text_image([f"{word} PAGE"]) for word in words.values()])
+    session = ChatSession(store=ChatStore(tmp_path / "chats.sqlite3"))
+    session.attach(load_document(pdf, "three.pdf"))
+    catalog = load_catalog()  # the built-ins and the offline engines, as the app sees them
+    ocr = AskOptions(model="rapidocr", fallback=False)
+
+    session.select_pages([3])
+    first = ask(session, "Extract all text", ocr, catalog, cache)
+    session.select_pages([1, 2, 3])
+    every = ask(session, "Extract all text", ocr, catalog, cache)
+
+    assert "CHARLIE" in first.text and "--- page" not in first.text
+    assert every.extras["images_sent"] == 3  # page 3 travels again, with the question that asks for it
+    sections = every.text.split("--- page ")[1:]
+    assert [section.split(" ---")[0] for section in sections] == ["1", "2", "3"]
+    for section, word in zip(sections, words.values(), strict=True):
+        assert word in section
+    assert sorted({line["page"] for line in every.extras["lines"]}) == [1, 2, 3]

@@ -98,7 +98,7 @@ def test_bench_keeps_n_requests_in_flight_against_a_server(tmp_path, tiny_qwen2_
     import os
     from pathlib import Path
 
-    from chatvlmllm.server import running_server
+    from chatvlmllm.devtools.servers import running_server
     from tests.conftest import write_models_file
 
     folder = make_eval_folder(tmp_path / "eval")

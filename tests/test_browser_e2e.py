@@ -10,68 +10,31 @@ does not work here). Skips without it unless CHATVLMLLM_REQUIRE_BROWSER is set (
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.browser_support import (
+    CHAT_INPUT,
+    chromium_browser,
+    chromium_or_skip,
+    screenshot,
+    streamlit_server,
+    wait_idle,
+    wait_until,
+)
 from tests.conftest import image_bytes, text_image, write_models_file
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "artifacts" / "browser"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",  # mandatory as root
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 MODEL_KEY = "tiny_vl"
 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    """Chromium's path; skip without it, unless CHATVLMLLM_REQUIRE_BROWSER says it must run (CI)."""
-    if Path(CHROMIUM).is_file():
-        return CHROMIUM
-    message = "Chromium is not installed (apt-get install -y chromium)"
-    if os.environ.get("CHATVLMLLM_REQUIRE_BROWSER"):
-        pytest.fail(message + " and CHATVLMLLM_REQUIRE_BROWSER is set")
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"streamlit did not become healthy in {timeout_s} s:\n{log.read_text()[-3000:]}")
+    return chromium_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -79,43 +42,19 @@ def server(chromium, tmp_path_factory, tiny_qwen2_vl):
     root = tmp_path_factory.mktemp("browser_e2e")
     models = write_models_file(root / "models.toml", {MODEL_KEY: {"family": "qwen2_vl", "path": str(tiny_qwen2_vl)}})
     env = {
-        **os.environ,
         "CHATVLMLLM_MODELS_FILE": str(models),
         "CHATVLMLLM_DATA_DIR": str(root / "data"),
         "CHATVLMLLM_DEFAULT_MODEL": MODEL_KEY,
         "CHATVLMLLM_FALLBACK": MODEL_KEY,
-        "HF_HUB_OFFLINE": "1",
     }
-    port = _free_port()
-    log = root / "streamlit.log"
-    with log.open("w") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-             "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, log)
-        yield {"url": url, "db": root / "data" / "chats.sqlite3", "root": root, "log": log}
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with streamlit_server(root, env) as info:
+        yield info
 
 
 @pytest.fixture(scope="module")
 def browser(chromium, server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+    with chromium_browser(chromium) as instance:
         yield instance
-        instance.close()
 
 
 @pytest.fixture
@@ -123,33 +62,13 @@ def page(browser, server, request):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(30_000)
     page.goto(server["url"])
-    page.wait_for_selector('[data-testid="stChatInputTextArea"]')
+    page.wait_for_selector(CHAT_INPUT)
     wait_idle(page)
     failures = request.session.testsfailed
     yield page
     if request.session.testsfailed > failures:  # keep what the browser showed when it failed
         screenshot(page, f"FAILED-{request.node.name}.png")
     page.close()
-
-
-def wait_idle(page, timeout_s: float = 60) -> None:
-    """A run is over when Streamlit's running indicator is gone (checked twice: reruns chain)."""
-    deadline = time.monotonic() + timeout_s
-    quiet = 0
-    while time.monotonic() < deadline:
-        quiet = quiet + 1 if page.locator('[data-testid="stStatusWidget"]').count() == 0 else 0
-        if quiet >= 3:
-            return
-        time.sleep(0.2)
-    raise AssertionError("the app kept running")
-
-
-def wait_until(condition, what: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(what)
-        time.sleep(0.1)
 
 
 def set_generation(page, max_new_tokens: int, stop_loops: bool) -> None:
@@ -178,20 +97,6 @@ def ask(page, question: str) -> None:
     box.press("Enter")
 
 
-def screenshot(page, name: str) -> Path:
-    """Whole page: Streamlit scrolls inside its own container, so grow the viewport to its height first."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    height = page.evaluate(
-        "() => { const el = document.querySelector('[data-testid=\"stAppScrollToBottomContainer\"]')"
-        " || document.querySelector('[data-testid=\"stMain\"]'); return el ? el.scrollHeight : 1000; }"
-    )
-    page.set_viewport_size({"width": 1400, "height": max(1000, min(int(height) + 200, 4000))})
-    time.sleep(0.5)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
 def last_assistant_turn(db: Path) -> dict:
     with sqlite3.connect(db) as conn:
         (data,) = conn.execute("SELECT data FROM turns WHERE role = 'assistant' ORDER BY rowid DESC LIMIT 1").fetchone()
@@ -204,11 +109,14 @@ def test_upload_ask_stream_and_sidebar(page, server, tmp_path):
     ask(page, "What is the total?")
 
     assistant = page.locator('[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarAssistant"])')
-    caption = assistant.last.locator('[data-testid="stCaptionContainer"]', has_text="tok/s")
+    caption = assistant.last.locator('[data-testid="stCaptionContainer"]', has_text=MODEL_KEY)
     caption.wait_for(timeout=60_000)
     wait_idle(page)
+    assert "reached the length limit" in caption.inner_text()  # in words, not "stopped by max_tokens"
+    page.locator(".st-key-show_details label").click()  # developer figures on request
+    wait_idle(page)
     caption_text = caption.inner_text()
-    assert MODEL_KEY in caption_text and "sdpa" in caption_text
+    assert "attention sdpa" in caption_text and "tokens/s" in caption_text and "time to first word" in caption_text
     answer_text = assistant.last.locator('[data-testid="stMarkdown"]').first.inner_text()
     stored = last_assistant_turn(server["db"])
     assert stored["text"].strip() and answer_text.strip()  # random model text: compare metadata, not words
@@ -220,8 +128,8 @@ def test_upload_ask_stream_and_sidebar(page, server, tmp_path):
     sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
     assert f"Model: {MODEL_KEY}" in sidebar.replace("\n", " ")
     assert "Attention: sdpa" in sidebar and "dtype: float32" in sidebar and "device: cpu" in sidebar
-    assert "loaded in" in sidebar and "TTFT" in sidebar and "tok/s" in sidebar
-    path = screenshot(page, "answer.png")
+    assert "loaded in" in sidebar and "time to first word" in sidebar and "tokens/s" in sidebar
+    path = screenshot(page, "vlm-answer.png")
     assert path.stat().st_size > 10_000
 
 
@@ -239,7 +147,7 @@ def test_stop_button_cancels_generation(page, server, tmp_path):
     wait_until(lambda: streamed.inner_text().strip(), "no streamed text")
     started = time.monotonic()
     page.locator(".st-key-stop_generation button:visible").first.click()
-    assistant.last.locator('[data-testid="stCaptionContainer"]', has_text="stopped: cancelled").wait_for(timeout=30_000)
+    assistant.last.locator('[data-testid="stCaptionContainer"]', has_text="stopped by you").wait_for(timeout=30_000)
     wait_idle(page)
     stopped_after = time.monotonic() - started
 
@@ -251,11 +159,21 @@ def test_stop_button_cancels_generation(page, server, tmp_path):
     assert page.url == chat_url and "?chat=" in chat_url  # still the same chat
     user = page.locator('[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarUser"])')
     assert "invoice.png, page 1" in user.last.inner_text()
-    screenshot(page, "stopped.png")
+    screenshot(page, "vlm-stopped.png")
 
-    page.reload()  # a browser reload reopens the chat from the store
+    page.reload()  # a browser reload (same ?chat=) reopens the chat from the store
     page.wait_for_selector('[data-testid="stChatMessage"]')
     wait_idle(page)
     assert page.locator('[data-testid="stChatMessage"]').count() == 2
-    assert "stopped: cancelled" in assistant.last.inner_text()
+    assert "Stopped by you" in assistant.last.inner_text()
     assert page.locator('[data-testid="stImage"] img').count() >= 1  # the stored document's preview
+
+
+def test_the_chat_input_has_focus_after_load(page):
+    """Type at once: no 32 Tab presses to reach the question box."""
+    wait_until(
+        lambda: page.evaluate("document.activeElement?.getAttribute('data-testid')") == "stChatInputTextArea",
+        "the chat input is not focused after load",
+    )
+    page.keyboard.type("Hello")
+    assert page.locator(CHAT_INPUT).input_value() == "Hello"

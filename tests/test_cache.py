@@ -41,26 +41,36 @@ def test_concurrent_requests_wait_for_one_load(tiny_qwen3_vl):
 
 
 def test_generation_is_serialised(looping_qwen2_vl):
+    """A second answer on the same engine produces nothing while the first is open, then all of it."""
     cache = EngineCache()
     spec = spec_from_path(looping_qwen2_vl)
     engine = cache.get(spec, plan_load(probe(), spec))
     settings = GenerationSettings(max_new_tokens=30, repetition_guard=False)
-    first = iter(engine.stream([Message("user", "a")], settings))
-    next(first)  # first generation holds the lock
-    assert engine.lock.locked()
-    second_done = threading.Event()
+    order: list[str] = []  # chunk arrivals, in order, from both answers
+    first = engine.stream([Message("user", "a")], settings)
+    first_chunks = iter(first)
+    order.append("first:" + next(first_chunks))  # the first answer is now under way
+    second = engine.stream([Message("user", "b")], settings)
+    second_started, second_chunk = threading.Event(), threading.Event()
 
-    def second():
-        engine.stream([Message("user", "b")], settings).consume()
-        second_done.set()
+    def read_second() -> None:
+        second_started.set()
+        for chunk in second:
+            order.append("second:" + chunk)
+            second_chunk.set()
 
-    worker = threading.Thread(target=second)
+    worker = threading.Thread(target=read_second)
     worker.start()
-    assert not second_done.wait(0.3)  # queued behind the first
-    for _ in first:
-        pass
-    worker.join(30)
-    assert second_done.is_set()
+    assert second_started.wait(30)
+    # While the first answer is open, the second gets nothing, however long it waits.
+    assert not second_chunk.wait(0.5)
+    order.extend("first:" + chunk for chunk in first_chunks)
+    worker.join(60)
+    assert not worker.is_alive()
+    kinds = [entry.split(":", 1)[0] for entry in order]
+    assert kinds == ["first"] * kinds.count("first") + ["second"] * kinds.count("second")
+    assert first.metrics.new_tokens == second.metrics.new_tokens == 30
+    assert first.text == second.text  # the same constant token, thirty times each
 
 
 def test_unload(tiny_qwen2_vl):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatvlmllm.catalog import BUILTIN_MODELS, get_model, load_catalog, spec_from_path
+from chatvlmllm.catalog import BUILTIN_MODELS, ModelSpec, get_model, load_catalog, spec_from_path
 from chatvlmllm.errors import ModelNotFoundError, UserError
 from tests.conftest import write_models_file
 
@@ -81,3 +81,19 @@ def test_spec_from_path(tiny_qwen2_vl, tiny_qwen3_vl, tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "llama"}')
     with pytest.raises(UserError, match="not supported"):
         spec_from_path(tmp_path)
+
+
+@pytest.mark.parametrize("override", ['hub_id = "someone/else"', 'revision = "' + "ab" * 20 + '"', 'path = "/tmp/x"'])
+def test_overriding_the_weights_drops_an_inherited_remote_code_opt_in(tmp_path, override):
+    import tomllib
+
+    from chatvlmllm.catalog import _spec_from_toml
+
+    base = ModelSpec(key="remote", family="qwen2_vl", hub_id="org/remote", trust_remote_code=True, builtin=True)
+    entry = tomllib.loads(override)
+    assert _spec_from_toml("remote", entry, base, tmp_path / "models.toml").trust_remote_code is False
+    # An explicit opt-in in the same entry is honoured: it is per entry, and the user wrote it.
+    explicit = _spec_from_toml("remote", {**entry, "trust_remote_code": True}, base, tmp_path / "models.toml")
+    assert explicit.trust_remote_code is True
+    # Overrides that do not change the code (a description) keep it.
+    assert _spec_from_toml("remote", {"description": "x"}, base, tmp_path / "models.toml").trust_remote_code

@@ -202,3 +202,13 @@ def test_missing_weights_error_is_one_line_without_traceback(page_png_path):
     assert "Traceback" not in proc.stderr
     assert "hf download Qwen/Qwen2-VL-2B-Instruct" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_a_blank_page_says_no_text_was_found_without_listing_other_load_failures(capsys, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "blank.png"
+    Image.new("RGB", (800, 600), "white").save(path)
+    code, _, err = run_cli(capsys, "ocr", str(path), "--model", "rapidocr")
+    assert code == 2 and err.startswith("error: No text found: rapidocr")
+    assert "qwen_vl_2b" not in err and len(err.strip().splitlines()) == 1

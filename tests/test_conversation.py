@@ -92,10 +92,19 @@ def test_json_round_trip_keeps_every_field():
         ("{not json", "not valid JSON"),
         ('{"turns": []}', "not a chatvlmllm transcript"),
         (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 99, "turns": []}), "version 99"),
-        (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": "x"}), "no list of turns"),
-        (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"text": "hi"}]}), "needs a role"),
-        (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user"}]}), "has no text"),
-        (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user", "text": None}]}), "'text'"),
+        (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": "x"}), r"turns: Input should be a valid list"),
+        (
+            json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"text": "hi"}]}),
+            r"turns\[0\]\.role: Field required",
+        ),
+        (
+            json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user"}]}),
+            r"turns\[0\]\.text: Field required",
+        ),
+        (
+            json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user", "text": None}]}),
+            r"turns\[0\]\.text: Input should be a valid string",
+        ),
         (
             json.dumps(
                 {
@@ -104,7 +113,7 @@ def test_json_round_trip_keeps_every_field():
                     "turns": [{"role": "assistant", "text": "a", "attempts": ["x"]}],
                 }
             ),
-            "attempts must be objects",
+            r"turns\[0\]\.attempts\[0\]",
         ),
         (
             json.dumps(
@@ -114,13 +123,13 @@ def test_json_round_trip_keeps_every_field():
                     "turns": [{"role": "assistant", "text": "a", "metrics": "fast"}],
                 }
             ),
-            "'metrics'",
+            r"turns\[0\]\.metrics",
         ),
         (
             json.dumps(
                 {"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user", "text": "a", "pages": ["1"]}]}
             ),
-            "pages must be whole numbers",
+            r"turns\[0\]\.pages\[0\]: Input should be a valid integer",
         ),
     ],
 )

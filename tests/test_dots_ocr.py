@@ -1,249 +1,263 @@
-"""dots.ocr: remote-code opt-in and pinning, the vision tower's attention switch, the
-flash_attn import stand-in, the forced-bf16 fix, prompts, and the offline error path.
+"""dots.ocr through chatvlmllm's own model code, on a tiny checkpoint in the hub's layout.
 
-Real dots.ocr weights and code cannot be downloaded here; the remote-code mechanics are
-exercised with transformers' own dynamic-module loader on files shaped like dots.ocr's
-(a config with a separate vision config, a vision module importing flash_attn at top level).
+The folder is written by `devtools.tiny_models.build_tiny_dots_ocr` with the real config,
+processor and generation values (`devtools.real_contracts.DOTS_OCR`) and read back by the
+production loader. Agreement with dots.ocr's own hub code is checked numerically by
+benchmarks/dots_remote_check.py (the hub code is not part of this project).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import textwrap
-import time
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from transformers import Qwen2ForCausalLM
 
 from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import get_model, spec_from_path
-from chatvlmllm.engines import GenerationSettings, Message, create_engine
+from chatvlmllm.devtools.real_contracts import DOTS_OCR
+from chatvlmllm.engines import GenerationSettings, Message
+from chatvlmllm.engines._dots_vision import DotsOcrForGeneration, VisionAttention
 from chatvlmllm.engines.dots_ocr import (
     DEFAULT_PROMPT_MODE,
+    DOTS_MAX_NEW_TOKENS,
     DOTS_PROMPTS,
     FREE_QUESTION,
     PINNED_REVISION,
+    answer_budget,
     choose_prompt,
-    flash_attn_importable,
-    flash_attn_stand_in,
-    keep_vision_dtype,
-    load_processor,
-    patch_vision_attention,
+    load_model,
 )
 from chatvlmllm.errors import EngineError, UserError, WeightsMissingError
 from chatvlmllm.hardware import HardwareProfile, simulated_gpu
-from chatvlmllm.layout import CATEGORIES, model_input_size
-from chatvlmllm.planner import plan_load
+from chatvlmllm.layout import CATEGORIES, layout_extras
+from chatvlmllm.planner import PlanOverrides, plan_load
 from chatvlmllm.router import answer
 from tests.conftest import text_image
+from tests.netwatch import outbound_attempts
 
 CPU = HardwareProfile(device="cpu", ram_total_gb=32.0, cpu_count=2)
 BLACKWELL = simulated_gpu("12.0:16")  # RTX 5070 Ti: flash-attn wheels import but have no sm_120 kernel
 TURING = simulated_gpu("7.5:16")  # T4: no bfloat16
 ADA_FA2 = simulated_gpu("8.9:24", assume_flash_attn=True)
-
-CONFIGURATION_DOTS = """
-from transformers import PretrainedConfig
-
-
-class DotsVisionConfig(PretrainedConfig):
-    model_type = "dots_vit"
-
-    def __init__(self, embed_dim=32, attn_implementation="flash_attention_2", **kwargs):
-        super().__init__(**kwargs)
-        self.embed_dim = embed_dim
-        self.attn_implementation = attn_implementation
+PAGE = text_image(["INVOICE 2026-11", "TOTAL 12.50"], size=(480, 320))
+SMALL = 28 * 28 * 64  # pixel budget that keeps the tiny prompts short
 
 
-class DotsOCRConfig(PretrainedConfig):
-    model_type = "dots_ocr"
-
-    def __init__(self, image_token_id=151665, vision_config=None, **kwargs):
-        super().__init__(**kwargs)
-        self.image_token_id = image_token_id
-        self.vision_config = DotsVisionConfig(**(vision_config or {}))
-"""
-
-MODELING_DOTS_VISION = """
-import torch
-from flash_attn import flash_attn_varlen_func
-
-from .configuration_dots import DotsVisionConfig
+@pytest.fixture(scope="module")
+def cache() -> EngineCache:
+    return EngineCache()
 
 
-class DotsVisionTransformer(torch.nn.Module):
-    config_class = DotsVisionConfig
-
-    def attend(self, q, k, v):
-        return flash_attn_varlen_func(q, k, v)
-"""
+def engine_for(folder: Path, cache: EngineCache, key: str = "tiny_dots", **overrides):
+    spec = spec_from_path(folder, key=key)
+    plan = plan_load(CPU, spec, PlanOverrides(max_pixels=SMALL, **overrides))
+    return cache.get(spec, plan)
 
 
-@pytest.fixture
-def remote_code_folder(tmp_path) -> Path:
-    """A folder laid out like the hub repo: config.json with auto_map, and its Python files."""
-    folder = tmp_path / f"dots_like_{time.monotonic_ns()}"
-    folder.mkdir()
-    (folder / "configuration_dots.py").write_text(textwrap.dedent(CONFIGURATION_DOTS), encoding="utf-8")
-    (folder / "modeling_dots_vision.py").write_text(textwrap.dedent(MODELING_DOTS_VISION), encoding="utf-8")
-    (folder / "config.json").write_text(
-        '{"model_type": "dots_ocr", "auto_map": {"AutoConfig": "configuration_dots.DotsOCRConfig"},'
-        ' "vision_config": {"embed_dim": 32, "attn_implementation": "flash_attention_2"}}',
-        encoding="utf-8",
+def ask(engine, text: str = "Extract all text", images=None, max_new_tokens: int | None = 12, **options):
+    stream = engine.stream(
+        [Message("user", text, images or [PAGE])], GenerationSettings(max_new_tokens=max_new_tokens, options=options)
     )
-    return folder
+    stream.consume()
+    return stream
 
 
-# -- the plan ---------------------------------------------------------------------------
+# -- the checkpoint folder keeps the real contract ---------------------------------------------
 
 
-def test_builtin_entry_opts_in_and_pins_a_commit():
-    spec = get_model("dots_ocr")
-    assert spec.trust_remote_code and spec.revision == PINNED_REVISION and len(spec.revision) == 40
+def test_tiny_folder_has_the_hub_layout_and_real_values(tiny_dots_ocr):
+    config = json.loads((tiny_dots_ocr / "config.json").read_text())
+    assert config["model_type"] == "dots_ocr" and config["architectures"] == ["DotsOCRForCausalLM"]
+    vision = config["vision_config"]
+    for key, value in DOTS_OCR.extra["vision"].items():
+        assert vision[key] == value, key
+    assert (vision["patch_size"], vision["spatial_merge_size"], vision["temporal_patch_size"]) == (14, 2, 1)
+    assert config["rope_theta"] == DOTS_OCR.rope_theta and config["attention_bias"] is True
+    processor = json.loads((tiny_dots_ocr / "preprocessor_config.json").read_text())
+    assert (processor["min_pixels"], processor["max_pixels"]) == (DOTS_OCR.min_pixels, DOTS_OCR.max_pixels)
+    assert tuple(processor["image_mean"]) == DOTS_OCR.image_mean and tuple(processor["image_std"]) == DOTS_OCR.image_std
+    from transformers import Qwen2Tokenizer
+
+    tokenizer = Qwen2Tokenizer.from_pretrained(str(tiny_dots_ocr))
+    assert tokenizer.convert_ids_to_tokens(config["image_token_id"]) == DOTS_OCR.tokens["image"].text
+    generation = json.loads((tiny_dots_ocr / "generation_config.json").read_text())
+    assert tokenizer.convert_ids_to_tokens(generation["eos_token_id"]) == [
+        DOTS_OCR.tokens[role].text for role in DOTS_OCR.eos
+    ]  # <|endoftext|>, <|endofassistant|>: the real order
+    assert not list(tiny_dots_ocr.glob("*.py"))  # no model code in the folder
 
 
-def test_plan_without_flash_attn_says_everything():
+# -- loading and answering --------------------------------------------------------------------
+
+
+def test_loads_by_parameter_names_without_remote_code(tiny_dots_ocr, cache):
+    engine = engine_for(tiny_dots_ocr, cache)
+    model = engine.model
+    assert isinstance(model, DotsOcrForGeneration) and isinstance(model, Qwen2ForCausalLM)
+    assert model.dtype == torch.float32 and model.config._attn_implementation == "sdpa"
+    assert model.vision_tower.attention_modes() == {VisionAttention.SDPA}
+    assert engine.processor.image_token == "<|imgpad|>"
+    assert not get_model("dots_ocr").trust_remote_code  # the built-in entry runs no hub code
+
+
+def test_multi_token_generation_on_cpu_fp32(tiny_dots_ocr, cache):
+    engine = engine_for(tiny_dots_ocr, cache)
+    stream = ask(engine, max_new_tokens=16, prompt_mode="prompt_ocr")
+    m, extras = stream.metrics, stream.extras
+    assert (m.new_tokens, m.stopped_by) == (16, "max_tokens")  # the old remote path stopped after one
+    assert (m.device, m.dtype) == ("cpu", "float32")
+    t, h, w = extras["image_grid_thw"]
+    assert extras["image_tokens"] == t * h * w // 4 and h * w * 196 <= SMALL
+    assert extras["vision_attention"] == "sdpa" and extras["model_code"] == "chatvlmllm"
+    assert extras["prompt_mode"] == "prompt_ocr" and "layout" not in extras
+
+
+def test_layout_prompt_gives_layout_extras_on_the_original_page(tiny_dots_ocr, cache):
+    engine = engine_for(tiny_dots_ocr, cache)
+    stream = ask(engine, "Extract all text", max_new_tokens=8)  # a transcription request: layout prompt
+    layout = stream.extras["layout"]
+    assert stream.extras["prompt_mode"] == DEFAULT_PROMPT_MODE == layout["prompt_mode"]
+    _, h, w = stream.extras["image_grid_thw"]
+    assert layout["image_size"] == [480, 320] and layout["input_size"] == [w * 14, h * 14]
+    assert layout == layout_extras(stream.text, (480, 320), (w * 14, h * 14), DEFAULT_PROMPT_MODE)
+    # What the model would answer on a real page, mapped with the sizes this run's processor produced.
+    answer_text = json.dumps([{"bbox": [0, 0, w * 7, h * 7], "category": "Title", "text": "INVOICE"}])
+    parsed = layout_extras(answer_text, (480, 320), (w * 14, h * 14), DEFAULT_PROMPT_MODE)
+    (element,) = parsed["elements"]
+    assert element["category"] == "Title" and element["bbox"] == [0, 0, 240, 160]
+
+
+def test_two_images_in_one_prompt(tiny_dots_ocr, cache):
+    engine = engine_for(tiny_dots_ocr, cache)
+    second = text_image(["PAGE TWO"], size=(280, 420))
+    stream = ask(engine, "Compare the two pages", images=[PAGE, second], max_new_tokens=4, all_images=True)
+    grids = stream.extras["image_grid_thw"]
+    assert stream.extras["images"] == 2 and len(grids) == 2
+    assert stream.extras["image_tokens"] == sum(t * h * w // 4 for t, h, w in grids)
+    assert stream.metrics.new_tokens >= 1
+    one = ask(engine, "Compare the two pages", images=[PAGE, second], max_new_tokens=1)
+    assert one.extras["images"] == 1  # without all_images: the page given by image_index
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_casts_run(tiny_dots_ocr, cache, dtype):
+    engine = engine_for(tiny_dots_ocr, cache, key=f"tiny_dots_{dtype}", dtype=dtype)
+    tower_dtype = engine.model.vision_tower.patch_embed.patchifier.proj.weight.dtype
+    assert str(engine.model.dtype) == f"torch.{dtype}" and str(tower_dtype) == f"torch.{dtype}"
+    stream = ask(engine, max_new_tokens=4, prompt_mode="prompt_ocr")  # fp32 pixels are cast, never forced to bf16
+    assert stream.metrics.new_tokens == 4 and stream.metrics.dtype == dtype
+
+
+def test_vision_attention_modes_agree(tiny_dots_ocr, cache):
+    engine = engine_for(tiny_dots_ocr, cache)
+    processor, tower = engine.processor, engine.model.vision_tower
+    images = processor.image_processor(images=[PAGE, text_image(["B"], size=(200, 300))], return_tensors="pt")
+    outputs = {}
+    with torch.no_grad():
+        for mode in VisionAttention:
+            tower.set_attention(mode)
+            outputs[mode] = tower(images["pixel_values"], images["image_grid_thw"])
+    tower.set_attention(VisionAttention.SDPA)
+    for mode in (VisionAttention.EAGER, VisionAttention.BLOCK_MASK):
+        assert torch.allclose(outputs[mode], outputs[VisionAttention.SDPA], atol=1e-5), mode
+
+
+def test_hub_code_in_the_folder_is_never_run(tiny_dots_ocr, tmp_path, cache):
+    folder = tmp_path / "with_hub_code"
+    folder.mkdir()
+    for item in tiny_dots_ocr.iterdir():
+        (folder / item.name).write_bytes(item.read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "configuration_dots.DotsOCRConfig"}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "configuration_dots.py").write_text("raise RuntimeError('hub code ran')\n")
+    stream = ask(engine_for(folder, cache, key="with_hub_code"), max_new_tokens=2, prompt_mode="prompt_ocr")
+    assert stream.metrics.new_tokens == 2
+
+
+def test_a_checkpoint_with_other_parameter_names_is_refused(tiny_dots_ocr, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "renamed"
+    folder.mkdir()
+    for item in tiny_dots_ocr.iterdir():
+        (folder / item.name).write_bytes(item.read_bytes())
+    weights = load_file(str(folder / "model.safetensors"))
+    weights["vision_tower.trunk.norm.weight"] = weights.pop("vision_tower.post_trunk_norm.weight")
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(EngineError, match=r"does not hold dots\.ocr's parameters"):
+        load_model(folder, "float32", "sdpa", "sdpa")
+
+
+def test_temperature_samples_and_zero_is_greedy(tiny_dots_ocr, cache):
+    engine = engine_for(tiny_dots_ocr, cache)
+
+    def texts(temperature: float) -> set[str]:
+        seen = set()
+        for seed in range(4):
+            torch.manual_seed(seed)
+            stream = engine.stream(
+                [Message("user", "Extract all text", [PAGE])],
+                GenerationSettings(
+                    max_new_tokens=8,
+                    temperature=temperature,
+                    repetition_guard=False,
+                    options={"prompt_mode": "prompt_ocr"},
+                ),
+            )
+            seen.add(stream.consume())
+        return seen
+
+    assert len(texts(1.0)) > 1 and len(texts(0.0)) == 1
+
+
+# -- length ---------------------------------------------------------------------------------
+
+
+def test_user_max_new_tokens_is_honoured_and_the_long_default_only_applies_unset():
+    unset, user = GenerationSettings(), GenerationSettings(max_new_tokens=16)
+    assert answer_budget(DEFAULT_PROMPT_MODE, unset, {}) == DOTS_MAX_NEW_TOKENS
+    assert answer_budget(DEFAULT_PROMPT_MODE, user, {}) == 16  # never raised to 8192
+    assert answer_budget(FREE_QUESTION, unset, {}) == 1024 and answer_budget(FREE_QUESTION, user, {}) == 16
+    assert answer_budget(FREE_QUESTION, user, {"max_new_tokens": 40}) == 40  # an explicit option wins
+
+
+def test_the_user_limit_reaches_generate(tiny_dots_ocr, cache):
+    stream = ask(engine_for(tiny_dots_ocr, cache), "Extract all text", max_new_tokens=3)
+    assert stream.extras["max_new_tokens"] == 3 and stream.metrics.new_tokens == 3
+
+
+# -- the plan -------------------------------------------------------------------------------
+
+
+def test_plan_names_the_code_that_runs():
     plan = plan_load(BLACKWELL, get_model("dots_ocr"))
     assert plan.runnable and plan.dtype == "bfloat16"
     assert (plan.attention, plan.vision_attention) == ("sdpa", "sdpa")
     assert plan.max_pixels == 1_003_520
     reasons = " | ".join(plan.reasons)
-    assert "vision tower switched to sdpa" in reasons and "dense" in reasons
-    assert "imports flash_attn at top level" in reasons and "stand-in" in reasons
-    assert f"pinned revision {PINNED_REVISION[:12]}" in reasons
-    assert "casts pixels to bfloat16" not in reasons  # bf16 weights: the remote cast is harmless
+    assert "no remote code" in reasons and "vision tower sdpa one image at a time" in reasons
+    assert "flash-attn not needed" in reasons and "square of its patches" in reasons
+    assert "remote code allowed" not in reasons and "stand-in" not in reasons
 
 
-@pytest.mark.parametrize(("hw", "dtype"), [(CPU, "float32"), (TURING, "float16")])
-def test_plan_turns_off_forced_bf16_when_weights_are_not_bf16(hw, dtype):
+@pytest.mark.parametrize(("hw", "dtype"), [(CPU, "float32"), (TURING, "float16"), (ADA_FA2, "bfloat16")])
+def test_plan_runs_on_every_device_without_opt_in(hw, dtype):
     plan = plan_load(hw, get_model("dots_ocr"))
     assert plan.runnable and plan.dtype == dtype and plan.vision_attention == "sdpa"
-    assert any("casts pixels to bfloat16" in r and dtype in r for r in plan.reasons)
+    assert any(f"in {dtype}" in r for r in plan.reasons)
 
 
-def test_plan_with_working_flash_attn_changes_nothing():
-    plan = plan_load(ADA_FA2, get_model("dots_ocr"))
-    assert plan.attention == "flash_attention_2" and plan.vision_attention is None
-    assert plan.max_pixels == 11_289_600
-    assert not any("stand-in" in r or "casts pixels" in r for r in plan.reasons)
-
-
-@pytest.mark.parametrize(
-    ("change", "why"),
-    [
-        ({"trust_remote_code": False}, "opt in with `trust_remote_code = true`"),
-        ({"revision": None}, "pin `revision`"),
-        ({"revision": "main"}, "40-character commit hash"),
-    ],
-)
-def test_remote_code_needs_opt_in_and_pin(change, why):
-    spec = replace(get_model("dots_ocr"), **change)
-    plan = plan_load(BLACKWELL, spec)
-    assert not plan.runnable
-    assert why in plan.refusal() and plan.refusal().startswith("refused remote code")
-    with pytest.raises(EngineError, match="refused remote code"):
-        create_engine(spec).load(replace(plan, runnable=True))  # the engine checks again
-
-
-def test_local_folder_needs_opt_in_but_no_revision(remote_code_folder):
-    spec = spec_from_path(remote_code_folder)
-    assert spec.family == "dots_ocr" and not plan_load(CPU, spec).runnable  # --model-path alone: no remote code
-    opted_in = replace(spec, trust_remote_code=True)
-    plan = plan_load(CPU, opted_in)
-    assert plan.runnable and any(f"local folder {remote_code_folder}" in r for r in plan.reasons)
-
-
-# -- loading mechanics ----------------------------------------------------------------------
-
-
-def test_vision_attention_is_patched_on_the_remote_config_object(remote_code_folder):
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(remote_code_folder, trust_remote_code=True)
-    assert type(config.vision_config).__name__ == "DotsVisionConfig"
-    assert config.vision_config.attn_implementation == "flash_attention_2"
-    assert patch_vision_attention(config, "sdpa") == "flash_attention_2"
-    assert config.vision_config.attn_implementation == "sdpa"
-    assert config._attn_implementation is None  # the language model's setting is left alone
-    assert patch_vision_attention(config, None) is None and config.vision_config.attn_implementation == "sdpa"
-    # A config that still holds vision_config as a dict (before the model builds it).
-    raw = type("RawConfig", (), {"vision_config": {"attn_implementation": "flash_attention_2"}})()
-    patch_vision_attention(raw, "eager")
-    assert raw.vision_config["attn_implementation"] == "eager"
-    with pytest.raises(EngineError, match="no vision_config"):
-        patch_vision_attention(object(), "sdpa")
-
-
-@pytest.mark.skipif(flash_attn_importable(), reason="flash-attn imports here: the stand-in is never needed")
-def test_top_level_flash_attn_import_is_served_by_a_stand_in(remote_code_folder):
-    from transformers.dynamic_module_utils import get_class_from_dynamic_module
-
-    ref = "modeling_dots_vision.DotsVisionTransformer"
-    # Upstream behaviour without help: transformers refuses the file for its flash_attn import.
-    with pytest.raises(ImportError, match="flash_attn"):
-        get_class_from_dynamic_module(ref, remote_code_folder)
-    # With FA2 planned for the vision tower, no stand-in either (the import must be real).
-    with flash_attn_stand_in("flash_attention_2") as stood_in:
-        assert not stood_in
-    with flash_attn_stand_in("sdpa") as stood_in:
-        assert stood_in
-        tower_class = get_class_from_dynamic_module(ref, remote_code_folder)
-    assert "flash_attn" not in sys.modules and importlib.util.find_spec("flash_attn") is None
-    with pytest.raises(EngineError, match="set to sdpa"):
-        tower_class().attend(torch.zeros(1), torch.zeros(1), torch.zeros(1))
-
-
-class _RemoteStyleTower(torch.nn.Module):
-    """The remote DotsVisionTransformer's forward contract: `bf16=True` casts the input."""
-
-    def __init__(self):
-        super().__init__()
-        self.proj = torch.nn.Linear(4, 2)
-
-    def forward(self, hidden_states, grid_thw, bf16=True):
-        if bf16:
-            hidden_states = hidden_states.bfloat16()
-        return self.proj(hidden_states)
-
-
-def test_forced_bf16_is_turned_off_for_other_dtypes():
-    model = torch.nn.Module()
-    model.vision_tower = _RemoteStyleTower()
-    pixels, grid = torch.ones(3, 4), torch.tensor([[1, 1, 3]])
-    with pytest.raises(RuntimeError):  # the remote code as is: bf16 pixels into fp32 weights
-        model.vision_tower(pixels, grid)
-    assert not keep_vision_dtype(model, "bfloat16")  # nothing to do in bf16
-    assert keep_vision_dtype(model, "float32")
-    out = model.vision_tower(pixels.half(), grid)  # any input dtype reaches the weights' dtype
-    assert out.dtype == torch.float32 and out.shape == (3, 2)
-    assert not keep_vision_dtype(torch.nn.Module(), "float32")  # no vision tower: untouched
-
-
-def test_processor_loads_without_torchvision_and_matches_layout_math(tiny_qwen2_vl):
-    # dots.ocr's processor is Qwen2.5-VL's class over a Qwen2-VL image processor; the tiny
-    # Qwen2-VL folder has the same files (tokenizer, chat template, preprocessor config).
-    from transformers import AutoTokenizer
-
-    image_token_id = AutoTokenizer.from_pretrained(str(tiny_qwen2_vl)).convert_tokens_to_ids("<|image_pad|>")
-    processor = load_processor(str(tiny_qwen2_vl), image_token_id)
-    assert processor.image_token == "<|image_pad|>" and processor.image_token_id == image_token_id
-    assert not hasattr(processor, "video_processor") or processor.video_processor is None
-    page = text_image(["INVOICE"], size=(1000, 700))
-    budget = 28 * 28 * 64
-    inputs = processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image", "image": page}, {"type": "text", "text": "x"}]}],
-        tokenize=True,
-        add_generation_prompt=True,
-        return_dict=True,
-        return_tensors="pt",
-        processor_kwargs={"images_kwargs": {"size": {"shortest_edge": 3136, "longest_edge": budget}}},
-    )
-    _, grid_h, grid_w = inputs["image_grid_thw"][0].tolist()
-    assert (grid_w * 14, grid_h * 14) == model_input_size(1000, 700, 3136, budget)
-    assert int((inputs["input_ids"] == image_token_id).sum()) == grid_h * grid_w // 4
+def test_eager_plan_gives_an_eager_vision_tower(tiny_dots_ocr, cache):
+    plan = plan_load(CPU, get_model("dots_ocr"), PlanOverrides(attention="eager"))
+    assert plan.vision_attention == "eager"
+    engine = engine_for(tiny_dots_ocr, cache, key="tiny_dots_eager", attention="eager")
+    assert engine.model.vision_tower.attention_modes() == {VisionAttention.EAGER}
+    assert ask(engine, max_new_tokens=2, prompt_mode="prompt_ocr").extras["vision_attention"] == "eager"
 
 
 # -- prompts ----------------------------------------------------------------------------------
@@ -275,16 +289,22 @@ def test_prompt_choice():
         choose_prompt("", {"prompt_mode": "layout please"}, *sizes)
 
 
+def test_no_image_is_a_clear_error(tiny_dots_ocr, cache):
+    engine = engine_for(tiny_dots_ocr, cache)
+    stream = engine.stream([Message("user", "Extract all text")], GenerationSettings(max_new_tokens=2))
+    with pytest.raises(UserError, match="needs a page image"):
+        stream.consume()
+
+
 # -- offline --------------------------------------------------------------------------------
 
 
 def test_offline_load_fails_fast_with_the_download_command():
     spec = get_model("dots_ocr")
     plan = plan_load(CPU, spec)
-    started = time.perf_counter()
-    with pytest.raises((EngineError, WeightsMissingError)) as failure:
+    with outbound_attempts() as network, pytest.raises((EngineError, WeightsMissingError)) as failure:
         EngineCache().get(spec, plan)
-    assert time.perf_counter() - started < 5  # no hub retries
+    assert network == []  # no hub lookups, so no retries to wait through
     message = str(failure.value)
     assert f"hf download rednote-hilab/dots.ocr --revision {PINNED_REVISION}" in message
     assert "HF_HUB_OFFLINE" in message
@@ -299,3 +319,28 @@ def test_router_falls_back_when_dots_cannot_be_had(tiny_qwen2_vl):
     assert (first.model, first.outcome) == ("dots_ocr", "load_failed")
     assert "hf download rednote-hilab/dots.ocr" in first.reason
     assert (second.model, second.outcome) == ("tiny_qwen", "answered") and routed.model == "tiny_qwen"
+
+
+def test_builtin_entry_pins_the_weights_revision():
+    spec = get_model("dots_ocr")
+    assert spec.revision == PINNED_REVISION and len(spec.revision) == 40
+    assert replace(spec, trust_remote_code=True).family_info().plan_check(spec, "float32", "sdpa")[1]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_on_cuda_with_sdpa_and_no_flash_attn(tiny_dots_ocr, dtype):
+    from chatvlmllm.hardware import probe
+
+    spec = spec_from_path(tiny_dots_ocr, key=f"tiny_dots_cuda_{dtype}")
+    plan = plan_load(probe(), spec, PlanOverrides(dtype=dtype, attention="sdpa"))
+    assert plan.device == "cuda" and plan.vision_attention == "sdpa"
+    stream = (
+        EngineCache()
+        .get(spec, plan)
+        .stream(
+            [Message("user", "x", [PAGE])], GenerationSettings(max_new_tokens=4, options={"prompt_mode": "prompt_ocr"})
+        )
+    )
+    stream.consume()
+    assert stream.metrics.new_tokens == 4 and stream.metrics.peak_vram_mb

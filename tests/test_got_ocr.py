@@ -54,9 +54,9 @@ def _engine(cache: EngineCache, folder: Path, key: str = "got"):
     return spec, plan, cache.get(spec, plan)
 
 
-def _answer(engine, text: str = "Extract all text", images=None, **options):
+def _answer(engine, text: str = "Extract all text", images=None, user_max: int | None = 16, **options):
     images = images if images is not None else [text_image(["TOTAL 12.50"], size=(300, 200))]
-    settings = GenerationSettings(max_new_tokens=16, options=options)
+    settings = GenerationSettings(max_new_tokens=user_max, options=options)
     stream = engine.stream([Message("user", text, images)], settings)
     stream.consume()
     return stream
@@ -73,17 +73,24 @@ def test_tiny_checkpoint_loads_through_the_production_loader(got_a, cache):
 
 def test_plain_transcription_has_gots_own_token_budget(got_a, cache):
     _, _, engine = _engine(cache, got_a)
-    stream = _answer(engine)
+    stream = _answer(engine, user_max=None)
     m = stream.metrics
     assert stream.extras["got_query"] == "OCR"
     assert stream.extras["image_tokens"] == TOKENS_PER_TILE and stream.extras["tiles"] == 1
-    # The generic max_new_tokens=16 does not cut a transcription: GOT's 4096 applies, and this
-    # model (one token forever) runs until the repetition guard, past 16 tokens.
+    # No limit set by the user: GOT's 4096 applies (not the generic 1024), and this model
+    # (one token forever) runs until the repetition guard, past 16 tokens.
     assert stream.extras["max_new_tokens"] == GOT_MAX_NEW_TOKENS
     assert m.stopped_by == "repetition" and m.new_tokens > 16
     assert (m.model, m.attention, m.dtype, m.device) == ("got", "eager", "float32", "cpu")
     assert m.prompt_tokens > TOKENS_PER_TILE and m.ttft_s is not None and m.total_s >= m.ttft_s
     assert stream.text.strip() and not stream.extras["transcription_only_note"]
+
+
+def test_the_users_max_new_tokens_is_honoured(got_a, cache):
+    _, _, engine = _engine(cache, got_a)
+    stream = _answer(engine, user_max=16)  # never silently raised to GOT's 4096
+    assert stream.extras["max_new_tokens"] == 16
+    assert (stream.metrics.new_tokens, stream.metrics.stopped_by) == (16, "max_tokens")
 
 
 def test_an_explicit_budget_wins(got_a, cache):

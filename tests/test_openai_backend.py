@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from PIL import Image
 
 from chatvlmllm.catalog import load_catalog
 from chatvlmllm.cli import main as cli_main
+from chatvlmllm.devtools.servers import free_port, running_server
 from chatvlmllm.engines import GenerationSettings, Message, create_engine
 from chatvlmllm.engines.base import fit_to_budget
 from chatvlmllm.engines.dots_ocr import DOTS_MAX_NEW_TOKENS, DOTS_PROMPTS
@@ -35,7 +35,6 @@ from chatvlmllm.hardware import probe
 from chatvlmllm.layout import to_model_coordinates
 from chatvlmllm.planner import plan_load
 from chatvlmllm.router import answer
-from chatvlmllm.server import free_port, running_server
 from tests.conftest import text_image, write_models_file
 
 API_KEY = "backend-test-key"
@@ -176,13 +175,14 @@ def test_dots_ocr_style_sends_one_page_with_its_prompt_and_image_prefix(models_f
         Message("assistant", "A blank page."),
         Message("user", "whatever the user typed"),
     ]
-    chat, sent, max_tokens = engine.build_request(history, GenerationSettings(max_new_tokens=100))
+    chat, sent, max_tokens = engine.build_request(history, GenerationSettings())
     assert len(chat) == 1 and chat[0]["role"] == "user"  # one page, no history: dots.ocr's client convention
     image_part, text_part = chat[0]["content"]
     assert image_part["image_url"]["url"].startswith("data:image/png;base64,")
     assert text_part["text"] == DOTS_IMAGE_PREFIX + DOTS_PROMPTS["prompt_layout_all_en"]
     assert sent["prompt_mode"] == "prompt_layout_all_en" and sent["original_size"] == [1000, 1400]
-    assert max_tokens == DOTS_MAX_NEW_TOKENS  # a layout transcription gets dots.ocr's long budget
+    assert max_tokens == DOTS_MAX_NEW_TOKENS  # no user limit: a layout transcription gets dots.ocr's long budget
+    assert engine.build_request(history, GenerationSettings(max_new_tokens=100))[2] == 100  # the user's limit wins
 
 
 def test_dots_ocr_style_resizes_like_its_client_and_maps_grounding_boxes(models_file):
@@ -201,7 +201,7 @@ def test_dots_ocr_style_resizes_like_its_client_and_maps_grounding_boxes(models_
         [Message("user", "What is the total?", [page])], GenerationSettings()
     )
     assert question[0]["content"][1]["text"] == DOTS_IMAGE_PREFIX + "What is the total?"  # a free question
-    assert max_tokens == GenerationSettings().max_new_tokens
+    assert max_tokens == GenerationSettings().budget()
 
 
 def test_dots_ocr_style_through_a_server_returns_layout_extras(server, tiny_qwen2_vl, models_file, monkeypatch):
@@ -278,6 +278,8 @@ class FakeServer(BaseHTTPRequestHandler):
     """Answers like an OpenAI-compatible server having a bad day, chosen by the requested model."""
 
     rendezvous = threading.Barrier(2)  # "rendezvous" answers only once two requests are in flight
+    release_slow = threading.Event()
+    slow_answered = threading.Event()
 
     def log_message(self, *args) -> None:  # keep pytest output clean
         pass
@@ -302,8 +304,9 @@ class FakeServer(BaseHTTPRequestHandler):
             )
         elif model == "locked":
             self.reply(401, {"error": {"message": "Unauthorized", "type": "AuthenticationError", "code": 401}})
-        elif model == "slow":
-            time.sleep(3)
+        elif model == "slow":  # answers only when the test releases it (or after a minute)
+            self.release_slow.wait(timeout=60)
+            self.slow_answered.set()
             self.reply(200, {})
         elif model == "rendezvous":
             try:
@@ -405,10 +408,14 @@ def test_refused_api_key_names_the_variable(models_file, fake_server):
 
 
 def test_a_server_that_does_not_answer_in_time_times_out(models_file, fake_server):
-    started = time.perf_counter()
-    with pytest.raises(ServerTimeoutError, match=r"did not answer within 0\.5 s"):
-        ask_once(fake_entry(models_file, fake_server, "slow", timeout_s=0.5))
-    assert time.perf_counter() - started < 2.5  # gave up, did not wait for the late answer
+    FakeServer.release_slow.clear()
+    FakeServer.slow_answered.clear()
+    try:
+        with pytest.raises(ServerTimeoutError, match=r"did not answer within 0\.5 s"):
+            ask_once(fake_entry(models_file, fake_server, "slow", timeout_s=0.5))
+        assert not FakeServer.slow_answered.is_set()  # gave up before the answer, did not wait for it
+    finally:
+        FakeServer.release_slow.set()
 
 
 def test_an_error_in_the_middle_of_the_stream_is_reported(models_file, fake_server):

@@ -129,9 +129,10 @@ def test_dots_ocr_without_flash_attn_patches_vision_tower_and_caps_pixels():
     plan = plan_load(gpu("RTX 5070 Ti"), get_model("dots_ocr"))
     assert plan.attention == "sdpa" and plan.vision_attention == "sdpa"
     assert plan.max_pixels == get_model("dots_ocr").family_info().max_pixels_without_fa2
-    assert any("vision tower" in r and "dense" in r for r in plan.reasons)
+    assert any("vision tower sdpa" in r and "flash-attn not needed" in r for r in plan.reasons)
+    assert any("max_pixels capped" in r and "square" in r for r in plan.reasons)
     fa2 = plan_load(gpu("RTX 4090", flash_attn=True), get_model("dots_ocr"))
-    assert fa2.vision_attention is None and fa2.max_pixels > plan.max_pixels
+    assert fa2.vision_attention == "sdpa" and fa2.max_pixels > plan.max_pixels  # our tower never uses flash-attn
 
 
 def test_user_pixel_budget_wins():

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+import torch
 from PIL import Image
 
 from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import spec_from_path
+from chatvlmllm.devtools.real_contracts import QWEN2_VL_2B, QWEN3_VL_2B, QWEN25_VL_3B
 from chatvlmllm.engines import GenerationSettings, Message
 from chatvlmllm.errors import PlanError
 from chatvlmllm.hardware import probe
@@ -103,10 +107,12 @@ def test_closing_the_stream_cancels_generation_and_frees_the_engine(looping_qwen
     next(iterator)
     iterator.close()
     assert answer.metrics.stopped_by == "cancelled"
-    assert not engine.lock.locked()
+    # The engine is free: the next answer runs to its end (on a thread, so a held engine fails, not hangs).
     follow_up = engine.stream([Message("user", "hi")], GenerationSettings(max_new_tokens=3, repetition_guard=False))
-    follow_up.consume()
-    assert follow_up.metrics.new_tokens == 3
+    reader = threading.Thread(target=follow_up.consume, daemon=True)
+    reader.start()
+    reader.join(60)
+    assert not reader.is_alive() and follow_up.metrics.new_tokens == 3
 
 
 def test_a_stream_cancelled_while_queued_never_reaches_the_model(looping_qwen2_vl):
@@ -144,3 +150,54 @@ def test_sampling_settings(tiny_qwen2_vl):
     )
     answer.consume()
     assert 1 <= answer.metrics.new_tokens <= 5
+
+
+def test_qwen25_vl_loads_and_answers(tiny_qwen25_vl):
+    engine = load(tiny_qwen25_vl)
+    assert type(engine.model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    answer = engine.stream([Message("user", "Extract all text", [PAGE])], GenerationSettings(max_new_tokens=6))
+    answer.consume()
+    ((t, h, w),) = answer.extras["image_grid_thw"]
+    assert answer.extras["image_tokens"] == t * h * w // 4 and 1 <= answer.metrics.new_tokens <= 6
+
+
+def _texts(engine, temperature: float, seeds=range(4)) -> list[str]:
+    texts = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        answer = engine.stream(
+            [Message("user", "Describe the image.", [PAGE])],
+            GenerationSettings(max_new_tokens=12, temperature=temperature, repetition_guard=False),
+        )
+        texts.append(answer.consume())
+    return texts
+
+
+@pytest.mark.parametrize("folder", ["tiny_qwen2_vl", "tiny_qwen25_vl", "tiny_qwen3_vl"])
+def test_temperature_means_what_it_says_whatever_generation_config_says(folder, request):
+    path = request.getfixturevalue(folder)
+    engine = load(path)
+    shipped = engine.model.generation_config  # the real file's values (Qwen2-VL: top_k=1, top_p=0.001)
+    contract = {"tiny_qwen2_vl": QWEN2_VL_2B, "tiny_qwen25_vl": QWEN25_VL_3B, "tiny_qwen3_vl": QWEN3_VL_2B}[folder]
+    for key, value in contract.generation.items():
+        assert getattr(shipped, key) == value, key
+    sampled = _texts(engine, temperature=1.0)
+    assert len(set(sampled)) > 1  # the checkpoint's top_k/top_p would make these all the same
+    greedy = _texts(engine, temperature=0.0)
+    assert len(set(greedy)) == 1  # temperature 0 is greedy, whatever the seed
+
+
+def test_sampling_arguments_override_every_generation_config_knob():
+    from chatvlmllm.engines.hf_common import sampling_kwargs
+
+    sampled = sampling_kwargs(GenerationSettings(temperature=0.7, top_p=0.9))
+    assert sampled == {"do_sample": True, "temperature": 0.7, "top_p": 0.9, "top_k": 0}
+    assert sampling_kwargs(GenerationSettings(temperature=0.0)) == {"do_sample": False}
+
+
+def test_user_max_new_tokens_is_honoured(looping_qwen2_vl):
+    answer = load(looping_qwen2_vl).stream(
+        [Message("user", "Extract all text", [PAGE])], GenerationSettings(max_new_tokens=7, repetition_guard=False)
+    )
+    answer.consume()
+    assert (answer.metrics.new_tokens, answer.metrics.stopped_by) == (7, "max_tokens")

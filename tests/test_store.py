@@ -119,3 +119,38 @@ def test_two_tabs_on_one_chat_keep_both_answers(tmp_path):
     store.append_turn(tab_b, tab_b.add(Turn("user", "from tab B")))
     texts = [t.text for t in store.load(conversation.id).conversation.turns]
     assert texts == ["shared", "answer to shared", "from tab A", "from tab B"]
+
+
+def test_a_session_opens_only_the_chat_it_names_never_the_most_recent(tmp_path):
+    from chatvlmllm.chat import ChatSession
+
+    store = ChatStore(tmp_path / "chats.sqlite3")
+    other = Conversation(title="New chat")
+    other.add(Turn("user", "someone else's question"))
+    store.save_conversation(other)
+    assert ChatSession.open_or_new(store, None).id != other.id
+    fresh = ChatSession.open_or_new(store, "no-such-chat")
+    assert fresh.id != other.id and not fresh.conversation.turns
+    assert ChatSession.open_or_new(store, other.id).conversation.turns[0].text == "someone else's question"
+
+
+def test_stored_data_that_no_longer_fits_the_schema_cannot_stop_a_chat_opening(tmp_path):
+    import sqlite3
+
+    from chatvlmllm.chat import ChatSession
+
+    store = ChatStore(tmp_path / "chats.sqlite3")
+    conversation = Conversation()
+    conversation.add(Turn("user", "question"))
+    conversation.add(Turn("assistant", "answer"))
+    store.save_conversation(conversation)
+    with sqlite3.connect(store.path) as db:  # an older writer, a hand edit, a bad import of the past
+        db.execute(
+            "UPDATE turns SET data = ? WHERE position = 1",
+            ('{"role": "assistant", "text": "a", "attempts": [{"seconds": "slow"}]}',),
+        )
+        db.execute("UPDATE sessions SET pages = 'not json'")
+    opened = ChatSession.open(store, conversation.id)
+    turns = opened.conversation.turns
+    assert turns[0].text == "question" and "could not be read" in (turns[1].error or "")
+    assert "attempts[0].seconds" in (turns[1].error or "") and opened.pages == [1]

@@ -1,23 +1,28 @@
-"""Chat messages: the history, and a new answer streamed token by token.
+"""Chat messages: the history, and the answer being made (see ui.answer_job).
 
-Model text is rendered with st.markdown, whose default keeps raw HTML escaped: a model
-(or a document it read) cannot inject markup into the page.
+Model text goes through ui.text_view: transcriptions verbatim, prose as Markdown whose
+default keeps raw HTML escaped, so a model (or a document it read) cannot inject markup.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import streamlit as st
 
 from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import ModelSpec
-from chatvlmllm.chat import QUICK_PROMPTS, AskOptions, ChatSession, PendingAnswer
-from chatvlmllm.conversation import Turn
-from chatvlmllm.engines import AnswerStream
+from chatvlmllm.chat import QUICK_PROMPTS, AskOptions, ChatSession
+from chatvlmllm.conversation import DEFAULT_TITLE, Turn
 from chatvlmllm.errors import UserError
 from chatvlmllm.hardware import HardwareProfile
+from ui import answer_job, text_view
+from ui.answer_job import AnswerJob
+
+log = logging.getLogger(__name__)
 
 OUTCOME_ICONS = {
     "answered": ":material/check_circle:",
@@ -26,63 +31,87 @@ OUTCOME_ICONS = {
     "error": ":material/error:",
     "oom_retry": ":material/replay:",
 }
+# What an OCR-only engine can do: read the text (copy and .txt download come with every page).
+OCR_QUICK_PROMPTS = {"Extract text": QUICK_PROMPTS["Extract all text"]}
+STOPPED_NOTE = "Stopped by you. The text above is what was produced before stopping."
 
 
-def quick_prompts(session: ChatSession) -> str | None:
-    """One button per common job; returns the prompt of the one clicked."""
-    no_document = session.document is None
+def quick_prompts(session: ChatSession, ocr_only: bool, busy: bool) -> str | None:
+    """One button per job the chosen engine can do; returns the prompt of the one clicked."""
+    prompts = OCR_QUICK_PROMPTS if ocr_only else QUICK_PROMPTS
+    disabled = session.document is None or busy
     clicked = None
     with st.container(horizontal=True):
-        for label, prompt in QUICK_PROMPTS.items():
-            if st.button(label, key=f"quick_{label}", disabled=no_document, help=prompt):
+        for label, prompt in prompts.items():
+            if st.button(label, key=quick_key(label), disabled=disabled, help=prompt):
                 clicked = prompt
     return clicked
 
 
-def render_history(session: ChatSession) -> None:
-    for turn in session.conversation.turns:
-        with st.chat_message(turn.role):
-            if turn.role == "user":
-                _user_body(turn)
-            else:
-                _assistant_body(session, turn)
+def quick_key(label: str) -> str:
+    """ "Table → Markdown" → "quick_table_markdown" (a key that is also a CSS class)."""
+    return "quick_" + re.sub(r"\W+", "_", label.lower()).strip("_")
+
+
+def render_history(session: ChatSession, turns: list[Turn], details: bool) -> None:
+    for index, turn in enumerate(turns):
+        with st.chat_message("user" if turn.role == "user" else "assistant"):
+            try:
+                if turn.role == "user":
+                    _user_body(turn)
+                else:
+                    _assistant_body(session, turn, _question_before(turns, index), f"turn{index}", details)
+            except Exception as exc:  # stored data this version cannot draw: say so, keep the page
+                log.exception("cannot show turn %d", index)
+                st.warning(f"This message cannot be shown ({type(exc).__name__}: {exc}).")
 
 
 def _user_body(turn: Turn) -> None:
-    st.markdown(turn.text)
+    text_view.render_prose(turn.text)
     if turn.document:
         st.caption(f":material/description: {turn.document_label()}")
 
 
-def _assistant_body(session: ChatSession, turn: Turn) -> None:
+def _question_before(turns: list[Turn], index: int) -> Turn | None:
+    return next((t for t in reversed(turns[:index]) if t.role == "user"), None)
+
+
+def _assistant_body(session: ChatSession, turn: Turn, question: Turn | None, key: str, details: bool) -> None:
     layout = turn.extras.get("layout")
     if layout:
-        _render_layout(layout, session.turn_image(_question_of(session, turn)), key=f"layout_{turn.started_at}")
+        image = session.turn_image(question) if question is not None else None
+        _render_layout(layout, image, key=f"layout_{key}")
         if turn.text:
             with st.expander("Answer as text"):
-                st.markdown(turn.text)
+                st.code(turn.text, language=None, wrap_lines=True)
+    elif turn.text and text_view.style_of(turn, question) is text_view.TextStyle.VERBATIM:
+        asked = list(question.pages) if question is not None else []
+        sha = question.document_sha256 if question is not None else None
+
+        def page_image(page: int):
+            return session.page_image(sha, page) if sha else None
+
+        text_view.render_verbatim(turn, asked, key, page_image, question.document if question else None)
     elif turn.text:
-        st.markdown(turn.text)
-    if turn.error and turn.text:
+        text_view.render_prose(turn.text)
+    if turn.stopped_by == "cancelled":
+        st.info(STOPPED_NOTE if turn.text.strip() else "Stopped by you before the answer started.")
+    elif turn.error and turn.text:
         st.warning(turn.error)
     elif turn.error:
         st.error(turn.error)
+    note = turn.extras.get("warning")
+    if isinstance(note, str) and note:
+        st.caption(f":material/info: {note}")
     if turn.metrics or turn.model:
-        st.caption(turn.caption())
+        st.caption(text_view.caption(turn, details))
     if turn.fell_back:
         with st.expander(f"Fallback: {len(turn.attempts)} attempt(s)"):
             for attempt in turn.attempts:
-                icon = OUTCOME_ICONS.get(attempt.get("outcome", ""), ":material/warning:")
+                icon = OUTCOME_ICONS.get(str(attempt.get("outcome", "")), ":material/warning:")
                 reason = f" — {attempt['reason']}" if attempt.get("reason") else ""
-                seconds = attempt.get("seconds") or 0
+                seconds = text_view.number(attempt.get("seconds")) or 0.0
                 st.markdown(f"{icon} `{attempt.get('model')}`: {attempt.get('outcome')}{reason} ({seconds:.2f} s)")
-
-
-def _question_of(session: ChatSession, answer: Turn) -> Turn:
-    """The user turn an answer replies to (for its page image)."""
-    turns = session.conversation.turns
-    index = next((i for i, t in enumerate(turns) if t is answer), len(turns))
-    return next((t for t in reversed(turns[:index]) if t.role == "user"), answer)
 
 
 def _render_layout(layout: list[dict] | dict, image, key: str) -> None:
@@ -95,66 +124,70 @@ def _render_layout(layout: list[dict] | dict, image, key: str) -> None:
     render_layout(layout, image, key=key)
 
 
-def answer(
+def ask(
     session: ChatSession,
     question: str,
     options: AskOptions,
     hw: HardwareProfile,
     catalog: Mapping[str, ModelSpec],
     cache: EngineCache,
-) -> Turn | None:
-    """Ask, stream the answer into the page, and render it like the history."""
+) -> AnswerJob | None:
+    """Record the question and start its answer on a worker thread."""
+    _name_new_chat(session, question)
     try:
         pending = session.ask(question, options, hw, catalog, cache)
     except UserError as exc:
         st.error(str(exc))
         return None
-    with st.chat_message("user"):
-        _user_body(session.conversation.turns[-1])
+    return answer_job.start(pending, session.id)
+
+
+def _name_new_chat(session: ChatSession, question: str) -> None:
+    """A new chat is named "document — task", so chats with the same first question differ."""
+    conversation = session.conversation
+    if (
+        conversation.turns
+        or session.document is None
+        or conversation.title not in (DEFAULT_TITLE, session.document.name)
+    ):
+        return  # named by the user, or not new
+    task = next((label for label, prompt in QUICK_PROMPTS.items() if prompt == question.strip()), None)
+    task = task or " ".join(question.split())[:40]
+    conversation.title = f"{session.document.name} — {task}"
+
+
+def follow(job: AnswerJob, verbatim: bool) -> None:
+    """Show the answer being made until it is saved; Stop asks the engine to end it."""
     with st.chat_message("assistant"):
-        stop_slot = st.empty()
-        # Clicking Stop starts a new run. Streamlit interrupts this one at its next output, the
-        # `finally` cancels the generation and saves the partial answer as "cancelled", and the new
-        # run waits for that (ChatSession.settle in app.py) before it draws the history.
-        stop_slot.button("Stop", icon=":material/stop_circle:", key="stop_generation", help="Stop this answer")
+        st.button(
+            "Stop",
+            icon=":material/stop_circle:",
+            key="stop_generation",
+            on_click=job.stop,
+            disabled=job.stop_requested,
+            help="Stop this answer; what was produced so far is kept.",
+        )
         live = st.empty()
-        error = None
-        try:
-            for stream in _streams(pending, live):
-                with live.container():
-                    st.write_stream(pending.chunks(stream), cursor="▌")
-        except Exception as exc:  # an engine failing outside the router: keep the app and the history
-            error = f"The answer failed: {type(exc).__name__}: {exc}"
-        finally:
-            turn = pending.finish(error)
-        stop_slot.empty()
-        with live.container():
-            _assistant_body(session, turn)
-        if session.save_error:
-            st.warning(session.save_error)
-    return turn
-
-
-def _streams(pending: PendingAnswer, live) -> Iterator[AnswerStream]:
-    """The router's streams, with progress shown while a model loads."""
-    routes = iter(pending)
-    first = True
-    while True:
-        if first and not pending.first_model_loaded():
-            with live.container(), st.status(f"Loading {pending.spec.key}… (first use only)") as status:
-                started = time.perf_counter()
-                stream = next(routes, None)
-                failed = [a for a in pending.routed.attempts if a.outcome != "answered"]
-                label = f"Ready after {time.perf_counter() - started:.1f} s"
-                if failed:
-                    label += f" ({failed[0].model}: {failed[0].outcome} — {failed[0].reason})"
-                status.update(label=label, state="complete" if stream is not None else "error")
-        elif first:
-            stream = next(routes, None)
-        else:
-            with live.container(), st.spinner("That answer was not usable; trying the next model…"):
-                stream = next(routes, None)
-        if stream is None:
-            return
-        first = False
-        yield stream
+        shown = None
+        while not job.done:
+            # Redraw when something changed, and at least twice a second: a click (Stop) takes effect
+            # at the next redraw, and eight chats answering at once must not redraw 32 times a second.
+            state = (job.phase, job.stop_requested, len(job.text), job.progress, int(job.elapsed() * 2))
+            if state == shown:
+                time.sleep(answer_job.REDRAW_S)
+                job.settle_stop()
+                continue
+            shown = state
+            with live.container():
+                fraction = answer_job.fraction(job)
+                line = answer_job.status_line(job)
+                if fraction is not None:
+                    st.progress(fraction, text=line)
+                else:
+                    st.caption(f":material/hourglass_top: {line}")
+                if job.text and verbatim:
+                    text_view.render_live_verbatim(job.text)
+                elif job.text:
+                    text_view.render_prose(job.text + " ▌")
+            time.sleep(answer_job.REDRAW_S)
+            job.settle_stop()

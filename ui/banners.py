@@ -1,4 +1,4 @@
-"""Banners that say why a model cannot answer here and what to do about it."""
+"""What the page says about the models: a small badge, and the full story in a set-up dialog."""
 
 from __future__ import annotations
 
@@ -8,41 +8,44 @@ from chatvlmllm.catalog import models_file
 from chatvlmllm.selection import OFFLINE_DEFAULT, ModelStatus
 
 USABLE = ("ready", "needs download")
+DISMISSED_KEY = "ocr_badge_dismissed"
 
 
 def what_to_do() -> str:
     return (
         "**To chat with a vision-language model:**\n"
-        "- with internet: pick a model marked *needs download* (it downloads on the first question), or run "
-        "`hf download Qwen/Qwen2-VL-2B-Instruct`;\n"
-        "- offline: copy a Hugging Face cache (`~/.cache/huggingface/hub`) from a machine that has the weights, or "
-        f"point a catalog entry at a local folder in `{models_file()}`:\n"
-        '  `[models.my_vlm]` `family = "qwen2_vl"` `path = "/models/Qwen2-VL-2B-Instruct"`;\n'
+        "- with internet: pick a model under *Needs set-up* marked *needs download*; it downloads on the first "
+        "question (or run `hf download Qwen/Qwen2-VL-2B-Instruct`);\n"
+        "- offline: copy a Hugging Face cache (`~/.cache/huggingface/hub`) from a machine that has the weights, "
+        f"or point a catalog entry at a local folder in `{models_file()}`:\n"
+        '```toml\n[models.my_vlm]\nfamily = "qwen2_vl"\npath = "/models/Qwen2-VL-2B-Instruct"\n```\n'
         "- the **System** page lists every model with the planner's reasons."
     )
 
 
+@st.dialog("Set up a model", width="large")
+def setup_dialog(statuses: dict[str, ModelStatus]) -> None:
+    st.markdown(what_to_do())
+    st.markdown("**Why each model cannot run here**")
+    for key, status in statuses.items():
+        if status.status not in USABLE:
+            st.markdown(f"- `{key}` — **{status.status}**: {status.reason}")
+
+
 def availability(
-    statuses: dict[str, ModelStatus], default_key: str, why: str, problem: str | None, selected: str
+    statuses: dict[str, ModelStatus], default_key: str, problem: str | None, selected: str, ocr_only: bool
 ) -> None:
+    """Nothing when the chosen model is ready; else one line on what it means, with the way out."""
     if problem:
         st.error(problem)
     usable = [key for key, status in statuses.items() if status.status in USABLE]
     if not usable:
-        reasons = "\n".join(f"- `{key}`: {status.status} — {status.reason}" for key, status in statuses.items())
-        st.error(f"**No model can run on this machine right now.**\n\n{reasons}\n\n{what_to_do()}")
+        st.error("**No model can run on this machine right now.**")
+        if st.button("Set up a model", key="setup_model_none", icon=":material/build:"):
+            setup_dialog(statuses)
         return
-    if default_key == OFFLINE_DEFAULT and selected == OFFLINE_DEFAULT:
-        blocked = {key: status for key, status in statuses.items() if status.status not in USABLE}
-        summary = ", ".join(f"`{key}` {status.status}" for key, status in blocked.items())
-        st.info(
-            f"**No vision-language model can run here right now**, so answers come from the offline OCR engine "
-            f"`{OFFLINE_DEFAULT}`: it transcribes the page's text but does not understand questions.\n\n"
-            f"Why: {summary or why}.\n\n{what_to_do()}"
-        )
-        with st.expander("Why, model by model"):
-            for key, status in blocked.items():
-                st.markdown(f"- `{key}` — **{status.status}**: {status.reason}")
+    if default_key == OFFLINE_DEFAULT and ocr_only:  # no VLM can run here: the offline engine answers
+        _ocr_only_badge(statuses)
         return
     status = statuses.get(selected)
     if status is None or status.status == "ready":
@@ -51,7 +54,24 @@ def availability(
         size = f" (about {status.plan.estimated_gb} GB in memory)" if status.plan.estimated_gb else ""
         st.info(f"`{selected}` is not downloaded yet{size}: the first question downloads it. {status.reason}")
     else:
+        reason = status.reason.rstrip(".")
         st.warning(
-            f"`{selected}` cannot answer here: {status.status} — {status.reason}. "
-            "Pick a model marked ✅ ready, or keep *Fall back to other models* on."
+            f"`{selected}` cannot answer here ({status.status}: {reason}). "
+            "Pick a model under *Ready here*, or keep *Fall back to other models* on."
+        )
+
+
+def _ocr_only_badge(statuses: dict[str, ModelStatus]) -> None:
+    """One line, dismissible: the full explanation is one click away, not a wall of text."""
+    if st.session_state.get(DISMISSED_KEY):
+        return
+    with st.container(horizontal=True, vertical_alignment="center", key="ocr_only_badge"):
+        st.badge("Text extraction only: no vision-language model here", icon=":material/info:", color="orange")
+        if st.button("Set up a model", key="setup_model", type="tertiary", icon=":material/build:"):
+            setup_dialog(statuses)
+        st.button(
+            "Dismiss",
+            key="dismiss_ocr_badge",
+            type="tertiary",
+            on_click=lambda: st.session_state.update({DISMISSED_KEY: True}),
         )

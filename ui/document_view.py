@@ -1,47 +1,81 @@
-"""The document panel: upload, page picker and a preview of the page(s) in use."""
+"""The document panel: upload, page picker and a large preview that stays in view while reading."""
 
 from __future__ import annotations
+
+import logging
 
 import streamlit as st
 
 from chatvlmllm import documents
 from chatvlmllm.chat import ChatSession
-from chatvlmllm.errors import DocumentError
+from chatvlmllm.conversation import DEFAULT_TITLE
+from chatvlmllm.store import StoreError
 from ui import state
 
+log = logging.getLogger(__name__)
+
 ALL_PAGES = 0  # the page picker's "All pages" entry
-PREVIEW_PAGES = 4  # thumbnails shown when several pages are in use
+PREVIEW_PAGES = 6  # pages shown when several are in use
+THUMBNAILS_PER_ROW = 2
+
+
+def upload_limits() -> str:
+    return (
+        f"Images (PNG, JPEG, WebP, BMP, TIFF) or PDF, up to {documents.MAX_UPLOAD_MB:.0f} MB; "
+        f"PDFs up to {documents.MAX_PAGES} pages."
+    )
 
 
 def render(session: ChatSession) -> None:
-    st.subheader("Document")
+    has_document = session.document is not None
+    if has_document:
+        with st.expander("Add another document", icon=":material/upload_file:"):
+            _uploader(session)
+    else:
+        st.subheader("Document")
+        _uploader(session)
+    try:
+        _document_picker(session)
+        _page_picker(session)
+        _preview(session)
+    except Exception as exc:  # a page that cannot be drawn must not take the chat with it
+        log.exception("document preview failed")
+        st.warning(f"This document cannot be shown ({type(exc).__name__}: {exc}). The chat still works.")
+
+
+def _uploader(session: ChatSession) -> None:
     # No `type=` filter: Streamlit would raise on a wrong extension before this code runs.
     # documents.load_document sniffs the bytes and explains what is wrong instead.
     uploaded = st.file_uploader(
-        "Image (PNG, JPEG, WebP, BMP, TIFF) or PDF",
+        "Upload a document",
         key=f"document_upload_{session.id}",  # a fresh uploader per chat
         max_upload_size=max(1, int(documents.MAX_UPLOAD_MB)),
     )
+    st.caption(upload_limits())  # visible, not only a tooltip
     doc = state.handle_upload(
         uploaded, f"document_{session.id}", lambda f: documents.load_document(f.getvalue(), f.name)
     )
-    if doc is not None:
+    if doc is None:
+        return
+    try:
         session.attach(doc)
-    _document_picker(session)
-    _page_picker(session)
-    _preview(session)
+        if not session.conversation.turns and session.conversation.title == DEFAULT_TITLE:
+            session.rename(doc.name)  # the chat list names it after its document
+    except StoreError as exc:  # the document is in use in this session, only not saved
+        st.warning(f"{exc} {doc.name} is not saved with the chat; it stays here until you close the tab.")
 
 
 def _document_picker(session: ChatSession) -> None:
-    """Earlier documents of this chat stay available."""
+    """Earlier documents of this chat stay available (labels unique: two files may share a name)."""
     if len(session.documents) < 2:
         return
     shas = list(session.documents)
+    labels = {sha: f"{session.documents[sha].name} ({session.documents[sha].page_count} p., {sha[:6]})" for sha in shas}
     chosen = st.selectbox(
         "Document in use",
         shas,
         index=shas.index(session.active_document) if session.active_document in shas else 0,
-        format_func=lambda sha: session.documents[sha].name,
+        format_func=labels.__getitem__,
         key=state.widget_key("document_picker", session.id, shas),  # new options, new widget
     )
     if chosen != session.active_document:
@@ -62,7 +96,10 @@ def _page_picker(session: ChatSession) -> None:
         key=f"page_picker_{session.id}_{doc.sha256[:12]}",
     )
     pages = list(range(1, doc.page_count + 1)) if choice == ALL_PAGES else [choice]
-    session.select_pages(pages)
+    try:
+        session.select_pages(pages)
+    except StoreError as exc:
+        st.warning(f"{exc} The page choice is not saved.")
     if choice == ALL_PAGES and doc.page_count > PREVIEW_PAGES:
         st.caption(f"All {doc.page_count} pages go to the model: slower, and large documents may not fit.")
 
@@ -70,19 +107,16 @@ def _page_picker(session: ChatSession) -> None:
 def _preview(session: ChatSession) -> None:
     doc = session.document
     if doc is None:
-        st.info("Upload a document to ask about it, or just chat.")
         return
-    try:
+    with st.container(key="document_preview"):  # sticky (ui.style): stays beside the text while scrolling
         if len(session.pages) == 1:
             page = session.pages[0]
             st.image(doc.page(page - 1), caption=f"{doc.name} — page {page} of {doc.page_count}", width="stretch")
             return
         shown = session.pages[:PREVIEW_PAGES]
-        st.image(
-            [doc.page(p - 1) for p in shown],
-            caption=[f"page {p}" for p in shown],
-            width=140,
-        )
         st.caption(f"{doc.name}: {len(session.pages)} pages in use")
-    except DocumentError as exc:
-        st.error(str(exc))
+        for start in range(0, len(shown), THUMBNAILS_PER_ROW):
+            row = shown[start : start + THUMBNAILS_PER_ROW]
+            for column, page in zip(st.columns(THUMBNAILS_PER_ROW), row, strict=False):
+                with column:
+                    st.image(doc.page(page - 1), caption=f"Page {page}", width="stretch")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import streamlit as st
 
-from chatvlmllm.cache import EngineCache
+from chatvlmllm.cache import EngineCache, LoadedEngine
 from chatvlmllm.catalog import ModelSpec
 from chatvlmllm.chat import AskOptions, ChatSession
 from chatvlmllm.engines.classic_ocr import offline_engine_for
@@ -12,7 +14,8 @@ from chatvlmllm.errors import UserError
 from chatvlmllm.hardware import HardwareProfile
 from chatvlmllm.planner import ATTENTION_CHOICES, plan_load
 from chatvlmllm.selection import ModelStatus
-from ui import state
+from chatvlmllm.store import SessionInfo
+from ui import state, text_view
 
 OFFLINE_ENGINES = ("rapidocr", "tesseract")
 STATUS_ICONS = {
@@ -27,10 +30,22 @@ LANGUAGES = {"auto": "Not set", "en": "English / Latin script", "ru": "Russian (
 TRANSCRIPT_MAX_MB = 20
 
 
+READY_HERE = "ready"
+
+
 def status_label(key: str, status: ModelStatus | None) -> str:
+    """ "key — ready here" or "key — needs set-up: needs download" (ready ones are listed first)."""
     if status is None:
         return key
-    return f"{key} — {status.status}"
+    if status.status == READY_HERE:
+        return f"{key} — ready here"
+    return f"{key} — needs set-up: {status.status}"
+
+
+def picker_order(keys: list[str], statuses: dict[str, ModelStatus]) -> list[str]:
+    """Ready here first, then the ones that need set-up, each group in catalog order."""
+    ready = [k for k in keys if (s := statuses.get(k)) is not None and s.status == READY_HERE]
+    return ready + [k for k in keys if k not in ready]
 
 
 def model_picker(
@@ -57,11 +72,11 @@ def model_picker(
             st.session_state["model"] = best
     key = st.selectbox(
         "Model",
-        keys,
+        picker_order(keys, statuses),
         key="model",
         on_change=lambda: st.session_state.update(model_chosen=True),
         format_func=lambda k: status_label(k, statuses.get(k)),
-        help="Status for this machine from the planner: ready, needs download, won't fit, incompatible, unavailable.",
+        help="Ready here: runs on this machine now. Needs set-up: the reason is shown below the picker.",
     )
     status = statuses.get(key)
     spec = models[key]
@@ -78,7 +93,15 @@ def model_picker(
     )
     with st.expander("Generation settings"):
         max_new_tokens = st.number_input(
-            "Max new tokens", min_value=1, max_value=MAX_NEW_TOKENS_LIMIT, value=1024, step=64, key="max_new_tokens"
+            "Max new tokens",
+            min_value=1,
+            max_value=MAX_NEW_TOKENS_LIMIT,
+            value=None,
+            step=64,
+            key="max_new_tokens",
+            placeholder="model default",
+            help="Empty: 1024, and whole-page transcriptions get the model's own (GOT-OCR 4096, dots.ocr 8192). "
+            "A number you set is used as is.",
         )
         temperature = st.slider("Temperature", 0.0, 1.5, 0.0, 0.05, key="temperature", help="0 = greedy (repeatable)")
         repetition_guard = st.checkbox(
@@ -90,7 +113,7 @@ def model_picker(
     options = AskOptions(
         model=key,
         attention=attention,
-        max_new_tokens=int(max_new_tokens),
+        max_new_tokens=int(max_new_tokens) if max_new_tokens is not None else None,
         temperature=float(temperature),
         repetition_guard=repetition_guard,
         fallback=fallback,
@@ -98,7 +121,8 @@ def model_picker(
     )
     plan = plan_load(hw, spec, options.overrides())
     if not plan.runnable:
-        st.warning(f"{key} cannot run here with these settings: {plan.refusal() or '; '.join(plan.reasons)}")
+        reason = (plan.refusal() or "; ".join(plan.reasons)).rstrip(".")
+        st.warning(f"{key} cannot run here with these settings ({reason}).")
     return options
 
 
@@ -108,51 +132,40 @@ def _unload(cache: EngineCache) -> None:
 
 
 def runtime_panel(
-    session: ChatSession, options: AskOptions, spec: ModelSpec, hw: HardwareProfile, cache: EngineCache
+    session: ChatSession, options: AskOptions, spec: ModelSpec, hw: HardwareProfile, cache: EngineCache, details: bool
 ) -> None:
-    """What runs now: model, attention, dtype, device, GPU, load time and the last answer's timings."""
+    """What the next question runs on; with details, the plan and the last answer's figures."""
     st.header("Running")
     plan = plan_load(hw, spec, options.overrides())
     loaded = cache.loaded()
     key = cache.key_for(spec, plan)
     entry = next((e for e in loaded if e.key == key), None)  # loaded with exactly these settings
     same_model = [e for e in loaded if e.model == spec.key and e.key != key]
-    last = session.conversation.last_answer
-    m = last.metrics if last else {}
     model_line = f"**Model:** `{spec.key}`"
-    if entry is not None:
-        model_line += f" — loaded in {entry.load_s:.2f} s"
+    if not plan.runnable:
+        model_line += " — cannot run with these settings" + (" (the fallback answers)" if options.fallback else "")
+    elif entry is not None:
+        model_line += f" — loaded in {entry.load_s:.1f} s"
         if entry.memory_mb:
             model_line += f", {entry.memory_mb:,.0f} MB"
     elif same_model:
-        model_line += (
-            f" — loaded with {same_model[0].plan.attention}; these settings load it again on the next question"
-        )
+        model_line += f" — loaded with {same_model[0].plan.attention}; these settings load it again"
     else:
-        model_line += " — not loaded yet (loads on the first question)"
+        model_line += " — loads on the first question"
     st.markdown(model_line)
-    st.caption(f"Attention: {plan.attention} · dtype: {plan.dtype} · device: {plan.device}")
+    if plan.runnable and plan.attention != "n/a":  # what is shown is what will run
+        st.caption(f"Attention: {plan.attention} · dtype: {plan.dtype} · device: {plan.device}")
     if hw.device == "cuda":
         vram = f"{hw.vram_total_gb:.1f} GB VRAM" if hw.vram_total_gb else "VRAM unknown"
         st.caption(f"GPU: {hw.gpu_name} · {vram} · sm_{hw.capability_str}")
     else:
-        st.caption(f"GPU: none found — running on {hw.device.upper()} ({hw.cpu_count} cores)")
-    if m:
-        answered_by = last.model or m.get("model")
-        who = "" if answered_by == spec.key else f" by `{answered_by}`"
-        ttft = f"{m['ttft_s']:.2f} s" if m.get("ttft_s") is not None else "—"
-        speed = f"{m['tokens_per_s']:.1f} tok/s" if m.get("tokens_per_s") else "— tok/s"
-        st.caption(
-            f"Last answer{who}: load {m.get('load_s', 0):.2f} s · TTFT {ttft} · total {m.get('total_s', 0):.2f} s · "
-            f"{speed} · {m.get('attention')} · stopped by {m.get('stopped_by')}"
-        )
-    else:
-        st.caption("Last answer: none yet (TTFT, total time and tokens/s appear here).")
+        st.caption(f"No GPU found: running on the {hw.device.upper()} ({hw.cpu_count} cores)")
+    last = session.conversation.last_answer
+    if details and last is not None and last.metrics:
+        st.caption("Last answer: " + text_view.caption(last, details=True))
     others = [e for e in loaded if e.key != key]
     if others:  # every loaded model keeps its memory until unloaded
-        listed = ", ".join(
-            f"{e.model} ({e.plan.attention}{f', {e.memory_mb:,.0f} MB' if e.memory_mb else ''})" for e in others
-        )
+        listed = ", ".join(e.model + (f" ({', '.join(_loaded_facts(e))})" if _loaded_facts(e) else "") for e in others)
         st.caption(f"Also loaded: {listed}")
     st.button(
         "Unload models",
@@ -164,34 +177,55 @@ def runtime_panel(
     )
 
 
+CHATS_SHOWN = 15
+
+
+def chat_label(info: SessionInfo) -> str:
+    return f"{info.title} · {_when(info.updated_at)}"
+
+
+def _when(iso: str) -> str:
+    """ "1 Dec 15:20" in local time; the stored text when it is not a date."""
+    try:
+        moment = datetime.fromisoformat(iso).astimezone()
+    except (TypeError, ValueError):
+        return str(iso)[:16]
+    return f"{moment.day} {moment:%b %H:%M}"
+
+
+def _loaded_facts(entry: LoadedEngine) -> list[str]:
+    facts = [entry.plan.attention] if entry.plan.attention != "n/a" else []
+    return facts + ([f"{entry.memory_mb:,.0f} MB"] if entry.memory_mb else [])
+
+
 def chats_panel(session: ChatSession) -> None:
-    """New chat, switch, rename, delete."""
+    """New chat, the saved chats (one button per chat id: labels may repeat), rename, delete."""
     st.header("Chats")
     store = state.chat_store()
     st.button("New chat", icon=":material/add:", on_click=state.new_chat, key="new_chat")
-    saved = store.list_sessions() if store is not None else []
-    titles = {s.id: f"{s.title} ({s.turn_count} turns)" for s in saved}
-    if not session.saved:
-        titles = {session.id: f"{session.conversation.title} (not saved yet)", **titles}
-    if len(titles) > 1:
-        # A new key whenever the list changes: a widget whose options change under the same key
-        # can report a "change" the user never made (and switch chats by itself).
-        picker_key = state.widget_key("chat_picker", session.id, titles)
-        st.selectbox(
-            "Saved chats",
-            list(titles),
-            index=list(titles).index(session.id),
-            format_func=lambda sid: titles.get(sid, sid),
-            key=picker_key,
-            on_change=lambda: state.switch_to(st.session_state[picker_key]),
-        )
+    saved = state.saved_chats(store)
+    show_all = len(saved) > CHATS_SHOWN and st.toggle(f"Show all {len(saved)} chats", key="show_all_chats")
+    with st.container(key="chat_list"):
+        for info in saved if show_all else saved[:CHATS_SHOWN]:
+            current = info.id == session.id
+            st.button(
+                chat_label(info),
+                key=f"open_chat_{info.id}",
+                type="primary" if current else "secondary",
+                on_click=state.switch_to,
+                args=(info.id,),
+                width="stretch",
+                help=f"{info.turn_count} messages" + (" (open now)" if current else ""),
+            )
     if session.saved:
         # The title is part of the key: a title set elsewhere (first question) shows at once.
         rename_key = f"rename_{session.id}_{session.conversation.title}"
         st.text_input(
             "Name", value=session.conversation.title, key=rename_key, on_change=_rename, args=(session, rename_key)
         )
-        st.button("Delete this chat", icon=":material/delete:", on_click=state.delete_current, key="delete_chat")
+        with st.popover("Delete this chat", icon=":material/delete:", key="delete_chat"):
+            st.markdown(f"Delete “{session.conversation.title}” and its documents? This cannot be undone.")
+            st.button("Delete", type="primary", key="delete_chat_confirm", on_click=state.delete_current)
     if store is not None:
         st.caption(f"Saved in {store.path}")
 
@@ -199,7 +233,7 @@ def chats_panel(session: ChatSession) -> None:
 def _rename(session: ChatSession, key: str) -> None:
     try:
         session.rename(st.session_state[key])
-    except UserError as exc:
+    except UserError as exc:  # StoreError included: "not saved", never a traceback
         state.flash("error", str(exc))
 
 
@@ -222,7 +256,7 @@ def transcript_panel(session: ChatSession) -> None:
         uploaded, "transcript", lambda f: ChatSession.from_transcript(state.chat_store(), f.getvalue())
     )
     if resumed is not None:
-        state.set_session(resumed)
+        state.set_session(resumed)  # a new chat id: the URL follows
         documents = sorted({t.document for t in resumed.conversation.turns if t.document})
         again = f" Upload {', '.join(documents)} again to ask more about it." if documents else ""
         state.flash(

@@ -9,6 +9,7 @@ a browser reload opens the same chat from the store.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,11 +19,13 @@ import streamlit as st
 from chatvlmllm.cache import EngineCache, default_cache
 from chatvlmllm.catalog import BUILTIN_MODELS, ModelSpec, load_catalog, models_file
 from chatvlmllm.chat import ChatSession
+from chatvlmllm.documents import safe_name
 from chatvlmllm.errors import UserError
 from chatvlmllm.hardware import HardwareProfile, probe
 from chatvlmllm.selection import ModelStatus, default_model, model_status
-from chatvlmllm.store import ChatStore, data_dir
+from chatvlmllm.store import ChatStore, SessionInfo, StoreError, data_dir
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 CHAT_KEY = "chat_session"
 FLASH_KEY = "flash_messages"
@@ -105,34 +108,72 @@ def chat_session() -> ChatSession:
 
 
 def _initial_session() -> ChatSession:
-    """The chat named in the URL, else the most recent one, else a new one."""
+    """The chat named in the URL (a reload, a shared link), else a new one.
+
+    A new tab never opens another chat by itself: that chat may be in use in another
+    session. The empty chat offers "Continue your last chat" instead (see last_chat).
+    """
     store = chat_store()
     if store is None:
         return ChatSession()
     wanted = st.query_params.get("chat")
-    candidates = ([wanted] if wanted else []) + [s.id for s in store.list_sessions()[:1]]
-    for session_id in candidates:
-        if store.exists(session_id):
-            return _open(store, session_id)
+    try:
+        if wanted and store.exists(wanted):
+            return _open(store, wanted)
+    except StoreError as exc:
+        flash("warning", f"{exc} Starting a new chat; it may not be saved.")
+    if wanted:
+        flash("warning", "That chat no longer exists (deleted?); this is a new chat.")
     return ChatSession(store=store)
 
 
 def _open(store: ChatStore, session_id: str) -> ChatSession:
     try:
         return ChatSession.open(store, session_id)
-    except UserError as exc:
-        flash("error", str(exc))
+    except UserError as exc:  # StoreError included: a broken chat opens as a new one, with the reason
+        flash("error", f"That chat cannot be opened: {exc}")
         return ChatSession(store=store)
+    except Exception as exc:  # stored data this version cannot read: never a page that fails to load
+        log.exception("cannot open chat %s", session_id)
+        flash("error", f"That chat cannot be opened ({type(exc).__name__}); this is a new chat.")
+        return ChatSession(store=store)
+
+
+def saved_chats(store: ChatStore | None) -> list[SessionInfo]:
+    """Every saved chat, most recent first; none (with a warning) when the store cannot be read."""
+    if store is None:
+        return []
+    chats = store.list_sessions()  # empty, with `store.fault` set, when the history cannot be read
+    if not chats and store.fault is not None:
+        st.warning(f"{store.fault} Saved chats cannot be listed right now.")
+    return chats
+
+
+def last_chat(session: ChatSession) -> SessionInfo | None:
+    """The most recently used saved chat other than this one (for "Continue your last chat")."""
+    return next((info for info in saved_chats(chat_store()) if info.id != session.id), None)
 
 
 def switch_to(session_id: str) -> None:
     store = chat_store()
     if store is None or session_id == chat_session().id:
         return
-    if not store.exists(session_id):
+    try:
+        exists = store.exists(session_id)
+    except StoreError as exc:
+        flash("warning", f"{exc} That chat cannot be opened right now.")
+        return
+    if not exists:
         flash("error", "That chat no longer exists (deleted in another tab?).")
         return
     st.session_state[CHAT_KEY] = _open(store, session_id)
+
+
+def reopen(session_id: str) -> None:
+    """Read this chat again from the store (another tab added to it)."""
+    store = chat_store()
+    if store is not None:
+        st.session_state[CHAT_KEY] = _open(store, session_id)
 
 
 def new_chat() -> None:
@@ -140,13 +181,17 @@ def new_chat() -> None:
 
 
 def delete_current() -> None:
+    """Delete this chat (the user confirmed) and start a new one: never open someone else's chat."""
     session = chat_session()
     store = chat_store()
     if store is not None and session.saved:
-        store.delete(session.id)
+        try:
+            store.delete(session.id)
+        except StoreError as exc:
+            flash("warning", f"{exc} The chat was not deleted.")
+            return
         flash("success", f"Deleted “{session.conversation.title}”.")
-    remaining = store.list_sessions() if store is not None else []
-    st.session_state[CHAT_KEY] = _open(store, remaining[0].id) if remaining else ChatSession(store=store)
+    st.session_state[CHAT_KEY] = ChatSession(store=store)
 
 
 def widget_key(prefix: str, *parts: object) -> str:
@@ -176,8 +221,12 @@ def flash(kind: str, text: str) -> None:
 
 
 def show_flashes() -> None:
+    """Errors and warnings at the top of the page; confirmations as a toast (seen wherever one has scrolled)."""
     for kind, text in st.session_state.pop(FLASH_KEY, []):
-        {"error": st.error, "success": st.success, "info": st.info, "warning": st.warning}[kind](text)
+        if kind == "success":
+            st.toast(text, icon=":material/check_circle:")
+        else:
+            {"error": st.error, "info": st.info, "warning": st.warning}[kind](text)
 
 
 def handle_upload(uploaded: Any, slot: str, load: Callable[[Any], T]) -> T | None:
@@ -194,8 +243,9 @@ def handle_upload(uploaded: Any, slot: str, load: Callable[[Any], T]) -> T | Non
         st.session_state.pop(error_key, None)
         try:
             return load(uploaded)
-        except UserError as exc:
-            message = str(exc) if uploaded.name in str(exc) else f"{uploaded.name}: {exc}"
+        except UserError as exc:  # StoreError too: the chat goes on, the file is not saved
+            shown = safe_name(uploaded.name)  # control characters in a file name are never echoed raw
+            message = str(exc) if shown in str(exc) else f"{shown}: {exc}"
             st.session_state[error_key] = (uploaded.file_id, message)
     failed = st.session_state.get(error_key)
     if failed and failed[0] == uploaded.file_id:

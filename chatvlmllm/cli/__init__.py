@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
-from chatvlmllm import __version__
+from chatvlmllm import __version__, logs
 from chatvlmllm.errors import UserError
 
 # Subcommand modules, each with `add_parser(subparsers)` and `run(args) -> int`.
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     # Never hang on hub retries from a terminal: weights.resolve() checks reachability itself.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    logs.configure(logging.WARNING)  # quiet unless CHATVLMLLM_LOG_LEVEL asks for more
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

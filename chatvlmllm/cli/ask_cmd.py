@@ -22,7 +22,12 @@ def add_common(p: argparse.ArgumentParser) -> None:
     model.add_argument("--model", metavar="KEY", help="catalog key (see `chatvlmllm doctor`)")
     model.add_argument("--model-path", metavar="DIR", help="a local checkpoint folder")
     p.add_argument("--attn", choices=ATTENTION_CHOICES, default="auto", help="attention implementation")
-    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="answer length limit (default: 1024; whole-page transcriptions get the model's own default, "
+        "GOT-OCR 4096 and dots.ocr 8192, unless you set this)",
+    )
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--max-pixels", type=int, help="pixel budget per image (default: the plan's)")
     pages = p.add_mutually_exclusive_group()
@@ -49,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_question(args: argparse.Namespace, question: str) -> int:
-    if args.max_new_tokens < 1:
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise UserError("--max-new-tokens must be at least 1")
     doc = open_document(args.file)
     if args.all_pages:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import os
 import socket
 import sys
@@ -40,10 +41,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chatvlmllm import server
+    from chatvlmllm import logs, server
     from chatvlmllm.cache import default_cache
     from chatvlmllm.hardware import probe
 
+    logs.configure(logging.INFO)  # a server reports what it does, like other API servers
     specs = served_specs(args.model, args.model_path)
     check_port_free(args.host, args.port)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None

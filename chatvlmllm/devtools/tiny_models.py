@@ -11,6 +11,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from chatvlmllm.devtools.real_contracts import (
+    DOTS_OCR,
+    GOT_OCR_HF,
+    QWEN2_VL_2B,
+    QWEN3_VL_2B,
+    QWEN25_VL_3B,
+    RealContract,
+)
+
+TINY_HEAD_DIM = 16  # hidden 64 / 4 heads
+
 QWEN_SPECIAL_TOKENS = [
     "<|endoftext|>",
     "<|im_start|>",
@@ -65,7 +76,7 @@ _CORPUS = [
 ]
 
 
-def build_qwen_tokenizer(out_dir: str | Path, chat_template: str, vocab_size: int = 512):
+def build_qwen_tokenizer(out_dir: str | Path, chat_template: str | None, vocab_size: int = 512):
     """Train a byte-level BPE on a small corpus and wrap it as a Qwen2 tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
@@ -124,21 +135,37 @@ def _text_dims(vocab: int, ids: dict[str, int]) -> dict:
     }
 
 
+def _qwen_image_processor(contract: RealContract):
+    """The real preprocessor_config.json values (pixel bounds, mean, std, patch/merge/temporal)."""
+    from transformers import Qwen2VLImageProcessorPil
+
+    assert contract.min_pixels is not None and contract.max_pixels is not None  # Qwen contracts have both
+    return Qwen2VLImageProcessorPil(
+        size={"shortest_edge": contract.min_pixels, "longest_edge": contract.max_pixels},
+        patch_size=contract.patch_size,
+        merge_size=contract.merge_size,
+        temporal_patch_size=contract.temporal_patch_size,
+        image_mean=list(contract.image_mean),
+        image_std=list(contract.image_std),
+    )
+
+
 def build_tiny_qwen2_vl(out_dir: str | Path, seed: int = 0) -> Path:
     """A ~1 MB Qwen2-VL checkpoint (transformers' Qwen2VLForConditionalGeneration)."""
     import torch
-    from transformers import (
-        Qwen2VLConfig,
-        Qwen2VLForConditionalGeneration,
-        Qwen2VLImageProcessorPil,
-    )
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
+    contract = QWEN2_VL_2B
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_qwen_tokenizer(out, QWEN2_VL_CHAT_TEMPLATE)
     ids = _special_ids(tokenizer)
     text = _text_dims(len(tokenizer), ids) | {
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": contract.rope_theta,
+            "mrope_section": contract.scaled_mrope(TINY_HEAD_DIM),
+        },
     }
     config = Qwen2VLConfig(
         text_config=text,
@@ -148,9 +175,9 @@ def build_tiny_qwen2_vl(out_dir: str | Path, seed: int = 0) -> Path:
             "hidden_size": 64,
             "num_heads": 2,
             "mlp_ratio": 2,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
+            "patch_size": contract.patch_size,
+            "spatial_merge_size": contract.merge_size,
+            "temporal_patch_size": contract.temporal_patch_size,
         },
         image_token_id=ids["image_token_id"],
         video_token_id=ids["video_token_id"],
@@ -159,35 +186,73 @@ def build_tiny_qwen2_vl(out_dir: str | Path, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = Qwen2VLForConditionalGeneration(config)
-    _set_generation_ids(model, ids)
+    _set_generation_config(model, ids, contract)
     model.save_pretrained(str(out))
-    image_processor = Qwen2VLImageProcessorPil(
-        min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64, patch_size=14, merge_size=2, temporal_patch_size=2
+    _qwen_image_processor(contract).save_pretrained(str(out))
+    return out
+
+
+def build_tiny_qwen25_vl(out_dir: str | Path, seed: int = 0) -> Path:
+    """A ~1 MB Qwen2.5-VL checkpoint (windowed vision attention with full-attention blocks)."""
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    contract = QWEN25_VL_3B
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_qwen_tokenizer(out, QWEN2_VL_CHAT_TEMPLATE)
+    ids = _special_ids(tokenizer)
+    text = _text_dims(len(tokenizer), ids) | {
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": contract.rope_theta,
+            "mrope_section": contract.scaled_mrope(TINY_HEAD_DIM),
+        },
+    }
+    config = Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": 64,
+            "patch_size": contract.patch_size,
+            "spatial_merge_size": contract.merge_size,
+            "temporal_patch_size": contract.temporal_patch_size,
+            "window_size": contract.extra["window_size"],
+            "fullatt_block_indexes": [1],  # the real model's last block of each group of 8: here block 1 of 2
+        },
+        image_token_id=ids["image_token_id"],
+        video_token_id=ids["video_token_id"],
+        vision_start_token_id=ids["vision_start_token_id"],
+        vision_end_token_id=ids["vision_end_token_id"],
     )
-    image_processor.save_pretrained(str(out))
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    _set_generation_config(model, ids, contract)
+    model.save_pretrained(str(out))
+    _qwen_image_processor(contract).save_pretrained(str(out))
     return out
 
 
 def build_tiny_qwen3_vl(out_dir: str | Path, seed: int = 0) -> Path:
     """A ~1 MB Qwen3-VL checkpoint (patch 16, deepstack on vision layer 0)."""
     import torch
-    from transformers import (
-        Qwen2VLImageProcessorPil,
-        Qwen3VLConfig,
-        Qwen3VLForConditionalGeneration,
-    )
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
+    contract = QWEN3_VL_2B
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_qwen_tokenizer(out, QWEN3_VL_CHAT_TEMPLATE)
     ids = _special_ids(tokenizer)
     text = _text_dims(len(tokenizer), ids) | {
-        "head_dim": 16,
+        "head_dim": TINY_HEAD_DIM,
         "rope_parameters": {
             "rope_type": "default",
-            "rope_theta": 5e6,
-            "mrope_section": [2, 3, 3],
-            "mrope_interleaved": True,
+            "rope_theta": contract.rope_theta,
+            "mrope_section": contract.scaled_mrope(TINY_HEAD_DIM),
+            "mrope_interleaved": contract.extra["mrope_interleaved"],
         },
     }
     config = Qwen3VLConfig(
@@ -197,9 +262,9 @@ def build_tiny_qwen3_vl(out_dir: str | Path, seed: int = 0) -> Path:
             "hidden_size": 32,
             "intermediate_size": 64,
             "num_heads": 2,
-            "patch_size": 16,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
+            "patch_size": contract.patch_size,
+            "spatial_merge_size": contract.merge_size,
+            "temporal_patch_size": contract.temporal_patch_size,
             "out_hidden_size": 64,
             "num_position_embeddings": 64,
             "deepstack_visual_indexes": [0],
@@ -211,25 +276,21 @@ def build_tiny_qwen3_vl(out_dir: str | Path, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = Qwen3VLForConditionalGeneration(config)
-    _set_generation_ids(model, ids)
+    _set_generation_config(model, ids, contract)
     model.save_pretrained(str(out))
-    image_processor = Qwen2VLImageProcessorPil(
-        size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 64},
-        patch_size=16,
-        merge_size=2,
-        temporal_patch_size=2,
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
-    )
-    image_processor.save_pretrained(str(out))
+    _qwen_image_processor(contract).save_pretrained(str(out))
     return out
 
 
-def _set_generation_ids(model, ids: dict[str, int]) -> None:
+def _set_generation_config(model, ids: dict[str, int], contract: RealContract) -> None:
+    """The real generation_config.json: eos list in the real order, the real sampling values."""
     gen = model.generation_config
-    gen.eos_token_id = [ids["eos_token_id"], ids["pad_token_id"]]
+    role_ids = {"im_end": ids["eos_token_id"], "endoftext": ids["pad_token_id"]}
+    gen.eos_token_id = [role_ids[role] for role in contract.eos]
     gen.pad_token_id = ids["pad_token_id"]
-    gen.do_sample = False
+    gen.bos_token_id = ids["pad_token_id"]  # Qwen's bos_token_id is <|endoftext|> too
+    for key, value in contract.generation.items():
+        setattr(gen, key, value)
 
 
 def force_constant_token(model_dir: str | Path, token_id: int) -> Path:
@@ -318,12 +379,153 @@ def build_tiny_got_ocr2(out_dir: str | Path, seed: int = 0) -> Path:
     gen.pad_token_id = ids["<|endoftext|>"]
     gen.do_sample = False
     model.save_pretrained(str(out))
-    image_processor = GotOcr2ImageProcessorPil(size={"height": image_size, "width": image_size})
+    image_processor = GotOcr2ImageProcessorPil(
+        size={"height": image_size, "width": image_size},
+        image_mean=list(GOT_OCR_HF.image_mean),
+        image_std=list(GOT_OCR_HF.image_std),
+    )
     GotOcr2Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(str(out))
     return out
 
 
-BUILDERS = {"qwen2_vl": build_tiny_qwen2_vl, "qwen3_vl": build_tiny_qwen3_vl, "got_ocr2": build_tiny_got_ocr2}
+# dots.ocr's own special tokens (tokenizer_config.json added_tokens_decoder, in the real order),
+# after the Qwen ones it inherits. <|imgpad|> is its image token, <|img|>/<|endofimg|> frame it.
+DOTS_SPECIAL_TOKENS = [
+    "<|imgpad|>",
+    "<|img|>",
+    "<|endofimg|>",
+    "<|systemprompt|>",
+    "<|endofsystemprompt|>",
+    "<|user|>",
+    "<|endofuser|>",
+    "<|assistant|>",
+    "<|endofassistant|>",
+    "[PAD]",
+]
+
+# The prompt layout dots.ocr's chat template produces (written here, not copied): a user turn
+# whose content is a list is a space, then each image as <|img|><|imgpad|><|endofimg|> and the
+# text, with no <|user|> wrapper; string turns are wrapped; the answer opens with <|assistant|>.
+DOTS_CHAT_TEMPLATE = (
+    "{%- for m in messages -%}"
+    "{%- if m.role == 'system' -%}{{ '<|system|>' + m.content + '<|endofsystem|>\n' }}"
+    "{%- elif m.role == 'user' -%}"
+    "{%- if m.content is string -%}{{ '<|user|>' + m.content + '<|endofuser|>' }}"
+    "{%- else -%}{{ ' ' }}{%- for part in m.content -%}"
+    "{%- if part.type == 'image' or 'image' in part -%}<|img|><|imgpad|><|endofimg|>"
+    "{%- elif 'text' in part -%}{{ part.text }}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{%- elif m.role == 'assistant' -%}{{ '<|assistant|>' + m.content }}"
+    "{%- if not loop.last -%}<|endofassistant|>{%- endif -%}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if messages[-1].role != 'assistant' -%}<|assistant|>{%- endif -%}"
+)
+
+
+def tiny_dots_config(vocab_size: int, token_ids: dict[str, int]) -> dict:
+    """dots.ocr's config.json layout with the real non-size values and tiny sizes."""
+    contract = DOTS_OCR
+    return {
+        "architectures": ["DotsOCRForCausalLM"],
+        "model_type": "dots_ocr",
+        **contract.extra["text"],
+        "attention_dropout": 0.0,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "initializer_range": 0.02,
+        "max_position_embeddings": 4096,
+        "max_window_layers": 2,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": 2,
+        "rope_scaling": None,
+        "rope_theta": contract.rope_theta,
+        "sliding_window": 4096,
+        "use_cache": True,
+        "vocab_size": vocab_size,
+        "image_token_id": token_ids["image"],
+        "video_token_id": token_ids["video"],
+        "vision_config": {
+            **contract.extra["vision"],
+            "embed_dim": 32,
+            "hidden_size": 64,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "patch_size": contract.patch_size,
+            "spatial_merge_size": contract.merge_size,
+            "temporal_patch_size": contract.temporal_patch_size,
+        },
+    }
+
+
+def dots_preprocessor_config() -> dict:
+    contract = DOTS_OCR
+    return {
+        "min_pixels": contract.min_pixels,
+        "max_pixels": contract.max_pixels,
+        "patch_size": contract.patch_size,
+        "temporal_patch_size": contract.temporal_patch_size,
+        "merge_size": contract.merge_size,
+        "image_mean": list(contract.image_mean),
+        "image_std": list(contract.image_std),
+        "image_processor_type": "Qwen2VLImageProcessor",
+        "processor_class": "DotsVLProcessor",
+    }
+
+
+def build_dots_tokenizer(out_dir: str | Path, chat_template: str | None = DOTS_CHAT_TEMPLATE):
+    """A tiny byte-level tokenizer with dots.ocr's special tokens in their real roles."""
+    tokenizer = build_qwen_tokenizer(out_dir, chat_template=chat_template)
+    tokenizer.add_special_tokens({"additional_special_tokens": QWEN_SPECIAL_TOKENS[1:] + DOTS_SPECIAL_TOKENS})
+    tokenizer.eos_token = "<|endoftext|>"
+    tokenizer.pad_token = "[PAD]"
+    tokenizer.save_pretrained(str(out_dir))
+    return tokenizer
+
+
+def dots_token_ids(tokenizer) -> dict[str, int]:
+    """Role -> tiny id, for every role of the real contract (same token text)."""
+    return {role: tokenizer.convert_tokens_to_ids(token.text) for role, token in DOTS_OCR.tokens.items()}
+
+
+def build_tiny_dots_ocr(out_dir: str | Path, seed: int = 0) -> Path:
+    """A tiny dots.ocr checkpoint written by chatvlmllm's own dots.ocr model code.
+
+    The folder has the hub repository's layout (config.json with a vision_config,
+    generation_config.json, preprocessor_config.json, chat_template.json, tokenizer files,
+    model.safetensors with the real parameter names) and no Python code.
+    """
+    import torch
+
+    from chatvlmllm.engines._dots_vision import DotsOcrForGeneration, language_config
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_dots_tokenizer(out)
+    ids = dots_token_ids(tokenizer)
+    raw = tiny_dots_config(len(tokenizer), ids)
+    torch.manual_seed(seed)
+    model = DotsOcrForGeneration(language_config(raw))
+    gen = model.generation_config
+    gen.eos_token_id = [ids[role] for role in DOTS_OCR.eos]
+    gen.max_length = DOTS_OCR.extra["generation_max_length"]
+    gen.bos_token_id = gen.pad_token_id = None
+    model.save_pretrained(str(out))
+    (out / "config.json").write_text(json.dumps(raw, indent=2), encoding="utf-8")  # the hub's layout, not Qwen2's
+    (out / "preprocessor_config.json").write_text(json.dumps(dots_preprocessor_config(), indent=2), encoding="utf-8")
+    (out / "chat_template.json").write_text(json.dumps({"chat_template": DOTS_CHAT_TEMPLATE}), encoding="utf-8")
+    return out
+
+
+BUILDERS = {
+    "qwen2_vl": build_tiny_qwen2_vl,
+    "qwen25_vl": build_tiny_qwen25_vl,
+    "qwen3_vl": build_tiny_qwen3_vl,
+    "got_ocr2": build_tiny_got_ocr2,
+    "dots_ocr": build_tiny_dots_ocr,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

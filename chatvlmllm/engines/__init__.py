@@ -21,6 +21,7 @@ from chatvlmllm.engines.base import (
     GenerationSettings,
     GenerationStats,
     Message,
+    Progress,
 )
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ __all__ = [
     "GenerationSettings",
     "GenerationStats",
     "Message",
+    "Progress",
     "create_engine",
     "families",
     "family_info",

@@ -42,7 +42,7 @@ class FamilyInfo:
     notes: tuple[str, ...] = ()
     # Why the family cannot run on this machine right now (e.g. a missing binary), or None; asked at plan time.
     availability: Callable[[], str | None] | None = None
-    # Family-specific plan check for transformers models (e.g. dots.ocr's remote-code opt-in):
+    # Family-specific plan check for transformers models (e.g. dots.ocr's reasons about its own vision tower):
     # (spec, dtype, vision_attention) -> (extra reasons, runnable).
     plan_check: Callable[..., tuple[tuple[str, ...], bool]] | None = None
 
@@ -84,9 +84,14 @@ def fit_to_budget(image: Image.Image, max_pixels: int | None) -> Image.Image:
     return image.resize(size, PILImage.Resampling.BICUBIC)
 
 
+DEFAULT_MAX_NEW_TOKENS = 1024
+
+
 @dataclass
 class GenerationSettings:
-    max_new_tokens: int = 1024
+    # None: the user set no limit, so the model's own default applies (DEFAULT_MAX_NEW_TOKENS,
+    # or a longer one for whole-page transcriptions: GOT-OCR 4096, dots.ocr 8192).
+    max_new_tokens: int | None = None
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     repetition_guard: bool = True
@@ -94,6 +99,25 @@ class GenerationSettings:
     max_pixels: int | None = None
     # Family-specific knobs (e.g. GOT-OCR "format", dots.ocr "prompt_mode").
     options: dict[str, Any] = field(default_factory=dict)
+
+    def budget(self, model_default: int = DEFAULT_MAX_NEW_TOKENS) -> int:
+        """max_new_tokens for this answer: the user's when set, else the model's default."""
+        return self.max_new_tokens if self.max_new_tokens is not None else model_default
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A step of a long answer, for the display: "Reading page 2 of 3…".
+
+    An engine yields one from `_generate` when a step starts (it is not text: the stream keeps
+    it in `AnswerStream.progress` and passes only text on). `at` is when the step started, so a
+    display can tell the elapsed time and estimate the rest once a step is done.
+    """
+
+    done: int  # steps finished before this one
+    total: int
+    unit: str = "page"
+    at: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
@@ -147,7 +171,7 @@ class AnswerStream:
     `.error` holds the exception for the router to judge.
     """
 
-    def __init__(self, chunks: Generator[str, None, GenerationStats], finish: Callable[..., AnswerMetrics]):
+    def __init__(self, chunks: Generator[str | Progress, None, GenerationStats], finish: Callable[..., AnswerMetrics]):
         self._chunks = chunks
         self._finish = finish
         self._cancel = threading.Event()
@@ -155,6 +179,7 @@ class AnswerStream:
         self.metrics: AnswerMetrics | None = None
         self.extras: dict[str, Any] = {}
         self.error: Exception | None = None
+        self.progress: Progress | None = None  # the engine's latest step report, if it gives any
         self.raise_errors = True
         self._started = time.perf_counter()
         self._ttft: float | None = None
@@ -179,6 +204,9 @@ class AnswerStream:
                 except StopIteration as stop:
                     stats = stop.value or GenerationStats()
                     break
+                if isinstance(chunk, Progress):
+                    self.progress = chunk
+                    continue
                 if not chunk:
                     continue
                 if self._ttft is None:
@@ -238,7 +266,7 @@ class BaseEngine:
 
     def _generate(
         self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
-    ) -> Generator[str, None, GenerationStats]:
+    ) -> Generator[str | Progress, None, GenerationStats]:
         raise NotImplementedError
 
     def _unload(self) -> None:
@@ -272,7 +300,7 @@ class BaseEngine:
         settings = settings or GenerationSettings()
         answer: AnswerStream
 
-        def chunks() -> Generator[str, None, GenerationStats]:
+        def chunks() -> Generator[str | Progress, None, GenerationStats]:
             with self.lock:
                 if answer.cancel_event.is_set():  # stopped while queued: skip the prefill entirely
                     return GenerationStats(stopped_by="cancelled")

@@ -39,6 +39,7 @@ from chatvlmllm.engines.base import (
     GenerationSettings,
     GenerationStats,
     Message,
+    Progress,
     fit_to_budget,
     latest_user_images,
     latest_user_text,
@@ -146,7 +147,7 @@ class ClassicOcrEngine(BaseEngine):
 
     def _generate(
         self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
-    ) -> Generator[str, None, GenerationStats]:
+    ) -> Generator[str | Progress, None, GenerationStats]:
         images = latest_user_images(messages)
         question = latest_user_text(messages)
         if not images:
@@ -165,9 +166,13 @@ class ClassicOcrEngine(BaseEngine):
         all_rows: list[list[TextBox]] = []
         texts: list[str] = []
         budget = settings.max_pixels or (self.plan.max_pixels if self.plan else None)
-        for page, image in enumerate(images, start=1):
+        # The document's own page numbers when the caller gives them ("All pages" after page 3 is 1, 2, 3).
+        numbers = settings.options.get("page_numbers") or []
+        for index, image in enumerate(images):
+            page = numbers[index] if len(numbers) == len(images) else index + 1
             if cancel.is_set():
                 return GenerationStats(stopped_by="cancelled", extras={"lines": lines_out, "pages": pages_out})
+            yield Progress(done=index, total=len(images))
             resized = fit_to_budget(image.convert("RGB"), budget)
             scale = resized.width / image.width
             try:
@@ -187,7 +192,7 @@ class ClassicOcrEngine(BaseEngine):
                 for row in rows
             )
             all_rows.extend(rows)
-            prefix = f"\n\n--- page {page} ---\n" if len(images) > 1 else ("\n\n" if page > 1 else "")
+            prefix = f"\n\n--- page {page} ---\n" if len(images) > 1 else ("\n\n" if index > 0 else "")
             texts.append(prefix + lines_text(rows) if rows else prefix)
             if transcribing:
                 yield texts[-1]

@@ -1,23 +1,13 @@
-"""dots.ocr (rednote-hilab): layout-aware OCR through the hub's remote code.
+"""dots.ocr (rednote-hilab): layout-aware OCR through chatvlmllm's own dots.ocr model code.
 
-dots.ocr has no transformers class of its own: its hub repository ships Python code
-(`trust_remote_code`). This adapter runs that code only when the catalog entry opts in
-(`trust_remote_code = true`) and, for hub weights, pins `revision` to a commit hash, so the
-code that runs is the code that was reviewed. The planner asks `plan_check` and refuses
-otherwise; `_load` checks again.
-
-Where flash-attn cannot run (no CUDA, or the sm_120 / RTX 50xx case where prebuilt wheels
-import but have no kernel), the plan sets `vision_attention` and caps max_pixels, and loading:
-
-- switches the VISION tower's `config.vision_config.attn_implementation` (read by the remote
-  code separately from the language model's `attn_implementation`, and defaulting to
-  flash_attention_2) to sdpa or eager;
-- lends a stand-in `flash_attn` module while the remote code is imported, because
-  `modeling_dots_vision.py` does `from flash_attn import flash_attn_varlen_func` at top
-  level; the stand-in is removed afterwards and raises a clear error if ever called;
-- turns off the vision forward's forced `bfloat16` cast when the plan's dtype is not
-  bfloat16 (float32 on CPU, float16 on pre-Ampere GPUs), which would otherwise feed bf16
-  pixels to fp32/fp16 weights.
+dots.ocr has no transformers class, and its hub repository's Python code fails under the
+pinned transformers (one token, then an assertion) and cannot run its vision tower on CPU.
+This adapter runs no code from the hub: `chatvlmllm.engines._dots_vision` holds the vision
+tower written here and joins it to transformers' own `Qwen2ForCausalLM`; the checkpoint's
+safetensors load by their own parameter names, and the processor settings and chat template
+come from the checkpoint folder. The vision tower never needs flash-attn: it attends one image
+at a time with torch's `scaled_dot_product_attention` (or `eager` when the plan says eager)
+and runs in the plan's dtype (bfloat16, float16 or float32).
 
 Prompts are dots.ocr's own (its `dots_ocr/utils/prompts.py`), chosen with
 `settings.options["prompt_mode"]`. Without one, an empty message or a transcription
@@ -26,24 +16,23 @@ prompt itself. Layout answers are parsed (`chatvlmllm.layout`) into
 `extras["layout"]` = {"elements", "image_size", "input_size", "truncated", "markdown", ...}
 with boxes on the ORIGINAL image.
 
-Conversation: dots.ocr reads one page at a time. The page is image `options["image_index"]`
-(default 0) of the latest user message that has images; the question is the latest user
-message's text; earlier turns are not sent (the model has no use for them).
+Conversation: dots.ocr reads one page at a time by default: image `options["image_index"]`
+(default 0) of the latest user message that has images. `options["all_images"] = True`
+sends every image of that message in one prompt. The question is the latest user message's
+text; earlier turns are not sent (the model has no use for them).
+
+Length: a transcription or layout answer gets DOTS_MAX_NEW_TOKENS unless the user set
+`max_new_tokens` (settings or options); a free question gets the usual default.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import importlib.machinery
-import importlib.util
-import inspect
-import re
-import sys
+import json
+import logging
 import threading
-import types
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatvlmllm import weights
@@ -56,12 +45,14 @@ from chatvlmllm.engines.base import (
     latest_user_text,
 )
 from chatvlmllm.engines.got_ocr import is_transcription_request, transcription_budget
-from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate
+from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate, torch_dtype
 from chatvlmllm.errors import EngineError, UserError
 
 if TYPE_CHECKING:
     from chatvlmllm.catalog import ModelSpec
     from chatvlmllm.planner import LoadPlan
+
+log = logging.getLogger(__name__)
 
 # dots.ocr's prompts, verbatim from rednote-hilab/dots.ocr dots_ocr/utils/prompts.py.
 DOTS_PROMPTS = {
@@ -94,43 +85,21 @@ FREE_QUESTION = "free_question"
 PINNED_REVISION = "c0111ce6bc07803dbc267932ffef0ae3a51dc951"
 # A dense page's layout JSON runs to thousands of tokens (dots.ocr's own demo allows 24000).
 DOTS_MAX_NEW_TOKENS = 8192
-_COMMIT_HASH = re.compile(r"^[0-9a-f]{40}$")
 
 
-def remote_code_problem(spec: ModelSpec) -> str | None:
-    """Why this entry may not run dots.ocr's remote code, or None when it may."""
-    if not spec.trust_remote_code:
-        return (
-            f"refused remote code: {spec.key} runs Python code shipped with the model; "
-            "opt in with `trust_remote_code = true` in its catalog entry"
-        )
-    if not spec.path and not (spec.revision and _COMMIT_HASH.match(spec.revision)):
-        return (
-            f"refused remote code: pin `revision` of {spec.key} to a 40-character commit hash "
-            f"(e.g. {PINNED_REVISION}) so the code cannot change under you (got {spec.revision or 'none'})"
-        )
-    return None
+def vision_attention_for(attention: str) -> str:
+    """The vision tower's attention for the language model's: eager stays eager, anything else is sdpa."""
+    return "eager" if attention == "eager" else "sdpa"
 
 
 def plan_check(spec: ModelSpec, dtype: str, vision_attention: str | None) -> tuple[tuple[str, ...], bool]:
-    """The planner's dots.ocr-specific reasons: remote-code opt-in, flash_attn import, forced bf16."""
-    problem = remote_code_problem(spec)
-    if problem:
-        return (problem,), False
-    where = f"local folder {spec.path}" if spec.path else f"{spec.hub_id} at pinned revision {spec.revision[:12]}"
-    reasons = [f"remote code allowed by the catalog (trust_remote_code) from {where}"]
-    if vision_attention and vision_attention != "flash_attention_2":
-        reasons.append(
-            "modeling_dots_vision.py imports flash_attn at top level: where flash-attn cannot be imported, "
-            f"a stand-in module serves that import during loading only (never called: the vision tower runs "
-            f"{vision_attention})"
-        )
-    if dtype != "bfloat16":
-        reasons.append(
-            f"the remote vision forward casts pixels to bfloat16: turned off so the vision tower runs in {dtype} "
-            "like its weights"
-        )
-    return tuple(reasons), True
+    """The planner's dots.ocr reasons: which code runs (ours, no remote code) and how it attends."""
+    tower = vision_attention or "sdpa"
+    kernel = "torch scaled_dot_product_attention" if tower == "sdpa" else "explicit matmul + softmax"
+    return (
+        f"dots.ocr runs chatvlmllm's own model code (no remote code from the hub): vision tower {tower} "
+        f"one image at a time ({kernel}, flash-attn not needed), in {dtype}; language model: transformers' Qwen2",
+    ), True
 
 
 FAMILIES = {
@@ -140,123 +109,92 @@ FAMILIES = {
         capabilities=frozenset({"ocr", "layout", "chat"}),
         default_max_pixels=11_289_600,
         default_min_pixels=3136,
-        max_pixels_without_fa2=1_003_520,  # 28·28·1280: keeps sdpa's dense mask to a few hundred MB
+        max_pixels_without_fa2=1_003_520,  # 28·28·1280: bounds one image's n×n attention scores
         plan_check=plan_check,
     ),
 }
 
 
-# -- loading helpers ---------------------------------------------------------------------
+# -- loading -------------------------------------------------------------------------------
 
 
-def patch_vision_attention(config: Any, implementation: str | None) -> str | None:
-    """Set the vision tower's own attention implementation; returns the previous one.
-
-    The remote DotsVisionConfig keeps it in `attn_implementation` (default
-    flash_attention_2); the config may still hold `vision_config` as a plain dict.
-    """
-    if not implementation:
-        return None
-    vision = getattr(config, "vision_config", None)
-    if vision is None:
-        raise EngineError("this dots.ocr config has no vision_config: cannot choose the vision tower's attention")
-    if isinstance(vision, dict):
-        previous = vision.get("attn_implementation")
-        vision["attn_implementation"] = implementation
-    else:
-        previous = getattr(vision, "attn_implementation", None)
-        vision.attn_implementation = implementation
-    return previous
-
-
-def flash_attn_importable() -> bool:
-    """True when `import flash_attn` works (a broken wheel raises, which counts as False)."""
-    if importlib.util.find_spec("flash_attn") is None:
-        return False
+def read_config(path: str | Path) -> dict[str, Any]:
+    config_file = Path(path) / "config.json"
     try:
-        importlib.import_module("flash_attn")
-    except Exception:  # ABI-mismatched wheels raise ImportError/OSError at import
-        return False
-    return True
+        raw = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EngineError(f"cannot read dots.ocr's config {config_file}: {exc}") from exc
+    if raw.get("model_type") != "dots_ocr" or not isinstance(raw.get("vision_config"), dict):
+        raise EngineError(f"{config_file} is not a dots.ocr config (model_type dots_ocr with a vision_config)")
+    return raw
 
 
-def _stand_in_flash_attn(vision_attention: str) -> types.ModuleType:
-    module = types.ModuleType("flash_attn", "Stand-in for dots.ocr's top-level flash_attn import; never called.")
-    module.__spec__ = importlib.machinery.ModuleSpec("flash_attn", loader=None)
+def load_model(path: str | Path, dtype: str, attention: str, vision_attention: str, **kwargs: Any) -> Any:
+    """dots.ocr's weights into our model classes; refuses a checkpoint whose parameter names differ."""
+    from chatvlmllm.engines._dots_vision import DotsOcrForGeneration, VisionAttention, language_config
 
-    def unavailable(*args: Any, **kwargs: Any) -> Any:
+    config = language_config(read_config(path))
+    loaded: Any = DotsOcrForGeneration.from_pretrained(
+        str(path),
+        config=config,
+        dtype=torch_dtype(dtype),
+        attn_implementation=attention,
+        output_loading_info=True,
+        **kwargs,
+    )
+    model, info = loaded
+    missing = [
+        name for name in info.get("missing_keys", ()) if name != "lm_head.weight" or not config.tie_word_embeddings
+    ]
+    unexpected = sorted(info.get("unexpected_keys", ()))
+    mismatched = list(info.get("mismatched_keys", ()))
+    if missing or unexpected or mismatched:
         raise EngineError(
-            f"flash-attn cannot run here, but dots.ocr's remote code called it although its vision tower "
-            f"was set to {vision_attention}; the pinned revision may read another config field"
+            f"{path} does not hold dots.ocr's parameters: missing {sorted(missing)[:5]}, "
+            f"unexpected {unexpected[:5]}, mismatched {mismatched[:5]}"
         )
-
-    def any_function(name: str) -> Any:
-        if name.startswith("__"):  # keep the import machinery's questions (__path__, __file__) honest
-            raise AttributeError(name)
-        return unavailable
-
-    module.__getattr__ = any_function  # PEP 562: `from flash_attn import <any name>` gets `unavailable`
-    return module
+    model.vision_tower.set_attention(VisionAttention(vision_attention))
+    return model
 
 
-@contextlib.contextmanager
-def flash_attn_stand_in(vision_attention: str | None) -> Iterator[bool]:
-    """While loading: serve `flash_attn` from a stand-in when the vision tower will not use it
-    and the real package cannot be imported. Yields whether the stand-in is in place."""
-    if not vision_attention or vision_attention == "flash_attention_2" or flash_attn_importable():
-        yield False
-        return
-    previous = sys.modules.get("flash_attn")
-    stand_in = _stand_in_flash_attn(vision_attention)
-    sys.modules["flash_attn"] = stand_in
-    try:
-        yield True
-    finally:
-        if sys.modules.get("flash_attn") is stand_in:
-            if previous is None:
-                del sys.modules["flash_attn"]
-            else:
-                sys.modules["flash_attn"] = previous
+def read_chat_template(path: str | Path) -> str | None:
+    """The checkpoint's chat template: chat_template.jinja, else chat_template.json (the hub's file)."""
+    folder = Path(path)
+    if (folder / "chat_template.jinja").is_file():
+        return (folder / "chat_template.jinja").read_text(encoding="utf-8")
+    if (folder / "chat_template.json").is_file():
+        return json.loads((folder / "chat_template.json").read_text(encoding="utf-8")).get("chat_template")
+    return None
 
 
-def keep_vision_dtype(model: Any, dtype: str) -> bool:
-    """Stop the remote vision forward's forced bf16 cast when the plan's dtype is another one.
+def load_processor(path: str | Path, image_token_id: int) -> Any:
+    """dots.ocr's processor (Qwen2.5-VL's class) from the folder's own files, without remote code.
 
-    The remote `DotsVisionTransformer.forward(hidden_states, grid_thw, bf16=True)` casts its
-    input to bfloat16; with float32/float16 weights that is a dtype mismatch. Returns True
-    when the forward was wrapped.
+    The parts are loaded by their concrete classes: an Auto* loader would read config.json's
+    `auto_map` and offer to run the hub's Python code. No video sub-processor (it needs
+    torchvision; dots.ocr reads images). Its image token is <|imgpad|>, not Qwen's <|image_pad|>.
     """
-    tower = getattr(model, "vision_tower", None)
-    if dtype == "bfloat16" or tower is None or "bf16" not in inspect.signature(tower.forward).parameters:
-        return False
-    original = tower.forward
-    weight_dtype = next(tower.parameters()).dtype
+    import transformers
+    from transformers import Qwen2_5_VLProcessor, Qwen2Tokenizer
+    from transformers.utils import is_torchvision_available
 
-    def forward(hidden_states: Any, grid_thw: Any, *args: Any, **kwargs: Any) -> Any:
-        kwargs["bf16"] = False
-        return original(hidden_states.to(weight_dtype), grid_thw, *args, **kwargs)
-
-    tower.forward = forward  # an instance attribute: nn.Module.__call__ finds it first
-    return True
-
-
-def load_processor(path: str, image_token_id: int) -> Any:
-    """dots.ocr's processor (Qwen2.5-VL's class) without its video sub-processor.
-
-    The video processor needs torchvision; dots.ocr reads images only. Its image token
-    is <|imgpad|>, not Qwen's <|image_pad|>, so the processor is told which one the model uses.
-    """
-    from transformers import Qwen2_5_VLProcessor
+    # Without torchvision the library falls back to the PIL class anyway; naming it avoids the warning.
+    image_processor_class = (
+        transformers.Qwen2VLImageProcessor if is_torchvision_available() else transformers.Qwen2VLImageProcessorPil
+    )
 
     class DotsImageOnlyProcessor(Qwen2_5_VLProcessor):
         def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
             super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
 
-    processor = DotsImageOnlyProcessor.from_pretrained(path)
-    processor.image_token = processor.tokenizer.convert_ids_to_tokens(image_token_id)
-    processor.image_token_id = image_token_id
-    if not processor.chat_template:
+    tokenizer = Qwen2Tokenizer.from_pretrained(str(path))
+    template = read_chat_template(path) or tokenizer.chat_template
+    if not template:
         raise EngineError(f"{path} has no chat template for dots.ocr's processor")
+    image_processor = image_processor_class.from_pretrained(str(path))
+    processor = DotsImageOnlyProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=template)
+    processor.image_token = tokenizer.convert_ids_to_tokens(image_token_id)
+    processor.image_token_id = image_token_id
     return processor
 
 
@@ -287,6 +225,14 @@ def choose_prompt(
     return mode, DOTS_PROMPTS[mode] + str(to_model_coordinates(bbox, original_size, input_size))
 
 
+def answer_budget(mode: str, settings: GenerationSettings, options: dict[str, Any]) -> int:
+    """max_new_tokens: an explicit option, else the user's setting, else 8192 for a transcription
+    or layout (a dense page is thousands of tokens) and the usual default for a free question."""
+    if mode == FREE_QUESTION and "max_new_tokens" not in options:
+        return settings.budget()
+    return transcription_budget(settings, options, DOTS_MAX_NEW_TOKENS)
+
+
 def collect(chunks: Generator[str, None, GenerationStats], sink: list[str]) -> Generator[str, None, GenerationStats]:
     """Pass chunks through, keeping a copy (the layout parser needs the whole answer)."""
     try:
@@ -301,24 +247,16 @@ def collect(chunks: Generator[str, None, GenerationStats], sink: list[str]) -> G
 
 
 class DotsOcrEngine(TransformersEngine):
-    """dots.ocr through its pinned remote code (see the module docstring)."""
+    """dots.ocr through chatvlmllm's own model code (see the module docstring)."""
 
-    vision_dtype_patched = False
-    flash_attn_stood_in = False
+    vision_attention = "sdpa"
 
     def _load(self, plan: LoadPlan) -> None:
-        problem = remote_code_problem(self.spec)
-        if problem:
-            raise EngineError(problem)
         path = weights.resolve(self.spec)
-        from transformers import AutoConfig, AutoModelForCausalLM
-
-        with flash_attn_stand_in(plan.vision_attention) as stood_in:
-            config = AutoConfig.from_pretrained(path, trust_remote_code=True)
-            patch_vision_attention(config, plan.vision_attention)
-            model = AutoModelForCausalLM.from_pretrained(path, config=config, **self.model_kwargs(plan))
-        self.flash_attn_stood_in = stood_in
-        self.vision_dtype_patched = keep_vision_dtype(model, plan.dtype)
+        self.vision_attention = plan.vision_attention or vision_attention_for(plan.attention)
+        kwargs = {k: v for k, v in self.model_kwargs(plan).items() if k not in ("dtype", "attn_implementation")}
+        kwargs.pop("trust_remote_code", None)  # never: this adapter runs only its own code
+        model = load_model(path, plan.dtype, plan.attention, self.vision_attention, **kwargs)
         self.processor = load_processor(path, model.config.image_token_id)
         self.model = self.place(model, plan)
 
@@ -326,7 +264,12 @@ class DotsOcrEngine(TransformersEngine):
         """(min_pixels, max_pixels) per page: the plan's (or this answer's) over the processor's defaults."""
         size = self.processor.image_processor.size
         longest = max_pixels or size.longest_edge
-        return min(self.plan.min_pixels or size.shortest_edge, longest), longest
+        return min(self.loaded_plan().min_pixels or size.shortest_edge, longest), longest
+
+    def loaded_plan(self) -> LoadPlan:
+        if self.plan is None:
+            raise EngineError(f"{self.spec.key} is not loaded")
+        return self.plan
 
     def input_size(self, width: int, height: int, max_pixels: int | None) -> tuple[int, int]:
         """(width, height) the processor will resize this page to."""
@@ -338,10 +281,10 @@ class DotsOcrEngine(TransformersEngine):
             width, height, min_pixels, max_pixels, image_processor.patch_size * image_processor.merge_size
         )
 
-    def prepare_inputs(self, image: Any, prompt: str, max_pixels: int | None) -> Any:
+    def prepare_inputs(self, images: list[Any], prompt: str, max_pixels: int | None) -> Any:
         min_pixels, max_pixels = self.pixel_budget(max_pixels)
         images_kwargs = {"size": {"shortest_edge": min_pixels, "longest_edge": max_pixels}}
-        content = [{"type": "image", "image": image}, {"type": "text", "text": prompt}]
+        content = [{"type": "image", "image": image} for image in images] + [{"type": "text", "text": prompt}]
         inputs = self.processor.apply_chat_template(
             [{"role": "user", "content": content}],
             tokenize=True,
@@ -350,28 +293,25 @@ class DotsOcrEngine(TransformersEngine):
             return_tensors="pt",
             processor_kwargs={"images_kwargs": images_kwargs},
         )
-        inputs.pop("mm_token_type_ids", None)  # the remote forward does not take it
+        inputs.pop("mm_token_type_ids", None)  # a Qwen2.5-VL processor output the Qwen2 forward does not take
         return self.on_model(inputs)
 
     def _generate(
         self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
     ) -> Generator[str, None, GenerationStats]:
         options = {**self.spec.options, **settings.options}
-        image = self.page(messages, options)
-        max_pixels = settings.max_pixels or self.plan.max_pixels
-        original_size = image.size
+        images = self.images(messages, options)
+        max_pixels = settings.max_pixels or self.loaded_plan().max_pixels
+        width, height = images[0].size
+        original_size = (width, height)
         mode, prompt = choose_prompt(
-            latest_user_text(messages), options, original_size, self.input_size(*original_size, max_pixels)
+            latest_user_text(messages), options, original_size, self.input_size(width, height, max_pixels)
         )
-        inputs = self.prepare_inputs(image, prompt, max_pixels)
-        grid_t, grid_h, grid_w = (int(v) for v in inputs["image_grid_thw"][0])
+        inputs = self.prepare_inputs(images, prompt, max_pixels)
+        grids = [[int(v) for v in row] for row in inputs["image_grid_thw"].tolist()]
         patch = self.processor.image_processor.patch_size
-        input_size = (grid_w * patch, grid_h * patch)  # what the model saw, from the processor itself
-        budget = (
-            settings.max_new_tokens
-            if mode == FREE_QUESTION and "max_new_tokens" not in options
-            else transcription_budget(settings, options, DOTS_MAX_NEW_TOKENS)
-        )
+        input_size = (grids[0][2] * patch, grids[0][1] * patch)  # what the model saw, from the processor itself
+        budget = answer_budget(mode, settings, options)
         parts: list[str] = []
         settings = replace(settings, max_new_tokens=budget)
         stats = yield from collect(
@@ -379,18 +319,28 @@ class DotsOcrEngine(TransformersEngine):
         )
         stats.extras.update(
             image_tokens=int((inputs["input_ids"] == self.model.config.image_token_id).sum()),
-            image_grid_thw=[grid_t, grid_h, grid_w],
+            image_grid_thw=grids[0] if len(grids) == 1 else grids,
+            images=len(images),
             prompt_mode=mode,
             max_new_tokens=budget,
-            vision_attention=self.plan.vision_attention or self.plan.attention,
-            flash_attn_stand_in=self.flash_attn_stood_in,
-            vision_dtype_patched=self.vision_dtype_patched,
+            vision_attention=self.vision_attention,
+            model_code="chatvlmllm",
         )
-        if mode in LAYOUT_MODES:
+        if mode in LAYOUT_MODES and len(images) == 1:
             from chatvlmllm.layout import layout_extras
 
             stats.extras["layout"] = layout_extras("".join(parts), original_size, input_size, mode)
         return stats
+
+    @classmethod
+    def images(cls, messages: Sequence[Message], options: dict[str, Any]) -> list[Any]:
+        """The page (or, with options["all_images"], every image) this answer reads."""
+        if options.get("all_images"):
+            images = latest_user_images(messages)
+            if not images:
+                raise UserError("dots.ocr needs a page image: upload an image or a PDF first.")
+            return [image.convert("RGB") for image in images]
+        return [cls.page(messages, options)]
 
     @staticmethod
     def page(messages: Sequence[Message], options: dict[str, Any]) -> Any:

@@ -15,11 +15,11 @@ So this adapter:
                                  (the default when the message carries several images)
     crop_to_patches=True         dense pages cut into tiles; max_patches=N caps the tiles (default 6)
     max_new_tokens=N             GOT's own length budget (see below)
-- budgets 4096 new tokens by default, not the app's generic chat default: a dense page is
-  thousands of tokens, and a transcription cut at 1024 is a wrong transcription. The
-  effective budget is `options["max_new_tokens"]` when given (per request, or per model in
-  the catalog TOML), else max(settings.max_new_tokens, 4096); the repetition guard still stops
-  a page that loops.
+- budgets 4096 new tokens when the user set no limit, not the app's generic chat default: a
+  dense page is thousands of tokens, and a transcription cut at 1024 is a wrong transcription.
+  The effective budget is `options["max_new_tokens"]` when given (per request, or per model in
+  the catalog TOML), else the user's `settings.max_new_tokens` when set (honoured as given,
+  smaller or larger), else 4096; the repetition guard still stops a page that loops.
 
 Attention is eager: transformers' GOT classes refuse sdpa and flash_attention_2.
 Generation stops on the string "<|im_end|>" (its EOS token is <|endoftext|>), which is why
@@ -102,13 +102,13 @@ def transcription_note(model_name: str, question: str) -> str:
 
 
 def transcription_budget(settings: GenerationSettings, options: dict[str, Any], default: int) -> int:
-    """max_new_tokens for a transcription: an explicit option wins, else at least `default`."""
+    """max_new_tokens for a transcription: an explicit option, else the user's setting, else `default`."""
     explicit = options.get("max_new_tokens")
     if explicit is not None:
         if isinstance(explicit, bool) or not isinstance(explicit, int) or explicit < 1:
             raise UserError(f"max_new_tokens must be a positive whole number, got {explicit!r}")
         return explicit
-    return max(settings.max_new_tokens, default)
+    return settings.budget(default)
 
 
 def with_note_before_text(

@@ -160,6 +160,20 @@ def _coalescing_streamer(tokenizer: Any, min_interval_s: float = 0.05):
     return CoalescingStreamer()
 
 
+def sampling_kwargs(settings: GenerationSettings) -> dict[str, Any]:
+    """`generate` arguments that make the user's temperature mean what it says.
+
+    A checkpoint's generation_config.json is merged under these, and the real ones narrow
+    sampling to (near) greedy (Qwen2-VL-2B-Instruct: top_k=1, top_p=0.001, temperature=0.01;
+    Qwen3-VL: top_k=20, top_p=0.8): so every sampling knob is set here, not just temperature.
+    Temperature 0 is greedy decoding whatever the checkpoint says; the checkpoint's
+    repetition_penalty is kept (it is the model's advice, and the user has no knob for it).
+    """
+    if settings.temperature <= 0:
+        return {"do_sample": False}
+    return {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p, "top_k": 0}
+
+
 def stream_generate(
     model: Any,
     tokenizer: Any,
@@ -173,11 +187,8 @@ def stream_generate(
     streamer = _coalescing_streamer(tokenizer)
     guard = RepetitionGuard() if settings.repetition_guard else None
     criterion, criteria = _stopping_criteria(prompt_len, cancel, guard)
-    sampling = (
-        {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p}
-        if settings.temperature > 0
-        else {"do_sample": False}
-    )
+    sampling = sampling_kwargs(settings)
+    max_new_tokens = settings.budget()
     if "stop_strings" in generate_kwargs:  # generate matches stop strings through the tokenizer
         generate_kwargs.setdefault("tokenizer", tokenizer)
     result: dict[str, Any] = {}
@@ -187,7 +198,7 @@ def stream_generate(
             result["ids"] = model.generate(
                 **inputs,
                 streamer=streamer,
-                max_new_tokens=settings.max_new_tokens,
+                max_new_tokens=max_new_tokens,
                 stopping_criteria=criteria,
                 **sampling,
                 **generate_kwargs,
@@ -220,7 +231,7 @@ def stream_generate(
         stopped_by = "repetition"
     elif cancel.is_set():
         stopped_by = "cancelled"
-    elif new_tokens >= settings.max_new_tokens:
+    elif new_tokens >= max_new_tokens:
         stopped_by = "max_tokens"
     else:
         stopped_by = "eos"

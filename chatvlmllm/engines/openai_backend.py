@@ -202,7 +202,7 @@ class OpenAIEngine(BaseEngine):
                 parts.append(image_part(fitted))
             parts.append({"type": "text", "text": message.text})
             converted.append({"role": message.role, "content": parts})
-        return converted, sent, settings.max_new_tokens
+        return converted, sent, settings.budget()
 
     def _dots_request(self, messages: Sequence[Message], settings: GenerationSettings) -> tuple[list[dict], dict, int]:
         """One page and dots.ocr's prompt, as its vLLM client sends them (no history: it reads pages)."""
@@ -221,7 +221,7 @@ class OpenAIEngine(BaseEngine):
         sent_page = page if page.size == input_size else page.resize(input_size, PILImage.Resampling.BICUBIC)
         mode, prompt = choose_prompt(latest_user_text(messages), options, page.size, input_size)
         if mode == FREE_QUESTION:
-            max_tokens = settings.max_new_tokens
+            max_tokens = settings.budget()
         else:
             max_tokens = transcription_budget(settings, options, DOTS_MAX_NEW_TOKENS)
         content = [image_part(sent_page), {"type": "text", "text": DOTS_IMAGE_PREFIX + prompt}]
@@ -280,7 +280,7 @@ class OpenAIEngine(BaseEngine):
             stats.prompt_tokens = usage.prompt_tokens
             stats.new_tokens = usage.completion_tokens
         stats.extras = {"server": self.spec.base_url, "served_model": self.spec.served_model, **sent}
-        if max_tokens != settings.max_new_tokens:
+        if max_tokens != settings.budget():
             stats.extras["max_new_tokens"] = max_tokens
         if finish_reason:
             stats.extras["finish_reason"] = finish_reason

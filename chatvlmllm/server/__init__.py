@@ -1,0 +1,47 @@
+"""`chatvlmllm serve`: an OpenAI-compatible HTTP server over the local engines.
+
+    protocol    the request schema, request → engine input, response fields, errors
+    body_limit  the door: request body size and time limits (ASGI middleware)
+    served      the served models, their counters, the shared state
+    streaming   answers on their own thread, relayed whole or as server-sent events
+    app         the FastAPI application and `run_server`
+
+Test and benchmark helpers that start a server live in `chatvlmllm.devtools.servers`.
+"""
+
+from chatvlmllm.server.app import DEFAULT_HOST, DEFAULT_PORT, MAX_PENDING, create_app, run_server
+from chatvlmllm.server.body_limit import BODY_TIMEOUT_S, MAX_BODY_BYTES, BodyLimit
+from chatvlmllm.server.protocol import (
+    DEFAULT_MAX_TOKENS,
+    MAX_IMAGES_PER_REQUEST,
+    ApiError,
+    ChatCompletionRequest,
+    decode_image_url,
+    to_messages,
+    to_settings,
+)
+from chatvlmllm.server.served import ModelCounters, ServedModel, ServerState, plan_models
+from chatvlmllm.server.streaming import ChunkPump
+
+__all__ = [
+    "BODY_TIMEOUT_S",
+    "DEFAULT_HOST",
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_PORT",
+    "MAX_BODY_BYTES",
+    "MAX_IMAGES_PER_REQUEST",
+    "MAX_PENDING",
+    "ApiError",
+    "BodyLimit",
+    "ChatCompletionRequest",
+    "ChunkPump",
+    "ModelCounters",
+    "ServedModel",
+    "ServerState",
+    "create_app",
+    "decode_image_url",
+    "plan_models",
+    "run_server",
+    "to_messages",
+    "to_settings",
+]
