@@ -1,10 +1,14 @@
 """Offline OCR engines side by side on the evaluation set: the figures behind docs/benchmark.md.
 
-    python benchmarks/ocr_engines.py [--eval-dir ../shared/eval] [--models rapidocr,tesseract]
-                                     [--limit N] [--concurrency N] [--out artifacts/ocr_engines.json]
+    python benchmarks/ocr_engines.py [--eval-dir ../shared/eval] [--models rapidocr,tesseract,ocr_auto]
+                                     [--limit N] [--out artifacts/ocr_engines.json] [--no-rss-page]
 
-The same run as `chatvlmllm bench`; prints the Markdown table (per kind and overall), writes the
-JSON and CSV, and ends with one JSON line of the headline figures.
+The same run as `chatvlmllm bench`: the engines take turns on every item (interleaved, so each sees
+the same background load); prints the Markdown table (per kind and overall: CER, word F1, median and
+p95 s/page, peak RSS), writes the JSON and CSV, and ends with one JSON line of the headline figures.
+It then reads the 2000×2468 page (page_multicol_02) once per engine, each in a fresh process, and
+records that process's peak RSS (`rss_page` in the JSON): the memory a user's machine needs.
+The machine (CPU model, cores, load average at start and end, engine versions) is in `machine`.
 
 `--paired` adds a latency comparison that is fair on a shared machine: the engines take turns on
 every item (alternating which goes first), so both see the same background load. The bench's own
@@ -25,7 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval-dir", default=str(REPO.parent / "shared" / "eval"))
-    parser.add_argument("--models", default="rapidocr,tesseract")
+    parser.add_argument("--models", default="rapidocr,tesseract,ocr_auto")
+    parser.add_argument("--no-rss-page", action="store_true", help="skip the fresh-process peak RSS on the large page")
+    parser.add_argument(
+        "--rss-page-only", action="store_true", help="only the fresh-process peak RSS on the large page"
+    )
     parser.add_argument("--limit", type=int)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--out", default=str(REPO / "artifacts" / "ocr_engines.json"))
@@ -33,6 +41,9 @@ def main() -> int:
     parser.add_argument("--paired-only", action="store_true", help="only the paired latency comparison")
     args = parser.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.rss_page_only:
+        print(json.dumps(rss_on_large_page(Path(args.eval_dir) / "images" / RSS_PAGE, models), indent=2))
+        return 0
     if args.paired_only:
         paired = paired_latency(args.eval_dir, models, args.limit)
         print_paired(paired)
@@ -58,10 +69,17 @@ def main() -> int:
     bar.close()
     if args.paired:
         results["paired_latency"] = paired_latency(args.eval_dir, models, args.limit)
+    if not args.no_rss_page:
+        results["rss_page"] = rss_on_large_page(Path(args.eval_dir) / "images" / RSS_PAGE, models)
     json_path, csv_path = write_results(results, args.out)
     machine = results["machine"]
-    print(f"{results['created']} · {machine['platform']} · {machine['cpu_count']} cores · device {machine['device']}")
+    print(
+        f"{results['created']} · {machine.get('cpu_model')} · {machine['cpu_count']} cores · {machine['platform']} · "
+        f"load average {machine['load_average_1m']} → {machine['load_average_1m_at_end']} · {machine.get('versions')}"
+    )
     print(markdown_table(results))
+    for key, figures in results.get("rss_page", {}).items():
+        print(f"peak RSS reading {RSS_PAGE} in a fresh process, {key}: {figures}")
     if args.paired:
         print_paired(results["paired_latency"])
     print(f"wrote {json_path} and {csv_path}")
@@ -74,8 +92,86 @@ def main() -> int:
         }
         for key, m in results["models"].items()
     }
+    print("\nREADME table:\n" + readme_table(results))
     print(json.dumps(headline))
     return 0
+
+
+def readme_table(results: dict) -> str:
+    """Kinds as rows, engines as columns: CER / word F1 / median s / p95 s / peak RSS MB; the best CER in bold."""
+    models = {key: m for key, m in results["models"].items() if not m.get("error")}
+    kinds = sorted({kind for m in models.values() for kind in m.get("by_kind", {})})
+    header = "| kind (n) | " + " | ".join(f"{key} CER / word F1 / median s / p95 s / RSS MB" for key in models) + " |"
+    lines = [header, "|---|" + "---|" * len(models)]
+    for kind in [*kinds, "all"]:
+        figures = {key: (m if kind == "all" else m["by_kind"].get(kind, {})) for key, m in models.items()}
+        best = min((f["cer"] for f in figures.values() if f.get("cer") is not None), default=None)
+        n = next((f.get("n") for f in figures.values() if f.get("n")), 0)
+        cells = []
+        for f in figures.values():
+            if f.get("cer") is None:
+                cells.append("—")
+                continue
+            cer = f"**{f['cer']:.3f}**" if f["cer"] == best else f"{f['cer']:.3f}"
+            cells.append(
+                f"{cer} / {f['word_f1']:.3f} / {f['latency_median_s']:.2f} / {f['latency_p95_s']:.2f} / "
+                f"{f.get('peak_rss_mb') or 0:.0f}"
+            )
+        lines.append(f"| {'**all**' if kind == 'all' else kind} ({n}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+RSS_PAGE = "page_multicol_02.png"  # 2000×2468, the issue's reference page
+_RSS_SCRIPT = """
+import json, sys, threading, time
+import psutil
+from chatvlmllm.cache import EngineCache
+from chatvlmllm.catalog import get_model
+from chatvlmllm.documents import open_document
+from chatvlmllm.engines import GenerationSettings, Message
+from chatvlmllm.hardware import probe
+from chatvlmllm.planner import plan_load
+me = psutil.Process()
+peak = {"process": 0, "tree": 0}
+done = threading.Event()
+def sample():  # this process, and this process plus its children (a Tesseract subprocess) at the same moment
+    while not done.wait(0.02):
+        try:
+            own = me.memory_info().rss
+            children = sum(c.memory_info().rss for c in me.children(recursive=True))
+        except psutil.Error:
+            continue
+        peak["process"] = max(peak["process"], own)
+        peak["tree"] = max(peak["tree"], own + children)
+threading.Thread(target=sample, daemon=True).start()
+spec = get_model(sys.argv[1])
+engine = EngineCache().get(spec, plan_load(probe(), spec))
+image = open_document(sys.argv[2]).page(0)
+started = time.perf_counter()
+settings = GenerationSettings(options={"ocr_cache": False})
+stream = engine.stream([Message("user", "Extract all text", [image])], settings)
+text = stream.consume()
+seconds = time.perf_counter() - started
+done.set()
+mb = lambda value: round(value / 1e6, 1)
+print(json.dumps({"peak_rss_mb": mb(peak["process"]), "peak_rss_with_children_mb": mb(peak["tree"]),
+                  "seconds": round(seconds, 2), "chars": len(text), "size": list(image.size),
+                  "read_by": [p["engine"] for p in stream.extras.get("pages", [])]}))
+"""
+
+
+def rss_on_large_page(page: Path, models: list[str]) -> dict:
+    """Each engine reads the page in its own fresh process; that process's peak RSS (ru_maxrss) is the figure."""
+    import subprocess
+
+    found: dict = {}
+    for key in models:
+        done = subprocess.run(
+            [sys.executable, "-c", _RSS_SCRIPT, key, str(page)], capture_output=True, text=True, cwd=REPO, check=False
+        )
+        last = done.stdout.strip().splitlines()[-1:] if done.returncode == 0 else []
+        found[key] = json.loads(last[0]) if last else {"error": done.stderr.strip().splitlines()[-1:]}
+    return found
 
 
 def paired_latency(eval_dir: str, models: list[str], limit: int | None) -> dict:

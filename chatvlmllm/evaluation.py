@@ -35,6 +35,14 @@ from chatvlmllm.errors import UserError
 OCR_PROMPT = "Extract all text from this document, in reading order. Output only the text."
 QA_PROMPT = "{question}\nAnswer with the value exactly as written on the document, and nothing else."
 OCR_MAX_NEW_TOKENS = 4096
+
+
+def ocr_options(item: EvalItem) -> dict[str, Any]:
+    """Per-request options of a benchmark OCR request: the item's language; no OCR cache (every page is
+    really read, also on a re-run) and no "read by" note after the transcript (it is not the page's text)."""
+    return {"lang": item.lang, "ocr_cache": False, "reader_note": False}
+
+
 QA_MAX_NEW_TOKENS = 128
 
 # progress(done, total, label): the CLI draws a tqdm bar with it, the Benchmark page a st.progress.
@@ -176,6 +184,7 @@ class Outcome:
     seconds: float = 0.0
     error: str | None = None
     peak_vram_mb: float | None = None
+    read_by: list[str] | None = None  # offline OCR: the engine that read each page (ocr_auto's choice)
 
 
 def _ask(engine: Any, prompt: str, image: Any, settings: Any) -> Outcome:
@@ -188,7 +197,9 @@ def _ask(engine: Any, prompt: str, image: Any, settings: Any) -> Outcome:
     except Exception as exc:  # one failed page must not lose the others
         return Outcome(seconds=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
     metrics = stream.metrics
-    return Outcome(text, time.perf_counter() - started, None, metrics.peak_vram_mb if metrics else None)
+    pages = stream.extras.get("pages") if isinstance(stream.extras, dict) else None
+    read_by = [str(page.get("engine")) for page in pages] if isinstance(pages, list) else None
+    return Outcome(text, time.perf_counter() - started, None, metrics.peak_vram_mb if metrics else None, read_by)
 
 
 def _run_all(
@@ -253,6 +264,7 @@ def _text_scores(outcomes: Sequence[Outcome], items: Sequence[EvalItem]) -> list
                 "word_f1": round(em.word_f1(outcome.text, item.truth), 4),
                 "latency_s": round(outcome.seconds, 4),
                 "error": outcome.error,
+                "read_by": outcome.read_by,
                 "text": outcome.text,
             }
         )
@@ -267,6 +279,7 @@ def _summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         # Case-insensitive CER: SROIE's receipt transcripts are all upper case, whatever the print.
         "cer_nocase": _round(em.mean(r["cer_nocase"] for r in rows)),
         "latency_median_s": _round(em.percentile([r["latency_s"] for r in rows if r["error"] is None], 50)),
+        "latency_p95_s": _round(em.percentile([r["latency_s"] for r in rows if r["error"] is None], 95)),
     }
 
 
@@ -338,7 +351,7 @@ def benchmark_model(
     image_paths = {item.id: item.image for item in eval_set.items}
 
     def ocr_job(item: EvalItem) -> Callable[[], Outcome]:
-        settings = GenerationSettings(max_new_tokens=OCR_MAX_NEW_TOKENS, options={"lang": item.lang})
+        settings = GenerationSettings(max_new_tokens=OCR_MAX_NEW_TOKENS, options=ocr_options(item))
         return lambda: _with_engine(engines, OCR_PROMPT, image_paths[item.id], settings)
 
     def qa_job(question: QaItem) -> Callable[[], Outcome]:
@@ -389,10 +402,132 @@ def benchmark_model(
     return result
 
 
+def interleavable(specs: Sequence[Any], concurrency: int) -> bool:
+    """Local OCR-only engines, one request at a time: run them taking turns on every item, so each
+    sees the same background load (a shared machine's load drifts over a run of minutes)."""
+    return concurrency == 1 and len(specs) > 1 and all(s.family_info().backend == "classic" for s in specs)
+
+
+def benchmark_interleaved(
+    specs: Sequence[Any],
+    eval_set: EvalSet,
+    *,
+    hardware: Any,
+    cache: Any,
+    progress: ProgressCallback | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Every model on every item, the models taking turns (alternating which goes first); per model the
+    same figures as benchmark_model, plus the process's peak RSS while that model read each kind."""
+    from chatvlmllm.engines import GenerationSettings
+    from chatvlmllm.planner import plan_load
+
+    results: dict[str, dict[str, Any]] = {}
+    engines: dict[str, Any] = {}
+    plans: dict[str, Any] = {}
+    load_s: dict[str, float] = {}
+    for spec in specs:
+        plan = plan_load(hardware, spec)
+        if not plan.runnable:
+            results[spec.key] = _failed_model(
+                spec.key, f"cannot run here: {plan.refusal() or '; '.join(plan.reasons)}", 1
+            )
+            continue
+        started = time.perf_counter()
+        try:
+            engines[spec.key] = cache.get(spec, plan)
+        except Exception as exc:  # the error is the result for this model; the others still run
+            results[spec.key] = _failed_model(spec.key, f"failed to load: {exc}", 1)
+            continue
+        plans[spec.key], load_s[spec.key] = plan, time.perf_counter() - started
+    keys = list(engines)
+    outcomes: dict[str, list[Outcome]] = {key: [] for key in keys}
+    rss: dict[str, dict[str, float]] = {key: {} for key in keys}
+    busy_s = dict.fromkeys(keys, 0.0)
+    load_average = _load_average()
+    total = len(eval_set.items) * len(keys)
+    for index, item in enumerate(eval_set.items):
+        try:
+            image = _open_image(item.image)
+        except UserError as exc:  # a corrupt scan is one failed page for every model
+            for key in keys:
+                outcomes[key].append(Outcome(error=str(exc)))
+            continue
+        settings = GenerationSettings(max_new_tokens=OCR_MAX_NEW_TOKENS, options=ocr_options(item))
+        for turn, key in enumerate(keys if index % 2 == 0 else keys[::-1]):
+            with PeakMemory() as memory:
+                outcome = _ask(engines[key], OCR_PROMPT, image, settings)
+            outcomes[key].append(outcome)
+            busy_s[key] += outcome.seconds
+            rss[key][item.kind] = max(rss[key].get(item.kind, 0.0), round(memory.peak_mb, 1))
+            if progress:
+                progress(index * len(keys) + turn + 1, total, f"{key}: {item.id}")
+    for key in keys:
+        rows = _text_scores(outcomes[key], eval_set.items)
+        latencies = [o.seconds for o in outcomes[key] if o.error is None]
+        by_kind = _grouped(rows, "kind")
+        for kind, figures in by_kind.items():
+            figures["peak_rss_mb"] = rss[key].get(kind)
+        results[key] = {
+            **_summary(rows),
+            "qa_exact": None,
+            "anls": None,
+            "qa_n": 0,
+            "latency_median_s": _round(em.percentile(latencies, 50)),
+            "latency_p95_s": _round(em.percentile(latencies, 95)),
+            # Throughput of this model alone: pages over the time it spent reading them.
+            "pages_per_s": _round(len(latencies) / busy_s[key] if busy_s[key] > 0 else None),
+            "errors": sum(1 for o in outcomes[key] if o.error),
+            "concurrency": 1,
+            "parallel_requests": 1,
+            "interleaved": True,
+            "load_average_1m_at_start": load_average,
+            "load_s": round(load_s[key], 3),
+            "peak_rss_mb": max(rss[key].values(), default=None),
+            "peak_vram_mb": None,
+            "device": plans[key].device,
+            "attention": plans[key].attention,
+            "dtype": plans[key].dtype,
+            "by_kind": by_kind,
+            "by_lang": _grouped(rows, "lang"),
+            "items": rows,
+        }
+    return {spec.key: results[spec.key] for spec in specs}
+
+
 def _load_average() -> float | None:
     import os
 
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _ocr_versions() -> dict[str, str | None]:
+    """The offline engines' versions, so a re-run on another machine can be compared."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    for package in ("rapidocr", "onnxruntime"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    import subprocess
+
+    try:
+        first = subprocess.run(["tesseract", "--version"], capture_output=True, text=True, timeout=10).stdout
+        found["tesseract"] = first.splitlines()[0].split()[-1] if first else None
+    except (OSError, subprocess.SubprocessError):
+        found["tesseract"] = None
+    return found
 
 
 def machine_description(hardware: Any) -> dict[str, Any]:
@@ -402,6 +537,8 @@ def machine_description(hardware: Any) -> dict[str, Any]:
         "platform": platform.platform(terse=True),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "versions": _ocr_versions(),
         "device": getattr(hardware, "device", None),
         "gpu_name": getattr(hardware, "gpu_name", None),
         "ram_total_gb": getattr(hardware, "ram_total_gb", None),
@@ -443,10 +580,14 @@ def run_benchmark(
     questions = len(eval_set.qa)
     totals = [len(eval_set.items) + (questions if "chat" in spec.caps else 0) for spec in specs]
     machine = machine_description(hardware)
+    loaded_specs = list(specs)
     results: dict[str, Any] = {}
     done = 0
     try:
-        for spec, count in zip(specs, totals, strict=True):
+        if interleavable(specs, concurrency):
+            results = benchmark_interleaved(specs, eval_set, hardware=hardware, cache=cache, progress=progress)
+            specs = []  # measured
+        for spec, count in zip(specs, totals, strict=False):
             results[spec.key] = benchmark_model(
                 spec.key,
                 eval_set,
@@ -461,7 +602,7 @@ def run_benchmark(
             if spec.key not in held_before:
                 cache.unload(spec.key)
     finally:
-        for spec in specs:
+        for spec in loaded_specs:
             if spec.key not in held_before:
                 cache.unload(spec.key)
     return {
@@ -472,6 +613,7 @@ def run_benchmark(
         "n_items": len(eval_set.items),
         "n_questions": questions,
         "machine": {**machine, "load_average_1m_at_end": machine_description(hardware)["load_average_1m"]},
+        "interleaved": interleavable(loaded_specs, concurrency),
         "models": results,
     }
 
@@ -513,17 +655,18 @@ def _cell(value: Any, digits: int = 3) -> str:
 def markdown_table(results: dict[str, Any]) -> str:
     """Models side by side, one row per kind and one overall: the table docs/benchmark.md shows."""
     lines = [
-        "| model | kind | n | CER | CER (case-insensitive) | word F1 | median s/page | p95 s | pages/s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | kind | n | CER | CER (case-insensitive) | word F1 | median s/page | p95 s | pages/s | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in summary_rows(results):
         if row.get("error"):
-            lines.append(f"| {row['model']} | all | 0 | error: {row['error']} | | | | | |")
+            lines.append(f"| {row['model']} | all | 0 | error: {row['error']} | | | | | | |")
             continue
         lines.append(
             f"| {row['model']} | {'**all**' if row['kind'] == 'all' else row['kind']} | {row['n']} | "
             f"{_cell(row['cer'])} | {_cell(row['cer_nocase'])} | {_cell(row['word_f1'])} | "
-            f"{_cell(row['latency_median_s'], 2)} | {_cell(row['latency_p95_s'], 2)} | {_cell(row['pages_per_s'], 2)} |"
+            f"{_cell(row['latency_median_s'], 2)} | {_cell(row['latency_p95_s'], 2)} | "
+            f"{_cell(row['pages_per_s'], 2)} | {_cell(row['peak_rss_mb'], 0)} |"
         )
     return "\n".join(lines)
 

@@ -16,7 +16,7 @@ from chatvlmllm.hardware import HardwareProfile
 from chatvlmllm.planner import LoadPlan, PlanOverrides, plan_load
 from chatvlmllm.weights import WeightsLocation, locate
 
-OFFLINE_DEFAULT = "rapidocr"
+OFFLINE_DEFAULT = "ocr_auto"  # both offline engines, the better one per page (docs/benchmark.md)
 # Preference when the user did not choose: the catalog default, then other chat VLMs.
 VLM_PREFERENCE = (DEFAULT_MODEL, "qwen3_vl_2b", "qwen25_vl_3b")
 
@@ -62,7 +62,7 @@ def default_model(
 ) -> tuple[str, str]:
     """(model key, why). $CHATVLMLLM_DEFAULT_MODEL wins; then a VLM that can run with weights
     on disk (or a reachable hub); then the offline OCR engine that reads `language` best
-    (rapidocr, or tesseract for Russian: docs/benchmark.md). `statuses` already computed
+    (ocr_auto: script probe and per-page choice, docs/benchmark.md). `statuses` already computed
     for this machine are reused instead of looking at disk and network again."""
     catalog = catalog if catalog is not None else load_catalog()
     chosen = os.environ.get("CHATVLMLLM_DEFAULT_MODEL")

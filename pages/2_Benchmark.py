@@ -25,7 +25,7 @@ st.caption(
 )
 
 SHARED_EVAL = Path("../shared/eval")
-OFFLINE_MODELS = ["rapidocr", "tesseract"]
+OFFLINE_MODELS = ["rapidocr", "tesseract", "ocr_auto"]  # the engines take turns on every item
 
 
 def run_form() -> None:

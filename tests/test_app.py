@@ -331,25 +331,25 @@ def test_offline_machine_explains_why_and_still_answers(tmp_path, monkeypatch):
     upload(at, "invoice.png", page_png(), "image/png")
     ask(at, "What is the total?")
     answer = chat(at).conversation.turns[-1]
-    assert answer.model == "rapidocr" and "TOTAL" in answer.text
+    assert answer.model == "ocr_auto" and "TOTAL" in answer.text
     _fresh_process()
 
 
 def test_document_language_picks_the_offline_engine_that_reads_it(tmp_path, monkeypatch):
-    """No VLM here: choosing Russian makes Tesseract the default (rapidocr has no Cyrillic model offline)."""
+    """No VLM here: ocr_auto is the default for every language and hands the Cyrillic page to Tesseract."""
     require_tesseract()
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(tmp_path / "none.toml"))
     _fresh_process()
     at = AppTest.from_file(APP, default_timeout=120).run()
-    assert at.sidebar.selectbox(key="model").value == "rapidocr"
+    assert at.sidebar.selectbox(key="model").value == "ocr_auto"
     at.sidebar.selectbox(key="language").set_value("ru").run()
-    assert at.sidebar.selectbox(key="model").value == "tesseract"
+    assert at.sidebar.selectbox(key="model").value == "ocr_auto"
     image = SHARED_EVAL / "images" / "ru_line_55038097.png"
     upload(at, image.name, image.read_bytes(), "image/png")
     ask(at, QUICK_PROMPTS["Extract all text"])
     answer = chat(at).conversation.turns[-1]
     truth = (SHARED_EVAL / "truth" / "ru_line_55038097.txt").read_text(encoding="utf-8").split()
-    assert answer.model == "tesseract"
+    assert answer.model == "ocr_auto" and answer.extras["pages"][0]["engine"] == "tesseract"
     assert sum(word in answer.text for word in truth) >= len(truth) // 2  # it really read the Cyrillic line
     # An explicit choice is kept when the language changes.
     at.sidebar.selectbox(key="model").set_value("rapidocr").run()

@@ -44,13 +44,22 @@ def test_bench_on_the_shared_eval_set_side_by_side(tmp_path, capsys):
         shutil.copy(SHARED_EVAL / row["truth"], folder / row["truth"])
     (folder / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in picked) + "\n", encoding="utf-8")
     out = tmp_path / "bench.json"
-    assert main(["bench", str(folder), "--models", "rapidocr,tesseract", "--out", str(out)]) == 0
-    models = json.loads(out.read_text(encoding="utf-8"))["models"]
-    assert set(models) == {"rapidocr", "tesseract"}
+    assert main(["bench", str(folder), "--models", "rapidocr,tesseract,ocr_auto", "--out", str(out)]) == 0
+    results = json.loads(out.read_text(encoding="utf-8"))
+    models = results["models"]
+    assert set(models) == {"rapidocr", "tesseract", "ocr_auto"} and results["interleaved"] is True
     for metrics in models.values():
         assert metrics["n"] == 2 and set(metrics["by_kind"]) == {"receipt", "text_line"}
-    # Tesseract reads the Russian line (its language comes from the manifest); rapidocr has no Cyrillic.
-    assert models["tesseract"]["by_lang"]["ru"]["cer"] < 0.1 < models["rapidocr"]["by_lang"]["ru"]["cer"]
+    # Tesseract reads the Russian line (its language comes from the manifest); rapidocr has no Cyrillic
+    # model, so its script probe hands the page to Tesseract, and the item records which engine read it.
+    assert models["tesseract"]["by_lang"]["ru"]["cer"] < 0.1 and models["rapidocr"]["by_lang"]["ru"]["cer"] < 0.1
+    read_by = {key: {item["id"]: item["read_by"] for item in m["items"]} for key, m in models.items()}
+    line = picked[1]["id"]
+    assert read_by["rapidocr"] == {"receipt_000": ["rapidocr"], line: ["tesseract"]}
+    assert read_by["ocr_auto"] == {"receipt_000": ["rapidocr"], line: ["tesseract"]}
+    for metrics in models.values():  # per kind: p95 and the process's peak RSS while this engine read it
+        assert all(k["latency_p95_s"] and k["peak_rss_mb"] for k in metrics["by_kind"].values())
+    assert results["machine"]["versions"]["rapidocr"] and results["machine"]["cpu_count"]
 
 
 @pytest.mark.parametrize(

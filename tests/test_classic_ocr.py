@@ -180,7 +180,7 @@ def test_tesseract_reads_russian_with_its_language_data(cache):
     # No language given (the app's chat): English and Russian data together still read it.
     unlabelled = engine.stream([Message("user", "Extract all text", [image])]).consume()
     assert cer(unlabelled, truth) < 0.1
-    assert offline_engine_for("ru") == "tesseract"
+    assert offline_engine_for("ru") == "ocr_auto"  # which probes the script and hands Cyrillic to Tesseract
 
 
 def test_tesseract_reads_english_in_reading_order(cache):
@@ -207,14 +207,14 @@ def test_tesseract_without_its_binary_is_refused_by_the_plan(monkeypatch, tmp_pa
 
     with pytest.raises(EngineError, match="not installed"):
         TesseractEngine(spec).load(plan)
-    # Russian then falls back to the engine that is there.
-    assert offline_engine_for("ru") == "rapidocr"
+    # The offline default still runs: ocr_auto without Tesseract reads with RapidOCR alone.
+    assert offline_engine_for("ru") == "ocr_auto"
+    assert plan_load(probe(), load_catalog()["ocr_auto"]).runnable
 
 
 def test_language_defaults():
-    assert offline_engine_for("en") == "rapidocr"
-    assert offline_engine_for(None) == "rapidocr"
-    assert offline_engine_for("de") == "rapidocr"
+    # One offline default for every language: ocr_auto probes each page's script itself.
+    assert {offline_engine_for(language) for language in ("en", None, "de", "ru")} == {"ocr_auto"}
 
 
 def test_rapidocr_warns_that_it_has_no_cyrillic(cache):

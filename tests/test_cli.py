@@ -96,7 +96,8 @@ def test_ask_streams_to_stdout_with_a_catalog_key(capsys, tmp_path, monkeypatch,
 
 
 def test_lang_picks_the_offline_default_that_reads_it(capsys):
-    """Offline, no VLM: `--lang ru` answers with Tesseract, which reads Cyrillic; rapidocr stays the Latin default."""
+    """Offline, no VLM: ocr_auto answers, and its script probe hands the Cyrillic page to Tesseract, with `--lang ru`
+    and without any language (the "Not set" case)."""
     from tests.conftest import SHARED_EVAL, require_tesseract
 
     require_tesseract()
@@ -104,10 +105,12 @@ def test_lang_picks_the_offline_default_that_reads_it(capsys):
     truth = (SHARED_EVAL / "truth" / "ru_line_55038097.txt").read_text(encoding="utf-8").split()
     code, out, _ = run_cli(capsys, "ocr", str(image), "--lang", "ru", "--json")
     result = json.loads(out)
-    assert code == 0 and result["model"] == "tesseract"
+    assert code == 0 and result["model"] == "ocr_auto"
     assert sum(word in result["answer"] for word in truth) >= len(truth) // 2
     code, out, _ = run_cli(capsys, "ocr", str(image), "--json")
-    assert json.loads(out)["model"] == "rapidocr"
+    unlabelled = json.loads(out)
+    assert unlabelled["model"] == "ocr_auto" and "Read by tesseract" in unlabelled["answer"]
+    assert sum(word in unlabelled["answer"] for word in truth) >= len(truth) // 2
 
 
 def test_ask_pdf_page(capsys, tmp_path, tiny_qwen3_vl):

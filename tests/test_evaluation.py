@@ -260,7 +260,7 @@ def test_results_are_written_as_json_and_csv_and_read_back(tmp_path):
     assert list(table["kind"]) == ["all", "receipt"] and list(table["model"]) == ["m", "m"]
     assert summary_rows(results)[0]["cer"] == 0.1
     markdown = markdown_table(results).splitlines()
-    assert markdown[2] == "| m | **all** | 2 | 0.100 | — | 0.900 | 1.00 | 2.00 | 0.50 |"
+    assert markdown[2] == "| m | **all** | 2 | 0.100 | — | 0.900 | 1.00 | 2.00 | 0.50 | — |"
     assert markdown[3].startswith("| m | receipt | 2 | 0.100 |")
     (tmp_path / "bad.json").write_text("{}", encoding="utf-8")
     with pytest.raises(UserError, match="not a benchmark results file"):

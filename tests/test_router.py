@@ -246,12 +246,12 @@ def test_the_document_language_picks_the_offline_engine_that_reads_it_best():
     catalog = load_catalog()
     dots = [] if catalog["dots_ocr"].trust_remote_code else ["dots_ocr"]  # remote code is never a fallback
     russian = [s.key for s in build_chain(catalog["qwen_vl_2b"], catalog=catalog, language="ru")]
-    assert russian == ["qwen_vl_2b", *dots, "tesseract", "rapidocr"]
+    assert russian == ["qwen_vl_2b", *dots, "ocr_auto", "rapidocr"]
     english = [s.key for s in build_chain(catalog["qwen_vl_2b"], catalog=catalog, language="en")]
-    assert english == ["qwen_vl_2b", *dots, "rapidocr"]
-    # Offline with no VLM weights: the default follows the language (docs/benchmark.md).
-    assert default_model(probe(), catalog, language="ru")[0] == "tesseract"
-    assert default_model(probe(), catalog)[0] == "rapidocr"
+    assert english == ["qwen_vl_2b", *dots, "ocr_auto", "rapidocr"]
+    # Offline with no VLM weights: ocr_auto, which probes each page's script (docs/benchmark.md).
+    assert default_model(probe(), catalog, language="ru")[0] == "ocr_auto"
+    assert default_model(probe(), catalog)[0] == "ocr_auto"
 
 
 def test_remote_code_models_are_never_silent_fallbacks():

@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from chatvlmllm.chat import QUICK_PROMPTS, ChatSession
-from ui import answer_job, answer_view, banners, document_view, sidebar, state, style
+from ui import answer_job, answer_view, banners, document_view, sidebar, state, style, text_search
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ def render() -> None:
     document_col, chat_col = st.columns([1, 1], gap="large")
     with document_col:
         document_view.render(session)
+        text_search.render(session)
     with chat_col:
         quick = answer_view.quick_prompts(session, ocr_only, busy)
         if not turns:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-DEFAULT_MODELS = "rapidocr,tesseract"
+DEFAULT_MODELS = "rapidocr,tesseract,ocr_auto"
 DEFAULT_OUT = "artifacts/bench.json"
 
 

@@ -1,24 +1,38 @@
-"""Offline OCR engines behind the engine protocol: RapidOCR (the embedded default) and Tesseract.
+"""Offline OCR engines behind the engine protocol: `ocr_auto` (the embedded default), RapidOCR and Tesseract.
 
-Neither needs a GPU or a download: RapidOCR's PP-OCR models ship inside the `rapidocr` wheel and
-run on onnxruntime; Tesseract is the Debian binary (`tesseract-ocr`, `tesseract-ocr-rus`) driven
-through pytesseract. They transcribe; they cannot answer questions, and say so instead of
-pretending (the text they read comes back, with a note that Q&A needs a vision-language model).
+None needs a GPU or a download: RapidOCR's PP-OCR models ship inside the `rapidocr` wheel and
+run on onnxruntime; Tesseract is the Debian binary (`tesseract-ocr`, `tesseract-ocr-rus`). They
+transcribe; they cannot answer questions, and say so instead of pretending (chatvlmllm.ocr_answers
+holds what each kind of request gets).
 
-Per-language default, measured on ../shared/eval (docs/benchmark.md): RapidOCR for Latin-script
-documents (better CER on receipts and on English overall, faster on receipts), Tesseract for
-Russian (RapidOCR's bundled models have no Cyrillic; its Cyrillic model is a download).
+Measured on ../shared/eval (docs/benchmark.md): RapidOCR reads receipts, tables and charts
+better; Tesseract reads prose pages (columns) and Russian; `ocr_auto` probes each page's script
+and layout and hands it to the better one. The readers, their speed settings and the per-page
+choice live in `_ocr_readers`.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
-import shutil
 import threading
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chatvlmllm.engines._ocr_readers import (
+    DEFAULT_RAPID_PARAMS,
+    TESSERACT_INSTALL,
+    Cancelled,
+    Detection,
+    RapidReader,
+    Reader,
+    Script,
+    ScriptGuess,
+    TesseractReader,
+    choose_reader,
+    page_layout,
+    probe_script,
+    tesseract_problem,
+)
 from chatvlmllm.engines.base import (
     BaseEngine,
     FamilyInfo,
@@ -31,43 +45,46 @@ from chatvlmllm.engines.base import (
     latest_user_text,
 )
 from chatvlmllm.errors import EngineError
-from chatvlmllm.reading_order import TextBox, box_from_points, lines_text, reading_order
+from chatvlmllm.ocr_answers import OcrRequest, classify_request, compose
+from chatvlmllm.ocr_cache import default_ocr_cache, page_key
+from chatvlmllm.reading_order import TextBox, lines_text
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from chatvlmllm.planner import LoadPlan
 
-TESSERACT_INSTALL = "apt-get install tesseract-ocr tesseract-ocr-rus"
-# Which offline engine reads which language best (measured: docs/benchmark.md).
-DEFAULT_ENGINE_BY_LANGUAGE = {"en": "rapidocr", "ru": "tesseract"}
+__all__ = ["TESSERACT_INSTALL", "offline_engine_for", "tesseract_problem"]
+
+AUTO = "ocr_auto"
+# Which offline engine to use when none was chosen: `ocr_auto` reads Latin and Cyrillic pages
+# (script probe), and picks RapidOCR or Tesseract per page (docs/benchmark.md).
 FALLBACK_LANGUAGE_ENGINE = "rapidocr"
 # ISO 639-1 → Tesseract's traineddata names.
 TESSERACT_LANGUAGES = {"en": "eng", "ru": "rus"}
-
-
-def tesseract_problem() -> str | None:
-    """Why Tesseract cannot run here (no binary on PATH), or None."""
-    import pytesseract
-
-    command = pytesseract.pytesseract.tesseract_cmd
-    if shutil.which(command) is None:
-        return f"the `{command}` binary is not installed ({TESSERACT_INSTALL})"
-    return None
+# Part of the OCR cache key: bump when a change makes the engines return different text.
+OCR_SETTINGS_VERSION = 2
 
 
 def offline_engine_for(language: str | None) -> str:
-    """The offline engine that measured best for a language (ISO 639-1), e.g. "ru" → "tesseract".
-
-    Falls back to RapidOCR when Tesseract is not installed, so there is always an answer.
-    """
-    key = DEFAULT_ENGINE_BY_LANGUAGE.get((language or "").lower()[:2], FALLBACK_LANGUAGE_ENGINE)
-    if key == "tesseract" and tesseract_problem():
-        return FALLBACK_LANGUAGE_ENGINE
-    return key
+    """The offline engine to use for a document language (ISO 639-1, or None for "Not set"): `ocr_auto`,
+    which probes every page's script, so the language selector need not be right."""
+    return AUTO
 
 
 FAMILIES = {
+    AUTO: FamilyInfo(
+        AUTO,
+        "chatvlmllm.engines.classic_ocr:AutoOcrEngine",
+        backend="classic",
+        attention=(),
+        capabilities=frozenset({"ocr"}),
+        needs_weights=False,
+        notes=(
+            "Offline OCR, best of both per page: script probe (Cyrillic → Tesseract), then layout "
+            "(prose → Tesseract; receipts, tables, charts → RapidOCR)",
+        ),
+    ),
     "rapidocr": FamilyInfo(
         "rapidocr",
         "chatvlmllm.engines.classic_ocr:RapidOcrEngine",
@@ -84,45 +101,49 @@ FAMILIES = {
         attention=(),
         capabilities=frozenset({"ocr"}),
         needs_weights=False,
-        notes=(f"Offline OCR: Tesseract 5 via pytesseract (needs `{TESSERACT_INSTALL}`); the Russian default",),
+        notes=(f"Offline OCR: Tesseract 5 (needs `{TESSERACT_INSTALL}`); reads Russian",),
         availability=tesseract_problem,
     ),
 }
-
-# Requests that ask for the text itself; anything else is a question an OCR engine cannot answer.
-_TRANSCRIPTION_REQUEST = re.compile(
-    r"\b(extract|transcri\w*|ocr|read|text|write (out|down)|copy|digiti[sz]e|convert|"
-    r"текст\w*|распозна\w*|извлеки|прочитай|перепиши)\b",
-    re.IGNORECASE,
-)
-
-
-# Questions, and requests for something OCR cannot produce (structure, summaries, fields).
-_BEYOND_TRANSCRIPTION = re.compile(
-    r"\?|\b(json|table|markdown|summar\w*|translat\w*|explain\w*|fields?|total|amount|date|"
-    r"who|what|when|where|why|how|which)\b|таблиц\w*|сумм\w*|перевед\w*",
-    re.IGNORECASE,
-)
 
 
 def is_transcription_request(question: str) -> bool:
     """True for "Extract all text", "OCR this", "Распознай текст"; False for "What is the total?",
     "Convert the table into Markdown" or "Extract the key fields as JSON" (OCR has only the text)."""
-    question = question.strip()
-    if not question:
-        return True
-    return bool(_TRANSCRIPTION_REQUEST.search(question)) and not _BEYOND_TRANSCRIPTION.search(question)
+    return classify_request(question) is OcrRequest.TRANSCRIBE
 
 
 class ClassicOcrEngine(BaseEngine):
-    """Shared behaviour: pages in, text in reading order out, line boxes in extras["lines"]."""
+    """Shared behaviour: pages in, text in reading order out, line boxes in extras["lines"].
 
-    def _read(self, image: Image.Image, language: str | None) -> list[list[TextBox]]:
-        """Text rows in reading order, each a list of boxes left to right."""
+    Each page is read once per engine settings: results are kept in the OCR cache (memory and
+    the chat store's file, chatvlmllm.ocr_cache), so a follow-up about the same page, a reloaded
+    chat or a restarted app does not OCR it again. Cancelling stops between pages and between
+    recognition chunks (RapidOCR) or kills the Tesseract process.
+    """
+
+    def _read_page(self, image: Image.Image, language: str | None, cancel: threading.Event) -> PageReading:
         raise NotImplementedError
 
     def _language_note(self, language: str | None) -> str | None:
         return None
+
+    def _cache_settings(self, language: str | None, budget: int | None) -> dict[str, Any]:
+        return {"engine": self.spec.family, "lang": language or "", "budget": budget, "version": OCR_SETTINGS_VERSION}
+
+    def _cached_read(
+        self, image: Image.Image, language: str | None, budget: int | None, cancel: threading.Event, use_cache: bool
+    ) -> tuple[PageReading, bool]:
+        """(reading, True when it came from the cache)."""
+        cache = default_ocr_cache() if use_cache else None
+        key = page_key(image, self._cache_settings(language, budget)) if cache else ""
+        stored = cache.get(key) if cache else None
+        if stored is not None:
+            return PageReading.from_dict(stored), True
+        reading = self._read_page(image, language, cancel)
+        if cache:
+            cache.put(key, self.spec.family, reading.to_dict())
+        return reading, False
 
     def _generate(
         self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
@@ -137,25 +158,29 @@ class ClassicOcrEngine(BaseEngine):
             return GenerationStats(stopped_by="eos", extras={"qa_supported": False})
 
         language = settings.options.get("lang") or settings.options.get("language")
-        answering_question = not is_transcription_request(question)
-        if answering_question:
-            # Honest: no answer is made up; the user gets the text and the reason.
-            yield (
-                f"{self.spec.key} is an offline OCR engine and cannot answer questions; a vision-language model "
-                "is needed for Q&A. Here is the text it read:\n\n"
-            )
+        use_cache = settings.options.get("ocr_cache", True) is not False
+        request = classify_request(question)
+        transcribing = request is OcrRequest.TRANSCRIBE
         lines_out: list[dict[str, Any]] = []
+        pages_out: list[dict[str, Any]] = []
+        all_rows: list[list[TextBox]] = []
+        texts: list[str] = []
         budget = settings.max_pixels or (self.plan.max_pixels if self.plan else None)
         # The document's own page numbers when the caller gives them ("All pages" after page 3 is 1, 2, 3).
         numbers = settings.options.get("page_numbers") or []
         for index, image in enumerate(images):
             page = numbers[index] if len(numbers) == len(images) else index + 1
             if cancel.is_set():
-                return GenerationStats(stopped_by="cancelled", extras={"lines": lines_out})
+                return GenerationStats(stopped_by="cancelled", extras={"lines": lines_out, "pages": pages_out})
             yield Progress(done=index, total=len(images))
             resized = fit_to_budget(image.convert("RGB"), budget)
             scale = resized.width / image.width
-            rows = self._read(resized, language)
+            try:
+                reading, cached = self._cached_read(resized, language, budget, cancel, use_cache)
+            except Cancelled:
+                return GenerationStats(stopped_by="cancelled", extras={"lines": lines_out, "pages": pages_out})
+            rows = reading.rows
+            pages_out.append({"page": page, "engine": reading.reader.value, "reason": reading.reason, "cached": cached})
             # Boxes in the coordinates of the page the user sees, not of the resized copy.
             lines_out.extend(
                 {
@@ -166,15 +191,48 @@ class ClassicOcrEngine(BaseEngine):
                 }
                 for row in rows
             )
+            all_rows.extend(rows)
             prefix = f"\n\n--- page {page} ---\n" if len(images) > 1 else ("\n\n" if index > 0 else "")
-            yield prefix + lines_text(rows) if rows else prefix
-        extras: dict[str, Any] = {"lines": lines_out, "qa_supported": False, "engine": self.spec.family}
+            texts.append(prefix + lines_text(rows) if rows else prefix)
+            if transcribing:
+                yield texts[-1]
+        if not transcribing:
+            yield compose(request, self.spec.key, all_rows, "".join(texts).strip(), question)
+        extras: dict[str, Any] = {
+            "lines": lines_out,
+            "pages": pages_out,
+            "qa_supported": False,
+            "engine": self.spec.family,
+            "request": request.value,
+            "read_by": reader_summary(pages_out),
+        }
         note = self._language_note(language)
-        if note:
+        if note and not any(p["engine"] == Reader.TESSERACT for p in pages_out):
             extras["warning"] = note
-        if answering_question:
+        if request is OcrRequest.QUESTION:
             extras["note"] = "offline OCR cannot answer questions; the transcription was returned instead"
+        if settings.options.get("reader_note", True) and (
+            self.spec.family == "ocr_auto" or _handed_off(self, pages_out)
+        ):
+            yield f"\n\n({extras['read_by']})"
         return GenerationStats(stopped_by="eos", new_tokens=None, extras=extras)
+
+
+def _handed_off(engine: ClassicOcrEngine, pages: Sequence[dict[str, Any]]) -> bool:
+    return any(page["engine"] != engine.spec.family for page in pages)
+
+
+def reader_summary(pages: Sequence[dict[str, Any]]) -> str:
+    """ "Read by tesseract: Cyrillic script (...)" — one clause per page (the answer's last line)."""
+    if not pages:
+        return ""
+    if len(pages) == 1:
+        page = pages[0]
+        cached = " (from the OCR cache)" if page["cached"] else ""
+        return f"Read by {page['engine']}{cached}: {page['reason']}"
+    return "Read by " + "; ".join(
+        f"page {p['page']}: {p['engine']}{' (cached)' if p['cached'] else ''} ({p['reason']})" for p in pages
+    )
 
 
 def _union(row: Sequence[TextBox], scale: float = 1.0) -> list[float]:
@@ -187,37 +245,74 @@ def _mean_score(row: Sequence[TextBox]) -> float:
     return round(sum(b.score for b in row) / len(row), 4)
 
 
-class RapidOcrEngine(ClassicOcrEngine):
-    """RapidOCR 3.x on onnxruntime with the PP-OCR detection and recognition models of its wheel."""
+@dataclass
+class PageReading:
+    """One page read: rows of boxes in reading order, which reader read it, and why."""
 
-    _ocr: Any = None
+    rows: list[list[TextBox]]
+    reader: Reader
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": [[[b.text, list(b.box), b.score] for b in row] for row in self.rows],
+            "reader": self.reader.value,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PageReading:
+        rows = [
+            [TextBox(text, (box[0], box[1], box[2], box[3]), score) for text, box, score in row] for row in data["rows"]
+        ]
+        return cls(rows, Reader(data["reader"]), data["reason"])
+
+
+class RapidOcrEngine(ClassicOcrEngine):
+    """RapidOCR (tuned: _ocr_readers.tuned_rapid_params). A page whose script probe says Cyrillic is
+    handed to Tesseract (rapidocr's bundled models have no Cyrillic), and the answer says so."""
+
+    _rapid: RapidReader | None = None
+    _params: dict[str, Any] | None = None  # None: the tuned settings
 
     def _load(self, plan: LoadPlan) -> None:
-        try:
-            from rapidocr import RapidOCR
-
-            # Log level "error": RapidOCR logs every call at info level otherwise.
-            self._ocr = RapidOCR(params={"Global.log_level": "error"})
-        except Exception as exc:  # missing wheel, broken onnxruntime
-            raise EngineError(f"rapidocr cannot start: {exc} (pip install rapidocr onnxruntime)") from exc
+        params = self.spec.options.get("rapidocr_params") if self.spec.options else None
+        self._rapid = RapidReader({**DEFAULT_RAPID_PARAMS, **params} if params is not None else None)
+        self._tesseract = TesseractReader()
 
     def _unload(self) -> None:
-        self._ocr = None
+        self._rapid = None
 
-    def _read(self, image: Image.Image, language: str | None) -> list[list[TextBox]]:
-        import numpy as np
+    @property
+    def rapid(self) -> RapidReader:
+        if self._rapid is None:
+            raise EngineError(f"{self.spec.key} is not loaded")
+        return self._rapid
 
-        # RapidOCR expects OpenCV's BGR channel order. A contiguous copy: the reversed-channel view
-        # costs OpenCV's preprocessing about 0.5 s more per receipt than the copy does.
-        result = self._ocr(np.ascontiguousarray(np.asarray(image)[:, :, ::-1]))
-        if result.boxes is None or result.txts is None:
-            return []
-        return reading_order(
-            [
-                TextBox(text, box_from_points(points), float(score))
-                for points, text, score in zip(result.boxes, result.txts, result.scores, strict=True)
-            ]
+    def _read_page(self, image: Image.Image, language: str | None, cancel: threading.Event) -> PageReading:
+        detection = self.rapid.detect(image)
+        if detection.empty:
+            return PageReading([], Reader.RAPIDOCR, "no text detected")
+        guess = probe_script(detection.crops, self._tesseract, cancel)
+        if guess.script is Script.CYRILLIC:
+            return self._read_cyrillic(image, language, guess, cancel)
+        return self._read_latin(image, detection, guess, cancel)
+
+    def _read_latin(
+        self, image: Image.Image, detection: Detection, guess: ScriptGuess, cancel: threading.Event
+    ) -> PageReading:
+        return PageReading(self.rapid.recognise(detection, cancel), Reader.RAPIDOCR, guess.describe())
+
+    def _read_cyrillic(
+        self, image: Image.Image, language: str | None, guess: ScriptGuess, cancel: threading.Event
+    ) -> PageReading:
+        wanted = TESSERACT_LANGUAGES.get((language or "").lower()[:2])
+        tesseract_language = wanted if wanted and wanted != "eng" else "rus+eng"
+        rows = self._tesseract.read(image, tesseract_language, cancel)
+        why = (
+            f"{guess.describe()}; rapidocr's bundled models have no Cyrillic, Tesseract ({tesseract_language}) reads it"
         )
+        return PageReading(rows, Reader.TESSERACT, why)
 
     def _language_note(self, language: str | None) -> str | None:
         if language and language.lower()[:2] not in ("", "en", "zh", "ch"):
@@ -228,8 +323,25 @@ class RapidOcrEngine(ClassicOcrEngine):
         return None
 
 
+class AutoOcrEngine(RapidOcrEngine):
+    """The best of both, per page: script first (Cyrillic → Tesseract), then layout (prose pages →
+    Tesseract, receipts, tables and charts → RapidOCR), from one RapidOCR detection pass that the
+    RapidOCR reading then reuses. extras["pages"] records which engine read each page and why."""
+
+    def _read_latin(
+        self, image: Image.Image, detection: Detection, guess: ScriptGuess, cancel: threading.Event
+    ) -> PageReading:
+        reader, why = choose_reader(page_layout(detection.boxes, image.size))
+        if reader is Reader.TESSERACT and not tesseract_problem():
+            return PageReading(self._tesseract.read(image, "eng", cancel), Reader.TESSERACT, why)
+        return PageReading(self.rapid.recognise(detection, cancel), Reader.RAPIDOCR, why)
+
+    def _language_note(self, language: str | None) -> str | None:
+        return None
+
+
 class TesseractEngine(ClassicOcrEngine):
-    """Tesseract 5 through pytesseract, in the order of its own layout analysis (see tesseract_rows)."""
+    """Tesseract 5 (subprocess, OMP_THREAD_LIMIT, psm by page shape), in the order of its own layout analysis."""
 
     def _load(self, plan: LoadPlan) -> None:
         problem = tesseract_problem()
@@ -238,6 +350,7 @@ class TesseractEngine(ClassicOcrEngine):
         import pytesseract
 
         self._installed_languages = set(pytesseract.get_languages(config=""))
+        self._tesseract = TesseractReader()
 
     def _tesseract_language(self, language: str | None) -> str:
         """Tesseract's language for an ISO code; with none given, every installed one we map.
@@ -256,58 +369,7 @@ class TesseractEngine(ClassicOcrEngine):
             )
         return wanted
 
-    def _read(self, image: Image.Image, language: str | None) -> list[list[TextBox]]:
-        import pytesseract
-
-        data = pytesseract.image_to_data(
-            image, lang=self._tesseract_language(language), output_type=pytesseract.Output.DICT
-        )
-        return tesseract_rows(data)
-
-
-def tesseract_rows(data: dict[str, list]) -> list[list[TextBox]]:
-    """Tesseract's words (image_to_data) as text rows in reading order.
-
-    Tesseract's own layout analysis orders the blocks (it finds columns well), and its order is
-    kept. But it reads two columns whose lines align as one line: such a line is split where two
-    words are further apart than GUTTER_WORD_HEIGHTS word heights, and a block with split lines
-    is put in order by reading_order (columns one after the other; a receipt's label and amount
-    rejoin as one row).
-    """
-    blocks: dict[tuple[int, int], dict[tuple[int, int], list[int]]] = {}
-    for i, word in enumerate(data["text"]):
-        if str(word).strip() and float(data["conf"][i]) >= 0:
-            block = blocks.setdefault((data["page_num"][i], data["block_num"][i]), {})
-            block.setdefault((data["par_num"][i], data["line_num"][i]), []).append(i)
-    rows: list[list[TextBox]] = []
-    for lines in blocks.values():
-        pieces = [_split_at_gutters(sorted(words, key=lambda i: data["left"][i]), data) for words in lines.values()]
-        if any(len(line) > 1 for line in pieces):
-            rows.extend(reading_order([_tesseract_box(piece, data) for line in pieces for piece in line]))
-        else:
-            rows.extend([_tesseract_box(line[0], data)] for line in pieces)
-    return rows
-
-
-GUTTER_WORD_HEIGHTS = 2.0
-
-
-def _split_at_gutters(indices: list[int], data: dict[str, list]) -> list[list[int]]:
-    pieces = [[indices[0]]]
-    for previous, current in itertools.pairwise(indices):
-        gap = data["left"][current] - (data["left"][previous] + data["width"][previous])
-        height = max(data["height"][previous], data["height"][current], 1)
-        if gap > GUTTER_WORD_HEIGHTS * height:
-            pieces.append([])
-        pieces[-1].append(current)
-    return pieces
-
-
-def _tesseract_box(indices: list[int], data: dict[str, list]) -> TextBox:
-    x0 = min(data["left"][i] for i in indices)
-    y0 = min(data["top"][i] for i in indices)
-    x1 = max(data["left"][i] + data["width"][i] for i in indices)
-    y1 = max(data["top"][i] + data["height"][i] for i in indices)
-    text = " ".join(str(data["text"][i]).strip() for i in indices)
-    score = sum(float(data["conf"][i]) for i in indices) / len(indices) / 100.0
-    return TextBox(text, (float(x0), float(y0), float(x1), float(y1)), round(score, 4))
+    def _read_page(self, image: Image.Image, language: str | None, cancel: threading.Event) -> PageReading:
+        tesseract_language = self._tesseract_language(language)
+        rows = self._tesseract.read(image, tesseract_language, cancel)
+        return PageReading(rows, Reader.TESSERACT, f"chosen engine (language {tesseract_language})")
