@@ -25,6 +25,7 @@ from chatvlmllm.conversation import TURNS_NOT_SENT, Conversation, Turn, now_iso
 from chatvlmllm.documents import Document, load_document
 from chatvlmllm.engines import AnswerStream, GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, UserError
+from chatvlmllm.jsonable import json_extras
 from chatvlmllm.planner import PlanOverrides, plan_load
 from chatvlmllm.store import StoreError
 
@@ -39,17 +40,6 @@ log = logging.getLogger(__name__)
 
 # A streaming answer is saved this often (as an incomplete turn), so a crash loses at most this much.
 PARTIAL_SAVE_S = float(os.environ.get("CHATVLMLLM_PARTIAL_SAVE_S", "2"))
-
-# The common jobs, one click each.
-QUICK_PROMPTS: dict[str, str] = {
-    "Extract all text": "Extract all the text in this document in reading order. "
-    "Keep the line breaks; add nothing else.",
-    "Table → Markdown": "Convert the table(s) in this document into Markdown tables. Keep every row and column; "
-    "output only the tables.",
-    "Key fields → JSON": "Extract the key fields of this document (dates, names, numbers, amounts, totals) as one "
-    "JSON object with descriptive keys. Output only the JSON.",
-    "Summarise": "Summarise this document in a few sentences: what it is, who it concerns, and the key figures.",
-}
 
 
 @dataclass(frozen=True)
@@ -492,7 +482,7 @@ class PendingAnswer:
             finished_at=now_iso(),
             error=error,
             settings=self.options.to_dict(),
-            extras=_jsonable(extras),
+            extras=json_extras(extras),
         )
 
 
@@ -515,7 +505,3 @@ def _question_carries_its_pages(
         message.images = [image for image in message.images if id(image) not in carried]
     messages[-1].images = images
     return messages
-
-
-def _jsonable(extras: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in extras.items() if isinstance(v, str | int | float | bool | list | dict | type(None))}

@@ -31,8 +31,8 @@ from typing import Any
 
 from chatvlmllm import eval_metrics as em
 from chatvlmllm.errors import UserError
+from chatvlmllm.ocr_policy import OCR_PROMPT
 
-OCR_PROMPT = "Extract all text from this document, in reading order. Output only the text."
 QA_PROMPT = "{question}\nAnswer with the value exactly as written on the document, and nothing else."
 OCR_MAX_NEW_TOKENS = 4096
 

@@ -20,7 +20,6 @@ import functools
 import importlib
 import logging
 import pkgutil
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -40,48 +39,17 @@ _NOT_ADAPTERS = {"base"}
 
 
 class Task(StrEnum):
-    """What a request asks of a model; adapters word a prompt per task, the chooser ranks per task."""
+    """What a request asks of a model (`ocr_policy.classify`); adapters word a prompt per task, the
+    chooser ranks per task."""
 
     TRANSCRIBE = "transcribe"  # the page's text (plain or Markdown)
     TABLE = "table"
     FORMULA = "formula"
     CHART = "chart"
     LAYOUT = "layout"  # text with boxes
+    KEY_FIELDS = "key_fields"  # named values (dates, totals) as JSON
+    SUMMARY = "summary"
     QUESTION = "question"  # questions and chat about the document
-
-
-# Words that name a task; checked in this order (a "table formula" is a table request).
-_TASK_WORDS = (
-    (Task.LAYOUT, re.compile(r"\b(layout|bbox\w*|bounding box\w*|boxes|ground\w*|doctags|docling)\b", re.I)),
-    (Task.TABLE, re.compile(r"\b(tables?|otsl|таблиц\w*)\b", re.I)),
-    (Task.FORMULA, re.compile(r"\b(formulas?|formulae|equations?|latex|формул\w*)\b", re.I)),
-    (Task.CHART, re.compile(r"\b(charts?|graphs?|plots?|диаграмм\w*|график\w*)\b", re.I)),
-)
-_TRANSCRIBE_WORDS = re.compile(
-    r"\b(ocr|extract|transcri\w*|read|text|markdown|digiti[sz]e|convert|copy|parse|"
-    r"текст\w*|распозна\w*|извлеки|извлечь|перепиши|оцифр\w*)\b",
-    re.I,
-)
-_QUESTION_START = re.compile(
-    r"^\s*(what|who|whom|whose|when|where|why|how|which|is|are|was|were|does|do|did|can|could|should|"
-    r"will|would|has|have|summari[sz]e|explain|describe|translate|compare|calculate|count|"
-    r"что|кто|когда|где|почему|зачем|как|какой|какая|какие|сколько|ли)\b",
-    re.I,
-)
-
-
-def request_task(text: str) -> Task:
-    """What a message asks for: an empty message or "extract the table" is a transcription
-    task; anything phrased as a question is a QUESTION."""
-    stripped = text.strip()
-    if not stripped:
-        return Task.TRANSCRIBE
-    if stripped.endswith("?") or _QUESTION_START.match(stripped):
-        return Task.QUESTION
-    for task, words in _TASK_WORDS:
-        if words.search(stripped):
-            return task
-    return Task.TRANSCRIBE if _TRANSCRIBE_WORDS.search(stripped) else Task.QUESTION
 
 
 class Script(StrEnum):

@@ -1,4 +1,4 @@
-"""What an offline OCR engine answers, by kind of request: the one place that policy lives.
+"""What an offline OCR engine answers, by kind of request (`ocr_policy.classify`).
 
 OCR reads text and where it is; it understands nothing. So each request gets the most an OCR can
 honestly give, labelled as such:
@@ -18,66 +18,26 @@ import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
+from chatvlmllm.families import Task
 from chatvlmllm.reading_order import TextBox
 
 log = logging.getLogger(__name__)
 
 
-class OcrRequest(StrEnum):
-    TRANSCRIBE = "transcribe"
-    TABLE = "table"
-    KEY_FIELDS = "key_fields"
-    SUMMARY = "summary"
-    QUESTION = "question"
-
-
-_TRANSCRIPTION = re.compile(
-    r"\b(extract|transcri\w*|ocr|read|text|write (out|down)|copy|digiti[sz]e|convert|"
-    r"текст\w*|распозна\w*|извлеки|прочитай|перепиши)\b",
-    re.IGNORECASE,
-)
-_TABLE = re.compile(r"\b(tables?|markdown|csv)\b|таблиц\w*", re.IGNORECASE)
-_FIELDS = re.compile(r"\b(json|key[- ]?fields?|fields?|key[- ]values?)\b|пол[яе]", re.IGNORECASE)
-_SUMMARY = re.compile(r"\b(summar\w*|tl;?dr|overview|gist)\b|кратк\w*|резюм\w*", re.IGNORECASE)
-# Questions, and requests for something OCR cannot produce.
-_BEYOND_TRANSCRIPTION = re.compile(
-    r"\?|\b(translat\w*|explain\w*|total|amount|date|who|what|when|where|why|how|which)\b|сумм\w*|перевед\w*",
-    re.IGNORECASE,
-)
-
-
-def classify_request(question: str) -> OcrRequest:
-    """Which kind of request a prompt is: "Extract all text" → TRANSCRIBE; the app's quick prompts →
-    TABLE / KEY_FIELDS / SUMMARY; "What is the total?" → QUESTION."""
-    question = question.strip()
-    if not question:
-        return OcrRequest.TRANSCRIBE
-    if _TABLE.search(question):
-        return OcrRequest.TABLE
-    if _FIELDS.search(question):
-        return OcrRequest.KEY_FIELDS
-    if _SUMMARY.search(question):
-        return OcrRequest.SUMMARY
-    if _TRANSCRIPTION.search(question) and not _BEYOND_TRANSCRIPTION.search(question):
-        return OcrRequest.TRANSCRIBE
-    return OcrRequest.QUESTION
-
-
-def preface(request: OcrRequest, engine: str) -> str:
+def preface(request: Task, engine: str) -> str:
     """The sentence that opens a non-transcription answer."""
-    if request is OcrRequest.TABLE:
+    if request is Task.TABLE:
         return (
             f"{engine} is an offline OCR engine: it does not understand tables. Below is a Markdown table built from "
             "where the text lines sit on the page (columns where the boxes line up); check it against the page.\n\n"
         )
-    if request is OcrRequest.KEY_FIELDS:
+    if request is Task.KEY_FIELDS:
         return (
             f"{engine} is an offline OCR engine: it does not understand fields. These were found by pattern matching "
             "in the OCR text (heuristic; a vision-language model reads fields properly).\n\n"
         )
-    if request is OcrRequest.SUMMARY:
+    if request is Task.SUMMARY:
         return (
             f"{engine} is an offline OCR engine and cannot summarise: a summary needs a vision-language model. "
             "Here is the text it read:\n\n"
@@ -85,22 +45,22 @@ def preface(request: OcrRequest, engine: str) -> str:
     return f"{engine} is an offline OCR engine and cannot answer questions; a vision-language model is needed for Q&A. "
 
 
-def compose(request: OcrRequest, engine: str, rows: Sequence[Sequence[TextBox]], text: str, question: str) -> str:
+def compose(request: Task, engine: str, rows: Sequence[Sequence[TextBox]], text: str, question: str) -> str:
     """The whole answer for a non-transcription request (the engine has read every page first)."""
-    if request is OcrRequest.TABLE:
+    if request is Task.TABLE:
         table = markdown_table(rows)
         body = (
             table if table else "No columns line up on this page, so there is no table to build. The text:\n\n" + text
         )
         return preface(request, engine) + body
-    if request is OcrRequest.KEY_FIELDS:
+    if request is Task.KEY_FIELDS:
         fields = key_fields(text)
         found = json.dumps(fields, indent=2, ensure_ascii=False) if fields else "{}"
         note = (
             "" if fields else "\n\nNo totals, dates, amounts, phone numbers or e-mail addresses were found by pattern."
         )
         return preface(request, engine) + f"```json\n{found}\n```" + note
-    if request is OcrRequest.SUMMARY:
+    if request is Task.SUMMARY:
         return preface(request, engine) + text
     hits = lines_with_words(rows, question)
     found = (

@@ -24,6 +24,7 @@ from chatvlmllm.catalog import ModelSpec, load_catalog
 from chatvlmllm.engines import AnswerMetrics, AnswerStream, GenerationSettings, Message
 from chatvlmllm.errors import OutOfMemoryError, UserError
 from chatvlmllm.hardware import HardwareProfile
+from chatvlmllm.ocr_policy import OFFLINE_FALLBACK, offline_engine_for
 from chatvlmllm.planner import LoadPlan, PlanOverrides, plan_load
 
 log = logging.getLogger(__name__)
@@ -196,11 +197,9 @@ def build_chain(
     chain = [first] if first is not None else []
     keys = list(chain_keys or fallback_chain())
     if language:
-        from chatvlmllm.engines.classic_ocr import FALLBACK_LANGUAGE_ENGINE, offline_engine_for
-
         best = offline_engine_for(language)
         if best not in keys:
-            at = keys.index(FALLBACK_LANGUAGE_ENGINE) if FALLBACK_LANGUAGE_ENGINE in keys else len(keys)
+            at = keys.index(OFFLINE_FALLBACK) if OFFLINE_FALLBACK in keys else len(keys)
             keys.insert(at, best)
     if fallback or first is None:
         for key in keys:

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from chatvlmllm.catalog import DEFAULT_MODEL, ModelSpec, load_catalog
 from chatvlmllm.errors import ModelNotFoundError
 from chatvlmllm.hardware import HardwareProfile
+from chatvlmllm.ocr_policy import offline_engine_for
 from chatvlmllm.planner import LoadPlan, PlanOverrides, plan_load
 from chatvlmllm.weights import WeightsLocation, locate
 
-OFFLINE_DEFAULT = "ocr_auto"  # both offline engines, the better one per page (docs/benchmark.md)
 # Preference when the user did not choose: the catalog default, then other chat VLMs.
 VLM_PREFERENCE = (DEFAULT_MODEL, "qwen3_vl_2b", "qwen25_vl_3b")
 
@@ -78,11 +78,7 @@ def default_model(
         if status.status in ("ready", "needs download"):
             return key, f"{key} can run here ({status.status})"
         problems.append(f"{key}: {status.status} ({status.reason})")
-    offline = OFFLINE_DEFAULT
-    if language:
-        from chatvlmllm.engines.classic_ocr import offline_engine_for
-
-        offline = offline_engine_for(language)
+    offline = offline_engine_for(language)
     if offline in catalog:
         return offline, "no VLM can run here right now — " + "; ".join(problems)
     return DEFAULT_MODEL, "; ".join(problems)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from chatvlmllm.catalog import ModelSpec
 from chatvlmllm.families import Script, Task
 from chatvlmllm.hardware import HardwareProfile
+from chatvlmllm.ocr_policy import classify, needs_understanding, offline_engines, script_for
 from chatvlmllm.planner import LoadPlan, plan_load
 
 log = logging.getLogger(__name__)
@@ -33,18 +34,6 @@ log = logging.getLogger(__name__)
 CPU_MAX_PARAMS_B = 2.5
 DOCUMENT_BENCHMARKS = ("omnidocbench", "olmocr", "docvqa")
 QUESTION_BENCHMARKS = ("docvqa",)
-# ISO 639-1 codes whose documents need a non-Latin reader.
-LANGUAGE_SCRIPTS = {
-    "ru": Script.CYRILLIC,
-    "uk": Script.CYRILLIC,
-    "be": Script.CYRILLIC,
-    "bg": Script.CYRILLIC,
-    "sr": Script.CYRILLIC,
-    "kk": Script.CYRILLIC,
-    "zh": Script.CJK,
-    "ja": Script.CJK,
-    "ko": Script.CJK,
-}
 BENCHMARK_NAMES = {"omnidocbench": "OmniDocBench v1.5", "olmocr": "olmOCR-bench", "docvqa": "DocVQA"}
 
 
@@ -85,20 +74,16 @@ class TaskPick:
         }
 
 
-def script_for(language: str | None) -> Script:
-    return LANGUAGE_SCRIPTS.get((language or "").lower()[:2], Script.LATIN)
-
-
 def _can_do(spec: ModelSpec, task: Task) -> bool:
     info = spec.family_info()
     if info.backend != "transformers":
         return False
-    needed = "chat" if task is Task.QUESTION else "ocr"
+    needed = "chat" if needs_understanding(task) else "ocr"
     return needed in spec.caps
 
 
 def _score(spec: ModelSpec, task: Task) -> tuple[int, str | None, float | None]:
-    benchmarks = QUESTION_BENCHMARKS if task is Task.QUESTION else DOCUMENT_BENCHMARKS
+    benchmarks = QUESTION_BENCHMARKS if needs_understanding(task) else DOCUMENT_BENCHMARKS
     for tier, name in enumerate(benchmarks):
         value = getattr(spec.scores, name)
         if value is not None:
@@ -195,9 +180,7 @@ def weights_on_disk(catalog: Mapping[str, ModelSpec], keys: Sequence[str]) -> li
 def choose(text: str, hw: HardwareProfile, catalog: Mapping[str, ModelSpec], language: str | None = None) -> Choice:
     """The model for this request: the best for its task with weights on disk (never a silent
     download), the same ranking as fallbacks, then the offline engine for the language."""
-    from chatvlmllm.families import request_task
-
-    task = request_task(text)
+    task = classify(text)
     best = pick_for_task(task, hw, catalog, language)
     available = weights_on_disk(catalog, [c.key for c in best.ranked])
     ready = pick_for_task(task, hw, catalog, language, available=available)
@@ -212,11 +195,4 @@ def choose(text: str, hw: HardwareProfile, catalog: Mapping[str, ModelSpec], lan
 
 def _offline_tail(language: str | None) -> list[str]:
     """The bundled OCR engines in the order that reads `language` best (Tesseract for Russian)."""
-    from chatvlmllm.families import families
-
-    offline = [name for name, info in families().items() if info.backend == "classic"]
-    if script_for(language) is Script.CYRILLIC:
-        offline.sort(key=lambda name: name != "tesseract")
-    else:
-        offline.sort(key=lambda name: name != "rapidocr")
-    return offline
+    return offline_engines(language)

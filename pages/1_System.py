@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from chatvlmllm.cli.doctor_cmd import doctor_report
+from chatvlmllm.doctor import doctor_report
 from chatvlmllm.errors import UserError
 from ui import state
 

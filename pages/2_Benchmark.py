@@ -15,6 +15,7 @@ import streamlit as st
 from chatvlmllm.catalog import load_catalog
 from chatvlmllm.errors import UserError
 from chatvlmllm.evaluation import default_results_path, read_results, run_benchmark, summary_rows, write_results
+from chatvlmllm.ocr_policy import is_offline_engine
 
 st.set_page_config(page_title="Benchmark · chatvlmllm", page_icon="📊", layout="wide")
 st.title("Benchmark")
@@ -25,7 +26,6 @@ st.caption(
 )
 
 SHARED_EVAL = Path("../shared/eval")
-OFFLINE_MODELS = ["rapidocr", "tesseract", "ocr_auto"]  # the engines take turns on every item
 
 
 def run_form() -> None:
@@ -35,12 +35,16 @@ def run_form() -> None:
         st.error(str(exc))
         return
     with st.form("bench"):
-        folder = st.text_input("Evaluation folder", value=str(SHARED_EVAL) if SHARED_EVAL.is_dir() else "")
-        models = st.multiselect("Models", sorted(catalog), default=[k for k in OFFLINE_MODELS if k in catalog])
+        folder = st.text_input(
+            "Evaluation folder", value=str(SHARED_EVAL) if SHARED_EVAL.is_dir() else "", key="bench_folder"
+        )
+        # The offline engines by default (they need no download); the models take turns on every item.
+        offline = [key for key in sorted(catalog) if is_offline_engine(catalog[key].family)]
+        models = st.multiselect("Models", sorted(catalog), default=offline, key="bench_models")
         left, right = st.columns(2)
-        limit = left.number_input("Items (0 = all)", min_value=0, value=0, step=1)
-        concurrency = right.number_input("Requests in flight", min_value=1, value=1, step=1)
-        submitted = st.form_submit_button("Run benchmark", type="primary")
+        limit = left.number_input("Items (0 = all)", min_value=0, value=0, step=1, key="bench_items")
+        concurrency = right.number_input("Requests in flight", min_value=1, value=1, step=1, key="bench_concurrency")
+        submitted = st.form_submit_button("Run benchmark", type="primary", key="bench_run")
     if not submitted:
         return
     if not folder.strip():

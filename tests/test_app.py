@@ -16,8 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 from chatvlmllm import documents
 from chatvlmllm.cache import default_cache
-from chatvlmllm.chat import QUICK_PROMPTS
 from chatvlmllm.conversation import Conversation, Turn
+from chatvlmllm.ocr_policy import QUICK_PROMPTS
 from chatvlmllm.store import ChatStore
 from tests.conftest import SHARED_EVAL, image_bytes, require_tesseract, text_image, write_models_file
 

@@ -18,10 +18,11 @@ def test_the_page_runs_a_benchmark_and_shows_the_results(tmp_path):
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception
     assert any("No results yet" in info.value for info in at.info)
-    at.text_input[0].set_value(str(folder))
-    at.multiselect[0].set_value(["rapidocr"])
-    at.number_input[0].set_value(2)  # items: one receipt, one line
-    at.button[0].click().run()
+    assert set(at.multiselect(key="bench_models").value) == {"ocr_auto", "rapidocr", "tesseract"}  # offline default
+    at.text_input(key="bench_folder").set_value(str(folder))
+    at.multiselect(key="bench_models").set_value(["rapidocr"])
+    at.number_input(key="bench_items").set_value(2)  # one receipt, one line
+    at.button(key="bench_run").click().run()
     assert not at.exception and not at.error
     assert any("Saved" in s.value for s in at.success)
     saved = json.loads(default_results_path().read_text(encoding="utf-8"))
@@ -35,7 +36,7 @@ def test_the_page_runs_a_benchmark_and_shows_the_results(tmp_path):
 
 def test_a_folder_that_is_not_an_eval_set_is_a_clear_error(tmp_path):
     at = AppTest.from_file(PAGE, default_timeout=60).run()
-    at.text_input[0].set_value(str(tmp_path))
-    at.button[0].click().run()
+    at.text_input(key="bench_folder").set_value(str(tmp_path))
+    at.button(key="bench_run").click().run()
     assert not at.exception
     assert any("not an evaluation folder" in e.value for e in at.error)

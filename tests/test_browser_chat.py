@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
-from chatvlmllm.chat import QUICK_PROMPTS
 from chatvlmllm.conversation import Conversation, Turn
+from chatvlmllm.ocr_policy import QUICK_PROMPTS
 from tests.browser_support import (
     ASSISTANT,
     CHAT_INPUT,

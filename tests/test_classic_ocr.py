@@ -15,10 +15,11 @@ from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import load_catalog
 from chatvlmllm.cli import main
 from chatvlmllm.engines import GenerationSettings, Message, family_info
-from chatvlmllm.engines.classic_ocr import is_transcription_request, offline_engine_for, tesseract_problem
+from chatvlmllm.engines.classic_ocr import tesseract_problem
 from chatvlmllm.errors import EngineError, PlanError
 from chatvlmllm.eval_metrics import cer
 from chatvlmllm.hardware import probe
+from chatvlmllm.ocr_policy import OCR_TRANSCRIBES, classify, offline_engine_for
 from chatvlmllm.planner import plan_load
 from chatvlmllm.reading_order import TextBox, box_from_points, lines_text, reading_order
 from chatvlmllm.selection import model_status
@@ -127,12 +128,11 @@ def test_the_engine_loads_once_per_cache(cache):
 
 
 def test_transcription_requests_are_told_from_questions():
-    from chatvlmllm.chat import QUICK_PROMPTS
-    from chatvlmllm.cli.ocr_cmd import OCR_PROMPT
+    from chatvlmllm.ocr_policy import OCR_PROMPT, QUICK_PROMPTS
 
     requests = ("Extract all text", "OCR", "Please transcribe this", "Распознай текст", "", OCR_PROMPT)
     for request in (*requests, QUICK_PROMPTS["Extract all text"]):
-        assert is_transcription_request(request), request
+        assert classify(request) in OCR_TRANSCRIBES, request
     questions = (
         "What is the total?",
         "Who issued this receipt?",
@@ -143,7 +143,7 @@ def test_transcription_requests_are_told_from_questions():
     )
     # The other quick prompts ask for what OCR cannot make: they get the text with the honest note.
     for question in (*questions, *(p for k, p in QUICK_PROMPTS.items() if k != "Extract all text")):
-        assert not is_transcription_request(question), question
+        assert classify(question) not in OCR_TRANSCRIBES, question
 
 
 def test_ask_cli_on_a_real_receipt_returns_text_with_attempts(capsys):

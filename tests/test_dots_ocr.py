@@ -20,17 +20,16 @@ from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import get_model, spec_from_path
 from chatvlmllm.devtools.real_contracts import DOTS_OCR
 from chatvlmllm.engines import GenerationSettings, Message
-from chatvlmllm.engines._dots_vision import DotsOcrForGeneration, VisionAttention
-from chatvlmllm.engines.dots_ocr import (
+from chatvlmllm.engines._dots_prompts import (
     DEFAULT_PROMPT_MODE,
     DOTS_MAX_NEW_TOKENS,
     DOTS_PROMPTS,
     FREE_QUESTION,
-    PINNED_REVISION,
     answer_budget,
     choose_prompt,
-    load_model,
 )
+from chatvlmllm.engines._dots_vision import DotsOcrForGeneration, VisionAttention
+from chatvlmllm.engines.dots_ocr import PINNED_REVISION, load_model
 from chatvlmllm.errors import EngineError, UserError, WeightsMissingError
 from chatvlmllm.hardware import HardwareProfile, simulated_gpu
 from chatvlmllm.layout import CATEGORIES, layout_extras

@@ -10,9 +10,10 @@ import pytest
 from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import get_model, load_catalog, spec_from_path
 from chatvlmllm.engines import GenerationSettings, Message
-from chatvlmllm.engines.got_ocr import GOT_MAX_NEW_TOKENS, is_transcription_request
+from chatvlmllm.engines.got_ocr import GOT_MAX_NEW_TOKENS, GotOcrEngine
 from chatvlmllm.errors import UserError
 from chatvlmllm.hardware import HardwareProfile
+from chatvlmllm.ocr_policy import classify
 from chatvlmllm.planner import plan_load
 from tests.conftest import text_image, write_models_file
 
@@ -177,6 +178,6 @@ def test_bad_requests_are_user_errors(got_a, cache, images, options, message):
 
 def test_transcription_requests_and_questions():
     for request in ("", "Extract all text", "OCR this page", "Convert to markdown", "Распознай текст"):
-        assert is_transcription_request(request), request
+        assert classify(request) in GotOcrEngine.transcribes, request
     for question in ("What is the total?", "Summarize the page", "how much tax", "Сколько стоит?", "Who signed it"):
-        assert not is_transcription_request(question), question
+        assert classify(question) not in GotOcrEngine.transcribes, question

@@ -17,13 +17,14 @@ from PIL import Image, ImageDraw
 
 from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import load_catalog
-from chatvlmllm.chat import QUICK_PROMPTS
 from chatvlmllm.engines import GenerationSettings, Message
 from chatvlmllm.eval_metrics import cer
+from chatvlmllm.families import Task
 from chatvlmllm.hardware import probe
-from chatvlmllm.ocr_answers import OcrRequest, classify_request, key_fields
+from chatvlmllm.ocr_answers import key_fields
+from chatvlmllm.ocr_policy import OFFLINE_AUTO, QUICK_PROMPTS, classify
 from chatvlmllm.planner import plan_load
-from chatvlmllm.selection import OFFLINE_DEFAULT, default_model
+from chatvlmllm.selection import default_model
 from tests.conftest import SHARED_EVAL, require_tesseract, text_image
 
 RUSSIAN_LINES = ("ru_line_c6b31e0d", "ru_line_fd45b59d")  # the second: Tesseract OSD calls it Latin
@@ -112,7 +113,7 @@ def test_ocr_auto_records_its_choice_for_every_page(cache):
 
 
 def test_ocr_auto_is_the_offline_default():
-    assert OFFLINE_DEFAULT == "ocr_auto"
+    assert OFFLINE_AUTO == "ocr_auto"
     assert default_model(probe(), load_catalog())[0] == "ocr_auto"  # no VLM weights in the test data dir
 
 
@@ -227,15 +228,15 @@ def test_stop_kills_a_running_tesseract():
 
 
 def test_quick_prompts_are_told_apart():
-    kinds = {label: classify_request(prompt) for label, prompt in QUICK_PROMPTS.items()}
+    kinds = {label: classify(prompt) for label, prompt in QUICK_PROMPTS.items()}
     assert kinds == {
-        "Extract all text": OcrRequest.TRANSCRIBE,
-        "Table → Markdown": OcrRequest.TABLE,
-        "Key fields → JSON": OcrRequest.KEY_FIELDS,
-        "Summarise": OcrRequest.SUMMARY,
+        "Extract all text": Task.TRANSCRIBE,
+        "Table → Markdown": Task.TABLE,
+        "Key fields → JSON": Task.KEY_FIELDS,
+        "Summarise": Task.SUMMARY,
     }
-    assert classify_request("Where is the total?") is OcrRequest.QUESTION
-    assert classify_request("Распознай текст") is OcrRequest.TRANSCRIBE
+    assert classify("Where is the total?") is Task.QUESTION
+    assert classify("Распознай текст") is Task.TRANSCRIBE
 
 
 def test_quick_prompts_get_distinct_honest_answers_on_a_real_receipt(cache):

@@ -20,8 +20,8 @@ from chatvlmllm.catalog import load_catalog
 from chatvlmllm.cli import main as cli_main
 from chatvlmllm.devtools.servers import free_port, running_server
 from chatvlmllm.engines import GenerationSettings, Message, create_engine
+from chatvlmllm.engines._dots_prompts import DOTS_MAX_NEW_TOKENS, DOTS_PROMPTS
 from chatvlmllm.engines.base import fit_to_budget
-from chatvlmllm.engines.dots_ocr import DOTS_MAX_NEW_TOKENS, DOTS_PROMPTS
 from chatvlmllm.engines.openai_backend import (
     DOTS_IMAGE_PREFIX,
     PromptTooLongError,

@@ -15,10 +15,11 @@ import streamlit as st
 
 from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import ModelSpec
-from chatvlmllm.chat import QUICK_PROMPTS, AskOptions, ChatSession
+from chatvlmllm.chat import AskOptions, ChatSession
 from chatvlmllm.conversation import DEFAULT_TITLE, Turn
 from chatvlmllm.errors import UserError
 from chatvlmllm.hardware import HardwareProfile
+from chatvlmllm.ocr_policy import QUICK_PROMPTS
 from ui import answer_job, text_view
 from ui.answer_job import AnswerJob
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from chatvlmllm.catalog import models_file
-from chatvlmllm.selection import OFFLINE_DEFAULT, ModelStatus
+from chatvlmllm.ocr_policy import is_offline_engine
+from chatvlmllm.selection import ModelStatus
 
 USABLE = ("ready", "needs download")
 DISMISSED_KEY = "ocr_badge_dismissed"
@@ -44,7 +45,7 @@ def availability(
         if st.button("Set up a model", key="setup_model_none", icon=":material/build:"):
             setup_dialog(statuses)
         return
-    if default_key == OFFLINE_DEFAULT and ocr_only:  # no VLM can run here: the offline engine answers
+    if is_offline_engine(default_key) and ocr_only:  # no VLM can run here: the offline engine answers
         _ocr_only_badge(statuses)
         return
     status = statuses.get(selected)

@@ -14,7 +14,8 @@ from typing import Any
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from chatvlmllm.chat import QUICK_PROMPTS, ChatSession
+from chatvlmllm.chat import ChatSession
+from chatvlmllm.ocr_policy import QUICK_PROMPTS
 from ui import answer_job, answer_view, banners, document_view, sidebar, state, style, text_search
 
 log = logging.getLogger(__name__)

@@ -9,15 +9,14 @@ import streamlit as st
 from chatvlmllm.cache import EngineCache, LoadedEngine
 from chatvlmllm.catalog import ModelSpec
 from chatvlmllm.chat import AskOptions, ChatSession
-from chatvlmllm.engines.classic_ocr import offline_engine_for
 from chatvlmllm.errors import UserError
 from chatvlmllm.hardware import HardwareProfile
+from chatvlmllm.ocr_policy import is_offline_engine, offline_engine_for
 from chatvlmllm.planner import ATTENTION_CHOICES, plan_load
 from chatvlmllm.selection import ModelStatus
 from chatvlmllm.store import SessionInfo
 from ui import state, text_view
 
-OFFLINE_ENGINES = ("rapidocr", "tesseract")
 STATUS_ICONS = {
     "ready": ":material/check_circle:",
     "needs download": ":material/download:",
@@ -65,7 +64,11 @@ def model_picker(
     if st.session_state.get("model") not in keys:  # first run, or the catalog changed under us
         st.session_state["model"] = default_key if default_key in keys else keys[0]
         st.session_state["model_chosen"] = False
-    if not st.session_state.get("model_chosen") and default_key in OFFLINE_ENGINES:
+    if (
+        not st.session_state.get("model_chosen")
+        and default_key in models
+        and is_offline_engine(models[default_key].family)
+    ):
         # No VLM here and the user has not picked a model: the offline default follows the language.
         best = offline_engine_for(language)
         if best in keys:

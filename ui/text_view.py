@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from chatvlmllm.chat import QUICK_PROMPTS
 from chatvlmllm.conversation import Turn
+from chatvlmllm.ocr_policy import QUICK_PROMPTS
 
 if TYPE_CHECKING:
     from PIL import Image

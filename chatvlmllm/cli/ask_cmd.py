@@ -12,6 +12,7 @@ from chatvlmllm.documents import open_document
 from chatvlmllm.engines import GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, PlanError, UserError
 from chatvlmllm.hardware import probe
+from chatvlmllm.jsonable import json_extras
 from chatvlmllm.planner import ATTENTION_CHOICES, PlanOverrides, plan_load
 from chatvlmllm.router import answer, build_chain
 from chatvlmllm.selection import default_model
@@ -137,11 +138,7 @@ def answer_record(routed, document: str, pages: list[int]) -> dict:
         "peak_vram_mb": metrics.get("peak_vram_mb"),
         "stopped_by": metrics.get("stopped_by"),
         "attempts": [a.to_dict() for a in routed.attempts],
-        "extras": _jsonable(routed.extras),
+        "extras": json_extras(routed.extras),
         "document": document,
         "pages": pages,
     }
-
-
-def _jsonable(extras: dict) -> dict:
-    return {k: v for k, v in extras.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))}

@@ -5,20 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from chatvlmllm.catalog import load_catalog
-from chatvlmllm.families import Task
-from chatvlmllm.hardware import probe, simulated_gpu
-from chatvlmllm.selection import model_status
-from chatvlmllm.task_choice import pick_for_task
-
-# The requests doctor shows a pick for: (label, task, document language).
-PICK_ROWS = (
-    ("transcribe", Task.TRANSCRIBE, None),
-    ("table", Task.TABLE, None),
-    ("layout", Task.LAYOUT, None),
-    ("question", Task.QUESTION, None),
-    ("transcribe (Russian)", Task.TRANSCRIBE, "ru"),
-)
+from chatvlmllm.doctor import doctor_report
 
 
 def add_parser(subparsers) -> None:
@@ -27,51 +14,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--gpu", metavar="CC:VRAM_GB", help="plan for a hypothetical GPU, e.g. 12.0:16 (RTX 5070 Ti)")
     p.add_argument("--assume-flash-attn", action="store_true", help="with --gpu: treat flash-attn as usable")
     p.set_defaults(run=run)
-
-
-def doctor_report(gpu: str | None = None, assume_flash_attn: bool = False) -> dict:
-    from chatvlmllm.errors import UserError
-
-    hw = probe()
-    if gpu:
-        try:
-            hw = simulated_gpu(gpu, assume_flash_attn=assume_flash_attn, base=hw)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    models = []
-    catalog = load_catalog()
-    for spec in catalog.values():
-        status = model_status(spec, hw)
-        plan = status.plan
-        models.append(
-            {
-                "key": spec.key,
-                "family": spec.family,
-                "source": spec.source,
-                "licence": spec.licence,
-                "params_b": spec.params_b,
-                "status": status.status,
-                "device": plan.device,
-                "attention": plan.attention,
-                "dtype": plan.dtype,
-                "quantization": plan.quantization,
-                "max_pixels": plan.max_pixels,
-                "estimated_gb": plan.estimated_gb,
-                "fits": plan.fits,
-                "runnable": plan.runnable,
-                "weights": status.weights.status,
-                "reasons": list(plan.reasons)
-                + ([status.weights.message] if status.weights.status == "missing" else []),
-            }
-        )
-    ready = [m["key"] for m in models if m["status"] == "ready"]
-    picks = {}
-    for label, task, language in PICK_ROWS:
-        best = pick_for_task(task, hw, catalog, language)
-        entry = best.to_dict()
-        entry["pick_ready"] = pick_for_task(task, hw, catalog, language, available=ready).key
-        picks[label] = entry
-    return {"hardware": hw.to_dict(), "models": models, "picks": picks}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from chatvlmllm.cli.ask_cmd import add_common, run_question
-
-OCR_PROMPT = "Extract all text from this document, in reading order. Output only the text."
+from chatvlmllm.ocr_policy import OCR_PROMPT
 
 
 def add_parser(subparsers) -> None:

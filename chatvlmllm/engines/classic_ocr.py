@@ -45,8 +45,10 @@ from chatvlmllm.engines.base import (
     latest_user_text,
 )
 from chatvlmllm.errors import EngineError
-from chatvlmllm.ocr_answers import OcrRequest, classify_request, compose
+from chatvlmllm.families import Task
+from chatvlmllm.ocr_answers import compose
 from chatvlmllm.ocr_cache import default_ocr_cache, page_key
+from chatvlmllm.ocr_policy import OCR_TRANSCRIBES, OFFLINE_AUTO, classify
 from chatvlmllm.reading_order import TextBox, lines_text
 
 if TYPE_CHECKING:
@@ -54,22 +56,13 @@ if TYPE_CHECKING:
 
     from chatvlmllm.planner import LoadPlan
 
-__all__ = ["TESSERACT_INSTALL", "offline_engine_for", "tesseract_problem"]
+__all__ = ["TESSERACT_INSTALL", "tesseract_problem"]
 
-AUTO = "ocr_auto"
-# Which offline engine to use when none was chosen: `ocr_auto` reads Latin and Cyrillic pages
-# (script probe), and picks RapidOCR or Tesseract per page (docs/benchmark.md).
-FALLBACK_LANGUAGE_ENGINE = "rapidocr"
+AUTO = OFFLINE_AUTO
 # ISO 639-1 → Tesseract's traineddata names.
 TESSERACT_LANGUAGES = {"en": "eng", "ru": "rus"}
 # Part of the OCR cache key: bump when a change makes the engines return different text.
 OCR_SETTINGS_VERSION = 2
-
-
-def offline_engine_for(language: str | None) -> str:
-    """The offline engine to use for a document language (ISO 639-1, or None for "Not set"): `ocr_auto`,
-    which probes every page's script, so the language selector need not be right."""
-    return AUTO
 
 
 FAMILIES = {
@@ -105,12 +98,6 @@ FAMILIES = {
         availability=tesseract_problem,
     ),
 }
-
-
-def is_transcription_request(question: str) -> bool:
-    """True for "Extract all text", "OCR this", "Распознай текст"; False for "What is the total?",
-    "Convert the table into Markdown" or "Extract the key fields as JSON" (OCR has only the text)."""
-    return classify_request(question) is OcrRequest.TRANSCRIBE
 
 
 class ClassicOcrEngine(BaseEngine):
@@ -159,8 +146,10 @@ class ClassicOcrEngine(BaseEngine):
 
         language = settings.options.get("lang") or settings.options.get("language")
         use_cache = settings.options.get("ocr_cache", True) is not False
-        request = classify_request(question)
-        transcribing = request is OcrRequest.TRANSCRIBE
+        task = classify(question)
+        # OCR answers a layout, formula or chart request with its text and boxes; the rest get `compose`.
+        request = Task.TRANSCRIBE if task in OCR_TRANSCRIBES else task
+        transcribing = request is Task.TRANSCRIBE
         lines_out: list[dict[str, Any]] = []
         pages_out: list[dict[str, Any]] = []
         all_rows: list[list[TextBox]] = []
@@ -209,7 +198,7 @@ class ClassicOcrEngine(BaseEngine):
         note = self._language_note(language)
         if note and not any(p["engine"] == Reader.TESSERACT for p in pages_out):
             extras["warning"] = note
-        if request is OcrRequest.QUESTION:
+        if request is Task.QUESTION:
             extras["note"] = "offline OCR cannot answer questions; the transcription was returned instead"
         if settings.options.get("reader_note", True) and (
             self.spec.family == "ocr_auto" or _handed_off(self, pages_out)

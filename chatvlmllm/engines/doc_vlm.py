@@ -25,7 +25,8 @@ from chatvlmllm.engines.base import (
     latest_user_text,
 )
 from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate
-from chatvlmllm.families import FamilyInfo, Task, family_info, request_task
+from chatvlmllm.families import FamilyInfo, Task, family_info
+from chatvlmllm.ocr_policy import classify, needs_understanding
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -123,19 +124,19 @@ class DocVLMEngine(TransformersEngine):
     def request(self, messages: Sequence[Message]) -> tuple[Task, str, str]:
         """(task, prompt sent, note shown before the answer)."""
         text = latest_user_text(messages)
-        task = request_task(text)
+        task = classify(text)
         prompt = self.info.prompt(task)
         if prompt is not None:
             return task, prompt, ""
-        if task is Task.QUESTION and "chat" in self.spec.caps:
+        if needs_understanding(task) and "chat" in self.spec.caps:
             return task, text, ""
         fallback = self.info.prompt(Task.TRANSCRIBE) or text
-        note = specialist_note(self.spec.display_name, text) if task is Task.QUESTION else ""
+        note = specialist_note(self.spec.display_name, text) if needs_understanding(task) else ""
         return task, fallback, note
 
     def conversation(self, messages: Sequence[Message], task: Task, prompt: str, images: list[Image.Image]) -> list:
         """The chat-template messages: a question keeps the conversation; a task prompt is one turn."""
-        if task is Task.QUESTION and "chat" in self.spec.caps:
+        if needs_understanding(task) and "chat" in self.spec.caps:
             converted = []
             for message in messages:
                 content: list[dict[str, Any]] = [{"type": "image", "image": image} for image in message.images]

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatvlmllm import weights
+from chatvlmllm.engines._dots_prompts import LAYOUT_MODES, answer_budget, choose_prompt, dots_page
 from chatvlmllm.engines.base import (
     FamilyInfo,
     GenerationSettings,
@@ -44,7 +45,6 @@ from chatvlmllm.engines.base import (
     latest_user_images,
     latest_user_text,
 )
-from chatvlmllm.engines.got_ocr import is_transcription_request, transcription_budget
 from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate, torch_dtype
 from chatvlmllm.errors import EngineError, UserError
 from chatvlmllm.families import CatalogEntry, Scores, Script
@@ -55,37 +55,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# dots.ocr's prompts, verbatim from rednote-hilab/dots.ocr dots_ocr/utils/prompts.py.
-DOTS_PROMPTS = {
-    "prompt_layout_all_en": """Please output the layout information from the PDF image, including each layout element's bbox, its category, and the corresponding text content within the bbox.
-
-1. Bbox format: [x1, y1, x2, y2]
-
-2. Layout Categories: The possible categories are ['Caption', 'Footnote', 'Formula', 'List-item', 'Page-footer', 'Page-header', 'Picture', 'Section-header', 'Table', 'Text', 'Title'].
-
-3. Text Extraction & Formatting Rules:
-    - Picture: For the 'Picture' category, the text field should be omitted.
-    - Formula: Format its text as LaTeX.
-    - Table: Format its text as HTML.
-    - All Others (Text, Title, etc.): Format their text as Markdown.
-
-4. Constraints:
-    - The output text must be the original text from the image, with no translation.
-    - All layout elements must be sorted according to human reading order.
-
-5. Final Output: The entire output must be a single JSON object.
-""",  # noqa: E501
-    "prompt_layout_only_en": """Please output the layout information from this PDF image, including each layout's bbox and its category. The bbox should be in the format [x1, y1, x2, y2]. The layout categories for the PDF document include ['Caption', 'Footnote', 'Formula', 'List-item', 'Page-footer', 'Page-header', 'Picture', 'Section-header', 'Table', 'Text', 'Title']. Do not output the corresponding text. The layout result should be in JSON format.""",  # noqa: E501
-    "prompt_ocr": """Extract the text content from this image.""",
-    "prompt_grounding_ocr": """Extract text from the given bounding box on the image (format: [x1, y1, x2, y2]).\nBounding Box:\n""",  # noqa: E501
-}
-DEFAULT_PROMPT_MODE = "prompt_layout_all_en"
-LAYOUT_MODES = frozenset({"prompt_layout_all_en", "prompt_layout_only_en"})
-FREE_QUESTION = "free_question"
 # Pinned revision of the built-in entry: a snapshot of rednote-hilab/dots.ocr on the hub.
 PINNED_REVISION = "c0111ce6bc07803dbc267932ffef0ae3a51dc951"
-# A dense page's layout JSON runs to thousands of tokens (dots.ocr's own demo allows 24000).
-DOTS_MAX_NEW_TOKENS = 8192
 
 
 def vision_attention_for(attention: str) -> str:
@@ -217,41 +188,6 @@ def load_processor(path: str | Path, image_token_id: int) -> Any:
     return processor
 
 
-# -- prompts ---------------------------------------------------------------------------------
-
-
-def choose_prompt(
-    question: str,
-    options: dict[str, Any],
-    original_size: tuple[int, int],
-    input_size: tuple[int, int],
-) -> tuple[str, str]:
-    """(prompt mode, prompt text) for this request."""
-    mode = options.get("prompt_mode")
-    if mode is None:
-        if is_transcription_request(question):
-            return DEFAULT_PROMPT_MODE, DOTS_PROMPTS[DEFAULT_PROMPT_MODE]
-        return FREE_QUESTION, question.strip()
-    if mode not in DOTS_PROMPTS:
-        raise UserError(f"Unknown dots.ocr prompt_mode {mode!r}; choose one of {', '.join(DOTS_PROMPTS)}")
-    if mode != "prompt_grounding_ocr":
-        return mode, DOTS_PROMPTS[mode]
-    bbox = options.get("bbox")
-    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-        raise UserError("prompt_grounding_ocr needs options['bbox'] = [x1, y1, x2, y2] in the image's pixels")
-    from chatvlmllm.layout import to_model_coordinates
-
-    return mode, DOTS_PROMPTS[mode] + str(to_model_coordinates(bbox, original_size, input_size))
-
-
-def answer_budget(mode: str, settings: GenerationSettings, options: dict[str, Any]) -> int:
-    """max_new_tokens: an explicit option, else the user's setting, else 8192 for a transcription
-    or layout (a dense page is thousands of tokens) and the usual default for a free question."""
-    if mode == FREE_QUESTION and "max_new_tokens" not in options:
-        return settings.budget()
-    return transcription_budget(settings, options, DOTS_MAX_NEW_TOKENS)
-
-
 def collect(chunks: Generator[str, None, GenerationStats], sink: list[str]) -> Generator[str, None, GenerationStats]:
     """Pass chunks through, keeping a copy (the layout parser needs the whole answer)."""
     try:
@@ -361,12 +297,4 @@ class DotsOcrEngine(TransformersEngine):
             return [image.convert("RGB") for image in images]
         return [cls.page(messages, options)]
 
-    @staticmethod
-    def page(messages: Sequence[Message], options: dict[str, Any]) -> Any:
-        images = latest_user_images(messages)
-        if not images:
-            raise UserError("dots.ocr needs a page image: upload an image or a PDF first.")
-        index = options.get("image_index", 0)
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(images):
-            raise UserError(f"image_index {index!r} does not exist: the message has {len(images)} image(s)")
-        return images[index].convert("RGB")
+    page = staticmethod(dots_page)

@@ -29,13 +29,13 @@ Generation stops on the string "<|im_end|>" (its EOS token is <|endoftext|>), wh
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections.abc import Generator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chatvlmllm import weights
+from chatvlmllm.engines._transcription import transcription_budget, transcription_note, with_note_before_text
 from chatvlmllm.engines.base import (
     FamilyInfo,
     GenerationSettings,
@@ -47,6 +47,7 @@ from chatvlmllm.engines.base import (
 from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate
 from chatvlmllm.errors import UserError
 from chatvlmllm.families import CatalogEntry, Options, Scores, Task
+from chatvlmllm.ocr_policy import FORMATTED_OCR_TRANSCRIBES, classify
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -96,79 +97,12 @@ GOT_STOP_STRING = "<|im_end|>"
 DEFAULT_MAX_PATCHES = 6
 MODE_OPTIONS = ("format", "multi_page", "crop_to_patches", "max_patches", "max_new_tokens")
 
-# Words that make a message a transcription request rather than a question (en/ru/de/fr/es).
-_TRANSCRIBE_WORDS = re.compile(
-    r"\b(ocr|extract|transcri\w*|read|text|markdown|latex|digiti[sz]e|convert|copy|"
-    r"текст\w*|распозна\w*|извлеки|извлечь|перепиши|оцифр\w*|"
-    r"texte?|extrai\w*|transkri\w*|abschreib\w*)\b",
-    re.IGNORECASE,
-)
-_QUESTION_START = re.compile(
-    r"^\s*(what|who|whom|whose|when|where|why|how|which|is|are|was|were|does|do|did|can|could|should|"
-    r"will|would|has|have|summari[sz]e|explain|describe|translate|compare|calculate|count|"
-    r"что|кто|когда|где|почему|зачем|как|какой|какая|какие|сколько|ли)\b",
-    re.IGNORECASE,
-)
-
-
-def is_transcription_request(text: str) -> bool:
-    """True for an empty message or one that asks for the page's text, not a question about it."""
-    stripped = text.strip()
-    if not stripped:
-        return True
-    if stripped.endswith("?") or _QUESTION_START.match(stripped):
-        return False
-    return bool(_TRANSCRIBE_WORDS.search(stripped))
-
-
-def transcription_note(model_name: str, question: str) -> str:
-    shown = question.strip().replace("\n", " ")
-    shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    return (
-        f"*{model_name} only transcribes documents; it cannot answer “{shown}”. "
-        "Here is the text of the page; choose a chat model (e.g. Qwen2-VL) to ask questions about it.*\n\n"
-    )
-
-
-def transcription_budget(settings: GenerationSettings, options: dict[str, Any], default: int) -> int:
-    """max_new_tokens for a transcription: an explicit option, else the user's setting, else `default`."""
-    explicit = options.get("max_new_tokens")
-    if explicit is not None:
-        if isinstance(explicit, bool) or not isinstance(explicit, int) or explicit < 1:
-            raise UserError(f"max_new_tokens must be a positive whole number, got {explicit!r}")
-        return explicit
-    return settings.budget(default)
-
-
-def with_note_before_text(
-    chunks: Generator[str, None, GenerationStats], note: str
-) -> Generator[str, None, GenerationStats]:
-    """Yield `note` just before the first non-blank chunk; no text, no note (an empty answer stays empty).
-
-    Records in the stats' extras whether the note was shown.
-    """
-    pending = ""
-    shown = False
-    try:
-        while True:
-            chunk = next(chunks)
-            if shown or not note:
-                yield chunk
-                continue
-            pending += chunk
-            if pending.strip():
-                shown = True
-                yield note + pending
-    except StopIteration as stop:
-        stats = stop.value or GenerationStats()
-        stats.extras["transcription_only_note"] = shown
-        return stats
-    finally:
-        chunks.close()
-
 
 class GotOcrEngine(TransformersEngine):
     """GOT-OCR-2.0-hf through transformers' own classes (see the module docstring)."""
+
+    # Its formatted mode writes tables and formulas as Markdown/LaTeX: those are transcriptions too.
+    transcribes = FORMATTED_OCR_TRANSCRIBES
 
     def _load(self, plan: LoadPlan) -> None:
         from transformers import GotOcr2ForConditionalGeneration, GotOcr2Processor
@@ -227,7 +161,8 @@ class GotOcrEngine(TransformersEngine):
         inputs = self.prepare_inputs(images, mode)
 
         question = latest_user_text(messages)
-        note = "" if is_transcription_request(question) else transcription_note(self.spec.display_name, question)
+        transcribing = classify(question) in self.transcribes
+        note = "" if transcribing else transcription_note(self.spec.display_name, question)
         chunks = stream_generate(
             self.model,
             self.processor.tokenizer,

@@ -31,6 +31,7 @@ import threading
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from chatvlmllm.engines._dots_prompts import FREE_QUESTION, answer_budget, choose_prompt, dots_page
 from chatvlmllm.engines.base import (
     BaseEngine,
     FamilyInfo,
@@ -218,12 +219,10 @@ class OpenAIEngine(BaseEngine):
         """One page and dots.ocr's prompt, as its vLLM client sends them (no history: it reads pages)."""
         from PIL import Image as PILImage
 
-        from chatvlmllm.engines.dots_ocr import DOTS_MAX_NEW_TOKENS, FREE_QUESTION, DotsOcrEngine, choose_prompt
-        from chatvlmllm.engines.got_ocr import transcription_budget
         from chatvlmllm.layout import DOTS_MIN_PIXELS, model_input_size
 
         options = {**self.spec.options, **settings.options}
-        page = DotsOcrEngine.page(messages, options)
+        page = dots_page(messages, options)
         budget = self.pixel_budget(settings)
         # dots.ocr's smart_resize: sides in multiples of 28 within [min, max] pixels. The server's
         # processor then keeps the size, so layout boxes come back in this image's pixels.
@@ -231,10 +230,7 @@ class OpenAIEngine(BaseEngine):
         input_size = model_input_size(width, height, min(DOTS_MIN_PIXELS, budget), budget)
         sent_page = page if page.size == input_size else page.resize(input_size, PILImage.Resampling.BICUBIC)
         mode, prompt = choose_prompt(latest_user_text(messages), options, page.size, input_size)
-        if mode == FREE_QUESTION:
-            max_tokens = settings.budget()
-        else:
-            max_tokens = transcription_budget(settings, options, DOTS_MAX_NEW_TOKENS)
+        max_tokens = settings.budget() if mode == FREE_QUESTION else answer_budget(mode, settings, options)
         content = [image_part(sent_page), {"type": "text", "text": DOTS_IMAGE_PREFIX + prompt}]
         sent = {
             "max_pixels": budget,

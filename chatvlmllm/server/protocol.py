@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chatvlmllm.documents import load_document
 from chatvlmllm.engines import AnswerStream, GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, EngineError, OutOfMemoryError, UserError
+from chatvlmllm.jsonable import json_extras
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -193,8 +194,7 @@ def usage_of(stream: AnswerStream) -> dict[str, int]:
 
 def metrics_of(stream: AnswerStream) -> dict[str, Any]:
     metrics = stream.metrics.to_dict() if stream.metrics else {}
-    extras = {k: v for k, v in stream.extras.items() if isinstance(v, str | int | float | bool | list | type(None))}
-    return {**metrics, **extras}
+    return {**metrics, **json_extras(stream.extras)}
 
 
 def sse(data: dict[str, Any] | str) -> str:

@@ -1,0 +1,93 @@
+"""Layering: only the engine package knows its adapters (docs/ARCHITECTURE.md).
+
+An adapter is a module of `chatvlmllm.engines` that the family registry names as an engine. Nothing
+outside `chatvlmllm/engines/` imports one (the rest goes through the registry and the core APIs),
+and no adapter imports another (shared code lives in `engines/base.py`, `hf_common.py`, `doc_vlm.py`
+or a `_private` module of the package). Imports are read with `ast`, so function-local ones count.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from chatvlmllm.families import families
+
+ROOT = Path(__file__).resolve().parents[1]
+ENGINES = ROOT / "chatvlmllm" / "engines"
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+# The adapter modules, as the family registry names them ("chatvlmllm.engines.got_ocr:GotOcrEngine").
+ADAPTERS = {info.engine.split(":")[0].rsplit(".", 1)[1] for info in families().values()}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports, `from chatvlmllm.engines import got_ocr` counted as `...engines.got_ocr`."""
+    found: set[str] = set()
+    for node in ast.walk(_tree(path)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def adapter_imports(path: Path) -> set[str]:
+    return {m.rsplit(".", 1)[1] for m in imported_modules(path) if m.startswith("chatvlmllm.engines.")} & ADAPTERS
+
+
+def python_files(*roots: str) -> list[Path]:
+    files: list[Path] = []
+    for root in roots:
+        target = ROOT / root
+        files.extend([target] if target.is_file() else sorted(target.rglob("*.py")))
+    return files
+
+
+def test_the_adapters_are_found():
+    # The check below means something only if it knows the adapters.
+    assert {"got_ocr", "dots_ocr", "classic_ocr", "openai_backend", "qwen_vl"} <= ADAPTERS
+    assert "base" not in ADAPTERS and "_transcription" not in ADAPTERS
+
+
+def test_no_module_outside_the_engine_package_imports_an_adapter():
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(found)
+        for path in python_files("chatvlmllm", "ui", "pages", "app.py")
+        if ENGINES not in path.parents and (found := adapter_imports(path))
+    }
+    assert offenders == {}
+
+
+def test_adapters_import_no_other_adapter():
+    offenders = {
+        path.stem: sorted(found - {path.stem})
+        for path in sorted(ENGINES.glob("*.py"))
+        if path.stem in ADAPTERS and (found := adapter_imports(path) - {path.stem})
+    }
+    assert offenders == {}
+
+
+def test_no_ui_module_imports_the_cli():
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in python_files("ui", "pages", "app.py")
+        if any(m == "chatvlmllm.cli" or m.startswith("chatvlmllm.cli.") for m in imported_modules(path))
+    ]
+    assert offenders == []
+
+
+def test_the_checker_sees_a_violation(tmp_path):
+    # A module that imports an adapter the way the old sidebar did is caught, function-local or not.
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from chatvlmllm.engines.classic_ocr import tesseract_problem\n"
+        "def f():\n    from chatvlmllm.engines import got_ocr\n",
+        encoding="utf-8",
+    )
+    assert adapter_imports(probe) == {"classic_ocr", "got_ocr"}
