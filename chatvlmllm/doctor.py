@@ -60,7 +60,7 @@ def doctor_report(gpu: str | None = None, assume_flash_attn: bool = False) -> di
                 + ([status.weights.message] if status.weights.status == "missing" else []),
             }
         )
-    ready = [m["key"] for m in models if m["status"] == "ready"]
+    ready = [str(m["key"]) for m in models if m["status"] == "ready"]
     picks: dict[str, dict[str, Any]] = {}
     for label, task, language in PICK_ROWS:
         best = pick_for_task(task, hw, catalog, language)

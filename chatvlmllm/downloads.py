@@ -172,6 +172,7 @@ class Download:
         if not spec.hub_id:
             raise DownloadError(f"{spec.key} has no hub_id to download")
         self.spec = spec
+        self.repo_id: str = spec.hub_id
         self.on_progress = on_progress
         self._cancel = threading.Event()
         self._lock = threading.Lock()
@@ -258,10 +259,10 @@ class Download:
                 f"cannot download {self.spec.hub_id}: {problem}. Where there is internet: "
                 f"`hf download {self.spec.hub_id}`, then copy the Hugging Face cache here"
             )
-        files = snapshot_download(self.spec.hub_id, revision=self.spec.revision, endpoint=endpoint(), dry_run=True)
+        files = snapshot_download(self.repo_id, revision=self.spec.revision, endpoint=endpoint(), dry_run=True)
         assert isinstance(files, list)
-        total = sum(f.file_size for f in files)
-        cached = sum(f.file_size for f in files if f.is_cached)
+        total = sum(f.file_size or 0 for f in files)
+        cached = sum(f.file_size or 0 for f in files if f.is_cached)
         missing = total - cached  # resumable .incomplete bytes still count: a conservative check
         free = free_bytes(cache_dir())
         if missing + DISK_MARGIN_BYTES > free:
@@ -292,7 +293,7 @@ class Download:
             if self._cancel.is_set():
                 raise Cancelled()
             local = hf_hub_download(
-                self.spec.hub_id,
+                self.repo_id,
                 info.filename,
                 revision=self.spec.revision,
                 endpoint=endpoint(),
@@ -303,14 +304,14 @@ class Download:
         if self.path is None:
             from huggingface_hub import snapshot_download
 
-            self.path = snapshot_download(self.spec.hub_id, revision=self.spec.revision, local_files_only=True)
+            self.path = snapshot_download(self.repo_id, revision=self.spec.revision, local_files_only=True)
 
 
 def _progress_class(download: Download) -> type:
     """A tqdm class that feeds `download`'s progress and stops the transfer on cancel."""
     from tqdm.auto import tqdm
 
-    class DownloadBar(tqdm):  # type: ignore[misc,valid-type]
+    class DownloadBar(tqdm):
         def __init__(self, *args: Any, **kwargs: Any):
             kwargs["disable"] = True  # the CLI draws its own bar from the progress events
             super().__init__(*args, **kwargs)

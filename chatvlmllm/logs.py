@@ -29,7 +29,7 @@ def level_from_env(default: int = logging.WARNING) -> int:
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever `sys.stderr` is when a record is emitted (pytest and Streamlit swap it)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 

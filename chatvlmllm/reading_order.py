@@ -109,6 +109,8 @@ def _order(boxes: list[TextBox], line_height: float) -> list[list[TextBox]]:
     # One block shares a gutter the column test refused: a table, a receipt, or columns under a
     # heading that spans them. Cut at the widest horizontal gap (classic XY-cut) and look again.
     split = _widest_horizontal_gap(boxes)
+    if split is None:  # every line overlaps another vertically: no gap to cut at
+        return _rows(boxes)
     above = [b for b in boxes if (b.y0 + b.y1) / 2 <= split]
     below = [b for b in boxes if (b.y0 + b.y1) / 2 > split]
     return _order(above, line_height) + _order(below, line_height)

@@ -70,6 +70,8 @@ def _cached_snapshot(spec: ModelSpec) -> str | None:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    if not spec.hub_id:
+        return None
     try:
         return snapshot_download(spec.hub_id, revision=spec.revision, local_files_only=True)
     except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):

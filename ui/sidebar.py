@@ -53,14 +53,14 @@ def model_picker(
     """The model, attention and generation settings for the next answer."""
     st.header("Model")
     keys = list(models)
-    language = st.selectbox(
+    chosen_language = st.selectbox(
         "Document language",
-        list(LANGUAGES),
-        format_func=LANGUAGES.get,
+        tuple(LANGUAGES),
+        format_func=lambda code: LANGUAGES[code],
         key="language",
         help="Offline OCR engines differ by script: Tesseract reads Cyrillic, RapidOCR's bundled models do not.",
     )
-    language = None if language == "auto" else language
+    language = None if chosen_language == "auto" else chosen_language
     if st.session_state.get("model") not in keys:  # first run, or the catalog changed under us
         st.session_state["model"] = default_key if default_key in keys else keys[0]
         st.session_state["model_chosen"] = False

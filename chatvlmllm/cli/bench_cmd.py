@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 DEFAULT_MODELS = "rapidocr,tesseract,ocr_auto"
@@ -30,7 +31,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def _progress_bar():
+def _progress_bar() -> tuple[Callable[[int, int, str], None], Callable[[], None]]:
     from tqdm import tqdm
 
     bar: dict[str, Any] = {}

@@ -29,6 +29,11 @@ _CORPUS = [
 ]
 
 
+def _text_vocab_size(config: Any) -> int:
+    """The language model's vocabulary size of a composite config (the real checkpoint's default)."""
+    return int(config.text_config.vocab_size)
+
+
 def tiny_tokenizer(
     out_dir: Path,
     special_tokens: dict[str, int],
@@ -66,11 +71,14 @@ def tiny_tokenizer(
     vocab.update(special_tokens)
     used = set(vocab.values())
     vocab.update({f"\u0120w{i}": i for i in range(vocab_size) if i not in used})
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in trained["merges"]]
+    merges: list[tuple[str, str]] = []
+    for merge in trained["merges"]:
+        left, right = merge.split(" ") if isinstance(merge, str) else merge
+        merges.append((left, right))
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.add_special_tokens(sorted(special_tokens, key=special_tokens.get))
+    tokenizer.add_special_tokens(sorted(special_tokens, key=lambda token: special_tokens[token]))
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=bos,
@@ -156,12 +164,12 @@ def build_tiny_paddleocr_vl(out_dir: str | Path, seed: int = 0) -> Path:
         pad="<unk>",
         unk="<unk>",
         named_tokens={"image_token": "<|IMAGE_PLACEHOLDER|>"},
-        vocab_size=PaddleOCRVLConfig().text_config.vocab_size,
+        vocab_size=_text_vocab_size(PaddleOCRVLConfig()),
     )
     defaults = PaddleOCRVLConfig()
     config = PaddleOCRVLConfig(
         text_config={
-            "vocab_size": defaults.text_config.vocab_size,  # 103424
+            "vocab_size": _text_vocab_size(defaults),  # 103424
             "hidden_size": 32,
             "intermediate_size": 64,
             "num_hidden_layers": 2,
@@ -233,7 +241,7 @@ def build_tiny_lighton_ocr(out_dir: str | Path, seed: int = 0) -> Path:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    vocab_size = LightOnOcrConfig().text_config.vocab_size
+    vocab_size = _text_vocab_size(LightOnOcrConfig())
     tokenizer = tiny_tokenizer(
         out,
         QWEN3_TOKENS,
@@ -328,11 +336,11 @@ def build_tiny_glm_ocr(out_dir: str | Path, seed: int = 0) -> Path:
     """GLM-OCR (GlmOcrForConditionalGeneration); its processor is GLM-4.6V's (Glm46VProcessor)."""
     from transformers import Glm46VImageProcessorPil, Glm46VProcessor, GlmOcrConfig, GlmOcrForConditionalGeneration
 
-    from chatvlmllm.engines.doc_vlm import image_only_class
+    from chatvlmllm.engines.hf_common import image_only_class
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    vocab_size = GlmOcrConfig().text_config.vocab_size
+    vocab_size = _text_vocab_size(GlmOcrConfig())
     tokenizer = tiny_tokenizer(
         out,
         GLM_TOKENS,
@@ -369,7 +377,8 @@ def build_tiny_glm_ocr(out_dir: str | Path, seed: int = 0) -> Path:
     )
     _seeded(seed)
     model = GlmOcrForConditionalGeneration(config)
-    image_processor = Glm46VImageProcessorPil(
+    # The processor takes its patch geometry as **kwargs; its typed signature does not list them.
+    image_processor = Glm46VImageProcessorPil(  # type: ignore[call-arg]
         size={"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * 64},
         patch_size=14,
         merge_size=2,
@@ -514,7 +523,7 @@ def build_tiny_granite_docling_idefics3(out_dir: str | Path, seed: int = 0) -> P
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _granite_tokenizer(out)
-    config = Idefics3Config(
+    config = Idefics3Config(  # type: ignore[call-arg]  # pad_token_id goes through **kwargs
         vision_config=_GRANITE_VISION,
         text_config={"model_type": "llama", **_GRANITE_TEXT},
         image_token_id=100270,

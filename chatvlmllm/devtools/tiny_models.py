@@ -96,8 +96,9 @@ def build_qwen_tokenizer(out_dir: str | Path, chat_template: str | None, vocab_s
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     tokenizer = Qwen2Tokenizer(
         vocab=model["vocab"],
-        merges=merges,
-        unk_token=None,
+        # Runtime accepts merge pairs and no unk token (byte-level BPE never needs one); the stubs don't say so.
+        merges=merges,  # type: ignore[arg-type]
+        unk_token=None,  # type: ignore[arg-type]
         bos_token=None,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",

@@ -265,6 +265,12 @@ class BaseEngine:
     def _peak_memory_mb(self) -> float | None:
         return None
 
+    def loaded_plan(self) -> LoadPlan:
+        """The plan this engine was loaded with (generation code runs only after `load`)."""
+        if self.plan is None:
+            raise RuntimeError(f"engine {self.spec.key} is not loaded")
+        return self.plan
+
     # -- protocol -------------------------------------------------------
     def load(self, plan: LoadPlan) -> None:
         started = time.perf_counter()

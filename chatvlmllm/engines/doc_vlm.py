@@ -38,38 +38,6 @@ log = logging.getLogger(__name__)
 FAMILIES: dict[str, FamilyInfo] = {}  # shared code, no family of its own
 
 
-def image_only_class(base: type) -> type:
-    """`base` (a transformers processor class) without its video sub-processor.
-
-    Every transformers video processor needs torchvision; ProcessorMixin derives its
-    sub-processors from `__init__`'s signature, so a subclass whose `__init__` takes no
-    video processor loads and saves images and text through the library's own code.
-    """
-
-    class ImageOnlyProcessor(base):  # type: ignore[misc,valid-type]
-        def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None, **kw: Any):
-            super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kw)
-
-    ImageOnlyProcessor.__name__ = base.__name__  # saved files name the real class, as on the hub
-    ImageOnlyProcessor.__qualname__ = base.__qualname__
-    return ImageOnlyProcessor
-
-
-def load_image_only_processor(path: str) -> Any:
-    """The processor named in the folder's processor_config.json, image-only (see image_only_class)."""
-    import json
-    from pathlib import Path
-
-    import transformers
-
-    folder = Path(path)
-    config_file = folder / "processor_config.json"
-    name = json.loads(config_file.read_text(encoding="utf-8")).get("processor_class") if config_file.is_file() else None
-    if not name:
-        name = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))["processor_class"]
-    return image_only_class(getattr(transformers, name)).from_pretrained(path)
-
-
 def specialist_note(model_name: str, question: str) -> str:
     shown = question.strip().replace("\n", " ")
     shown = shown if len(shown) <= 80 else shown[:77] + "..."

@@ -221,11 +221,6 @@ class DotsOcrEngine(TransformersEngine):
         longest = max_pixels or size.longest_edge
         return min(self.loaded_plan().min_pixels or size.shortest_edge, longest), longest
 
-    def loaded_plan(self) -> LoadPlan:
-        if self.plan is None:
-            raise EngineError(f"{self.spec.key} is not loaded")
-        return self.plan
-
     def input_size(self, width: int, height: int, max_pixels: int | None) -> tuple[int, int]:
         """(width, height) the processor will resize this page to."""
         from chatvlmllm.layout import model_input_size

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatvlmllm.engines.doc_vlm import DocVLMEngine, load_image_only_processor
+from chatvlmllm.engines.doc_vlm import DocVLMEngine
+from chatvlmllm.engines.hf_common import image_only_processor
 from chatvlmllm.families import CatalogEntry, FamilyInfo, Options, Scores, Script, Task
 
 _PATCH = 28  # patch 14 × merge 2
@@ -54,7 +55,7 @@ FAMILIES = {
 
 class GlmOcrEngine(DocVLMEngine):
     def load_processor(self, path: str) -> Any:
-        return load_image_only_processor(path)
+        return image_only_processor(path)
 
     def images_kwargs(self, max_pixels: int | None) -> dict[str, Any]:
         if not max_pixels or self.plan is None:

@@ -36,27 +36,41 @@ def quantization_config(plan: LoadPlan) -> Any:
     )
 
 
-def image_only_processor(path: str, **kwargs: Any) -> Any:
-    """The model's own processor class, minus its video sub-processor.
+def image_only_class(base: type) -> type[Any]:
+    """`base` (a transformers processor class) without its video sub-processor.
 
-    Every transformers video processor needs torchvision, so the stock processor fails to
-    load without it; images and text keep the library's own code paths.
+    Every transformers video processor needs torchvision, so the stock processor fails to load
+    without it. ProcessorMixin derives its sub-processors from `__init__`'s signature, so a
+    subclass whose `__init__` takes no video processor loads and saves images and text through
+    the library's own code.
     """
+
+    class ImageOnlyProcessor(base):
+        def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: Any = None, **kw: Any):
+            super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kw)
+
+    ImageOnlyProcessor.__name__ = base.__name__  # saved files name the real class, as on the hub
+    ImageOnlyProcessor.__qualname__ = base.__qualname__
+    return ImageOnlyProcessor
+
+
+def image_only_processor(path: str, **kwargs: Any) -> Any:
+    """The folder's own processor class (its `processor_class`, else its model_type's), image-only."""
     import json
     from pathlib import Path
 
     import transformers
     from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
-    model_type = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))["model_type"]
-    base = getattr(transformers, PROCESSOR_MAPPING_NAMES[model_type])
-
-    class ImageOnlyProcessor(base):
-        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kw):
-            super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kw)
-
-    ImageOnlyProcessor.__name__ = f"ImageOnly{base.__name__}"
-    return ImageOnlyProcessor.from_pretrained(path, **kwargs)
+    folder = Path(path)
+    name = None
+    for file in ("processor_config.json", "tokenizer_config.json"):
+        if not name and (folder / file).is_file():
+            name = json.loads((folder / file).read_text(encoding="utf-8")).get("processor_class")
+    if not name:
+        model_type = json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"]
+        name = PROCESSOR_MAPPING_NAMES[model_type]
+    return image_only_class(getattr(transformers, name)).from_pretrained(path, **kwargs)
 
 
 def is_oom(exc: BaseException) -> bool:

@@ -153,7 +153,7 @@ class QwenVLEngine(TransformersEngine):
     def prepare_inputs(self, messages: Sequence[Message], max_pixels: int | None) -> Any:
         images_kwargs = {}
         if max_pixels:
-            min_pixels = min(self.plan.min_pixels or max_pixels, max_pixels)
+            min_pixels = min(self.loaded_plan().min_pixels or max_pixels, max_pixels)
             images_kwargs["size"] = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
         inputs = self.processor.apply_chat_template(
             chat_messages(messages),
@@ -168,7 +168,7 @@ class QwenVLEngine(TransformersEngine):
     def _generate(
         self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
     ) -> Generator[str, None, GenerationStats]:
-        inputs = self.prepare_inputs(messages, settings.max_pixels or self.plan.max_pixels)
+        inputs = self.prepare_inputs(messages, settings.max_pixels or self.loaded_plan().max_pixels)
         stats = yield from stream_generate(self.model, self.processor.tokenizer, inputs, settings, cancel)
         image_token_id = self.model.config.image_token_id
         stats.extras["image_tokens"] = int((inputs["input_ids"] == image_token_id).sum())
