@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -74,8 +76,29 @@ def messages(at: AppTest) -> list[tuple[str, str]]:
     return [(m.name, m.markdown[0].value if m.markdown else "") for m in at.chat_message]
 
 
+def shown(markdown: str) -> str:
+    """What a reader sees of a Markdown string: its text, without the markup (emphasis, code ticks)."""
+    seen = []
+    for token in MarkdownIt().parse(markdown):
+        if token.type == "inline":
+            seen.append("".join(_seen_text(child) for child in token.children or []))
+        elif token.type in ("fence", "code_block"):
+            seen.append(token.content)
+    return " ".join(seen)
+
+
+def _seen_text(token: Token) -> str:
+    if token.type in ("text", "code_inline"):
+        return token.content
+    return " " if token.type in ("softbreak", "hardbreak") else ""  # markup: emphasis, links' brackets
+
+
+def shown_all(elements) -> str:
+    return " ".join(shown(element.value) for element in elements)
+
+
 def sidebar_text(at: AppTest) -> str:
-    return " ".join([m.value for m in at.sidebar.markdown] + [c.value for c in at.sidebar.caption])
+    return shown_all([*at.sidebar.markdown, *at.sidebar.caption])
 
 
 def test_the_page_renders_before_any_model_loads(app_env):
@@ -107,7 +130,7 @@ def test_upload_ask_and_get_an_answer_with_its_caption(app_env):
     assert not at.chat_message[1].markdown[0].proto.allow_html  # model text never as raw HTML
 
     sidebar = sidebar_text(at)
-    assert "**Model:** `tiny2` — loaded in" in sidebar
+    assert "Model: tiny2 — loaded in" in sidebar
     assert "Attention: sdpa · dtype: float32 · device: cpu" in sidebar and "No GPU found" in sidebar
     assert "TTFT" not in sidebar and "tokens/s" not in caption  # developer figures only on request
     at.sidebar.toggle(key="show_details").set_value(True).run()
@@ -135,14 +158,14 @@ def test_switching_models(app_env):
     ask(at, "Hello?")
     at.sidebar.selectbox(key="model").set_value("tiny3").run()
     at.sidebar.slider(key="temperature").set_value(0.7).run()
-    assert "**Model:** `tiny3` — loads on the first question" in sidebar_text(at)
+    assert "Model: tiny3 — loads on the first question" in sidebar_text(at)
     ask(at, "Hello again?")
 
     answers = [t for t in chat(at).conversation.turns if t.role == "assistant"]
     assert [t.model for t in answers] == ["tiny2", "tiny3"]
     assert [t.settings["temperature"] for t in answers] == [0.0, 0.7] and answers[1].metrics["new_tokens"] > 0
     assert at.chat_message[3].caption[0].value.startswith("tiny3 · ") and answers[1].metrics["attention"] == "sdpa"
-    assert "**Model:** `tiny3` — loaded in" in sidebar_text(at)
+    assert "Model: tiny3 — loaded in" in sidebar_text(at)
     assert default_cache().load_counts["tiny3"] >= 1
 
 
@@ -250,7 +273,7 @@ def test_a_fallback_is_shown_and_kept_in_the_transcript(app_env, monkeypatch, eo
     assistant = at.chat_message[1]
     assert assistant.caption[0].value.startswith("tiny2 · ")
     assert assistant.expander[0].label == "Fallback: 2 attempt(s)"
-    assert "`silent`: empty — the answer was empty" in assistant.expander[0].markdown[0].value
+    assert "silent: empty — the answer was empty" in shown_all(assistant.expander[0].markdown)
     assert "- silent: empty the answer was empty" in chat(at).conversation.to_markdown()
 
 
@@ -288,7 +311,7 @@ def test_chat_list_new_switch_rename_delete(app_env):
     at.sidebar.text_input(key=f"rename_{first}_First chat?").input("Receipts").run()
     assert ChatStore().load(first).conversation.title == "Receipts"
 
-    assert "This cannot be undone." in " ".join(m.value for m in at.sidebar.markdown)  # asks first
+    assert "This cannot be undone." in shown_all(at.sidebar.markdown)  # asks first
     assert {s.id for s in ChatStore().list_sessions()} == {first, second}  # nothing deleted yet
     at.sidebar.button(key="delete_chat_confirm").click().run()
     assert [s.id for s in ChatStore().list_sessions()] == [second]
@@ -320,14 +343,14 @@ def test_offline_machine_explains_why_and_still_answers(tmp_path, monkeypatch):
     _fresh_process()
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
-    assert "Text extraction only: no vision-language model here" in at.markdown[0].value  # a badge, not a wall
+    assert "Text extraction only: no vision-language model here" in shown(at.markdown[0].value)  # a badge, not a wall
     assert not at.info and not at.warning
     assert [b.label for b in at.main.button if b.key.startswith("quick_")] == ["Extract text"]  # what OCR can do
-    assert "the offline OCR engine reads its text" in " ".join(m.value for m in at.main.markdown)
+    assert "the offline OCR engine reads its text" in shown_all(at.main.markdown)
     assert at.chat_input[0].disabled  # no document: nothing this engine could answer
     at.button(key="setup_model").click().run()
-    dialog = " ".join(m.value for m in at.markdown)
-    assert "hf download" in dialog and "`qwen_vl_2b` — **unavailable**" in dialog and "HF_HUB_OFFLINE" in dialog
+    dialog = shown_all(at.markdown)
+    assert "hf download" in dialog and "qwen_vl_2b — unavailable" in dialog and "HF_HUB_OFFLINE" in dialog
     upload(at, "invoice.png", page_png(), "image/png")
     ask(at, "What is the total?")
     answer = chat(at).conversation.turns[-1]
@@ -372,8 +395,8 @@ def test_no_runnable_model_at_all_says_what_to_do():
     at = AppTest.from_function(page, default_timeout=60).run()
     assert "No model can run on this machine right now" in at.error[0].value
     at.button(key="setup_model_none").click().run()
-    text = " ".join(m.value for m in at.markdown)
-    assert "`qwen_vl_2b` — **unavailable**" in text and "hf download Qwen/Qwen2-VL-2B-Instruct" in text
+    text = shown_all(at.markdown)
+    assert "qwen_vl_2b — unavailable" in text and "hf download Qwen/Qwen2-VL-2B-Instruct" in text
     assert "no-models.toml" in text  # the user's catalog file, where a local checkpoint can be added
 
 

@@ -91,3 +91,19 @@ def test_the_checker_sees_a_violation(tmp_path):
         encoding="utf-8",
     )
     assert adapter_imports(probe) == {"classic_ocr", "got_ocr"}
+
+
+def test_the_core_imports_neither_streamlit_nor_the_cli():
+    # `python -m chatvlmllm` (__main__) is the CLI's entry point, so it is part of the CLI.
+    cli = {ROOT / "chatvlmllm" / "__main__.py"}
+    core = [p for p in python_files("chatvlmllm") if ROOT / "chatvlmllm" / "cli" not in p.parents and p not in cli]
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(found)
+        for path in core
+        if (
+            found := {
+                m for m in imported_modules(path) if m.split(".")[0] == "streamlit" or m.startswith("chatvlmllm.cli")
+            }
+        )
+    }
+    assert offenders == {}
