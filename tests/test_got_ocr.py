@@ -141,6 +141,9 @@ def test_a_question_gets_the_transcription_and_an_honest_note(got_a, cache):
     note, _, transcription = stream.text.partition("\n\n")
     assert "only transcribes" in note and "What is the total amount?" in note
     assert transcription == "a" * 6  # the model's text follows, untouched
+    # Key fields are not a transcription for GOT either (the offline engines always said so).
+    fields = _answer(engine, "Extract the key fields as JSON", max_new_tokens=6)
+    assert fields.extras["transcription_only_note"] and "only transcribes" in fields.text.partition("\n\n")[0]
     # The document stays in context: a follow-up without a new upload uses the earlier page.
     page = text_image(["TOTAL 12.50"], size=(300, 200))
     history = [
