@@ -33,6 +33,25 @@ QUICK_PROMPTS: dict[str, str] = {
     "Summarise": "Summarise this document in a few sentences: what it is, who it concerns, and the key figures.",
 }
 
+# Wordings the quick prompts had before (chats saved with them are still recognised).
+_FORMER_QUICK_PROMPTS = {
+    "Extract all the text in this document in reading order. Keep the line breaks; add nothing else.": (
+        "Extract all text"
+    ),
+}
+
+
+def quick_prompt_label(text: str) -> str | None:
+    """The quick prompt's label ("Extract all text") when `text` is one, in its current or a former wording."""
+    stripped = text.strip()
+    found = next((label for label, prompt in QUICK_PROMPTS.items() if prompt == stripped), None)
+    return found or _FORMER_QUICK_PROMPTS.get(stripped)
+
+
+def is_extract_all_text(text: str) -> bool:
+    return quick_prompt_label(text) == "Extract all text"
+
+
 # -- the request classifier -----------------------------------------------------------------
 
 _SUMMARY = re.compile(r"\b(summar\w*|tl;?dr|overview|gist)\b|кратк\w*|резюм\w*", re.IGNORECASE)

@@ -29,7 +29,7 @@ from chatvlmllm.planner import LoadPlan, PlanOverrides, plan_load
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHAIN = ("dots_ocr", "qwen_vl_2b", "rapidocr")
+DEFAULT_CHAIN = ("dots_ocr", "qwen_vl_2b", OFFLINE_FALLBACK)
 _SPECIAL_TOKEN = re.compile(r"<\|[^|>]{1,40}\|>|</?s>|<pad>|<unk>")
 
 

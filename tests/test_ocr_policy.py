@@ -12,10 +12,12 @@ from chatvlmllm.ocr_policy import (
     OCR_TRANSCRIBES,
     QUICK_PROMPTS,
     classify,
+    is_extract_all_text,
     needs_understanding,
     offline_engine_for,
     offline_engine_names,
     offline_engines,
+    quick_prompt_label,
 )
 
 
@@ -82,3 +84,10 @@ def test_extras_keep_everything_json_including_dicts():
     kept = json_extras(extras)
     assert set(kept) == {"layout", "lines", "engine", "seconds", "note"}
     assert json.loads(json.dumps(kept))["layout"]["elements"][0]["text"] == "TOTAL"
+
+
+def test_chats_saved_with_the_former_extract_prompt_are_still_recognised():
+    former = "Extract all the text in this document in reading order. Keep the line breaks; add nothing else."
+    assert quick_prompt_label(former) == quick_prompt_label(OCR_PROMPT) == "Extract all text"
+    assert is_extract_all_text(" " + OCR_PROMPT + "\n") and not is_extract_all_text("Extract the table")
+    assert quick_prompt_label(QUICK_PROMPTS["Summarise"]) == "Summarise" and quick_prompt_label("hello") is None

@@ -19,7 +19,7 @@ from chatvlmllm.chat import AskOptions, ChatSession
 from chatvlmllm.conversation import DEFAULT_TITLE, Turn
 from chatvlmllm.errors import UserError
 from chatvlmllm.hardware import HardwareProfile
-from chatvlmllm.ocr_policy import QUICK_PROMPTS
+from chatvlmllm.ocr_policy import QUICK_PROMPTS, quick_prompt_label
 from ui import answer_job, text_view
 from ui.answer_job import AnswerJob
 
@@ -152,8 +152,7 @@ def _name_new_chat(session: ChatSession, question: str) -> None:
         or conversation.title not in (DEFAULT_TITLE, session.document.name)
     ):
         return  # named by the user, or not new
-    task = next((label for label, prompt in QUICK_PROMPTS.items() if prompt == question.strip()), None)
-    task = task or " ".join(question.split())[:40]
+    task = quick_prompt_label(question) or " ".join(question.split())[:40]
     conversation.title = f"{session.document.name} — {task}"
 
 

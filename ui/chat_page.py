@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from chatvlmllm.chat import ChatSession
-from chatvlmllm.ocr_policy import QUICK_PROMPTS
+from chatvlmllm.ocr_policy import is_extract_all_text
 from ui import answer_job, answer_view, banners, document_view, sidebar, state, style, text_search
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def render() -> None:
     style.focus_chat_input()
 
     if job is not None:
-        verbatim = "chat" not in job.pending.spec.caps or _last_question(session) == QUICK_PROMPTS["Extract all text"]
+        verbatim = "chat" not in job.pending.spec.caps or is_extract_all_text(_last_question(session))
         with chat_col:
             answer_view.follow(job, verbatim)
         if job.pending.session is not session:  # asked in another tab on this chat: show what it saved

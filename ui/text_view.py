@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from chatvlmllm.conversation import Turn
-from chatvlmllm.ocr_policy import QUICK_PROMPTS
+from chatvlmllm.ocr_policy import is_extract_all_text
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -55,7 +55,7 @@ def style_of(answer: Turn, question: Turn | None) -> TextStyle:
     """Verbatim for OCR engines' output and for answers to "Extract all text"."""
     if "lines" in answer.extras or answer.extras.get("qa_supported") is False:
         return TextStyle.VERBATIM
-    if question is not None and question.text.strip() == QUICK_PROMPTS["Extract all text"]:
+    if question is not None and is_extract_all_text(question.text):
         return TextStyle.VERBATIM
     return TextStyle.PROSE
 
