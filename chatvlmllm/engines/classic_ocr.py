@@ -19,6 +19,7 @@ import threading
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from chatvlmllm.decisions import Backend, StopReason
 from chatvlmllm.engines.base import (
     BaseEngine,
     FamilyInfo,
@@ -71,7 +72,7 @@ FAMILIES = {
     "rapidocr": FamilyInfo(
         "rapidocr",
         "chatvlmllm.engines.classic_ocr:RapidOcrEngine",
-        backend="classic",
+        backend=Backend.CLASSIC,
         attention=(),
         capabilities=frozenset({"ocr"}),
         needs_weights=False,
@@ -80,7 +81,7 @@ FAMILIES = {
     "tesseract": FamilyInfo(
         "tesseract",
         "chatvlmllm.engines.classic_ocr:TesseractEngine",
-        backend="classic",
+        backend=Backend.CLASSIC,
         attention=(),
         capabilities=frozenset({"ocr"}),
         needs_weights=False,
@@ -134,7 +135,7 @@ class ClassicOcrEngine(BaseEngine):
                 f"{self.spec.key} is an offline OCR engine: it reads the text of an image or PDF page and cannot "
                 "chat. Attach a document, or choose a vision-language model to ask questions."
             )
-            return GenerationStats(stopped_by="eos", extras={"qa_supported": False})
+            return GenerationStats(stopped_by=StopReason.EOS, extras={"qa_supported": False})
 
         language = settings.options.get("lang") or settings.options.get("language")
         answering_question = not is_transcription_request(question)
@@ -151,7 +152,7 @@ class ClassicOcrEngine(BaseEngine):
         for index, image in enumerate(images):
             page = numbers[index] if len(numbers) == len(images) else index + 1
             if cancel.is_set():
-                return GenerationStats(stopped_by="cancelled", extras={"lines": lines_out})
+                return GenerationStats(stopped_by=StopReason.CANCELLED, extras={"lines": lines_out})
             yield Progress(done=index, total=len(images))
             resized = fit_to_budget(image.convert("RGB"), budget)
             scale = resized.width / image.width
@@ -174,7 +175,7 @@ class ClassicOcrEngine(BaseEngine):
             extras["warning"] = note
         if answering_question:
             extras["note"] = "offline OCR cannot answer questions; the transcription was returned instead"
-        return GenerationStats(stopped_by="eos", new_tokens=None, extras=extras)
+        return GenerationStats(stopped_by=StopReason.EOS, new_tokens=None, extras=extras)
 
 
 def _union(row: Sequence[TextBox], scale: float = 1.0) -> list[float]:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chatvlmllm.documents import load_document
 from chatvlmllm.engines import AnswerStream, GenerationSettings, Message
-from chatvlmllm.errors import DocumentError, EngineError, OutOfMemoryError, UserError
+from chatvlmllm.errors import ChatVlmError, DocumentError, OutOfMemoryError, UserError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -203,7 +203,7 @@ def sse(data: dict[str, Any] | str) -> str:
 
 def is_server_fault(exc: BaseException) -> bool:
     """An engine failure or a bug, not the request's fault: worth a traceback in the log."""
-    return isinstance(exc, EngineError) or not isinstance(exc, UserError)
+    return not isinstance(exc, UserError)
 
 
 def engine_error(exc: BaseException) -> ApiError:
@@ -213,7 +213,7 @@ def engine_error(exc: BaseException) -> ApiError:
         return ApiError(503, str(exc), "out_of_memory", "server_error")
     if isinstance(exc, DocumentError):  # an image the engine could not take is the request's fault
         return ApiError(400, str(exc), "invalid_image")
-    if isinstance(exc, UserError):
+    if isinstance(exc, ChatVlmError):  # an engine failure, or the engine refused what it was sent
         return ApiError(500, str(exc), "engine_error", "server_error")
     return ApiError(500, f"generation failed: {type(exc).__name__}: {exc}", "internal_error", "server_error")
 
