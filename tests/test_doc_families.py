@@ -19,11 +19,11 @@ from streamlit.testing.v1 import AppTest
 from chatvlmllm.cache import default_cache
 from chatvlmllm.catalog import load_catalog, spec_from_path
 from chatvlmllm.cli import main
+from chatvlmllm.devtools.servers import running_server
 from chatvlmllm.doc_formats import parse_doctags, parse_grounding, sanitize_tables
 from chatvlmllm.families import Task, family_info
 from chatvlmllm.hardware import simulated_gpu
 from chatvlmllm.planner import PlanOverrides, plan_load
-from chatvlmllm.server import running_server
 from tests.conftest import image_bytes, text_image, write_models_file
 
 REPO = Path(__file__).resolve().parents[1]

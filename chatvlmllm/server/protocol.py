@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from chatvlmllm.decisions import StopReason
 from chatvlmllm.documents import load_document
 from chatvlmllm.engines import AnswerStream, GenerationSettings, Message
 from chatvlmllm.errors import ChatVlmError, DocumentError, OutOfMemoryError, UserError
@@ -182,7 +183,7 @@ def to_settings(request: ChatCompletionRequest) -> GenerationSettings:
 
 # -- responses ----------------------------------------------------------------------------------
 def finish_reason(stream: AnswerStream) -> str:
-    return "length" if stream.metrics and stream.metrics.stopped_by == "max_tokens" else "stop"
+    return "length" if stream.metrics and stream.metrics.stopped_by == StopReason.MAX_TOKENS else "stop"
 
 
 def usage_of(stream: AnswerStream) -> dict[str, int]:
