@@ -75,13 +75,14 @@ class Reason:
     kind: ReasonKind
     text: str
 
+    @classmethod
+    def info(cls, text: str) -> Reason:
+        """A choice the planner made, and why."""
+        return cls(ReasonKind.INFO, text)
+
     @property
     def is_problem(self) -> bool:
         return self.kind is not ReasonKind.INFO
 
     def __str__(self) -> str:
         return self.text
-
-
-def info(text: str) -> Reason:
-    return Reason(ReasonKind.INFO, text)

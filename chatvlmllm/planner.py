@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from chatvlmllm.catalog import ModelSpec
-from chatvlmllm.decisions import Backend, Reason, ReasonKind, info
+from chatvlmllm.decisions import Backend, Reason, ReasonKind
 from chatvlmllm.families import FamilyInfo
 from chatvlmllm.hardware import HardwareProfile
 
@@ -108,7 +108,7 @@ def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | N
     max_pixels = overrides.max_pixels or spec.max_pixels or family.default_max_pixels
     if device == "cpu" and family.cpu_max_pixels and not (overrides.max_pixels or spec.max_pixels):
         max_pixels = family.cpu_max_pixels
-        reasons.append(info(f"CPU: pixel budget {max_pixels:,} to keep answers within seconds"))
+        reasons.append(Reason.info(f"CPU: pixel budget {max_pixels:,} to keep answers within seconds"))
 
     vision_attention = None
     if family.max_pixels_without_fa2:
@@ -118,7 +118,7 @@ def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | N
         if attention != "flash_attention_2" and (max_pixels is None or max_pixels > family.max_pixels_without_fa2):
             max_pixels = family.max_pixels_without_fa2
             reasons.append(
-                info(
+                Reason.info(
                     f"max_pixels capped at {max_pixels:,}: without flash-attn one page's vision attention "
                     "costs memory in the square of its patches"
                 )
@@ -128,7 +128,7 @@ def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | N
         reasons.extend(extra)
         # A family's check that names a problem stops the plan.
         runnable = runnable and not any(reason.is_problem for reason in extra)
-    reasons.extend(info(note) for note in family.notes)
+    reasons.extend(Reason.info(note) for note in family.notes)
 
     return LoadPlan(
         model_key=spec.key,
@@ -162,7 +162,7 @@ def _plan_without_torch(spec: ModelSpec, family: FamilyInfo, overrides: PlanOver
         reasons.append(Reason(ReasonKind.CANNOT, f"cannot run here: {problem}"))
         runnable = False
     where = "remote server" if family.backend is Backend.OPENAI else "CPU (onnxruntime / tesseract)"
-    reasons.append(info(f"runs on the {where}; no attention, dtype or quantization to choose"))
+    reasons.append(Reason.info(f"runs on the {where}; no attention, dtype or quantization to choose"))
     return LoadPlan(
         model_key=spec.key,
         family=spec.family,
@@ -171,25 +171,25 @@ def _plan_without_torch(spec: ModelSpec, family: FamilyInfo, overrides: PlanOver
         attention="n/a",
         max_pixels=overrides.max_pixels or spec.max_pixels or family.default_max_pixels,
         runnable=runnable,
-        reasons=(*reasons, *(info(note) for note in family.notes)),
+        reasons=(*reasons, *(Reason.info(note) for note in family.notes)),
     )
 
 
 def _choose_dtype(hw: HardwareProfile, device: str, overrides: PlanOverrides, reasons: list[Reason]) -> str:
     if overrides.dtype != "auto":
-        reasons.append(info(f"dtype {overrides.dtype} (your choice)"))
+        reasons.append(Reason.info(f"dtype {overrides.dtype} (your choice)"))
         return overrides.dtype
     if device == "cuda":
         cc = hw.capability_str
         if hw.compute_capability and hw.compute_capability >= (8, 0):
-            reasons.append(info(f"bfloat16: compute capability {cc} supports it"))
+            reasons.append(Reason.info(f"bfloat16: compute capability {cc} supports it"))
             return "bfloat16"
-        reasons.append(info(f"float16: compute capability {cc} has no fast bfloat16"))
+        reasons.append(Reason.info(f"float16: compute capability {cc} has no fast bfloat16"))
         return "float16"
     if device == "mps":
-        reasons.append(info("float16 on Apple MPS"))
+        reasons.append(Reason.info("float16 on Apple MPS"))
         return "float16"
-    reasons.append(info("float32 on CPU: bfloat16 matmuls are slow or unsupported on most CPUs"))
+    reasons.append(Reason.info("float32 on CPU: bfloat16 matmuls are slow or unsupported on most CPUs"))
     return "float32"
 
 
@@ -211,14 +211,14 @@ def _choose_quantization(
             )
             return None, estimated, estimated is None or estimated <= budget
         est = estimate_gb(spec, overrides.quantization)
-        reasons.append(info(f"{overrides.quantization} quantization (your choice), about {est} GB"))
+        reasons.append(Reason.info(f"{overrides.quantization} quantization (your choice), about {est} GB"))
         return overrides.quantization, est, est is None or est <= budget
 
     if estimated is None:
-        reasons.append(info("size unknown: assuming it fits"))
+        reasons.append(Reason.info("size unknown: assuming it fits"))
         return None, None, True
     if estimated <= budget:
-        reasons.append(info(f"fits: about {estimated} GB in {dtype} of {where}"))
+        reasons.append(Reason.info(f"fits: about {estimated} GB in {dtype} of {where}"))
         return None, estimated, True
     if device != "cuda" or overrides.quantization == "none":
         reasons.append(
@@ -229,7 +229,7 @@ def _choose_quantization(
         est = estimate_gb(spec, precision)
         if est is not None and est <= budget:
             reasons.append(
-                info(
+                Reason.info(
                     f"{precision} quantization: {dtype} needs about {estimated} GB, {where}; {precision} about {est} GB"
                 )
             )
@@ -266,11 +266,11 @@ def _choose_attention(
         if wanted == "flash_attention_2" and fa2_problem:
             reasons.append(Reason(ReasonKind.REFUSED, f"refused attention flash_attention_2: {fa2_problem}"))
             return wanted, False
-        reasons.append(info(f"attention {wanted} (your choice)"))
+        reasons.append(Reason.info(f"attention {wanted} (your choice)"))
         return wanted, True
 
     if "flash_attention_2" in supported and not fa2_problem:
-        reasons.append(info("flash_attention_2: " + hw.flash_attn_reason))
+        reasons.append(Reason.info("flash_attention_2: " + hw.flash_attn_reason))
         return "flash_attention_2", True
     skipped = (
         f"flash_attention_2 not used: {fa2_problem}"
@@ -280,7 +280,7 @@ def _choose_attention(
     for choice in ("sdpa", "eager"):
         if choice in supported:
             reasons.append(
-                info(
+                Reason.info(
                     f"{choice}: {skipped}"
                     if choice == "sdpa"
                     else f"eager: {spec.family} accepts only {', '.join(supported)}"

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from chatvlmllm.catalog import get_model
-from chatvlmllm.decisions import ReasonKind, info
+from chatvlmllm.decisions import Reason, ReasonKind
 from chatvlmllm.hardware import HardwareProfile, simulated_gpu
 from chatvlmllm.planner import PlanOverrides, plan_load
 
@@ -168,6 +168,6 @@ def test_user_pixel_budget_wins():
 
 def test_cache_key_ignores_reasons_but_not_choices():
     a = plan_load(gpu("RTX 4090"), get_model("qwen_vl_2b"))
-    b = replace(a, reasons=(info("other"),))
+    b = replace(a, reasons=(Reason.info("other"),))
     c = replace(a, attention="eager")
     assert a.cache_key() == b.cache_key() != c.cache_key()

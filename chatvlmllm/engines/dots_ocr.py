@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatvlmllm import weights
-from chatvlmllm.decisions import Reason, info
+from chatvlmllm.decisions import Reason
 from chatvlmllm.engines.base import (
     FamilyInfo,
     GenerationSettings,
@@ -99,7 +99,7 @@ def plan_check(spec: ModelSpec, dtype: str, vision_attention: str | None) -> tup
     tower = vision_attention or "sdpa"
     kernel = "torch scaled_dot_product_attention" if tower == "sdpa" else "explicit matmul + softmax"
     return (
-        info(
+        Reason.info(
             f"dots.ocr runs chatvlmllm's own model code (no remote code from the hub): vision tower {tower} "
             f"one image at a time ({kernel}, flash-attn not needed), in {dtype}; language model: transformers' Qwen2"
         ),
