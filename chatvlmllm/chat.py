@@ -22,6 +22,7 @@ from chatvlmllm import router
 from chatvlmllm.catalog import ModelSpec, get_model
 from chatvlmllm.context import prompt_budget
 from chatvlmllm.conversation import TURNS_NOT_SENT, Conversation, Turn, now_iso
+from chatvlmllm.decisions import StopReason
 from chatvlmllm.documents import Document, load_document
 from chatvlmllm.engines import AnswerStream, GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, UserError
@@ -401,7 +402,7 @@ class PendingAnswer:
 
     @property
     def stopped(self) -> bool:
-        return bool(self.turn and self.turn.stopped_by == "cancelled")
+        return bool(self.turn and self.turn.stopped_by == StopReason.CANCELLED)
 
     def finish(self, error: str | None = None) -> Turn:
         """Record the answer as an assistant turn and save it (once).
@@ -438,7 +439,7 @@ class PendingAnswer:
             if self.turn is None:
                 stream = self._current
                 metrics = stream.metrics.to_dict() if stream is not None and stream.metrics else {}
-                metrics.update(model=metrics.get("model", self.spec.key), stopped_by="cancelled")
+                metrics.update(model=metrics.get("model", self.spec.key), stopped_by=StopReason.CANCELLED)
                 self.turn = Turn(
                     "assistant",
                     stream.text if stream is not None else "",
@@ -468,7 +469,7 @@ class PendingAnswer:
                         pass  # generation ends at the next token; this collects the stats
                 except Exception:  # the stream records stopped_by="error" itself; the log keeps why
                     log.warning("the stopped answer ended with an error", exc_info=True)
-            if stream.metrics and stream.metrics.stopped_by == "cancelled":
+            if stream.metrics and stream.metrics.stopped_by == StopReason.CANCELLED:
                 next(self._routes, None)  # the router records the cancelled answer and stops
         self._routes.close()  # no further models after an interruption
 

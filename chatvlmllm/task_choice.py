@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from chatvlmllm.catalog import ModelSpec
+from chatvlmllm.decisions import Backend
 from chatvlmllm.families import Script, Task
 from chatvlmllm.hardware import HardwareProfile
 from chatvlmllm.planner import LoadPlan, plan_load
@@ -91,7 +92,7 @@ def script_for(language: str | None) -> Script:
 
 def _can_do(spec: ModelSpec, task: Task) -> bool:
     info = spec.family_info()
-    if info.backend != "transformers":
+    if info.backend != Backend.TRANSFORMERS:
         return False
     needed = "chat" if task is Task.QUESTION else "ocr"
     return needed in spec.caps
@@ -109,7 +110,7 @@ def _score(spec: ModelSpec, task: Task) -> tuple[int, str | None, float | None]:
 def _fits(plan: LoadPlan, spec: ModelSpec, hw: HardwareProfile) -> str | None:
     """Why the model is left out on this machine, or None when it fits."""
     if not plan.runnable:
-        return plan.refusal() or "; ".join(plan.reasons)
+        return plan.why_not()
     if plan.quantization:
         return f"needs {plan.quantization} quantization to fit"
     if plan.device == "cpu" and (spec.params_b or 0) > CPU_MAX_PARAMS_B:
@@ -214,7 +215,7 @@ def _offline_tail(language: str | None) -> list[str]:
     """The bundled OCR engines in the order that reads `language` best (Tesseract for Russian)."""
     from chatvlmllm.families import families
 
-    offline = [name for name, info in families().items() if info.backend == "classic"]
+    offline = [name for name, info in families().items() if info.backend == Backend.CLASSIC]
     if script_for(language) is Script.CYRILLIC:
         offline.sort(key=lambda name: name != "tesseract")
     else:

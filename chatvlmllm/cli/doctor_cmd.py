@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from chatvlmllm.catalog import load_catalog
+from chatvlmllm.decisions import Readiness
 from chatvlmllm.families import Task
 from chatvlmllm.hardware import probe, simulated_gpu
 from chatvlmllm.selection import model_status
@@ -38,7 +40,7 @@ def doctor_report(gpu: str | None = None, assume_flash_attn: bool = False) -> di
             hw = simulated_gpu(gpu, assume_flash_attn=assume_flash_attn, base=hw)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-    models = []
+    models: list[dict[str, Any]] = []
     catalog = load_catalog()
     for spec in catalog.values():
         status = model_status(spec, hw)
@@ -60,11 +62,11 @@ def doctor_report(gpu: str | None = None, assume_flash_attn: bool = False) -> di
                 "fits": plan.fits,
                 "runnable": plan.runnable,
                 "weights": status.weights.status,
-                "reasons": list(plan.reasons)
+                "reasons": plan.reason_texts()
                 + ([status.weights.message] if status.weights.status == "missing" else []),
             }
         )
-    ready = [str(m["key"]) for m in models if m["status"] == "ready"]
+    ready = [str(m["key"]) for m in models if m["status"] == Readiness.READY]
     picks = {}
     for label, task, language in PICK_ROWS:
         best = pick_for_task(task, hw, catalog, language)
