@@ -282,7 +282,7 @@ class ChatSession:
             self.conversation.turns.pop()  # the page cannot be rendered: the question was not asked
             raise
         if turn.pages:  # engines that label pages use the document's numbers, not positions
-            settings.options["page_numbers"] = list(turn.pages)
+            settings.page_numbers = tuple(turn.pages)
         self._save(turn)
         chain = router.build_chain(spec, fallback=options.fallback, catalog=dict(catalog), language=options.language)
         routed = router.answer(messages, chain, hardware, settings, options.overrides(), cache)

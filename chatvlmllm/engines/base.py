@@ -77,8 +77,11 @@ class GenerationSettings:
     repetition_guard: bool = True
     # Pixel budget for this answer; None uses the plan's.
     max_pixels: int | None = None
-    # Family-specific knobs (e.g. GOT-OCR "format", dots.ocr "prompt_mode").
+    # Family-specific knobs (e.g. GOT-OCR "format", dots.ocr "prompt_mode"), checked by the family's schema.
     options: dict[str, Any] = field(default_factory=dict)
+    # The document's page numbers of the latest question's images, when the caller knows them:
+    # engines that label pages use them ("All pages" after page 3 is 1, 2, 3, not positions).
+    page_numbers: tuple[int, ...] = ()
 
     def budget(self, model_default: int = DEFAULT_MAX_NEW_TOKENS) -> int:
         """max_new_tokens for this answer: the user's when set, else the model's default."""

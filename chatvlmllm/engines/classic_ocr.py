@@ -168,7 +168,7 @@ class ClassicOcrEngine(BaseEngine):
         texts: list[str] = []
         budget = settings.max_pixels or (self.plan.max_pixels if self.plan else None)
         # The document's own page numbers when the caller gives them ("All pages" after page 3 is 1, 2, 3).
-        numbers = settings.options.get("page_numbers") or []
+        numbers = settings.page_numbers
         for index, image in enumerate(images):
             page = numbers[index] if len(numbers) == len(images) else index + 1
             if cancel.is_set():
