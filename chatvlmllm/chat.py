@@ -337,6 +337,7 @@ class PendingAnswer:
         self._current: AnswerStream | None = None
         self._current_chunks: Iterator[str] | None = None
         self._exhausted = False
+        self._abandoned = False  # Stop saved the turn before the engine ended (see abandon)
         self._cancelled = threading.Event()
         self._finishing = threading.Lock()  # one assistant turn, whether finish or abandon makes it
         self.done = threading.Event()  # set once the assistant turn is saved
@@ -413,6 +414,8 @@ class PendingAnswer:
         """
         with self._finishing:
             if self.turn is not None:
+                if self._abandoned:
+                    self._complete_abandoned()
                 return self.turn
             try:
                 if not self._exhausted:
@@ -453,11 +456,32 @@ class PendingAnswer:
                     extras={TURNS_NOT_SENT: self.turns_not_sent} if self.turns_not_sent else {},
                 )
                 self.session.conversation.add(self.turn)
-                self.session._save(self.turn, self._partial_position)
+                self._partial_position = self.session._save(self.turn, self._partial_position)
+                self._abandoned = True
                 self.done.set()
             return self.turn
         finally:
             self._finishing.release()
+
+    def _complete_abandoned(self) -> None:
+        """The engine has now stopped: give the turn saved at Stop what it really produced.
+
+        Stop saved the text shown at that moment with no token counts; the generation thread
+        calls `finish()` once the engine ends, and the turn (same object, same position) gets the
+        final text, counts, attempts and extras, still marked cancelled.
+        """
+        self._abandoned = False
+        assert self.turn is not None
+        if not self._exhausted:
+            self._stop()
+        final = self._assistant_turn(None)
+        if final.metrics:
+            final.metrics["stopped_by"] = StopReason.CANCELLED
+        self.turn.text = final.text or self.turn.text
+        self.turn.metrics = final.metrics or self.turn.metrics
+        self.turn.attempts = final.attempts
+        self.turn.extras = final.extras
+        self.session._save(self.turn, self._partial_position)
 
     def _stop(self) -> None:
         stream = self._current
