@@ -215,9 +215,10 @@ def _offline_tail(language: str | None) -> list[str]:
     """The bundled OCR engines in the order that reads `language` best (Tesseract for Russian)."""
     from chatvlmllm.families import families
 
+    from chatvlmllm.selection import OFFLINE_DEFAULT
+
     offline = [name for name, info in families().items() if info.backend == Backend.CLASSIC]
-    if script_for(language) is Script.CYRILLIC:
-        offline.sort(key=lambda name: name != "tesseract")
-    else:
-        offline.sort(key=lambda name: name != "rapidocr")
+    single = "tesseract" if script_for(language) is Script.CYRILLIC else "rapidocr"
+    # The per-page chooser first (it probes each page's script), then the single engines.
+    offline.sort(key=lambda name: (name != OFFLINE_DEFAULT, name != single))
     return offline
