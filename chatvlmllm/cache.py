@@ -43,7 +43,7 @@ class EngineCache:
     def get(self, spec: ModelSpec, plan: LoadPlan) -> Engine:
         """The loaded engine for this model and plan, loading it on first use."""
         if not plan.runnable:
-            raise PlanError(f"{spec.key} cannot run here: {plan.refusal() or '; '.join(plan.reasons)}")
+            raise PlanError(f"{spec.key} cannot run here: {plan.why_not()}")
         key = self.key_for(spec, plan)
         with self._guard:
             engine = self._engines.get(key)

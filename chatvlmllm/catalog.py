@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chatvlmllm import families as registry
+from chatvlmllm.decisions import Backend
 from chatvlmllm.errors import ModelNotFoundError, UserError
 from chatvlmllm.families import CatalogEntry, FamilyInfo, Scores, Script
 
@@ -134,7 +135,7 @@ def _spec_from_toml(key: str, entry: dict[str, Any], base: ModelSpec | None, ori
     if "path" in known:
         known["path"] = str(Path(known["path"]).expanduser())
     # `backend = "openai"` is shorthand for the openai family.
-    if entry.get("backend") == "openai" and "family" not in known:
+    if entry.get("backend") == Backend.OPENAI and "family" not in known:
         known["family"] = "openai"
     if base is not None:
         if _TRUST_SENSITIVE & known.keys() and "trust_remote_code" not in known:
@@ -178,7 +179,7 @@ def load_catalog() -> dict[str, ModelSpec]:
     catalog = {spec.key: spec for spec in builtin_models()}
     for name, info in registry.families().items():
         # Families that need no weights (bundled OCR engines) are usable under their own name.
-        if not info.needs_weights and info.backend == "classic" and name not in catalog:
+        if not info.needs_weights and info.backend == Backend.CLASSIC and name not in catalog:
             catalog[name] = ModelSpec(
                 key=name, family=name, name=name, builtin=True, description=info.notes[0] if info.notes else ""
             )

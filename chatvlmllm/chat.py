@@ -22,6 +22,7 @@ from chatvlmllm import router
 from chatvlmllm.catalog import ModelSpec, get_model
 from chatvlmllm.context import prompt_budget
 from chatvlmllm.conversation import TURNS_NOT_SENT, Conversation, Turn, now_iso
+from chatvlmllm.decisions import StopReason
 from chatvlmllm.documents import Document, load_document
 from chatvlmllm.engines import AnswerStream, GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, UserError
@@ -271,7 +272,7 @@ class ChatSession:
             self.conversation.turns.pop()  # the page cannot be rendered: the question was not asked
             raise
         if turn.pages:  # engines that label pages use the document's numbers, not positions
-            settings.options["page_numbers"] = list(turn.pages)
+            settings.page_numbers = tuple(turn.pages)
         self._save(turn)
         chain = router.build_chain(spec, fallback=options.fallback, catalog=dict(catalog), language=options.language)
         routed = router.answer(messages, chain, hardware, settings, options.overrides(), cache)
@@ -326,6 +327,7 @@ class PendingAnswer:
         self._current: AnswerStream | None = None
         self._current_chunks: Iterator[str] | None = None
         self._exhausted = False
+        self._abandoned = False  # Stop saved the turn before the engine ended (see abandon)
         self._cancelled = threading.Event()
         self._finishing = threading.Lock()  # one assistant turn, whether finish or abandon makes it
         self.done = threading.Event()  # set once the assistant turn is saved
@@ -391,7 +393,7 @@ class PendingAnswer:
 
     @property
     def stopped(self) -> bool:
-        return bool(self.turn and self.turn.stopped_by == "cancelled")
+        return bool(self.turn and self.turn.stopped_by == StopReason.CANCELLED)
 
     def finish(self, error: str | None = None) -> Turn:
         """Record the answer as an assistant turn and save it (once).
@@ -402,6 +404,8 @@ class PendingAnswer:
         """
         with self._finishing:
             if self.turn is not None:
+                if self._abandoned:
+                    self._complete_abandoned()
                 return self.turn
             try:
                 if not self._exhausted:
@@ -428,7 +432,7 @@ class PendingAnswer:
             if self.turn is None:
                 stream = self._current
                 metrics = stream.metrics.to_dict() if stream is not None and stream.metrics else {}
-                metrics.update(model=metrics.get("model", self.spec.key), stopped_by="cancelled")
+                metrics.update(model=metrics.get("model", self.spec.key), stopped_by=StopReason.CANCELLED)
                 self.turn = Turn(
                     "assistant",
                     stream.text if stream is not None else "",
@@ -442,11 +446,32 @@ class PendingAnswer:
                     extras={TURNS_NOT_SENT: self.turns_not_sent} if self.turns_not_sent else {},
                 )
                 self.session.conversation.add(self.turn)
-                self.session._save(self.turn, self._partial_position)
+                self._partial_position = self.session._save(self.turn, self._partial_position)
+                self._abandoned = True
                 self.done.set()
             return self.turn
         finally:
             self._finishing.release()
+
+    def _complete_abandoned(self) -> None:
+        """The engine has now stopped: give the turn saved at Stop what it really produced.
+
+        Stop saved the text shown at that moment with no token counts; the generation thread
+        calls `finish()` once the engine ends, and the turn (same object, same position) gets the
+        final text, counts, attempts and extras, still marked cancelled.
+        """
+        self._abandoned = False
+        assert self.turn is not None
+        if not self._exhausted:
+            self._stop()
+        final = self._assistant_turn(None)
+        if final.metrics:
+            final.metrics["stopped_by"] = StopReason.CANCELLED
+        self.turn.text = final.text or self.turn.text
+        self.turn.metrics = final.metrics or self.turn.metrics
+        self.turn.attempts = final.attempts
+        self.turn.extras = final.extras
+        self.session._save(self.turn, self._partial_position)
 
     def _stop(self) -> None:
         stream = self._current
@@ -458,7 +483,7 @@ class PendingAnswer:
                         pass  # generation ends at the next token; this collects the stats
                 except Exception:  # the stream records stopped_by="error" itself; the log keeps why
                     log.warning("the stopped answer ended with an error", exc_info=True)
-            if stream.metrics and stream.metrics.stopped_by == "cancelled":
+            if stream.metrics and stream.metrics.stopped_by == StopReason.CANCELLED:
                 next(self._routes, None)  # the router records the cancelled answer and stops
         self._routes.close()  # no further models after an interruption
 

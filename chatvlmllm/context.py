@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chatvlmllm.decisions import Backend
 from chatvlmllm.documents import MAX_REQUEST_PIXELS
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def prompt_budget(spec: ModelSpec, plan: LoadPlan | None, max_new_tokens: int) -
 def context_tokens(spec: ModelSpec) -> int | None:
     """The model's context length in tokens; None for engines without one (offline OCR)."""
     info = spec.family_info()
-    if not info.needs_weights and info.backend == "classic":
+    if not info.needs_weights and info.backend == Backend.CLASSIC:
         return None
     configured = spec.options.get("context_tokens")
     if isinstance(configured, int) and configured > 0:

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from chatvlmllm.context import Fit, PlannedTurn, PromptBudget, fit_turns
+from chatvlmllm.decisions import AttemptOutcome
 from chatvlmllm.engines.base import AnswerMetrics, Message
 from chatvlmllm.errors import UserError
 
@@ -285,7 +286,7 @@ class Turn:
 
     @property
     def fell_back(self) -> bool:
-        return any(a.get("outcome") != "answered" for a in self.attempts)
+        return any(a.get("outcome") != AttemptOutcome.ANSWERED for a in self.attempts)
 
     def caption(self) -> str:
         """model · attention · time · tokens/s (AnswerMetrics.caption) for assistant turns, then any notes."""

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from chatvlmllm.catalog import load_catalog
+from chatvlmllm.decisions import Readiness
 from chatvlmllm.errors import UserError
 from chatvlmllm.families import Task
 from chatvlmllm.hardware import probe, simulated_gpu
@@ -56,11 +57,11 @@ def doctor_report(gpu: str | None = None, assume_flash_attn: bool = False) -> di
                 "fits": plan.fits,
                 "runnable": plan.runnable,
                 "weights": status.weights.status,
-                "reasons": list(plan.reasons)
+                "reasons": plan.reason_texts()
                 + ([status.weights.message] if status.weights.status == "missing" else []),
             }
         )
-    ready = [str(m["key"]) for m in models if m["status"] == "ready"]
+    ready = [str(m["key"]) for m in models if m["status"] == Readiness.READY]
     picks: dict[str, dict[str, Any]] = {}
     for label, task, language in PICK_ROWS:
         best = pick_for_task(task, hw, catalog, language)

@@ -1,10 +1,25 @@
-"""Errors that carry a message meant for a person, not a traceback."""
+"""Errors that carry a message meant for a person, not a traceback.
+
+Two families beside each other under `ChatVlmError`:
+
+- `UserError`: the request or the set-up is wrong and the user can fix it (bad input, an
+  unknown model, weights not on disk, a plan that cannot run on this machine);
+- `EngineError`: an engine failed to load or to answer (a bug, a broken checkpoint, a GPU out
+  of memory, a remote server down); the fallback router tries the next model.
+
+Both print as one line in the CLI (exit status 2); the server logs a traceback for an
+`EngineError` (a server fault), never for a `UserError`.
+"""
 
 from __future__ import annotations
 
 
-class UserError(Exception):
-    """A problem the user can fix; `str(err)` is the whole message."""
+class ChatVlmError(Exception):
+    """Any error of ours; `str(err)` is the whole message."""
+
+
+class UserError(ChatVlmError):
+    """A problem the user can fix."""
 
 
 class DocumentError(UserError):
@@ -23,7 +38,7 @@ class WeightsMissingError(UserError):
     """Weights are not on disk and cannot be downloaded now."""
 
 
-class EngineError(UserError):
+class EngineError(ChatVlmError):
     """An engine failed to load or to answer; the fallback router may try the next model."""
 
 

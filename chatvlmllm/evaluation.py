@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from chatvlmllm import eval_metrics as em
+from chatvlmllm.decisions import Backend
 from chatvlmllm.errors import UserError
 from chatvlmllm.ocr_policy import OCR_PROMPT
 
@@ -231,7 +232,7 @@ def _engine_pool(spec: Any, plan: Any, cache: Any, concurrency: int) -> queue.Qu
     """
     engine = cache.get(spec, plan)
     engines: queue.Queue = queue.Queue()
-    for _ in range(concurrency if spec.family_info().backend == "openai" else 1):
+    for _ in range(concurrency if spec.family_info().backend == Backend.OPENAI else 1):
         engines.put(engine)
     return engines
 
@@ -336,7 +337,7 @@ def benchmark_model(
     spec = get_model(key)
     plan = plan_load(hardware, spec)
     if not plan.runnable:
-        return _failed_model(key, f"cannot run here: {plan.refusal() or '; '.join(plan.reasons)}", concurrency)
+        return _failed_model(key, f"cannot run here: {plan.why_not()}", concurrency)
     started = time.perf_counter()
     try:
         engines = _engine_pool(spec, plan, cache, concurrency)
@@ -428,9 +429,7 @@ def benchmark_interleaved(
     for spec in specs:
         plan = plan_load(hardware, spec)
         if not plan.runnable:
-            results[spec.key] = _failed_model(
-                spec.key, f"cannot run here: {plan.refusal() or '; '.join(plan.reasons)}", 1
-            )
+            results[spec.key] = _failed_model(spec.key, f"cannot run here: {plan.why_not()}", 1)
             continue
         started = time.perf_counter()
         try:

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from chatvlmllm.decisions import Backend, Reason
 from chatvlmllm.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class FamilyInfo:
 
     name: str
     engine: str  # "module:Class", imported only when a model of this family loads
-    backend: str = "transformers"  # transformers | classic (CPU OCR) | openai (remote server)
+    backend: Backend = Backend.TRANSFORMERS
     attention: tuple[str, ...] = ATTENTION_PREFERENCE
     capabilities: frozenset[str] = frozenset({"chat", "ocr"})
     default_max_pixels: int | None = None
@@ -115,8 +116,8 @@ class FamilyInfo:
     # Why the family cannot run on this machine right now (e.g. a missing binary), or None; asked at plan time.
     availability: Callable[[], str | None] | None = None
     # Family-specific plan check for transformers models (e.g. dots.ocr's reasons about its own vision tower):
-    # (spec, dtype, vision_attention) -> (extra reasons, runnable).
-    plan_check: Callable[..., tuple[tuple[str, ...], bool]] | None = None
+    # (spec, dtype, vision_attention) -> extra reasons; one that is not INFO stops the plan.
+    plan_check: Callable[..., tuple[Reason, ...]] | None = None
     # -- the declaration every central table derives from ------------------------------
     model_types: tuple[str, ...] = ()  # config.json model_type values this family loads
     entries: tuple[CatalogEntry, ...] = ()  # built-in catalog models

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 
+from chatvlmllm.decisions import Backend
 from chatvlmllm.families import Script, Task, families
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ LANGUAGE_SCRIPTS = {
 
 def offline_engine_names() -> list[str]:
     """The offline OCR engines: the families declared with `backend == "classic"`, in registry order."""
-    return [name for name, info in families().items() if info.backend == "classic"]
+    return [name for name, info in families().items() if info.backend == Backend.CLASSIC]
 
 
 def is_offline_engine(family: str) -> bool:
@@ -156,6 +157,7 @@ def script_for(language: str | None) -> Script:
 
 
 def offline_engines(language: str | None) -> list[str]:
-    """The offline engines in the order that reads `language` best (Tesseract first for Russian)."""
+    """The offline engines for a fallback chain: the per-page chooser first (it probes each page's
+    script), then the single engines in the order that reads `language` best (Tesseract for Russian)."""
     best = OFFLINE_BEST_FOR_SCRIPT.get(script_for(language))
-    return sorted(offline_engine_names(), key=lambda name: name != best)
+    return sorted(offline_engine_names(), key=lambda name: (name != OFFLINE_AUTO, name != best))

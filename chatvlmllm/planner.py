@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from chatvlmllm.catalog import ModelSpec
+from chatvlmllm.decisions import Backend, Reason, ReasonKind
+from chatvlmllm.families import FamilyInfo
 from chatvlmllm.hardware import HardwareProfile
 
 ATTENTION_CHOICES = ("auto", "flash_attention_2", "sdpa", "eager")
@@ -37,7 +39,7 @@ class LoadPlan:
     estimated_gb: float | None = None
     fits: bool = True
     runnable: bool = True
-    reasons: tuple[str, ...] = field(default=(), compare=False)
+    reasons: tuple[Reason, ...] = field(default=(), compare=False)
     # Family-specific adjustments the engine must apply (e.g. dots.ocr's vision attention).
     vision_attention: str | None = None
 
@@ -55,12 +57,18 @@ class LoadPlan:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data["reasons"] = list(self.reasons)
+        data["reasons"] = self.reason_texts()
         return data
 
-    def refusal(self) -> str:
-        """The user-facing reason this plan cannot run."""
-        return "; ".join(r for r in self.reasons if r.startswith(("cannot", "refused", "won't fit", "needs")))
+    def reason_texts(self) -> list[str]:
+        return [reason.text for reason in self.reasons]
+
+    def why_not(self) -> str | None:
+        """Why this plan cannot run, in words for a person; None when it can."""
+        if self.runnable:
+            return None
+        problems = [reason for reason in self.reasons if reason.is_problem] or list(self.reasons)
+        return "; ".join(reason.text for reason in problems) or "the planner gave no reason"
 
 
 def estimate_gb(spec: ModelSpec, precision: str) -> float | None:
@@ -76,11 +84,11 @@ def estimate_gb(spec: ModelSpec, precision: str) -> float | None:
 
 def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | None = None) -> LoadPlan:
     overrides = overrides or PlanOverrides()
-    info = spec.family_info()
-    if info.backend != "transformers":
-        return _plan_without_torch(spec, info, overrides)
+    family = spec.family_info()
+    if family.backend is not Backend.TRANSFORMERS:
+        return _plan_without_torch(spec, family, overrides)
 
-    reasons: list[str] = []
+    reasons: list[Reason] = []
     runnable = True
     device = overrides.device or hw.device
 
@@ -89,33 +97,38 @@ def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | N
     if not fits:
         runnable = False
     if quantization and not hw.bitsandbytes_available:
-        reasons.append(f"needs bitsandbytes for {quantization} quantization: pip install bitsandbytes")
+        reasons.append(
+            Reason(ReasonKind.NEEDS, f"needs bitsandbytes for {quantization} quantization: pip install bitsandbytes")
+        )
         runnable = False
 
     attention, attention_ok = _choose_attention(hw, spec, device, dtype, overrides, reasons)
     runnable = runnable and attention_ok
 
-    max_pixels = overrides.max_pixels or spec.max_pixels or info.default_max_pixels
-    if device == "cpu" and info.cpu_max_pixels and not (overrides.max_pixels or spec.max_pixels):
-        max_pixels = info.cpu_max_pixels
-        reasons.append(f"CPU: pixel budget {max_pixels:,} to keep answers within seconds")
+    max_pixels = overrides.max_pixels or spec.max_pixels or family.default_max_pixels
+    if device == "cpu" and family.cpu_max_pixels and not (overrides.max_pixels or spec.max_pixels):
+        max_pixels = family.cpu_max_pixels
+        reasons.append(Reason.info(f"CPU: pixel budget {max_pixels:,} to keep answers within seconds"))
 
     vision_attention = None
-    if info.max_pixels_without_fa2:
+    if family.max_pixels_without_fa2:
         # The family's own vision tower (dots.ocr) attends one image at a time: eager stays eager,
         # anything else runs torch's sdpa (it never needs flash-attn).
         vision_attention = "eager" if attention == "eager" else "sdpa"
-        if attention != "flash_attention_2" and (max_pixels is None or max_pixels > info.max_pixels_without_fa2):
-            max_pixels = info.max_pixels_without_fa2
+        if attention != "flash_attention_2" and (max_pixels is None or max_pixels > family.max_pixels_without_fa2):
+            max_pixels = family.max_pixels_without_fa2
             reasons.append(
-                f"max_pixels capped at {max_pixels:,}: without flash-attn one page's vision attention "
-                "costs memory in the square of its patches"
+                Reason.info(
+                    f"max_pixels capped at {max_pixels:,}: without flash-attn one page's vision attention "
+                    "costs memory in the square of its patches"
+                )
             )
-    if info.plan_check is not None:
-        extra, check_ok = info.plan_check(spec, dtype, vision_attention)
+    if family.plan_check is not None:
+        extra = family.plan_check(spec, dtype, vision_attention)
         reasons.extend(extra)
-        runnable = runnable and check_ok
-    reasons.extend(info.notes)
+        # A family's check that names a problem stops the plan.
+        runnable = runnable and not any(reason.is_problem for reason in extra)
+    reasons.extend(Reason.info(note) for note in family.notes)
 
     return LoadPlan(
         model_key=spec.key,
@@ -125,7 +138,7 @@ def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | N
         attention=attention,
         quantization=quantization,
         max_pixels=max_pixels,
-        min_pixels=spec.min_pixels or info.default_min_pixels,
+        min_pixels=spec.min_pixels or family.default_min_pixels,
         estimated_gb=estimated,
         fits=fits,
         runnable=runnable,
@@ -134,50 +147,54 @@ def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | N
     )
 
 
-def _plan_without_torch(spec: ModelSpec, info, overrides: PlanOverrides) -> LoadPlan:
-    reasons = []
+def _plan_without_torch(spec: ModelSpec, family: FamilyInfo, overrides: PlanOverrides) -> LoadPlan:
+    reasons: list[Reason] = []
     runnable = True
     if overrides.attention not in ("auto", None):
-        reasons.append(f"refused attention {overrides.attention}: {spec.key} is not a transformers model")
+        reasons.append(
+            Reason(
+                ReasonKind.REFUSED, f"refused attention {overrides.attention}: {spec.key} is not a transformers model"
+            )
+        )
         runnable = False
-    problem = info.availability() if info.availability else None
+    problem = family.availability() if family.availability else None
     if problem:
-        reasons.append(f"cannot run here: {problem}")
+        reasons.append(Reason(ReasonKind.CANNOT, f"cannot run here: {problem}"))
         runnable = False
-    where = "remote server" if info.backend == "openai" else "CPU (onnxruntime / tesseract)"
-    reasons.append(f"runs on the {where}; no attention, dtype or quantization to choose")
+    where = "remote server" if family.backend is Backend.OPENAI else "CPU (onnxruntime / tesseract)"
+    reasons.append(Reason.info(f"runs on the {where}; no attention, dtype or quantization to choose"))
     return LoadPlan(
         model_key=spec.key,
         family=spec.family,
-        device="remote" if info.backend == "openai" else "cpu",
+        device="remote" if family.backend is Backend.OPENAI else "cpu",
         dtype="n/a",
         attention="n/a",
-        max_pixels=overrides.max_pixels or spec.max_pixels or info.default_max_pixels,
+        max_pixels=overrides.max_pixels or spec.max_pixels or family.default_max_pixels,
         runnable=runnable,
-        reasons=(*reasons, *info.notes),
+        reasons=(*reasons, *(Reason.info(note) for note in family.notes)),
     )
 
 
-def _choose_dtype(hw: HardwareProfile, device: str, overrides: PlanOverrides, reasons: list[str]) -> str:
+def _choose_dtype(hw: HardwareProfile, device: str, overrides: PlanOverrides, reasons: list[Reason]) -> str:
     if overrides.dtype != "auto":
-        reasons.append(f"dtype {overrides.dtype} (your choice)")
+        reasons.append(Reason.info(f"dtype {overrides.dtype} (your choice)"))
         return overrides.dtype
     if device == "cuda":
         cc = hw.capability_str
         if hw.compute_capability and hw.compute_capability >= (8, 0):
-            reasons.append(f"bfloat16: compute capability {cc} supports it")
+            reasons.append(Reason.info(f"bfloat16: compute capability {cc} supports it"))
             return "bfloat16"
-        reasons.append(f"float16: compute capability {cc} has no fast bfloat16")
+        reasons.append(Reason.info(f"float16: compute capability {cc} has no fast bfloat16"))
         return "float16"
     if device == "mps":
-        reasons.append("float16 on Apple MPS")
+        reasons.append(Reason.info("float16 on Apple MPS"))
         return "float16"
-    reasons.append("float32 on CPU: bfloat16 matmuls are slow or unsupported on most CPUs")
+    reasons.append(Reason.info("float32 on CPU: bfloat16 matmuls are slow or unsupported on most CPUs"))
     return "float32"
 
 
 def _choose_quantization(
-    hw: HardwareProfile, spec: ModelSpec, device: str, dtype: str, overrides: PlanOverrides, reasons: list[str]
+    hw: HardwareProfile, spec: ModelSpec, device: str, dtype: str, overrides: PlanOverrides, reasons: list[Reason]
 ) -> tuple[str | None, float | None, bool]:
     estimated = estimate_gb(spec, dtype)
     if device == "cuda":
@@ -189,34 +206,42 @@ def _choose_quantization(
 
     if overrides.quantization in ("8bit", "4bit"):
         if device != "cuda":
-            reasons.append(f"refused {overrides.quantization} quantization: bitsandbytes needs CUDA")
+            reasons.append(
+                Reason(ReasonKind.REFUSED, f"refused {overrides.quantization} quantization: bitsandbytes needs CUDA")
+            )
             return None, estimated, estimated is None or estimated <= budget
         est = estimate_gb(spec, overrides.quantization)
-        reasons.append(f"{overrides.quantization} quantization (your choice), about {est} GB")
+        reasons.append(Reason.info(f"{overrides.quantization} quantization (your choice), about {est} GB"))
         return overrides.quantization, est, est is None or est <= budget
 
     if estimated is None:
-        reasons.append("size unknown: assuming it fits")
+        reasons.append(Reason.info("size unknown: assuming it fits"))
         return None, None, True
     if estimated <= budget:
-        reasons.append(f"fits: about {estimated} GB in {dtype} of {where}")
+        reasons.append(Reason.info(f"fits: about {estimated} GB in {dtype} of {where}"))
         return None, estimated, True
     if device != "cuda" or overrides.quantization == "none":
-        reasons.append(f"won't fit: needs about {estimated} GB in {dtype}, {where} available")
+        reasons.append(
+            Reason(ReasonKind.NO_FIT, f"won't fit: needs about {estimated} GB in {dtype}, {where} available")
+        )
         return None, estimated, False
     for precision in ("8bit", "4bit"):
         est = estimate_gb(spec, precision)
         if est is not None and est <= budget:
             reasons.append(
-                f"{precision} quantization: {dtype} needs about {estimated} GB, {where}; {precision} about {est} GB"
+                Reason.info(
+                    f"{precision} quantization: {dtype} needs about {estimated} GB, {where}; {precision} about {est} GB"
+                )
             )
             return precision, est, True
-    reasons.append(f"won't fit: about {estimate_gb(spec, '4bit')} GB even in 4-bit, {where} available")
+    reasons.append(
+        Reason(ReasonKind.NO_FIT, f"won't fit: about {estimate_gb(spec, '4bit')} GB even in 4-bit, {where} available")
+    )
     return None, estimated, False
 
 
 def _choose_attention(
-    hw: HardwareProfile, spec: ModelSpec, device: str, dtype: str, overrides: PlanOverrides, reasons: list[str]
+    hw: HardwareProfile, spec: ModelSpec, device: str, dtype: str, overrides: PlanOverrides, reasons: list[Reason]
 ) -> tuple[str, bool]:
     supported = spec.supported_attention
     fa2_problem = _flash_attention_problem(hw, device, dtype)
@@ -224,19 +249,28 @@ def _choose_attention(
 
     if wanted != "auto":
         if wanted not in ATTENTION_CHOICES:
-            reasons.append(f"refused attention {wanted!r}: choose one of {', '.join(ATTENTION_CHOICES)}")
+            reasons.append(
+                Reason(
+                    ReasonKind.REFUSED, f"refused attention {wanted!r}: choose one of {', '.join(ATTENTION_CHOICES)}"
+                )
+            )
             return wanted, False
         if wanted not in supported:
-            reasons.append(f"refused attention {wanted}: {spec.family} supports only {', '.join(supported)}")
+            reasons.append(
+                Reason(
+                    ReasonKind.REFUSED,
+                    f"refused attention {wanted}: {spec.family} supports only {', '.join(supported)}",
+                )
+            )
             return wanted, False
         if wanted == "flash_attention_2" and fa2_problem:
-            reasons.append(f"refused attention flash_attention_2: {fa2_problem}")
+            reasons.append(Reason(ReasonKind.REFUSED, f"refused attention flash_attention_2: {fa2_problem}"))
             return wanted, False
-        reasons.append(f"attention {wanted} (your choice)")
+        reasons.append(Reason.info(f"attention {wanted} (your choice)"))
         return wanted, True
 
     if "flash_attention_2" in supported and not fa2_problem:
-        reasons.append("flash_attention_2: " + hw.flash_attn_reason)
+        reasons.append(Reason.info("flash_attention_2: " + hw.flash_attn_reason))
         return "flash_attention_2", True
     skipped = (
         f"flash_attention_2 not used: {fa2_problem}"
@@ -246,12 +280,16 @@ def _choose_attention(
     for choice in ("sdpa", "eager"):
         if choice in supported:
             reasons.append(
-                f"{choice}: {skipped}"
-                if choice == "sdpa"
-                else f"eager: {spec.family} accepts only {', '.join(supported)}"
+                Reason.info(
+                    f"{choice}: {skipped}"
+                    if choice == "sdpa"
+                    else f"eager: {spec.family} accepts only {', '.join(supported)}"
+                )
             )
             return choice, True
-    reasons.append(f"cannot choose attention: {spec.family} supports none of {', '.join(supported)}")
+    reasons.append(
+        Reason(ReasonKind.CANNOT, f"cannot choose attention: {spec.family} supports none of {', '.join(supported)}")
+    )
     return "eager", False
 
 

@@ -21,8 +21,9 @@ from typing import Any
 
 from chatvlmllm.cache import EngineCache, default_cache
 from chatvlmllm.catalog import ModelSpec, load_catalog
+from chatvlmllm.decisions import AttemptOutcome, StopReason
 from chatvlmllm.engines import AnswerMetrics, AnswerStream, GenerationSettings, Message
-from chatvlmllm.errors import OutOfMemoryError, UserError
+from chatvlmllm.errors import ChatVlmError, OutOfMemoryError
 from chatvlmllm.hardware import HardwareProfile
 from chatvlmllm.ocr_policy import OFFLINE_FALLBACK, offline_engine_for
 from chatvlmllm.planner import LoadPlan, PlanOverrides, plan_load
@@ -36,7 +37,7 @@ _SPECIAL_TOKEN = re.compile(r"<\|[^|>]{1,40}\|>|</?s>|<pad>|<unk>")
 @dataclass
 class Attempt:
     model: str
-    outcome: str  # answered | load_failed | error | oom_retry | empty | repetition | skipped
+    outcome: AttemptOutcome
     reason: str = ""
     seconds: float = 0.0
 
@@ -78,13 +79,13 @@ class RoutedAnswer:
             overrides = self.overrides if index == 0 else PlanOverrides()
             plan = plan_load(self.hardware, spec, overrides)
             if not plan.runnable:
-                self._record(spec, "skipped", plan.refusal() or "; ".join(plan.reasons), 0.0)
+                self._record(spec, AttemptOutcome.SKIPPED, plan.why_not() or "", 0.0)
                 continue
             started = time.perf_counter()
             try:
                 engine = self.cache.get(spec, plan)
             except Exception as exc:
-                self._record(spec, "load_failed", _reason(exc), time.perf_counter() - started)
+                self._record(spec, AttemptOutcome.LOAD_FAILED, _reason(exc), time.perf_counter() - started)
                 continue
             settings = self.settings
             for retry in (False, True):
@@ -99,31 +100,31 @@ class RoutedAnswer:
                         raise stream.error
                 except OutOfMemoryError as exc:
                     if retry:
-                        self._record(spec, "error", _reason(exc), time.perf_counter() - started)
+                        self._record(spec, AttemptOutcome.ERROR, _reason(exc), time.perf_counter() - started)
                         break
                     budget = (settings.max_pixels or plan.max_pixels or 1_000_000) // 2
                     self._record(
                         spec,
-                        "oom_retry",
+                        AttemptOutcome.OOM_RETRY,
                         f"out of memory; retrying with max_pixels={budget:,}",
                         time.perf_counter() - started,
                     )
                     settings = replace(settings, max_pixels=budget)
                     continue
                 except Exception as exc:
-                    self._record(spec, "error", _reason(exc), time.perf_counter() - started)
+                    self._record(spec, AttemptOutcome.ERROR, _reason(exc), time.perf_counter() - started)
                     break
                 elapsed = time.perf_counter() - started
                 metrics = stream.metrics
-                if metrics and metrics.stopped_by == "cancelled":
+                if metrics and metrics.stopped_by == StopReason.CANCELLED:
                     self._accept(spec, plan, stream, "stopped by the user", elapsed)
                     return
-                if metrics and metrics.stopped_by == "repetition":
-                    self._record(spec, "repetition", "the answer started repeating itself", elapsed)
+                if metrics and metrics.stopped_by == StopReason.REPETITION:
+                    self._record(spec, AttemptOutcome.REPETITION, "the answer started repeating itself", elapsed)
                     self._keep_best(spec, plan, stream)
                     break
                 if is_empty_answer(stream.text):
-                    self._record(spec, "empty", "the answer was empty", elapsed)
+                    self._record(spec, AttemptOutcome.EMPTY, "the answer was empty", elapsed)
                     break
                 self._accept(spec, plan, stream, "", elapsed)
                 return
@@ -133,19 +134,19 @@ class RoutedAnswer:
     def _failure_summary(self) -> str:
         """Why nothing answered. When a model read the page and found nothing, that is the news:
         other models' load failures are counted, not listed."""
-        empty = [a.model for a in self.attempts if a.outcome == "empty"]
+        empty = [a.model for a in self.attempts if a.outcome == AttemptOutcome.EMPTY]
         if not empty:
             return "No model could answer. " + " ".join(f"{a.model}: {a.reason}." for a in self.attempts if a.reason)
-        others = {a.model for a in self.attempts if a.outcome in ("load_failed", "skipped")}
+        others = {a.model for a in self.attempts if a.outcome in (AttemptOutcome.LOAD_FAILED, AttemptOutcome.SKIPPED)}
         note = f" ({len(others)} other model(s) could not run here.)" if others else ""
         return f"No text found: {', '.join(empty)} read the page and returned nothing (is it blank?).{note}"
 
-    def _record(self, spec: ModelSpec, outcome: str, reason: str, seconds: float) -> None:
+    def _record(self, spec: ModelSpec, outcome: AttemptOutcome, reason: str, seconds: float) -> None:
         self.attempts.append(Attempt(spec.key, outcome, reason, round(seconds, 3)))
         log.info("attempt %s: %s after %.2f s%s", spec.key, outcome, seconds, f" ({reason})" if reason else "")
 
     def _accept(self, spec: ModelSpec, plan: LoadPlan, stream: AnswerStream, reason: str, seconds: float) -> None:
-        self._record(spec, "answered", reason, seconds)
+        self._record(spec, AttemptOutcome.ANSWERED, reason, seconds)
         self.text, self.model, self.plan = stream.text, spec.key, plan
         self.metrics, self.extras = stream.metrics, stream.extras
 
@@ -161,7 +162,7 @@ class RoutedAnswer:
 
     @property
     def fell_back(self) -> bool:
-        return any(a.outcome != "answered" for a in self.attempts)
+        return any(a.outcome != AttemptOutcome.ANSWERED for a in self.attempts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -175,7 +176,7 @@ class RoutedAnswer:
 
 def _reason(exc: BaseException) -> str:
     detail = " ".join(str(exc).split()).strip(" .")
-    if isinstance(exc, UserError) and detail:
+    if isinstance(exc, ChatVlmError) and detail:
         return detail
     return f"{type(exc).__name__}: {detail}" if detail else f"{type(exc).__name__} (the engine gave no details)"
 

@@ -1,7 +1,7 @@
 """Which models can run here, and which one to start with.
 
-Status per model, as the app's picker shows it: ready, needs download, won't fit,
-incompatible, unavailable (weights missing with no way to fetch them).
+Status per model, as the app's picker shows it: a `Readiness` (ready, needs download, won't fit,
+incompatible, unavailable: weights missing with no way to fetch them).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chatvlmllm.catalog import DEFAULT_MODEL, ModelSpec, load_catalog
+from chatvlmllm.decisions import Readiness
 from chatvlmllm.errors import ModelNotFoundError
 from chatvlmllm.hardware import HardwareProfile
 from chatvlmllm.ocr_policy import offline_engine_for
@@ -26,12 +27,12 @@ class ModelStatus:
     spec: ModelSpec
     plan: LoadPlan
     weights: WeightsLocation
-    status: str  # ready | needs download | won't fit | incompatible | unavailable
+    status: Readiness
     reason: str
 
     @property
     def usable_now(self) -> bool:
-        return self.status == "ready"
+        return self.status == Readiness.READY
 
     def label(self) -> str:
         return f"{self.spec.key} — {self.status}"
@@ -42,15 +43,16 @@ def model_status(
 ) -> ModelStatus:
     plan = plan_load(hw, spec, overrides)
     weights = locate(spec, check_hub=check_hub)
-    if not plan.runnable:
-        status = "won't fit" if not plan.fits else "incompatible"
-        reason = plan.refusal() or "; ".join(plan.reasons)
+    status: Readiness
+    why_not = plan.why_not()
+    if why_not is not None:
+        status, reason = (Readiness.WONT_FIT if not plan.fits else Readiness.INCOMPATIBLE), why_not
     elif weights.status == "missing":
-        status, reason = "unavailable", weights.message
+        status, reason = Readiness.UNAVAILABLE, weights.message
     elif weights.status == "downloadable":
-        status, reason = "needs download", weights.message
+        status, reason = Readiness.NEEDS_DOWNLOAD, weights.message
     else:
-        status, reason = "ready", plan.reasons[0] if plan.reasons else weights.message
+        status, reason = Readiness.READY, plan.reasons[0].text if plan.reasons else weights.message
     return ModelStatus(spec, plan, weights, status, reason)
 
 
@@ -75,7 +77,7 @@ def default_model(
         if key not in catalog:
             continue
         status = (statuses or {}).get(key) or model_status(catalog[key], hw)
-        if status.status in ("ready", "needs download"):
+        if status.status.usable:
             return key, f"{key} can run here ({status.status})"
         problems.append(f"{key}: {status.status} ({status.reason})")
     offline = offline_engine_for(language)

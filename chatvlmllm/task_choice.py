@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from chatvlmllm.catalog import ModelSpec
+from chatvlmllm.decisions import Backend
 from chatvlmllm.families import Script, Task
 from chatvlmllm.hardware import HardwareProfile
 from chatvlmllm.ocr_policy import classify, needs_understanding, offline_engines, script_for
@@ -76,7 +77,7 @@ class TaskPick:
 
 def _can_do(spec: ModelSpec, task: Task) -> bool:
     info = spec.family_info()
-    if info.backend != "transformers":
+    if info.backend != Backend.TRANSFORMERS:
         return False
     needed = "chat" if needs_understanding(task) else "ocr"
     return needed in spec.caps
@@ -94,7 +95,7 @@ def _score(spec: ModelSpec, task: Task) -> tuple[int, str | None, float | None]:
 def _fits(plan: LoadPlan, spec: ModelSpec, hw: HardwareProfile) -> str | None:
     """Why the model is left out on this machine, or None when it fits."""
     if not plan.runnable:
-        return plan.refusal() or "; ".join(plan.reasons)
+        return plan.why_not()
     if plan.quantization:
         return f"needs {plan.quantization} quantization to fit"
     if plan.device == "cpu" and (spec.params_b or 0) > CPU_MAX_PARAMS_B:

@@ -94,7 +94,7 @@ class OcrText:
     lines: list[dict[str, Any]]
 
     def document_page(self, answer_page: int) -> int:
-        """Engines given the document's page numbers (option page_numbers) use them in their lines;
+        """Engines given the document's page numbers (GenerationSettings.page_numbers) use them in their lines;
         older answers counted the pages sent from 1."""
         if answer_page in self.pages:
             return answer_page

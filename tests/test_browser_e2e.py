@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -145,17 +144,16 @@ def test_stop_button_cancels_generation(page, server, tmp_path):
     streamed = assistant.last.locator('[data-testid="stMarkdown"]').first
     streamed.wait_for(timeout=60_000)  # the first tokens are on the page: generation is under way
     wait_until(lambda: streamed.inner_text().strip(), "no streamed text")
-    started = time.monotonic()
     page.locator(".st-key-stop_generation button:visible").first.click()
     assistant.last.locator('[data-testid="stCaptionContainer"]', has_text="stopped by you").wait_for(timeout=30_000)
     wait_idle(page)
-    stopped_after = time.monotonic() - started
 
+    # Stop saves the answer at once; the engine's token counts join it when generate has ended.
+    wait_until(lambda: "new_tokens" in last_assistant_turn(server["db"])["metrics"], "token counts never saved")
     stored = last_assistant_turn(server["db"])
     assert stored["metrics"]["stopped_by"] == "cancelled"
     assert 0 < stored["metrics"]["new_tokens"] < 8192
     assert stored["text"].strip()
-    assert stopped_after < 30
     assert page.url == chat_url and "?chat=" in chat_url  # still the same chat
     user = page.locator('[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarUser"])')
     assert "invoice.png, page 1" in user.last.inner_text()

@@ -198,7 +198,7 @@ def test_tesseract_without_its_binary_is_refused_by_the_plan(monkeypatch, tmp_pa
     assert problem and "apt-get install tesseract-ocr" in problem
     spec = load_catalog()["tesseract"]
     plan = plan_load(probe(), spec)
-    assert not plan.runnable and "not installed" in plan.refusal()
+    assert not plan.runnable and "not installed" in plan.why_not()
     assert model_status(spec, probe()).status != "ready"
     with pytest.raises(PlanError, match="not installed"):
         EngineCache().get(spec, plan)

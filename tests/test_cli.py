@@ -204,6 +204,22 @@ def test_missing_weights_error_is_one_line_without_traceback(page_png_path):
     assert proc.stdout == ""
 
 
+def test_an_engine_that_fails_to_load_is_one_error_line(capsys, tmp_path, tiny_qwen2_vl):
+    """An engine failure (not the user's fault, not a UserError) still ends the CLI with one line."""
+    from chatvlmllm.devtools.servers import free_port
+
+    broken = tmp_path / "broken_qwen"
+    broken.mkdir()
+    for item in tiny_qwen2_vl.iterdir():
+        (broken / item.name).write_bytes(item.read_bytes())
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a download cut short
+    code, out, err = run_cli(capsys, "serve", "--model-path", str(broken), "--port", str(free_port()))
+    assert code == 2 and out == "" and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "broken_qwen failed to load" in errors[0], err
+
+
 def test_a_blank_page_says_no_text_was_found_without_listing_other_load_failures(capsys, tmp_path):
     from PIL import Image
 

@@ -88,7 +88,7 @@ def test_deepseek_ocr2_refuses_flash_attention_even_where_it_works():
     assert plan_load(hw, spec).attention == "sdpa"
     refused = plan_load(hw, spec, PlanOverrides(attention="flash_attention_2"))
     assert not refused.runnable
-    assert "supports only sdpa, eager" in refused.refusal()
+    assert "supports only sdpa, eager" in refused.why_not()
 
 
 def test_every_new_entry_declares_a_licence_size_and_parameter_count():

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from chatvlmllm.catalog import get_model
+from chatvlmllm.decisions import Reason, ReasonKind
 from chatvlmllm.hardware import HardwareProfile, simulated_gpu
 from chatvlmllm.planner import PlanOverrides, plan_load
 
@@ -45,7 +46,7 @@ def test_qwen_plans_across_gpus(name, flash_attn, attention, dtype):
     plan = plan_load(gpu(name, flash_attn), get_model("qwen_vl_2b"))
     assert (plan.device, plan.attention, plan.dtype, plan.quantization) == ("cuda", attention, dtype, None)
     assert plan.fits and plan.runnable
-    assert any(attention in reason for reason in plan.reasons)
+    assert any(attention in reason for reason in plan.reason_texts())
 
 
 def test_unverified_flash_attn_is_never_planned_on_blackwell():
@@ -53,7 +54,7 @@ def test_unverified_flash_attn_is_never_planned_on_blackwell():
     for key in ("qwen_vl_2b", "qwen3_vl_2b", "qwen25_vl_3b", "dots_ocr"):
         plan = plan_load(hw, get_model(key))
         assert plan.attention == "sdpa", key
-        assert any("flash_attention_2 not used" in r for r in plan.reasons), plan.reasons
+        assert any("flash_attention_2 not used" in r for r in plan.reason_texts()), plan.reasons
 
 
 def test_got_ocr_is_always_eager():
@@ -77,7 +78,7 @@ def test_quantization_only_when_16bit_does_not_fit():
     assert plan_load(small, get_model("qwen_vl_2b")).quantization is None
     plan = plan_load(small, get_model("qwen25_vl_3b"))
     assert plan.quantization == "8bit" and plan.fits and plan.runnable
-    assert any("8bit quantization" in r for r in plan.reasons)
+    assert any("8bit quantization" in r for r in plan.reason_texts())
     # The same model on a 24 GB card stays in bf16.
     assert plan_load(gpu("RTX 4090"), get_model("qwen25_vl_3b")).quantization is None
 
@@ -86,14 +87,14 @@ def test_quantization_needs_bitsandbytes():
     plan = plan_load(gpu("RTX 5060", bnb=False), get_model("qwen25_vl_3b"))
     assert plan.quantization == "8bit"
     assert not plan.runnable
-    assert "bitsandbytes" in plan.refusal()
+    assert "bitsandbytes" in plan.why_not()
 
 
 def test_too_big_even_in_4bit():
     tiny_gpu = replace(gpu("T4"), vram_total_gb=2.0)
     plan = plan_load(tiny_gpu, get_model("qwen25_vl_3b"))
     assert not plan.fits and not plan.runnable
-    assert "won't fit" in plan.refusal()
+    assert "won't fit" in plan.why_not()
 
 
 def test_no_quantization_on_cpu():
@@ -101,13 +102,13 @@ def test_no_quantization_on_cpu():
     assert plan.quantization is None and not plan.fits
     refused = plan_load(CPU, get_model("qwen_vl_2b"), PlanOverrides(quantization="4bit"))
     assert refused.quantization is None
-    assert any("bitsandbytes needs CUDA" in r for r in refused.reasons)
+    assert any("bitsandbytes needs CUDA" in r for r in refused.reason_texts())
 
 
 def test_explicit_attention_is_honoured_when_it_can_run():
     plan = plan_load(gpu("RTX 4090", flash_attn=True), get_model("qwen_vl_2b"), PlanOverrides(attention="eager"))
     assert plan.attention == "eager" and plan.runnable
-    assert "eager (your choice)" in " ".join(plan.reasons)
+    assert "eager (your choice)" in " ".join(plan.reason_texts())
 
 
 @pytest.mark.parametrize(
@@ -122,15 +123,40 @@ def test_explicit_attention_is_honoured_when_it_can_run():
 def test_explicit_attention_is_refused_with_reason(hw, key, attention, why):
     plan = plan_load(hw, get_model(key), PlanOverrides(attention=attention))
     assert not plan.runnable
-    assert why in plan.refusal()
+    assert why in plan.why_not()
+
+
+@pytest.mark.parametrize(
+    ("hw", "key", "overrides", "kind"),
+    [
+        (gpu("RTX 5060", bnb=False), "qwen25_vl_3b", PlanOverrides(), ReasonKind.NEEDS),
+        (replace(gpu("T4"), vram_total_gb=2.0), "qwen25_vl_3b", PlanOverrides(), ReasonKind.NO_FIT),
+        (CPU, "qwen_vl_2b", PlanOverrides(attention="flash_attention_2"), ReasonKind.REFUSED),
+        (CPU, "rapidocr", PlanOverrides(attention="sdpa"), ReasonKind.REFUSED),
+    ],
+)
+def test_why_not_names_only_the_problems(hw, key, overrides, kind):
+    plan = plan_load(hw, get_model(key), overrides)
+    problems = [reason for reason in plan.reasons if reason.is_problem]
+    assert not plan.runnable and kind in {reason.kind for reason in problems}
+    # The explanation of the choices that were fine (dtype, notes) is not part of the refusal.
+    assert plan.why_not() == "; ".join(reason.text for reason in problems)
+    assert any(reason.kind is ReasonKind.INFO and reason.text not in plan.why_not() for reason in plan.reasons)
+
+
+def test_a_runnable_plan_has_no_why_not_and_only_info_reasons():
+    plan = plan_load(gpu("RTX 4090", flash_attn=True), get_model("qwen_vl_2b"))
+    assert plan.runnable and plan.why_not() is None
+    assert {reason.kind for reason in plan.reasons} == {ReasonKind.INFO}
+    assert plan.to_dict()["reasons"] == [str(reason) for reason in plan.reasons]  # doctor --json: plain strings
 
 
 def test_dots_ocr_without_flash_attn_patches_vision_tower_and_caps_pixels():
     plan = plan_load(gpu("RTX 5070 Ti"), get_model("dots_ocr"))
     assert plan.attention == "sdpa" and plan.vision_attention == "sdpa"
     assert plan.max_pixels == get_model("dots_ocr").family_info().max_pixels_without_fa2
-    assert any("vision tower sdpa" in r and "flash-attn not needed" in r for r in plan.reasons)
-    assert any("max_pixels capped" in r and "square" in r for r in plan.reasons)
+    assert any("vision tower sdpa" in r and "flash-attn not needed" in r for r in plan.reason_texts())
+    assert any("max_pixels capped" in r and "square" in r for r in plan.reason_texts())
     fa2 = plan_load(gpu("RTX 4090", flash_attn=True), get_model("dots_ocr"))
     assert fa2.vision_attention == "sdpa" and fa2.max_pixels > plan.max_pixels  # our tower never uses flash-attn
 
@@ -142,6 +168,6 @@ def test_user_pixel_budget_wins():
 
 def test_cache_key_ignores_reasons_but_not_choices():
     a = plan_load(gpu("RTX 4090"), get_model("qwen_vl_2b"))
-    b = replace(a, reasons=("other",))
+    b = replace(a, reasons=(Reason.info("other"),))
     c = replace(a, attention="eager")
     assert a.cache_key() == b.cache_key() != c.cache_key()

@@ -14,6 +14,7 @@ The last resort, rapidocr, really reads the rendered test page every time.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 
 from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import load_catalog
+from chatvlmllm.decisions import AttemptOutcome
 from chatvlmllm.engines import GenerationSettings, Message, families
 from chatvlmllm.engines.qwen_vl import QwenVLEngine
 from chatvlmllm.families import Options
@@ -148,6 +150,11 @@ def test_an_error_during_generation_moves_on(tiny_qwen2_vl, cache):
     routed, streams = run_chain(["tiny", "rapidocr"], catalog, cache, settings)
     assert outcomes(routed) == [("tiny", "error"), ("rapidocr", "answered")]
     assert "top_p" in routed.attempts[0].reason
+    # An engine failure is recorded in its own words (no class name), as a typed outcome that
+    # stays the plain string it always was in JSON.
+    assert routed.attempts[0].outcome is AttemptOutcome.ERROR
+    assert routed.attempts[0].reason.startswith("Generation failed:")
+    assert json.loads(json.dumps(routed.to_dict()))["attempts"][0]["outcome"] == "error"
     assert len(streams) == 2
     assert_rapidocr_answered(routed)
 

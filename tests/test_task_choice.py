@@ -94,12 +94,11 @@ def test_choose_runs_only_models_on_disk_and_says_what_to_download(tiny_checkpoi
     choice = choose("Extract the text", CPU, catalog)
     assert choice.key == "paddleocr_vl"
     assert "chatvlmllm pull glm_ocr" in choice.hint
-    # Then every offline engine, RapidOCR first for a Latin page (ocr_auto probes, Tesseract last).
-    assert choice.chain[0] == "paddleocr_vl" and choice.chain[-3:] == ("rapidocr", "ocr_auto", "tesseract")
+    assert choice.chain[0] == "paddleocr_vl" and choice.chain[-3:] == ("ocr_auto", "rapidocr", "tesseract")
     question = choose("What is the total?", CPU, catalog)
     assert question.key == "qwen_vl_2b" and "qwen3_vl_2b" in question.hint
     russian = choose("Extract the text", CPU, catalog, language="ru")
-    assert russian.chain[-3:] == ("tesseract", "ocr_auto", "rapidocr")
+    assert russian.chain[-3:] == ("ocr_auto", "tesseract", "rapidocr")
 
 
 def test_ask_without_a_model_uses_the_task_pick_and_an_explicit_model_wins(

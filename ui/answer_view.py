@@ -17,6 +17,7 @@ from chatvlmllm.cache import EngineCache
 from chatvlmllm.catalog import ModelSpec
 from chatvlmllm.chat import AskOptions, ChatSession
 from chatvlmllm.conversation import DEFAULT_TITLE, Turn
+from chatvlmllm.decisions import AttemptOutcome, StopReason
 from chatvlmllm.errors import UserError
 from chatvlmllm.hardware import HardwareProfile
 from chatvlmllm.ocr_policy import QUICK_PROMPTS, quick_prompt_label
@@ -25,12 +26,12 @@ from ui.answer_job import AnswerJob
 
 log = logging.getLogger(__name__)
 
-OUTCOME_ICONS = {
-    "answered": ":material/check_circle:",
-    "skipped": ":material/skip_next:",
-    "load_failed": ":material/error:",
-    "error": ":material/error:",
-    "oom_retry": ":material/replay:",
+OUTCOME_ICONS: dict[str, str] = {
+    AttemptOutcome.ANSWERED: ":material/check_circle:",
+    AttemptOutcome.SKIPPED: ":material/skip_next:",
+    AttemptOutcome.LOAD_FAILED: ":material/error:",
+    AttemptOutcome.ERROR: ":material/error:",
+    AttemptOutcome.OOM_RETRY: ":material/replay:",
 }
 # What an OCR-only engine can do: read the text (copy and .txt download come with every page).
 OCR_QUICK_PROMPTS = {"Extract text": QUICK_PROMPTS["Extract all text"]}
@@ -95,7 +96,7 @@ def _assistant_body(session: ChatSession, turn: Turn, question: Turn | None, key
         text_view.render_verbatim(turn, asked, key, page_image, question.document if question else None)
     elif turn.text:
         text_view.render_prose(turn.text)
-    if turn.stopped_by == "cancelled":
+    if turn.stopped_by == StopReason.CANCELLED:
         st.info(STOPPED_NOTE if turn.text.strip() else "Stopped by you before the answer started.")
     elif turn.error and turn.text:
         st.warning(turn.error)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from chatvlmllm.catalog import models_file
+from chatvlmllm.decisions import Readiness
 from chatvlmllm.ocr_policy import is_offline_engine
 from chatvlmllm.selection import ModelStatus
 
-USABLE = ("ready", "needs download")
 DISMISSED_KEY = "ocr_badge_dismissed"
 
 
@@ -29,7 +29,7 @@ def setup_dialog(statuses: dict[str, ModelStatus]) -> None:
     st.markdown(what_to_do())
     st.markdown("**Why each model cannot run here**")
     for key, status in statuses.items():
-        if status.status not in USABLE:
+        if not status.status.usable:
             st.markdown(f"- `{key}` — **{status.status}**: {status.reason}")
 
 
@@ -39,7 +39,7 @@ def availability(
     """Nothing when the chosen model is ready; else one line on what it means, with the way out."""
     if problem:
         st.error(problem)
-    usable = [key for key, status in statuses.items() if status.status in USABLE]
+    usable = [key for key, status in statuses.items() if status.status.usable]
     if not usable:
         st.error("**No model can run on this machine right now.**")
         if st.button("Set up a model", key="setup_model_none", icon=":material/build:"):
@@ -49,9 +49,9 @@ def availability(
         _ocr_only_badge(statuses)
         return
     status = statuses.get(selected)
-    if status is None or status.status == "ready":
+    if status is None or status.status == Readiness.READY:
         return
-    if status.status == "needs download":
+    if status.status == Readiness.NEEDS_DOWNLOAD:
         size = f" (about {status.plan.estimated_gb} GB in memory)" if status.plan.estimated_gb else ""
         st.info(f"`{selected}` is not downloaded yet{size}: download it on the Models page first. {status.reason}")
     else:

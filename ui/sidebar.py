@@ -9,6 +9,7 @@ import streamlit as st
 from chatvlmllm.cache import EngineCache, LoadedEngine
 from chatvlmllm.catalog import ModelSpec
 from chatvlmllm.chat import AskOptions, ChatSession
+from chatvlmllm.decisions import Readiness
 from chatvlmllm.errors import UserError
 from chatvlmllm.hardware import HardwareProfile
 from chatvlmllm.ocr_policy import is_offline_engine, offline_engine_for
@@ -17,33 +18,30 @@ from chatvlmllm.selection import ModelStatus
 from chatvlmllm.store import SessionInfo
 from ui import state, text_view
 
-STATUS_ICONS = {
-    "ready": ":material/check_circle:",
-    "needs download": ":material/download:",
-    "won't fit": ":material/block:",
-    "incompatible": ":material/error:",
-    "unavailable": ":material/cloud_off:",
+STATUS_ICONS: dict[str, str] = {
+    Readiness.READY: ":material/check_circle:",
+    Readiness.NEEDS_DOWNLOAD: ":material/download:",
+    Readiness.WONT_FIT: ":material/block:",
+    Readiness.INCOMPATIBLE: ":material/error:",
+    Readiness.UNAVAILABLE: ":material/cloud_off:",
 }
 MAX_NEW_TOKENS_LIMIT = 8192
 LANGUAGES = {"auto": "Not set", "en": "English / Latin script", "ru": "Russian (Cyrillic)"}
 TRANSCRIPT_MAX_MB = 20
 
 
-READY_HERE = "ready"
-
-
 def status_label(key: str, status: ModelStatus | None) -> str:
     """ "key — ready here" or "key — needs set-up: needs download" (ready ones are listed first)."""
     if status is None:
         return key
-    if status.status == READY_HERE:
+    if status.status == Readiness.READY:
         return f"{key} — ready here"
     return f"{key} — needs set-up: {status.status}"
 
 
 def picker_order(keys: list[str], statuses: dict[str, ModelStatus]) -> list[str]:
     """Ready here first, then the ones that need set-up, each group in catalog order."""
-    ready = [k for k in keys if (s := statuses.get(k)) is not None and s.status == READY_HERE]
+    ready = [k for k in keys if (s := statuses.get(k)) is not None and s.status == Readiness.READY]
     return ready + [k for k in keys if k not in ready]
 
 
@@ -85,7 +83,7 @@ def model_picker(
     spec = models[key]
     if spec.description:
         st.caption(spec.description)
-    if status is not None and status.status != "ready":
+    if status is not None and status.status != Readiness.READY:
         st.caption(f"{STATUS_ICONS.get(status.status, '')} {status.reason}")
 
     attention = st.selectbox(
@@ -124,7 +122,7 @@ def model_picker(
     )
     plan = plan_load(hw, spec, options.overrides())
     if not plan.runnable:
-        reason = (plan.refusal() or "; ".join(plan.reasons)).rstrip(".")
+        reason = (plan.why_not() or "").rstrip(".")
         st.warning(f"{key} cannot run here with these settings ({reason}).")
     return options
 

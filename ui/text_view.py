@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from chatvlmllm.conversation import Turn
+from chatvlmllm.decisions import StopReason
 from chatvlmllm.ocr_policy import is_extract_all_text
 
 if TYPE_CHECKING:
@@ -27,12 +28,12 @@ log = logging.getLogger(__name__)
 
 # The offline engines separate pages with this line (chatvlmllm.engines.classic_ocr).
 PAGE_MARKER = re.compile(r"^--- page (\d+) ---$", re.MULTILINE)
-STOP_REASONS = {
-    "eos": "finished",
-    "max_tokens": "reached the length limit",
-    "repetition": "ended a repeating loop",
-    "cancelled": "stopped by you",
-    "error": "failed",
+STOP_REASONS: dict[str, str] = {
+    StopReason.EOS: "finished",
+    StopReason.MAX_TOKENS: "reached the length limit",
+    StopReason.REPETITION: "ended a repeating loop",
+    StopReason.CANCELLED: "stopped by you",
+    StopReason.ERROR: "failed",
 }
 LINE_COLOUR = (0, 120, 255)
 HIGHLIGHT_COLOUR = (255, 80, 0)
@@ -120,7 +121,7 @@ def render_verbatim(
     missing = missing_pages(asked, sections)
     if missing:
         listed = ", ".join(str(page) for page in missing)
-        if answer.stopped_by == "cancelled":
+        if answer.stopped_by == StopReason.CANCELLED:
             st.warning(f"Stopped before page {listed}: not read.")
         else:
             st.warning(f"Page {listed} is not in the answer: the engine returned nothing for it.")
@@ -206,7 +207,7 @@ def caption(turn: Turn, details: bool) -> str:
     if total is not None:
         parts.append(f"{total:.1f} s")
     stopped_by = metrics.get("stopped_by")
-    if isinstance(stopped_by, str) and stopped_by != "eos":
+    if isinstance(stopped_by, str) and stopped_by != StopReason.EOS:
         parts.append(STOP_REASONS.get(stopped_by, stopped_by))
     if details:
         parts.extend(_details(metrics))

@@ -9,7 +9,7 @@ import os
 import sys
 
 from chatvlmllm import __version__, logs
-from chatvlmllm.errors import UserError
+from chatvlmllm.errors import ChatVlmError
 
 # Subcommand modules, each with `add_parser(subparsers)` and `run(args) -> int`.
 COMMANDS = ("doctor", "ask", "ocr", "bench", "serve", "models", "pull")
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except UserError as exc:
+    except ChatVlmError as exc:  # a user error or an engine failure: one line, never a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

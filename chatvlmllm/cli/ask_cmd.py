@@ -85,7 +85,7 @@ def run_question(args: argparse.Namespace, question: str) -> int:
     overrides = PlanOverrides(attention=args.attn, max_pixels=args.max_pixels)
     plan = plan_load(hw, first, overrides)
     if not plan.runnable and (args.attn != "auto" or args.no_fallback):
-        raise PlanError(f"{first.key} cannot run here: {plan.refusal() or '; '.join(plan.reasons)}")
+        raise PlanError(f"{first.key} cannot run here: {plan.why_not()}")
 
     chain = build_chain(
         first, fallback=not args.no_fallback, catalog=catalog, chain_keys=chain_keys, language=args.lang

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     cache = default_cache()
     for served in models:
         if not served.plan.runnable:
-            raise PlanError(f"{served.id} cannot run here: {served.plan.refusal() or '; '.join(served.plan.reasons)}")
+            raise PlanError(f"{served.id} cannot run here: {served.plan.why_not()}")
         print(
             f"loading {served.id} ({served.plan.device}, {served.plan.attention}, {served.plan.dtype})", file=sys.stderr
         )

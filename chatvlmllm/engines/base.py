@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 # FamilyInfo lives in chatvlmllm.families (the registry); re-exported here for existing imports.
+from chatvlmllm.decisions import StopReason
 from chatvlmllm.families import ATTENTION_PREFERENCE, FamilyInfo  # noqa: F401
 
 if TYPE_CHECKING:
@@ -76,8 +77,11 @@ class GenerationSettings:
     repetition_guard: bool = True
     # Pixel budget for this answer; None uses the plan's.
     max_pixels: int | None = None
-    # Family-specific knobs (e.g. GOT-OCR "format", dots.ocr "prompt_mode").
+    # Family-specific knobs (e.g. GOT-OCR "format", dots.ocr "prompt_mode"), checked by the family's schema.
     options: dict[str, Any] = field(default_factory=dict)
+    # The document's page numbers of the latest question's images, when the caller knows them:
+    # engines that label pages use them ("All pages" after page 3 is 1, 2, 3, not positions).
+    page_numbers: tuple[int, ...] = ()
 
     def budget(self, model_default: int = DEFAULT_MAX_NEW_TOKENS) -> int:
         """max_new_tokens for this answer: the user's when set, else the model's default."""
@@ -103,7 +107,7 @@ class Progress:
 class GenerationStats:
     """What `_generate` reports when it finishes."""
 
-    stopped_by: str = "eos"  # eos | max_tokens | repetition | cancelled | error
+    stopped_by: StopReason = StopReason.EOS
     prompt_tokens: int | None = None
     new_tokens: int | None = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -126,7 +130,7 @@ class AnswerMetrics:
     new_tokens: int | None
     tokens_per_s: float | None
     peak_vram_mb: float | None
-    stopped_by: str
+    stopped_by: StopReason
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,7 +140,7 @@ class AnswerMetrics:
         parts.append(f"{self.total_s:.2f} s")
         if self.tokens_per_s:
             parts.append(f"{self.tokens_per_s:.1f} tok/s")
-        if self.stopped_by not in ("eos",):
+        if self.stopped_by != StopReason.EOS:
             parts.append(f"stopped: {self.stopped_by}")
         return " · ".join(parts)
 
@@ -201,9 +205,9 @@ class AnswerStream:
             if stats is None:  # closed early or failed: stop the generation behind us
                 self._cancel.set()
                 self._chunks.close()
-                stats = GenerationStats(stopped_by="error" if failed else "cancelled")
+                stats = GenerationStats(stopped_by=StopReason.ERROR if failed else StopReason.CANCELLED)
             elif self._cancel.is_set():
-                stats.stopped_by = "cancelled"
+                stats.stopped_by = StopReason.CANCELLED
             if stats.first_token_at is not None:
                 self._ttft = max(0.0, stats.first_token_at - self._started)
             self.extras = stats.extras
@@ -292,7 +296,7 @@ class BaseEngine:
         def chunks() -> Generator[str | Progress, None, GenerationStats]:
             with contextlib.nullcontext() if self.concurrent_generation else self.lock:
                 if answer.cancel_event.is_set():  # stopped while queued: skip the prefill entirely
-                    return GenerationStats(stopped_by="cancelled")
+                    return GenerationStats(stopped_by=StopReason.CANCELLED)
                 self._reset_peak_memory()
                 return (yield from self._generate(list(messages), settings, answer.cancel_event))
 

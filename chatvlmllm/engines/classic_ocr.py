@@ -18,6 +18,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chatvlmllm.decisions import Backend, StopReason
 from chatvlmllm.engines._ocr_readers import (
     DEFAULT_RAPID_PARAMS,
     TESSERACT_INSTALL,
@@ -69,7 +70,7 @@ FAMILIES = {
     AUTO: FamilyInfo(
         AUTO,
         "chatvlmllm.engines.classic_ocr:AutoOcrEngine",
-        backend="classic",
+        backend=Backend.CLASSIC,
         attention=(),
         capabilities=frozenset({"ocr"}),
         needs_weights=False,
@@ -81,7 +82,7 @@ FAMILIES = {
     "rapidocr": FamilyInfo(
         "rapidocr",
         "chatvlmllm.engines.classic_ocr:RapidOcrEngine",
-        backend="classic",
+        backend=Backend.CLASSIC,
         attention=(),
         capabilities=frozenset({"ocr"}),
         needs_weights=False,
@@ -90,7 +91,7 @@ FAMILIES = {
     "tesseract": FamilyInfo(
         "tesseract",
         "chatvlmllm.engines.classic_ocr:TesseractEngine",
-        backend="classic",
+        backend=Backend.CLASSIC,
         attention=(),
         capabilities=frozenset({"ocr"}),
         needs_weights=False,
@@ -142,7 +143,7 @@ class ClassicOcrEngine(BaseEngine):
                 f"{self.spec.key} is an offline OCR engine: it reads the text of an image or PDF page and cannot "
                 "chat. Attach a document, or choose a vision-language model to ask questions."
             )
-            return GenerationStats(stopped_by="eos", extras={"qa_supported": False})
+            return GenerationStats(stopped_by=StopReason.EOS, extras={"qa_supported": False})
 
         language = settings.options.get("lang") or settings.options.get("language")
         use_cache = settings.options.get("ocr_cache", True) is not False
@@ -156,18 +157,18 @@ class ClassicOcrEngine(BaseEngine):
         texts: list[str] = []
         budget = settings.max_pixels or (self.plan.max_pixels if self.plan else None)
         # The document's own page numbers when the caller gives them ("All pages" after page 3 is 1, 2, 3).
-        numbers = settings.options.get("page_numbers") or []
+        numbers = settings.page_numbers
         for index, image in enumerate(images):
             page = numbers[index] if len(numbers) == len(images) else index + 1
             if cancel.is_set():
-                return GenerationStats(stopped_by="cancelled", extras={"lines": lines_out, "pages": pages_out})
+                return GenerationStats(stopped_by=StopReason.CANCELLED, extras={"lines": lines_out, "pages": pages_out})
             yield Progress(done=index, total=len(images))
             resized = fit_to_budget(image.convert("RGB"), budget)
             scale = resized.width / image.width
             try:
                 reading, cached = self._cached_read(resized, language, budget, cancel, use_cache)
             except Cancelled:
-                return GenerationStats(stopped_by="cancelled", extras={"lines": lines_out, "pages": pages_out})
+                return GenerationStats(stopped_by=StopReason.CANCELLED, extras={"lines": lines_out, "pages": pages_out})
             rows = reading.rows
             pages_out.append({"page": page, "engine": reading.reader.value, "reason": reading.reason, "cached": cached})
             # Boxes in the coordinates of the page the user sees, not of the resized copy.
@@ -204,7 +205,7 @@ class ClassicOcrEngine(BaseEngine):
             self.spec.family == "ocr_auto" or _handed_off(self, pages_out)
         ):
             yield f"\n\n({extras['read_by']})"
-        return GenerationStats(stopped_by="eos", new_tokens=None, extras=extras)
+        return GenerationStats(stopped_by=StopReason.EOS, new_tokens=None, extras=extras)
 
 
 def _handed_off(engine: ClassicOcrEngine, pages: Sequence[dict[str, Any]]) -> bool:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatvlmllm import weights
+from chatvlmllm.decisions import Reason
 from chatvlmllm.engines._dots_prompts import LAYOUT_MODES, answer_budget, choose_prompt, dots_page
 from chatvlmllm.engines.base import (
     FamilyInfo,
@@ -64,14 +65,16 @@ def vision_attention_for(attention: str) -> str:
     return "eager" if attention == "eager" else "sdpa"
 
 
-def plan_check(spec: ModelSpec, dtype: str, vision_attention: str | None) -> tuple[tuple[str, ...], bool]:
+def plan_check(spec: ModelSpec, dtype: str, vision_attention: str | None) -> tuple[Reason, ...]:
     """The planner's dots.ocr reasons: which code runs (ours, no remote code) and how it attends."""
     tower = vision_attention or "sdpa"
     kernel = "torch scaled_dot_product_attention" if tower == "sdpa" else "explicit matmul + softmax"
     return (
-        f"dots.ocr runs chatvlmllm's own model code (no remote code from the hub): vision tower {tower} "
-        f"one image at a time ({kernel}, flash-attn not needed), in {dtype}; language model: transformers' Qwen2",
-    ), True
+        Reason.info(
+            f"dots.ocr runs chatvlmllm's own model code (no remote code from the hub): vision tower {tower} "
+            f"one image at a time ({kernel}, flash-attn not needed), in {dtype}; language model: transformers' Qwen2"
+        ),
+    )
 
 
 FAMILIES = {

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from chatvlmllm.decisions import StopReason
 from chatvlmllm.engines.base import BaseEngine, GenerationSettings, GenerationStats
 from chatvlmllm.errors import EngineError, OutOfMemoryError
 
@@ -243,13 +244,13 @@ def stream_generate(
         raise EngineError(f"Generation failed: {exc}") from exc
     new_tokens = int(result["ids"].shape[1]) - prompt_len
     if criterion.fired:
-        stopped_by = "repetition"
+        stopped_by = StopReason.REPETITION
     elif cancel.is_set():
-        stopped_by = "cancelled"
+        stopped_by = StopReason.CANCELLED
     elif new_tokens >= max_new_tokens:
-        stopped_by = "max_tokens"
+        stopped_by = StopReason.MAX_TOKENS
     else:
-        stopped_by = "eos"
+        stopped_by = StopReason.EOS
     return GenerationStats(
         stopped_by=stopped_by,
         prompt_tokens=prompt_len,

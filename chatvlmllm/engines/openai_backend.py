@@ -31,6 +31,7 @@ import threading
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from chatvlmllm.decisions import Backend, StopReason
 from chatvlmllm.engines._dots_prompts import FREE_QUESTION, answer_budget, choose_prompt, dots_page
 from chatvlmllm.engines.base import (
     BaseEngine,
@@ -66,7 +67,7 @@ FAMILIES = {
     "openai": FamilyInfo(
         "openai",
         "chatvlmllm.engines.openai_backend:OpenAIEngine",
-        backend="openai",
+        backend=Backend.OPENAI,
         attention=(),
         capabilities=frozenset({"chat", "ocr"}),
         needs_weights=False,
@@ -357,10 +358,10 @@ def png_data_url(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _stopped_by(finish_reason: str | None, cancel: threading.Event) -> str:
+def _stopped_by(finish_reason: str | None, cancel: threading.Event) -> StopReason:
     if cancel.is_set():
-        return "cancelled"
-    return "max_tokens" if finish_reason == "length" else "eos"
+        return StopReason.CANCELLED
+    return StopReason.MAX_TOKENS if finish_reason == "length" else StopReason.EOS
 
 
 def _server_message(exc: Any) -> str:

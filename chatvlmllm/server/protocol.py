@@ -17,9 +17,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from chatvlmllm.decisions import StopReason
 from chatvlmllm.documents import load_document
 from chatvlmllm.engines import AnswerStream, GenerationSettings, Message
-from chatvlmllm.errors import DocumentError, EngineError, OutOfMemoryError, UserError
+from chatvlmllm.errors import ChatVlmError, DocumentError, OutOfMemoryError, UserError
 from chatvlmllm.jsonable import json_extras
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ def to_settings(request: ChatCompletionRequest) -> GenerationSettings:
 
 # -- responses ----------------------------------------------------------------------------------
 def finish_reason(stream: AnswerStream) -> str:
-    return "length" if stream.metrics and stream.metrics.stopped_by == "max_tokens" else "stop"
+    return "length" if stream.metrics and stream.metrics.stopped_by == StopReason.MAX_TOKENS else "stop"
 
 
 def usage_of(stream: AnswerStream) -> dict[str, int]:
@@ -203,7 +204,7 @@ def sse(data: dict[str, Any] | str) -> str:
 
 def is_server_fault(exc: BaseException) -> bool:
     """An engine failure or a bug, not the request's fault: worth a traceback in the log."""
-    return isinstance(exc, EngineError) or not isinstance(exc, UserError)
+    return not isinstance(exc, UserError)
 
 
 def engine_error(exc: BaseException) -> ApiError:
@@ -213,7 +214,7 @@ def engine_error(exc: BaseException) -> ApiError:
         return ApiError(503, str(exc), "out_of_memory", "server_error")
     if isinstance(exc, DocumentError):  # an image the engine could not take is the request's fault
         return ApiError(400, str(exc), "invalid_image")
-    if isinstance(exc, UserError):
+    if isinstance(exc, ChatVlmError):  # an engine failure, or the engine refused what it was sent
         return ApiError(500, str(exc), "engine_error", "server_error")
     return ApiError(500, f"generation failed: {type(exc).__name__}: {exc}", "internal_error", "server_error")
 

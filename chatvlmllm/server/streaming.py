@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import Request
 
+from chatvlmllm.decisions import StopReason
 from chatvlmllm.engines import AnswerStream
 from chatvlmllm.server.protocol import engine_error, finish_reason, is_server_fault, metrics_of, sse, usage_of
 from chatvlmllm.server.served import ServedModel, ServerState
@@ -67,7 +68,7 @@ class ChunkPump:
                 if self.stream.cancel_event.is_set():
                     break
                 self._post("chunk", chunk)
-            cancelled = self.stream.metrics is not None and self.stream.metrics.stopped_by == "cancelled"
+            cancelled = self.stream.metrics is not None and self.stream.metrics.stopped_by == StopReason.CANCELLED
             outcome = "cancelled" if cancelled or self.stream.cancel_event.is_set() else "completed"
             self._post("end", None)
         except BaseException as exc:  # whatever it is, the waiting client must get an answer

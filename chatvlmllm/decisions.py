@@ -1,0 +1,88 @@
+"""The typed decisions the core hands around: a model's readiness, an attempt's outcome, why a
+generation stopped, a family's backend, and the planner's reasons.
+
+Each enum is a `StrEnum`: a member equals (and formats, and JSON-encodes as) its string value,
+so transcripts, the database, `doctor --json` and the CLI's output read the same as when these
+were plain strings, and stored transcripts load unchanged. This module imports nothing of
+chatvlmllm, so every layer (engines, planner, conversation, UI) can use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Readiness(StrEnum):
+    """Whether a model can answer on this machine now, as the picker and `doctor` show it."""
+
+    READY = "ready"
+    NEEDS_DOWNLOAD = "needs download"
+    WONT_FIT = "won't fit"
+    INCOMPATIBLE = "incompatible"
+    UNAVAILABLE = "unavailable"  # weights missing with no way to fetch them
+
+    @property
+    def usable(self) -> bool:
+        """Ready, or ready once its weights are downloaded."""
+        return self in (Readiness.READY, Readiness.NEEDS_DOWNLOAD)
+
+
+class AttemptOutcome(StrEnum):
+    """How one model's try in the fallback chain ended."""
+
+    ANSWERED = "answered"
+    SKIPPED = "skipped"  # the planner says it cannot run here
+    LOAD_FAILED = "load_failed"
+    ERROR = "error"
+    OOM_RETRY = "oom_retry"  # out of memory; retried with half the pixel budget
+    EMPTY = "empty"
+    REPETITION = "repetition"
+
+
+class StopReason(StrEnum):
+    """Why a generation stopped."""
+
+    EOS = "eos"
+    MAX_TOKENS = "max_tokens"
+    REPETITION = "repetition"  # the repetition guard fired
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+class Backend(StrEnum):
+    """What runs a family's models."""
+
+    TRANSFORMERS = "transformers"
+    CLASSIC = "classic"  # CPU OCR (onnxruntime / tesseract)
+    OPENAI = "openai"  # a remote OpenAI-compatible server
+
+
+class ReasonKind(StrEnum):
+    """What a planner reason says: a choice explained, or something that stands in the way."""
+
+    INFO = "info"  # a choice the planner made, and why
+    REFUSED = "refused"  # an override the user asked for that cannot apply
+    NO_FIT = "no_fit"  # not enough memory
+    NEEDS = "needs"  # a missing package the plan depends on
+    CANNOT = "cannot"  # the family cannot run here (a missing binary, no usable attention)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One line of a load plan's explanation; `str(reason)` is its text."""
+
+    kind: ReasonKind
+    text: str
+
+    @classmethod
+    def info(cls, text: str) -> Reason:
+        """A choice the planner made, and why."""
+        return cls(ReasonKind.INFO, text)
+
+    @property
+    def is_problem(self) -> bool:
+        return self.kind is not ReasonKind.INFO
+
+    def __str__(self) -> str:
+        return self.text
