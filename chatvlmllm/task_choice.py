@@ -214,7 +214,6 @@ def choose(text: str, hw: HardwareProfile, catalog: Mapping[str, ModelSpec], lan
 def _offline_tail(language: str | None) -> list[str]:
     """The bundled OCR engines in the order that reads `language` best (Tesseract for Russian)."""
     from chatvlmllm.families import families
-
     from chatvlmllm.selection import OFFLINE_DEFAULT
 
     offline = [name for name, info in families().items() if info.backend == Backend.CLASSIC]
