@@ -274,7 +274,10 @@ class ChatSession:
         if turn.pages:  # engines that label pages use the document's numbers, not positions
             settings.page_numbers = tuple(turn.pages)
         self._save(turn)
-        chain = router.build_chain(spec, fallback=options.fallback, catalog=dict(catalog), language=options.language)
+        chain_keys = router.chain_for(question, hardware, catalog, options.language) if options.fallback else ()
+        chain = router.build_chain(
+            spec, fallback=options.fallback, catalog=dict(catalog), chain_keys=chain_keys, language=options.language
+        )
         routed = router.answer(messages, chain, hardware, settings, options.overrides(), cache)
         self.pending = PendingAnswer(self, routed, messages, spec, options, self.conversation.dropped_turns)
         return self.pending

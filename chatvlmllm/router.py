@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -51,8 +51,23 @@ def is_empty_answer(text: str) -> bool:
 
 def fallback_chain() -> tuple[str, ...]:
     """The configured default chain: $CHATVLMLLM_FALLBACK ("a,b,c") or DEFAULT_CHAIN."""
+    return configured_chain() or DEFAULT_CHAIN
+
+
+def configured_chain() -> tuple[str, ...]:
+    """The chain $CHATVLMLLM_FALLBACK names ("a,b,c"), or () when it names none."""
     configured = os.environ.get("CHATVLMLLM_FALLBACK", "")
-    return tuple(k.strip() for k in configured.split(",") if k.strip()) or DEFAULT_CHAIN
+    return tuple(k.strip() for k in configured.split(",") if k.strip())
+
+
+def chain_for(
+    question: str, hardware: HardwareProfile, catalog: Mapping[str, ModelSpec], language: str | None = None
+) -> tuple[str, ...]:
+    """Fallbacks for this request: $CHATVLMLLM_FALLBACK when set, else the task-aware ranking
+    (models whose weights are here, best for the request's task first, then the offline engines)."""
+    from chatvlmllm.task_choice import choose
+
+    return configured_chain() or choose(question, hardware, catalog, language).chain
 
 
 @dataclass

@@ -14,7 +14,7 @@ from chatvlmllm.errors import DocumentError, PlanError, UserError
 from chatvlmllm.hardware import probe
 from chatvlmllm.jsonable import json_extras
 from chatvlmllm.planner import ATTENTION_CHOICES, PlanOverrides, plan_load
-from chatvlmllm.router import answer, build_chain
+from chatvlmllm.router import answer, build_chain, chain_for
 from chatvlmllm.selection import default_model
 from chatvlmllm.task_choice import choose
 
@@ -70,7 +70,7 @@ def run_question(args: argparse.Namespace, question: str) -> int:
 
     hw = probe()
     catalog = load_catalog()
-    chain_keys = None
+    chain_keys = None if args.no_fallback else chain_for(question, hw, catalog, args.lang)
     if args.model_path:
         first = spec_from_path(args.model_path)
     elif args.model or os.environ.get("CHATVLMLLM_DEFAULT_MODEL"):  # an explicit pick always wins
@@ -80,8 +80,6 @@ def run_question(args: argparse.Namespace, question: str) -> int:
         if choice.hint:
             print(f"[{choice.hint}]", file=sys.stderr)
         first = get_model(choice.key or default_model(hw, catalog, language=args.lang)[0], catalog)
-        if not os.environ.get("CHATVLMLLM_FALLBACK"):
-            chain_keys = choice.chain
     overrides = PlanOverrides(attention=args.attn, max_pixels=args.max_pixels)
     plan = plan_load(hw, first, overrides)
     if not plan.runnable and (args.attn != "auto" or args.no_fallback):

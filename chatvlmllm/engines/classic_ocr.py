@@ -201,8 +201,11 @@ class ClassicOcrEngine(BaseEngine):
             extras["warning"] = note
         if request is Task.QUESTION:
             extras["note"] = "offline OCR cannot answer questions; the transcription was returned instead"
-        if settings.options.get("reader_note", True) and (
-            self.spec.family == "ocr_auto" or _handed_off(self, pages_out)
+        read_any = any(text.strip() for text in texts)  # a blank page stays an empty answer (the router moves on)
+        if (
+            read_any
+            and settings.options.get("reader_note", True)
+            and (self.spec.family == "ocr_auto" or _handed_off(self, pages_out))
         ):
             yield f"\n\n({extras['read_by']})"
         return GenerationStats(stopped_by=StopReason.EOS, new_tokens=None, extras=extras)
