@@ -24,7 +24,7 @@ from chatvlmllm.engines.base import (
     latest_user_images,
     latest_user_text,
 )
-from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate
+from chatvlmllm.engines.hf_common import TransformersEngine, chat_messages, stream_generate
 from chatvlmllm.families import FamilyInfo, Task, family_info
 from chatvlmllm.ocr_policy import classify, needs_understanding
 
@@ -105,13 +105,7 @@ class DocVLMEngine(TransformersEngine):
     def conversation(self, messages: Sequence[Message], task: Task, prompt: str, images: list[Image.Image]) -> list:
         """The chat-template messages: a question keeps the conversation; a task prompt is one turn."""
         if needs_understanding(task) and "chat" in self.spec.caps:
-            converted = []
-            for message in messages:
-                content: list[dict[str, Any]] = [{"type": "image", "image": image} for image in message.images]
-                if message.text:
-                    content.append({"type": "text", "text": message.text})
-                converted.append({"role": message.role, "content": content})
-            return converted
+            return chat_messages(messages)
         content = [{"type": "image", "image": image} for image in images]
         if prompt:
             content.append({"type": "text", "text": prompt})

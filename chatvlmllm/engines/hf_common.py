@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chatvlmllm.decisions import StopReason
-from chatvlmllm.engines.base import BaseEngine, GenerationSettings, GenerationStats
+from chatvlmllm.engines.base import BaseEngine, GenerationSettings, GenerationStats, Message
 from chatvlmllm.errors import EngineError, OutOfMemoryError
 
 if TYPE_CHECKING:
@@ -327,3 +327,14 @@ class TransformersEngine(BaseEngine):
         if self.plan and self.plan.device.startswith("cuda"):
             return round(torch.cuda.max_memory_allocated() / 1e6, 1)
         return None
+
+
+def chat_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Our messages in the chat-template format: images first, then the text."""
+    converted = []
+    for message in messages:
+        content: list[dict[str, Any]] = [{"type": "image", "image": image} for image in message.images]
+        if message.text:
+            content.append({"type": "text", "text": message.text})
+        converted.append({"role": message.role, "content": content})
+    return converted

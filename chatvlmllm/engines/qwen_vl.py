@@ -12,7 +12,7 @@ from typing import Any
 
 from chatvlmllm import weights
 from chatvlmllm.engines.base import FamilyInfo, GenerationSettings, GenerationStats, Message
-from chatvlmllm.engines.hf_common import TransformersEngine, image_only_processor, stream_generate
+from chatvlmllm.engines.hf_common import TransformersEngine, chat_messages, image_only_processor, stream_generate
 from chatvlmllm.families import CatalogEntry, Options, Scores, Script, Task
 
 _ENGINE = "chatvlmllm.engines.qwen_vl:QwenVLEngine"
@@ -128,17 +128,6 @@ FAMILIES = {
         ),
     ),
 }
-
-
-def chat_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """Our messages in the chat-template format: images first, then the text."""
-    converted = []
-    for message in messages:
-        content: list[dict[str, Any]] = [{"type": "image", "image": image} for image in message.images]
-        if message.text:
-            content.append({"type": "text", "text": message.text})
-        converted.append({"role": message.role, "content": content})
-    return converted
 
 
 class QwenVLEngine(TransformersEngine):
