@@ -166,3 +166,31 @@ def test_the_app_answers_through_the_throwaway_family(throwaway_family, tmp_path
     assert not at.exception
     answers = [m.markdown[0].value for m in at.chat_message if m.name == "assistant" and m.markdown]
     assert answers and answers[-1].startswith("mirror:hello there!")
+
+
+@pytest.mark.parametrize(
+    ("entry", "typo", "valid"),
+    [
+        ({"dots_ocr": {"prompt_mod": "prompt_ocr"}}, "prompt_mod", "prompt_mode"),
+        ({"my_ocr": {"family": "rapidocr", "rapidocr_param": {}}}, "rapidocr_param", "rapidocr_params"),
+        ({"my_auto": {"family": "ocr_auto", "max_pixel": 1000}}, "max_pixel", "ocr_cache"),
+    ],
+)
+def test_every_family_refuses_a_typo_in_its_options(tmp_path, monkeypatch, entry, typo, valid):
+    models = write_models_file(tmp_path / "models.toml", entry)
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(models))
+    with pytest.raises(UserError, match=rf"{typo}.*valid options for \w+: .*{valid}"):
+        load_catalog()
+
+
+def test_offline_and_dots_options_that_exist_are_kept(tmp_path, monkeypatch):
+    models = tmp_path / "models.toml"
+    models.write_text(
+        '[models.dots_ocr]\nprompt_mode = "prompt_ocr"\n\n'
+        '[models.my_ocr]\nfamily = "rapidocr"\nrapidocr_params = { "Det.limit_side_len" = 960 }\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(models))
+    catalog = load_catalog()
+    assert catalog["dots_ocr"].options["prompt_mode"] == "prompt_ocr"
+    assert catalog["my_ocr"].options["rapidocr_params"] == {"Det.limit_side_len": 960}

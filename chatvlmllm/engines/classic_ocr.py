@@ -46,7 +46,7 @@ from chatvlmllm.engines.base import (
     latest_user_text,
 )
 from chatvlmllm.errors import EngineError
-from chatvlmllm.families import Task
+from chatvlmllm.families import Options, Task
 from chatvlmllm.ocr_answers import compose
 from chatvlmllm.ocr_cache import default_ocr_cache, page_key
 from chatvlmllm.ocr_policy import OCR_TRANSCRIBES, OFFLINE_AUTO, classify
@@ -66,11 +66,22 @@ TESSERACT_LANGUAGES = {"en": "eng", "ru": "rus"}
 OCR_SETTINGS_VERSION = 2
 
 
+class ClassicOcrOptions(Options):
+    """What an offline OCR entry (or one answer) may set."""
+
+    lang: str | None = None  # ISO 639-1 document language
+    language: str | None = None  # the same, as the app's settings name it
+    ocr_cache: bool | None = None  # False: read the page again even when its text is cached
+    reader_note: bool | None = None  # False: no "(Read by ...)" line under the text
+    rapidocr_params: dict[str, Any] | None = None  # passed to RapidOCR (detector limits, threads, ...)
+
+
 FAMILIES = {
     AUTO: FamilyInfo(
         AUTO,
         "chatvlmllm.engines.classic_ocr:AutoOcrEngine",
         backend=Backend.CLASSIC,
+        options=ClassicOcrOptions,
         attention=(),
         capabilities=frozenset({"ocr"}),
         needs_weights=False,
@@ -83,6 +94,7 @@ FAMILIES = {
         "rapidocr",
         "chatvlmllm.engines.classic_ocr:RapidOcrEngine",
         backend=Backend.CLASSIC,
+        options=ClassicOcrOptions,
         attention=(),
         capabilities=frozenset({"ocr"}),
         needs_weights=False,
@@ -92,6 +104,7 @@ FAMILIES = {
         "tesseract",
         "chatvlmllm.engines.classic_ocr:TesseractEngine",
         backend=Backend.CLASSIC,
+        options=ClassicOcrOptions,
         attention=(),
         capabilities=frozenset({"ocr"}),
         needs_weights=False,

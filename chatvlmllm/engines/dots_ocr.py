@@ -48,7 +48,7 @@ from chatvlmllm.engines.base import (
 )
 from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate, torch_dtype
 from chatvlmllm.errors import EngineError, UserError
-from chatvlmllm.families import CatalogEntry, Scores, Script
+from chatvlmllm.families import CatalogEntry, Options, Scores, Script
 
 if TYPE_CHECKING:
     from chatvlmllm.catalog import ModelSpec
@@ -77,10 +77,21 @@ def plan_check(spec: ModelSpec, dtype: str, vision_attention: str | None) -> tup
     )
 
 
+class DotsOptions(Options):
+    """What a dots.ocr entry (or one answer) may set; see the module docstring."""
+
+    prompt_mode: str | None = None  # one of dots.ocr's prompts, or "free_question"
+    bbox: list[float] | None = None  # [x1, y1, x2, y2] for prompt_grounding_ocr
+    image_index: int | None = None
+    all_images: bool | None = None
+    max_new_tokens: int | None = None
+
+
 FAMILIES = {
     "dots_ocr": FamilyInfo(
         "dots_ocr",
         "chatvlmllm.engines.dots_ocr:DotsOcrEngine",
+        options=DotsOptions,
         capabilities=frozenset({"ocr", "layout", "chat"}),
         default_max_pixels=11_289_600,
         default_min_pixels=3136,
