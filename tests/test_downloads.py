@@ -157,3 +157,31 @@ def test_pull_and_models_commands(hub_env, tmp_path, monkeypatch, capsys, tiny_q
     assert main(["models", "--json"]) == 0
     row = next(r for r in json.loads(capsys.readouterr().out)["models"] if r["key"] == "tiny_remote")
     assert row["status"] == "ready" and row["size_on_disk_bytes"] == folder_bytes(tiny_qwen2_vl)
+
+
+def test_the_chat_page_asks_before_downloading_a_chosen_model(hub_env, tmp_path, monkeypatch):
+    """Picking a model without weights never downloads inside an answer: the page offers the
+    download with its size, and only the click starts it (the Models page shows the progress)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from chatvlmllm.cache import default_cache
+
+    entry = {"tiny_remote": {"family": "qwen2_vl", "hub_id": REPO, "weights_gb": 0.001}}
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(write_models_file(tmp_path / "models.toml", entry)))
+    monkeypatch.setenv("CHATVLMLLM_DATA_DIR", str(tmp_path / "data"))
+    st.cache_resource.clear()
+    default_cache().unload()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=90).run()
+    at.sidebar.selectbox(key="model").set_value("tiny_remote").run()
+    assert not at.exception
+    assert any("not downloaded yet" in info.value for info in at.main.info)
+    assert downloads.manager().get("tiny_remote") is None  # nothing started by choosing it
+    offer = at.button(key="offer_download_tiny_remote")
+    assert offer.label == "Download tiny/qwen2-vl, 1.0 MB?"
+    offer.click().run()
+    started = downloads.manager().get("tiny_remote")
+    assert started is not None
+    assert started.wait(60).state is DownloadState.DONE
+    assert locate(spec()).path is not None  # the weights are in the cache: the model is ready now
+    st.cache_resource.clear()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from chatvlmllm.catalog import models_file
+from chatvlmllm import downloads
+from chatvlmllm.catalog import load_catalog, models_file
 from chatvlmllm.decisions import Readiness
 from chatvlmllm.ocr_policy import is_offline_engine
 from chatvlmllm.selection import ModelStatus
@@ -52,8 +53,7 @@ def availability(
     if status is None or status.status == Readiness.READY:
         return
     if status.status == Readiness.NEEDS_DOWNLOAD:
-        size = f" (about {status.plan.estimated_gb} GB in memory)" if status.plan.estimated_gb else ""
-        st.info(f"`{selected}` is not downloaded yet{size}: download it on the Models page first. {status.reason}")
+        _offer_download(selected, status)
     else:
         reason = status.reason.rstrip(".")
         st.warning(
@@ -76,3 +76,21 @@ def _ocr_only_badge(statuses: dict[str, ModelStatus]) -> None:
             type="tertiary",
             on_click=lambda: st.session_state.update({DISMISSED_KEY: True}),
         )
+
+
+def _offer_download(key: str, status: ModelStatus) -> None:
+    """A model that needs its weights: ask before a multi-GB download, never start one inside an answer."""
+    running = downloads.manager().get(key)
+    if running is not None and running.running:
+        st.info(f"Downloading `{key}`: {running.progress.summary()}. Questions go to the next model until it is done.")
+        st.page_link("pages/3_Models.py", label="Follow it on the Models page", icon=":material/download:")
+        return
+    st.info(
+        f"`{key}` is not downloaded yet, so questions go to the next model that can answer. {status.reason}".strip()
+    )
+    spec = load_catalog().get(key)
+    if spec is not None and spec.hub_id and not spec.path:
+        size = downloads.human_bytes(int(spec.weights_gb * 1e9)) if spec.weights_gb else "size unknown"
+        if st.button(f"Download {spec.display_name}, {size}?", key=f"offer_download_{key}", icon=":material/download:"):
+            downloads.manager().start(spec)
+            st.toast(f"Downloading {spec.display_name}: progress, cancel and resume on the Models page.")
