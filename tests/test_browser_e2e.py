@@ -108,10 +108,12 @@ def test_upload_ask_stream_and_sidebar(page, server, tmp_path):
     ask(page, "What is the total?")
 
     assistant = page.locator('[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarAssistant"])')
-    caption = assistant.last.locator('[data-testid="stCaptionContainer"]', has_text=MODEL_KEY)
-    caption.wait_for(timeout=60_000)
+    # The answer's caption, once it is done (a "Loading tiny_vl…" progress caption comes first).
+    # The stop reason is in words, not "stopped by max_tokens".
+    caption = assistant.last.locator('[data-testid="stCaptionContainer"]', has_text="reached the length limit")
+    caption.wait_for(timeout=90_000)
     wait_idle(page)
-    assert "reached the length limit" in caption.inner_text()  # in words, not "stopped by max_tokens"
+    assert MODEL_KEY in caption.inner_text()
     page.locator(".st-key-show_details label").click()  # developer figures on request
     wait_idle(page)
     caption_text = caption.inner_text()
