@@ -165,3 +165,13 @@ def write_models_file(path: Path, entries: dict[str, dict]) -> Path:
         lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def engine_for(cache, key: str):
+    """A catalog model loaded the production way: planned for this machine, held by `cache`."""
+    from chatvlmllm.catalog import load_catalog
+    from chatvlmllm.hardware import probe
+    from chatvlmllm.planner import plan_load
+
+    spec = load_catalog()[key]
+    return cache.get(spec, plan_load(probe(), spec))

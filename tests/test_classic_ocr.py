@@ -23,7 +23,7 @@ from chatvlmllm.ocr_policy import OCR_TRANSCRIBES, classify, offline_engine_for
 from chatvlmllm.planner import plan_load
 from chatvlmllm.reading_order import TextBox, box_from_points, lines_text, reading_order
 from chatvlmllm.selection import model_status
-from tests.conftest import SHARED_EVAL, image_bytes, require_tesseract, text_image
+from tests.conftest import SHARED_EVAL, engine_for, image_bytes, require_tesseract, text_image
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +31,6 @@ def cache():
     cache = EngineCache()
     yield cache
     cache.unload()
-
-
-def engine_for(cache: EngineCache, key: str):
-    spec = load_catalog()[key]
-    return cache.get(spec, plan_load(probe(), spec))
 
 
 def two_column_page() -> Image.Image:

@@ -23,9 +23,8 @@ from chatvlmllm.families import Task
 from chatvlmllm.hardware import probe
 from chatvlmllm.ocr_answers import key_fields
 from chatvlmllm.ocr_policy import OFFLINE_AUTO, QUICK_PROMPTS, classify
-from chatvlmllm.planner import plan_load
 from chatvlmllm.selection import default_model
-from tests.conftest import SHARED_EVAL, require_tesseract, text_image
+from tests.conftest import SHARED_EVAL, engine_for, require_tesseract, text_image
 
 RUSSIAN_LINES = ("ru_line_c6b31e0d", "ru_line_fd45b59d")  # the second: Tesseract OSD calls it Latin
 RECEIPTS = ("receipt_000", "receipt_054")  # the second: Tesseract OSD calls it Cyrillic
@@ -36,11 +35,6 @@ def cache():
     cache = EngineCache()
     yield cache
     cache.unload()
-
-
-def engine_for(cache: EngineCache, key: str):
-    spec = load_catalog()[key]
-    return cache.get(spec, plan_load(probe(), spec))
 
 
 def eval_page(item: str) -> Image.Image:
