@@ -76,39 +76,37 @@ class ClassicOcrOptions(Options):
     rapidocr_params: dict[str, Any] | None = None  # passed to RapidOCR (detector limits, threads, ...)
 
 
+def _offline_family(name: str, engine_class: str, note: str, **extra: Any) -> FamilyInfo:
+    """What every bundled OCR engine shares: CPU only, no weights to fetch, no attention to plan."""
+    return FamilyInfo(
+        name,
+        f"chatvlmllm.engines.classic_ocr:{engine_class}",
+        backend=Backend.CLASSIC,
+        options=ClassicOcrOptions,
+        attention=(),
+        capabilities=frozenset({"ocr"}),
+        needs_weights=False,
+        notes=(note,),
+        **extra,
+    )
+
+
 FAMILIES = {
-    AUTO: FamilyInfo(
+    AUTO: _offline_family(
         AUTO,
-        "chatvlmllm.engines.classic_ocr:AutoOcrEngine",
-        backend=Backend.CLASSIC,
-        options=ClassicOcrOptions,
-        attention=(),
-        capabilities=frozenset({"ocr"}),
-        needs_weights=False,
-        notes=(
-            "Offline OCR, best of both per page: script probe (Cyrillic → Tesseract), then layout "
-            "(prose → Tesseract; receipts, tables, charts → RapidOCR)",
-        ),
+        "AutoOcrEngine",
+        "Offline OCR, best of both per page: script probe (Cyrillic → Tesseract), then layout "
+        "(prose → Tesseract; receipts, tables, charts → RapidOCR)",
     ),
-    "rapidocr": FamilyInfo(
+    "rapidocr": _offline_family(
         "rapidocr",
-        "chatvlmllm.engines.classic_ocr:RapidOcrEngine",
-        backend=Backend.CLASSIC,
-        options=ClassicOcrOptions,
-        attention=(),
-        capabilities=frozenset({"ocr"}),
-        needs_weights=False,
-        notes=("Offline OCR: PP-OCR models bundled in the rapidocr wheel, on onnxruntime (CPU); Latin script",),
+        "RapidOcrEngine",
+        "Offline OCR: PP-OCR models bundled in the rapidocr wheel, on onnxruntime (CPU); Latin script",
     ),
-    "tesseract": FamilyInfo(
+    "tesseract": _offline_family(
         "tesseract",
-        "chatvlmllm.engines.classic_ocr:TesseractEngine",
-        backend=Backend.CLASSIC,
-        options=ClassicOcrOptions,
-        attention=(),
-        capabilities=frozenset({"ocr"}),
-        needs_weights=False,
-        notes=(f"Offline OCR: Tesseract 5 (needs `{TESSERACT_INSTALL}`); reads Russian",),
+        "TesseractEngine",
+        f"Offline OCR: Tesseract 5 (needs `{TESSERACT_INSTALL}`); reads Russian",
         availability=tesseract_problem,
     ),
 }
