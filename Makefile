@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: run test lint format doctor bench clean
+.PHONY: run test test-fast lint format doctor bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: $(VENV)/.runtime
 
 test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The quick lane while working: no browser, no subprocess servers (`slow`), no lint.
+test-fast: $(VENV)/.dev
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 # ruff (lint + format) and mypy: what `make test` checks before the tests run.
 lint: $(VENV)/.dev

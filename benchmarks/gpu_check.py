@@ -3,7 +3,7 @@
     python benchmarks/gpu_check.py [--out artifacts/gpu_check.json]
 
 Reports:
-- the flash-attn probe's verdict (chatvlmllm.hardware.probe: importable is not runnable);
+- the flash-attn probe's verdict (chatvlmllm.models.hardware.probe: importable is not runnable);
 - dots.ocr (chatvlmllm's own model code) on CUDA with the vision tower on sdpa, in bf16 and fp16:
   new tokens, and the prefill logits' distance from the CPU float32 run of the same weights;
 - Qwen2-VL with sdpa and with eager on CUDA: max abs difference of the prefill logits;
@@ -27,10 +27,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def run_engine(folder: Path, key: str, hw: Any, **overrides: Any) -> tuple[Any, Any]:
     from PIL import Image, ImageDraw
 
-    from chatvlmllm.cache import EngineCache
-    from chatvlmllm.catalog import spec_from_path
+    from chatvlmllm.chat.engine_cache import EngineCache
     from chatvlmllm.engines import GenerationSettings, Message
-    from chatvlmllm.planner import PlanOverrides, plan_load
+    from chatvlmllm.models.catalog import spec_from_path
+    from chatvlmllm.models.planner import PlanOverrides, plan_load
 
     page = Image.new("RGB", (640, 480), "white")
     ImageDraw.Draw(page).text((20, 20), "TOTAL 12.50", fill="black", font_size=28)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from chatvlmllm.devtools.tiny_models import build_tiny_dots_ocr, build_tiny_qwen2_vl
-    from chatvlmllm.hardware import HardwareProfile, probe
+    from chatvlmllm.models.hardware import HardwareProfile, probe
 
     hw = probe()
     report: dict[str, Any] = {

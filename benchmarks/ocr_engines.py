@@ -55,7 +55,7 @@ def main() -> int:
 
     from tqdm import tqdm
 
-    from chatvlmllm.evaluation import markdown_table, run_benchmark, write_results
+    from chatvlmllm.eval.benchmark import markdown_table, run_benchmark, write_results
 
     bar = tqdm(unit="req", file=sys.stderr)
 
@@ -125,12 +125,12 @@ RSS_PAGE = "page_multicol_02.png"  # 2000×2468, the issue's reference page
 _RSS_SCRIPT = """
 import json, sys, threading, time
 import psutil
-from chatvlmllm.cache import EngineCache
-from chatvlmllm.catalog import get_model
-from chatvlmllm.documents import open_document
+from chatvlmllm.chat.engine_cache import EngineCache
+from chatvlmllm.models.catalog import get_model
+from chatvlmllm.documents.loading import open_document
 from chatvlmllm.engines import GenerationSettings, Message
-from chatvlmllm.hardware import probe
-from chatvlmllm.planner import plan_load
+from chatvlmllm.models.hardware import probe
+from chatvlmllm.models.planner import plan_load
 me = psutil.Process()
 peak = {"process": 0, "tree": 0}
 done = threading.Event()
@@ -181,18 +181,18 @@ def paired_latency(eval_dir: str, models: list[str], limit: int | None) -> dict:
 
     from tqdm import tqdm
 
-    from chatvlmllm.cache import EngineCache
-    from chatvlmllm.catalog import get_model
+    from chatvlmllm.chat.engine_cache import EngineCache
     from chatvlmllm.engines import GenerationSettings, Message
-    from chatvlmllm.evaluation import OCR_PROMPT, load_eval_set
-    from chatvlmllm.hardware import probe
-    from chatvlmllm.planner import plan_load
+    from chatvlmllm.eval.benchmark import OCR_PROMPT, load_eval_set
+    from chatvlmllm.models.catalog import get_model
+    from chatvlmllm.models.hardware import probe
+    from chatvlmllm.models.planner import plan_load
 
     eval_set = load_eval_set(eval_dir).limited(limit)
     cache = EngineCache()
     engines = {key: cache.get(get_model(key), plan_load(probe(), get_model(key))) for key in models}
     first = eval_set.items[0]
-    from chatvlmllm.documents import open_document
+    from chatvlmllm.documents.loading import open_document
 
     for engine in engines.values():  # warm-up: the first call pays one-off costs
         engine.stream([Message("user", OCR_PROMPT, [open_document(first.image).page(0)])]).consume()

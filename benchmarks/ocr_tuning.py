@@ -52,11 +52,11 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "artifacts" / "ocr_tuning.json"))
     args = parser.parse_args()
 
-    from chatvlmllm import eval_metrics as em
-    from chatvlmllm.documents import open_document
+    from chatvlmllm.documents.loading import open_document
+    from chatvlmllm.documents.reading_order import lines_text
     from chatvlmllm.engines._ocr_readers import Psm, RapidReader, TesseractReader
-    from chatvlmllm.evaluation import load_eval_set
-    from chatvlmllm.reading_order import lines_text
+    from chatvlmllm.eval import metrics as em
+    from chatvlmllm.eval.benchmark import load_eval_set
 
     eval_set = load_eval_set(args.eval_dir).limited(args.limit)
     rapid = {name: RapidReader(params) for name, params in rapid_configs().items()}

@@ -36,13 +36,13 @@ def main() -> int:
     import torch
     from PIL import Image
 
-    from chatvlmllm.cache import default_cache
-    from chatvlmllm.catalog import spec_from_path
+    from chatvlmllm.chat.engine_cache import default_cache
+    from chatvlmllm.chat.router import answer
     from chatvlmllm.devtools.tiny_models import build_tiny_qwen2_vl
     from chatvlmllm.engines import GenerationSettings, Message
-    from chatvlmllm.hardware import probe
-    from chatvlmllm.planner import plan_load
-    from chatvlmllm.router import answer
+    from chatvlmllm.models.catalog import spec_from_path
+    from chatvlmllm.models.hardware import probe
+    from chatvlmllm.models.planner import plan_load
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     folder = build_tiny_qwen2_vl(Path(tempfile.mkdtemp()) / "tiny_qwen2_vl")

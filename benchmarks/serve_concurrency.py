@@ -2,7 +2,7 @@
 
 Starts `chatvlmllm serve` on 127.0.0.1 with the tiny Qwen2-VL (built here, offline) or the
 checkpoint given with --model-path, points an `openai` catalog entry at it and runs
-`chatvlmllm bench`'s own runner (chatvlmllm.evaluation.run_benchmark) over the evaluation set
+`chatvlmllm bench`'s own runner (chatvlmllm.eval.benchmark.run_benchmark) over the evaluation set
 at each concurrency. The server has one engine per model, so generations queue behind its
 lock: what concurrency buys here is the overlap of image encoding, transfer and decoding
 with generation. Quality figures of the random tiny model are meaningless; only timings count.
@@ -43,7 +43,7 @@ def main() -> int:
     load_before = os.getloadavg()[0]  # other jobs on the machine skew every figure: record how busy it was
 
     from chatvlmllm.devtools.servers import running_server
-    from chatvlmllm.evaluation import run_benchmark
+    from chatvlmllm.eval.benchmark import run_benchmark
 
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(args.model_path) if args.model_path else tiny_model(Path(scratch) / "tiny_qwen2_vl")

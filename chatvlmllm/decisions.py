@@ -1,5 +1,6 @@
 """The typed decisions the core hands around: a model's readiness, an attempt's outcome, why a
-generation stopped, a family's backend, and the planner's reasons.
+generation stopped, a family's backend, the planner's reasons, what a request asks for (`Task`) and
+the scripts a model reads (`Script`).
 
 Each enum is a `StrEnum`: a member equals (and formats, and JSON-encodes as) its string value,
 so transcripts, the database, `doctor --json` and the CLI's output read the same as when these
@@ -86,3 +87,25 @@ class Reason:
 
     def __str__(self) -> str:
         return self.text
+
+
+class Task(StrEnum):
+    """What a request asks of a model (`models.tasks.classify`); adapters word a prompt per task, the
+    chooser ranks per task."""
+
+    TRANSCRIBE = "transcribe"  # the page's text (plain or Markdown)
+    TABLE = "table"
+    FORMULA = "formula"
+    CHART = "chart"
+    LAYOUT = "layout"  # text with boxes
+    KEY_FIELDS = "key_fields"  # named values (dates, totals) as JSON
+    SUMMARY = "summary"
+    QUESTION = "question"  # questions and chat about the document
+
+
+class Script(StrEnum):
+    """Writing systems a model reads well enough to be chosen for them."""
+
+    LATIN = "latin"
+    CYRILLIC = "cyrillic"
+    CJK = "cjk"

@@ -9,9 +9,10 @@ unless asked, the server reports INFO like other API servers.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import TextIO
+
+from chatvlmllm.settings import settings
 
 LEVEL_VARIABLE = "CHATVLMLLM_LOG_LEVEL"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -19,7 +20,7 @@ _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def level_from_env(default: int = logging.WARNING) -> int:
     """The level named by CHATVLMLLM_LOG_LEVEL, or `default` when unset or unknown."""
-    name = os.environ.get(LEVEL_VARIABLE, "").strip().upper()
+    name = settings().log_level.strip().upper()
     if not name:
         return default
     level = logging.getLevelName(name)

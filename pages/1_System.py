@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from chatvlmllm.doctor import doctor_report
 from chatvlmllm.errors import UserError
+from chatvlmllm.models.doctor import doctor_report
 from ui import state
 
 st.set_page_config(page_title="System · chatvlmllm", page_icon="🖥️", layout="wide")

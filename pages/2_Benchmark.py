@@ -1,6 +1,6 @@
 """Benchmark page: run `chatvlmllm bench` on a folder, with progress, and show the results.
 
-A thin view over chatvlmllm.evaluation: it runs run_benchmark, saves with write_results, and
+A thin view over chatvlmllm.eval.benchmark: it runs run_benchmark, saves with write_results, and
 draws summary_rows as tables and charts.
 """
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from chatvlmllm.catalog import load_catalog
 from chatvlmllm.errors import UserError
-from chatvlmllm.evaluation import default_results_path, read_results, run_benchmark, summary_rows, write_results
-from chatvlmllm.ocr_policy import is_offline_engine
+from chatvlmllm.eval.benchmark import default_results_path, read_results, run_benchmark, summary_rows, write_results
+from chatvlmllm.models.catalog import load_catalog
+from chatvlmllm.models.tasks import is_offline_engine
 
 st.set_page_config(page_title="Benchmark · chatvlmllm", page_icon="📊", layout="wide")
 st.title("Benchmark")

@@ -1,7 +1,7 @@
 """Models: every catalog model with its download status, size on disk and licence, and a
 Download button with live progress (bytes, speed, ETA), cancel and resume.
 
-Downloads run on background threads owned by the process (chatvlmllm.downloads), so they
+Downloads run on background threads owned by the process (chatvlmllm.models.downloads), so they
 continue while the user chats; this page polls their progress once a second.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from chatvlmllm import downloads
-from chatvlmllm.catalog import ModelSpec, load_catalog
-from chatvlmllm.downloads import DownloadState, WeightsStatus, human_bytes, model_row
 from chatvlmllm.errors import UserError
+from chatvlmllm.models import downloads
+from chatvlmllm.models.catalog import ModelSpec, load_catalog
+from chatvlmllm.models.downloads import DownloadState, WeightsStatus, human_bytes, model_row
 
 POLL_S = 1.0
 

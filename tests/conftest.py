@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
+
+from tests.helpers import image_bytes, text_image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # Should anything ever load remote code, its modules go to a throwaway folder, not the user's HF cache.
 os.environ.setdefault("HF_MODULES_CACHE", tempfile.mkdtemp(prefix="chatvlmllm-hf-modules-"))
-
-SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
-TESSERACT_REQUIRED = os.environ.get("CHATVLMLLM_REQUIRE_TESSERACT") == "1"
-
-
-def require_tesseract() -> None:
-    """Skip without the tesseract binary, except in CI (CHATVLMLLM_REQUIRE_TESSERACT=1), where it must run."""
-    if shutil.which("tesseract") is None:
-        if TESSERACT_REQUIRED:
-            pytest.fail("CHATVLMLLM_REQUIRE_TESSERACT=1 but the tesseract binary is missing")
-        pytest.skip("tesseract binary not installed (apt-get install tesseract-ocr tesseract-ocr-rus)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -121,21 +109,6 @@ def eos_qwen2_vl(tmp_path_factory) -> Path:
     return force_constant_token(folder, AutoTokenizer.from_pretrained(str(folder)).convert_tokens_to_ids("<|im_end|>"))
 
 
-def text_image(lines: list[str], size: tuple[int, int] = (640, 360)) -> Image.Image:
-    """A white page with black text, for OCR and upload tests."""
-    image = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(image)
-    for i, line in enumerate(lines):
-        draw.text((20, 20 + 40 * i), line, fill="black", font_size=28)
-    return image
-
-
-def image_bytes(image: Image.Image, fmt: str = "PNG", **save_kwargs) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **save_kwargs)
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def page_png() -> bytes:
     return image_bytes(text_image(["INVOICE 2026-11", "TOTAL 12.50"]))
@@ -146,32 +119,3 @@ def page_png_path(tmp_path, page_png) -> Path:
     path = tmp_path / "page.png"
     path.write_bytes(page_png)
     return path
-
-
-def write_models_file(path: Path, entries: dict[str, dict]) -> Path:
-    """Write a user catalog TOML (the same file format users write)."""
-    lines = []
-    for key, entry in entries.items():
-        lines.append(f"[models.{key}]")
-        for field, value in entry.items():
-            rendered = (
-                f'"{value}"'
-                if isinstance(value, str)
-                else repr(value).lower()
-                if isinstance(value, bool)
-                else repr(value)
-            )
-            lines.append(f"{field} = {rendered}")
-        lines.append("")
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
-def engine_for(cache, key: str):
-    """A catalog model loaded the production way: planned for this machine, held by `cache`."""
-    from chatvlmllm.catalog import load_catalog
-    from chatvlmllm.hardware import probe
-    from chatvlmllm.planner import plan_load
-
-    spec = load_catalog()[key]
-    return cache.get(spec, plan_load(probe(), spec))

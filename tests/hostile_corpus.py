@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from tests.conftest import image_bytes, text_image
+from tests.helpers import image_bytes, text_image
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from chatvlmllm.chat import ChatSession
+from chatvlmllm.chat.conversation import Conversation, Turn
+from chatvlmllm.chat.session import ChatSession
+from chatvlmllm.chat.store import ChatStore
 from chatvlmllm.cli import main
-from chatvlmllm.conversation import Conversation, Turn
-from chatvlmllm.store import ChatStore
 from tests.hostile_corpus import hostile_transcripts, hostile_uploads
+
+pytestmark = pytest.mark.slow  # real servers and subprocesses: minutes in all
 
 REPO = Path(__file__).resolve().parents[1]
 RSS_BOUND_MB = 2_000  # per input, above the level before it
@@ -117,7 +119,7 @@ def test_every_upload_through_the_cli(tmp_path, capsys, tiny_qwen2_vl):
 def test_every_upload_through_the_server(tiny_qwen2_vl):
     from fastapi.testclient import TestClient
 
-    from chatvlmllm.catalog import spec_from_path
+    from chatvlmllm.models.catalog import spec_from_path
     from chatvlmllm.server import create_app, plan_models
 
     app = create_app(plan_models([spec_from_path(tiny_qwen2_vl)]))
@@ -162,8 +164,8 @@ def test_every_upload_and_transcript_through_the_app(tmp_path, monkeypatch, tiny
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from chatvlmllm.cache import default_cache
-    from tests.conftest import write_models_file
+    from chatvlmllm.chat.engine_cache import default_cache
+    from tests.helpers import write_models_file
 
     models = {"tiny2": {"family": "qwen2_vl", "path": str(tiny_qwen2_vl)}}
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(write_models_file(tmp_path / "models.toml", models)))
@@ -202,7 +204,7 @@ def test_every_upload_and_transcript_through_the_app(tmp_path, monkeypatch, tiny
 
 
 def core_refusal(data: bytes, name: str, every_page: bool = False) -> str | None:
-    from chatvlmllm.documents import load_document
+    from chatvlmllm.documents.loading import load_document
     from chatvlmllm.errors import DocumentError
     from chatvlmllm.server import MAX_IMAGES_PER_REQUEST
 
@@ -325,10 +327,10 @@ def test_the_server_refuses_big_and_lying_bodies_before_auth(tiny_qwen2_vl):
 # -- crash tolerance ---------------------------------------------------------------------------
 KILL_SCRIPT = """
 import sys
-from chatvlmllm.catalog import spec_from_path
-from chatvlmllm.chat import AskOptions, ChatSession
-from chatvlmllm.hardware import probe
-from chatvlmllm.store import ChatStore
+from chatvlmllm.models.catalog import spec_from_path
+from chatvlmllm.chat.session import AskOptions, ChatSession
+from chatvlmllm.models.hardware import probe
+from chatvlmllm.chat.store import ChatStore
 
 spec = spec_from_path(sys.argv[1], key="looping")
 session = ChatSession(store=ChatStore())
@@ -377,12 +379,11 @@ def test_kill_9_mid_answer_keeps_the_partial_answer_marked_incomplete(tmp_path, 
 
 
 def test_partial_saves_are_replaced_by_the_finished_answer(monkeypatch, looping_qwen2_vl):
-    from chatvlmllm import chat
-    from chatvlmllm.catalog import spec_from_path
-    from chatvlmllm.chat import AskOptions
-    from chatvlmllm.hardware import probe
+    from chatvlmllm.chat.session import AskOptions
+    from chatvlmllm.models.catalog import spec_from_path
+    from chatvlmllm.models.hardware import probe
 
-    monkeypatch.setattr(chat, "PARTIAL_SAVE_S", 0.0)  # save after every chunk
+    monkeypatch.setenv("CHATVLMLLM_PARTIAL_SAVE_S", "0")  # save after every chunk
     store = ChatStore()
     session = ChatSession(store=store)
     options = AskOptions(model="looping", max_new_tokens=200, repetition_guard=False, fallback=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from chatvlmllm.families import families
+from chatvlmllm.models.families import families
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ROOT / "chatvlmllm" / "engines"
@@ -107,3 +107,63 @@ def test_the_core_imports_neither_streamlit_nor_the_cli():
         )
     }
     assert offenders == {}
+
+
+# -- the package layers (docs/ARCHITECTURE.md): each imports only the layers below it -------------
+LAYERS = {"base": 0, "documents": 1, "models": 2, "engines": 3, "chat": 4, "eval": 5, "server": 5, "cli": 6}
+BASE_MODULES = {"settings", "database", "decisions", "errors", "jsonable", "logs"}
+FREE = {"devtools", "__main__"}  # test helpers and the CLI's entry point may use anything
+
+
+def layer_of(module: str) -> str | None:
+    """The layer of a `chatvlmllm...` module name (None: not chatvlmllm, or free)."""
+    parts = module.split(".")
+    if parts[0] != "chatvlmllm" or len(parts) == 1 or parts[1] == "__version__":
+        return None
+    if parts[1] in FREE:
+        return None
+    return "base" if parts[1] in BASE_MODULES else parts[1]
+
+
+def upward_imports(path: Path, module: str | None = None) -> set[str]:
+    """The chatvlmllm modules `path` (the module named `module`) imports from a layer above its own,
+    or from a sibling layer."""
+    own = layer_of(module or ".".join(path.relative_to(ROOT).with_suffix("").parts))
+    if own is None:
+        return set()
+    found = set()
+    for name in imported_modules(path):
+        other = layer_of(name)
+        if other is None or other == own or other not in LAYERS:
+            continue
+        if LAYERS[other] >= LAYERS[own]:
+            found.add(name)
+    return found
+
+
+def test_every_package_is_a_known_layer():
+    packages = {p.name for p in (ROOT / "chatvlmllm").iterdir() if (p / "__init__.py").is_file()}
+    modules = {p.stem for p in (ROOT / "chatvlmllm").glob("*.py")} - {"__init__", "__main__"}
+    assert packages - FREE <= set(LAYERS) and modules <= BASE_MODULES
+
+
+def test_at_most_twelve_modules_at_the_package_top():
+    assert len(list((ROOT / "chatvlmllm").glob("*.py"))) <= 12
+
+
+def test_each_layer_imports_only_the_layers_below():
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(found)
+        for path in python_files("chatvlmllm")
+        if (found := upward_imports(path))
+    }
+    assert offenders == {}
+
+
+def test_the_layer_checker_sees_an_upward_import(tmp_path):
+    # The OCR cache once reached the chat store for its file name: documents → chat goes up.
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    from chatvlmllm.chat.store import ChatStore\n", encoding="utf-8")
+    found = upward_imports(probe, "chatvlmllm.documents.probe")
+    assert found == {"chatvlmllm.chat.store", "chatvlmllm.chat.store.ChatStore"}
+    assert upward_imports(probe, "chatvlmllm.server.probe") == set()  # the server may use the chat

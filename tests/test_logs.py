@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from chatvlmllm.cli import main
-from tests.conftest import image_bytes, text_image, write_models_file
+from tests.helpers import image_bytes, text_image, write_models_file
 
 
 @pytest.fixture(autouse=True)
@@ -54,10 +54,10 @@ def test_every_fallback_attempt_is_logged_at_the_level_the_variable_sets(capsys,
         ("no_model_here", "load_failed"),
         ("rapidocr", "answered"),
     ]
-    lines = [line for line in err.splitlines() if "chatvlmllm.router" in line]
+    lines = [line for line in err.splitlines() if "chatvlmllm.chat.router" in line]
     assert len(lines) == 2
     for line, attempt in zip(lines, attempts, strict=True):
-        assert " INFO chatvlmllm.router: attempt " in line
+        assert " INFO chatvlmllm.chat.router: attempt " in line
         assert f"{attempt['model']}: {attempt['outcome']} after " in line and " s" in line
     assert "no config.json" in lines[0]  # the reason travels with a failed attempt
 
@@ -75,8 +75,8 @@ def test_an_unknown_level_name_keeps_the_default(monkeypatch):
 def test_the_server_logs_the_traceback_of_a_failed_generation(tiny_qwen2_vl, caplog):
     from fastapi.testclient import TestClient
 
-    from chatvlmllm.cache import EngineCache
-    from chatvlmllm.catalog import spec_from_path
+    from chatvlmllm.chat.engine_cache import EngineCache
+    from chatvlmllm.models.catalog import spec_from_path
     from chatvlmllm.server import create_app, plan_models
 
     served = plan_models([spec_from_path(tiny_qwen2_vl)])

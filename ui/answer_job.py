@@ -18,8 +18,8 @@ from enum import StrEnum
 
 import streamlit as st
 
-from chatvlmllm.chat import PendingAnswer
-from chatvlmllm.conversation import Turn
+from chatvlmllm.chat.conversation import Turn
+from chatvlmllm.chat.session import PendingAnswer
 from chatvlmllm.engines import AnswerStream, Progress
 
 log = logging.getLogger(__name__)

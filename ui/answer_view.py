@@ -13,14 +13,14 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from chatvlmllm.cache import EngineCache
-from chatvlmllm.catalog import ModelSpec
-from chatvlmllm.chat import AskOptions, ChatSession
-from chatvlmllm.conversation import DEFAULT_TITLE, Turn
+from chatvlmllm.chat.conversation import DEFAULT_TITLE, Turn
+from chatvlmllm.chat.engine_cache import EngineCache
+from chatvlmllm.chat.session import AskOptions, ChatSession
 from chatvlmllm.decisions import AttemptOutcome, StopReason
 from chatvlmllm.errors import UserError
-from chatvlmllm.hardware import HardwareProfile
-from chatvlmllm.ocr_policy import QUICK_PROMPTS, quick_prompt_label
+from chatvlmllm.models.catalog import ModelSpec
+from chatvlmllm.models.hardware import HardwareProfile
+from chatvlmllm.models.tasks import QUICK_PROMPTS, quick_prompt_label
 from ui import answer_job, text_view
 from ui.answer_job import AnswerJob
 

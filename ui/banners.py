@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from chatvlmllm import downloads
-from chatvlmllm.catalog import load_catalog, models_file
 from chatvlmllm.decisions import Readiness
-from chatvlmllm.ocr_policy import is_offline_engine
-from chatvlmllm.selection import ModelStatus
+from chatvlmllm.models import downloads
+from chatvlmllm.models.catalog import load_catalog, models_file
+from chatvlmllm.models.choice import ModelStatus
+from chatvlmllm.models.tasks import is_offline_engine
 
 DISMISSED_KEY = "ocr_badge_dismissed"
 

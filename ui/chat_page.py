@@ -1,6 +1,6 @@
 """The Chat page: a document on the left, the conversation about it on the right.
 
-A thin view: the chat logic is chatvlmllm.chat, the widgets are in ui/. Nothing here loads
+A thin view: the chat logic is chatvlmllm.chat.session, the widgets are in ui/. Nothing here loads
 a model: the page renders first, the model loads on the first question (on a worker
 thread, see ui.answer_job).
 """
@@ -14,8 +14,8 @@ from typing import Any
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from chatvlmllm.chat import ChatSession
-from chatvlmllm.ocr_policy import is_extract_all_text
+from chatvlmllm.chat.session import ChatSession
+from chatvlmllm.models.tasks import is_extract_all_text
 from ui import answer_job, answer_view, banners, document_view, sidebar, state, style, text_search
 
 log = logging.getLogger(__name__)

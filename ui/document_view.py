@@ -6,10 +6,11 @@ import logging
 
 import streamlit as st
 
-from chatvlmllm import documents
-from chatvlmllm.chat import ChatSession
-from chatvlmllm.conversation import DEFAULT_TITLE
-from chatvlmllm.store import StoreError
+from chatvlmllm.chat.conversation import DEFAULT_TITLE
+from chatvlmllm.chat.session import ChatSession
+from chatvlmllm.chat.store import StoreError
+from chatvlmllm.documents import loading as documents
+from chatvlmllm.settings import settings
 from ui import state
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ THUMBNAILS_PER_ROW = 2
 
 def upload_limits() -> str:
     return (
-        f"Images (PNG, JPEG, WebP, BMP, TIFF) or PDF, up to {documents.MAX_UPLOAD_MB:.0f} MB; "
+        f"Images (PNG, JPEG, WebP, BMP, TIFF) or PDF, up to {settings().max_upload_mb:.0f} MB; "
         f"PDFs up to {documents.MAX_PAGES} pages."
     )
 
@@ -49,7 +50,7 @@ def _uploader(session: ChatSession) -> None:
     uploaded = st.file_uploader(
         "Upload a document",
         key=f"document_upload_{session.id}",  # a fresh uploader per chat
-        max_upload_size=max(1, int(documents.MAX_UPLOAD_MB)),
+        max_upload_size=max(1, int(settings().max_upload_mb)),
     )
     st.caption(upload_limits())  # visible, not only a tooltip
     doc = state.handle_upload(

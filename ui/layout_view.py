@@ -3,7 +3,7 @@
 `render_layout(layout, image)` takes what the dots.ocr engine put in
 `answer.extras["layout"]` (the dict, or just its "elements" list) and the page image the
 question was about. Parsing, rescaling, sanitising and CSV conversion live in
-`chatvlmllm.layout`; this module only places things on the page.
+`chatvlmllm.documents.layout`; this module only places things on the page.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from chatvlmllm.layout import (
+from chatvlmllm.documents.layout import (
     PAGE_FURNITURE,
     LayoutElement,
     draw_layout,

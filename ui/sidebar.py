@@ -6,16 +6,16 @@ from datetime import datetime
 
 import streamlit as st
 
-from chatvlmllm.cache import EngineCache, LoadedEngine
-from chatvlmllm.catalog import ModelSpec
-from chatvlmllm.chat import AskOptions, ChatSession
+from chatvlmllm.chat.engine_cache import EngineCache, LoadedEngine
+from chatvlmllm.chat.session import AskOptions, ChatSession
+from chatvlmllm.chat.store import SessionInfo
 from chatvlmllm.decisions import Readiness
 from chatvlmllm.errors import UserError
-from chatvlmllm.hardware import HardwareProfile
-from chatvlmllm.ocr_policy import is_offline_engine, offline_engine_for
-from chatvlmllm.planner import ATTENTION_CHOICES, plan_load
-from chatvlmllm.selection import ModelStatus
-from chatvlmllm.store import SessionInfo
+from chatvlmllm.models.catalog import ModelSpec
+from chatvlmllm.models.choice import ModelStatus
+from chatvlmllm.models.hardware import HardwareProfile
+from chatvlmllm.models.planner import ATTENTION_CHOICES, plan_load
+from chatvlmllm.models.tasks import is_offline_engine, offline_engine_for
 from ui import state, text_view
 
 STATUS_ICONS: dict[str, str] = {

@@ -16,14 +16,15 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from chatvlmllm.cache import EngineCache, default_cache
-from chatvlmllm.catalog import BUILTIN_MODELS, ModelSpec, load_catalog, models_file
-from chatvlmllm.chat import ChatSession
-from chatvlmllm.documents import safe_name
+from chatvlmllm.chat.engine_cache import EngineCache, default_cache
+from chatvlmllm.chat.session import ChatSession
+from chatvlmllm.chat.store import ChatStore, SessionInfo, StoreError
+from chatvlmllm.documents.loading import safe_name
 from chatvlmllm.errors import UserError
-from chatvlmllm.hardware import HardwareProfile, probe
-from chatvlmllm.selection import ModelStatus, default_model, model_status
-from chatvlmllm.store import ChatStore, SessionInfo, StoreError, data_dir
+from chatvlmllm.models.catalog import BUILTIN_MODELS, ModelSpec, load_catalog, models_file
+from chatvlmllm.models.choice import ModelStatus, default_model, model_status
+from chatvlmllm.models.hardware import HardwareProfile, probe
+from chatvlmllm.settings import settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,7 +94,7 @@ def _store(path: str) -> ChatStore | str:
 
 def chat_store() -> ChatStore | None:
     """The SQLite store, or None (with a flash message) when the data dir is unusable."""
-    store = _store(str(data_dir() / "chats.sqlite3"))
+    store = _store(str(settings().database_path))
     if isinstance(store, str):
         flash("error", f"{store} Chats are not being saved.")
         return None

@@ -1,7 +1,7 @@
 """Search in the OCR'd text: type a word, see the matching lines highlighted on the page.
 
 Uses the line boxes of the latest answer that has them (the offline OCR engines return every
-line with its box); the search and the drawing are chatvlmllm.text_search.
+line with its box); the search and the drawing are chatvlmllm.documents.search.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import logging
 
 import streamlit as st
 
-from chatvlmllm.chat import ChatSession
-from chatvlmllm.text_search import highlight, latest_ocr_text, pages_with_matches, search_lines
+from chatvlmllm.chat.session import ChatSession
+from chatvlmllm.documents.search import highlight, latest_ocr_text, pages_with_matches, search_lines
 
 log = logging.getLogger(__name__)
 

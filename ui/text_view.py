@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from chatvlmllm.conversation import Turn
+from chatvlmllm.chat.conversation import Turn
 from chatvlmllm.decisions import StopReason
-from chatvlmllm.ocr_policy import is_extract_all_text
+from chatvlmllm.models.tasks import is_extract_all_text
 
 if TYPE_CHECKING:
     from PIL import Image

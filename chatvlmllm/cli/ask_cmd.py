@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from chatvlmllm.catalog import get_model, load_catalog, spec_from_path
-from chatvlmllm.documents import open_document
+from chatvlmllm.chat.router import answer, build_chain, chain_for
+from chatvlmllm.documents.loading import open_document
 from chatvlmllm.engines import GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, PlanError, UserError
-from chatvlmllm.hardware import probe
 from chatvlmllm.jsonable import json_extras
-from chatvlmllm.planner import ATTENTION_CHOICES, PlanOverrides, plan_load
-from chatvlmllm.router import answer, build_chain, chain_for
-from chatvlmllm.selection import default_model
-from chatvlmllm.task_choice import choose
+from chatvlmllm.models.catalog import get_model, load_catalog, spec_from_path
+from chatvlmllm.models.choice import choose, default_model
+from chatvlmllm.models.hardware import probe
+from chatvlmllm.models.planner import ATTENTION_CHOICES, PlanOverrides, plan_load
+from chatvlmllm.settings import settings
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -73,7 +72,7 @@ def run_question(args: argparse.Namespace, question: str) -> int:
     chain_keys = None if args.no_fallback else chain_for(question, hw, catalog, args.lang)
     if args.model_path:
         first = spec_from_path(args.model_path)
-    elif args.model or os.environ.get("CHATVLMLLM_DEFAULT_MODEL"):  # an explicit pick always wins
+    elif args.model or settings().default_model:  # an explicit pick always wins
         first = get_model(args.model or default_model(hw, catalog, language=args.lang)[0], catalog)
     else:
         choice = choose(question, hw, catalog, args.lang)
@@ -88,12 +87,12 @@ def run_question(args: argparse.Namespace, question: str) -> int:
     chain = build_chain(
         first, fallback=not args.no_fallback, catalog=catalog, chain_keys=chain_keys, language=args.lang
     )
-    settings = GenerationSettings(
+    generation = GenerationSettings(
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
         options={"lang": args.lang} if args.lang else {},
     )
-    routed = answer([Message("user", question, images)], chain, hw, settings, overrides)
+    routed = answer([Message("user", question, images)], chain, hw, generation, overrides)
     for stream in routed:
         if args.json:
             stream.consume()

@@ -1,4 +1,4 @@
-"""`chatvlmllm bench EVAL_DIR`: measure catalog models on an evaluation folder (see chatvlmllm.evaluation)."""
+"""`chatvlmllm bench EVAL_DIR`: measure catalog models on an evaluation folder (see chatvlmllm.eval.benchmark)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def _progress_bar() -> tuple[Callable[[int, int, str], None], Callable[[], None]
 
 def run(args: argparse.Namespace) -> int:
     from chatvlmllm.errors import UserError
-    from chatvlmllm.evaluation import run_benchmark, write_results
+    from chatvlmllm.eval.benchmark import run_benchmark, write_results
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     update, close = _progress_bar()

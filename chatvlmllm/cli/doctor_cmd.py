@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from chatvlmllm.doctor import doctor_report
+from chatvlmllm.models.doctor import doctor_report
 
 
 def add_parser(subparsers) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from chatvlmllm.catalog import load_catalog
-from chatvlmllm.downloads import human_bytes, model_row
+from chatvlmllm.models.catalog import load_catalog
+from chatvlmllm.models.downloads import human_bytes, model_row
 
 
 def add_parser(subparsers) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from chatvlmllm.cli.ask_cmd import add_common, run_question
-from chatvlmllm.ocr_policy import OCR_PROMPT
+from chatvlmllm.models.tasks import OCR_PROMPT
 
 
 def add_parser(subparsers) -> None:

@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from chatvlmllm.catalog import get_model
-from chatvlmllm.downloads import Download, DownloadError, Progress, human_bytes
+from chatvlmllm.models.catalog import get_model
+from chatvlmllm.models.downloads import Download, DownloadError, Progress, human_bytes
 
 
 def add_parser(subparsers) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import os
 import socket
 import sys
 
 from chatvlmllm.errors import PlanError, UserError
-from chatvlmllm.planner import ATTENTION_CHOICES, PlanOverrides
+from chatvlmllm.models.planner import ATTENTION_CHOICES, PlanOverrides
+from chatvlmllm.settings import settings
 
 API_KEY_ENV = "CHATVLMLLM_API_KEY"
 
@@ -42,13 +42,13 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chatvlmllm import logs, server
-    from chatvlmllm.cache import default_cache
-    from chatvlmllm.hardware import probe
+    from chatvlmllm.chat.engine_cache import default_cache
+    from chatvlmllm.models.hardware import probe
 
     logs.configure(logging.INFO)  # a server reports what it does, like other API servers
     specs = served_specs(args.model, args.model_path)
     check_port_free(args.host, args.port)
-    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    api_key = args.api_key or settings().api_key or None
     overrides = PlanOverrides(attention=args.attn, max_pixels=args.max_pixels)
     models = server.plan_models(specs, probe(), overrides)
     cache = default_cache()
@@ -73,13 +73,13 @@ def run(args: argparse.Namespace) -> int:
 
 def served_specs(keys: list[str], paths: list[str]) -> list:
     """Catalog entries for --model keys and --model-path folders; the planner's default when none."""
-    from chatvlmllm.catalog import get_model, load_catalog, spec_from_path
+    from chatvlmllm.models.catalog import get_model, load_catalog, spec_from_path
 
     catalog = load_catalog()
     specs = [get_model(key, catalog) for key in keys] + [spec_from_path(path) for path in paths]
     if not specs:
-        from chatvlmllm.hardware import probe
-        from chatvlmllm.selection import default_model
+        from chatvlmllm.models.choice import default_model
+        from chatvlmllm.models.hardware import probe
 
         key, why = default_model(probe(), catalog)
         print(f"no --model given: serving {key} ({why})", file=sys.stderr)

@@ -521,8 +521,8 @@ def build_tiny_dots_ocr(out_dir: str | Path, seed: int = 0) -> Path:
 
 
 def builders() -> dict:
-    """family → builder, as the adapters declare them (chatvlmllm.families)."""
-    from chatvlmllm.families import tiny_builders
+    """family → builder, as the adapters declare them (chatvlmllm.models.families)."""
+    from chatvlmllm.models.families import tiny_builders
 
     return tiny_builders()
 

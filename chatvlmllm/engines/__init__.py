@@ -2,7 +2,7 @@
 
 Each adapter module declares `FAMILIES = {name: FamilyInfo(...)}` and imports nothing
 heavy at module level, so listing families is cheap. Adding a family means adding one
-file here; the registry itself is `chatvlmllm.families`.
+file here; the registry itself is `chatvlmllm.models.families`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from chatvlmllm.engines.base import (
     Message,
     Progress,
 )
-from chatvlmllm.families import FamilyInfo, families, family_info
+from chatvlmllm.models.families import FamilyInfo, families, family_info
 
 if TYPE_CHECKING:
-    from chatvlmllm.catalog import ModelSpec
+    from chatvlmllm.models.catalog import ModelSpec
 
 __all__ = [
     "AnswerMetrics",

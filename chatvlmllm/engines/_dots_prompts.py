@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from chatvlmllm.engines._transcription import transcription_budget
 from chatvlmllm.engines.base import GenerationSettings, Message, latest_user_images
 from chatvlmllm.errors import UserError
-from chatvlmllm.ocr_policy import FORMATTED_OCR_TRANSCRIBES, classify
+from chatvlmllm.models.tasks import FORMATTED_OCR_TRANSCRIBES, classify
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -68,7 +68,7 @@ def choose_prompt(
     bbox = options.get("bbox")
     if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
         raise UserError("prompt_grounding_ocr needs options['bbox'] = [x1, y1, x2, y2] in the image's pixels")
-    from chatvlmllm.layout import to_model_coordinates
+    from chatvlmllm.documents.layout import to_model_coordinates
 
     return mode, DOTS_PROMPTS[mode] + str(to_model_coordinates(bbox, original_size, input_size))
 

@@ -31,8 +31,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatvlmllm.documents.reading_order import TextBox, box_from_points, reading_order
 from chatvlmllm.errors import EngineError
-from chatvlmllm.reading_order import TextBox, box_from_points, reading_order
 
 if TYPE_CHECKING:
     import numpy as np

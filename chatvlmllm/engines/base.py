@@ -16,15 +16,15 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-# FamilyInfo lives in chatvlmllm.families (the registry); re-exported here for existing imports.
+# FamilyInfo lives in chatvlmllm.models.families (the registry); re-exported here for existing imports.
 from chatvlmllm.decisions import StopReason
-from chatvlmllm.families import ATTENTION_PREFERENCE, FamilyInfo  # noqa: F401
+from chatvlmllm.models.families import ATTENTION_PREFERENCE, FamilyInfo  # noqa: F401
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from chatvlmllm.catalog import ModelSpec
-    from chatvlmllm.planner import LoadPlan
+    from chatvlmllm.models.catalog import ModelSpec
+    from chatvlmllm.models.planner import LoadPlan
 
 
 @dataclass

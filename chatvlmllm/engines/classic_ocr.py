@@ -2,7 +2,7 @@
 
 None needs a GPU or a download: RapidOCR's PP-OCR models ship inside the `rapidocr` wheel and
 run on onnxruntime; Tesseract is the Debian binary (`tesseract-ocr`, `tesseract-ocr-rus`). They
-transcribe; they cannot answer questions, and say so instead of pretending (chatvlmllm.ocr_answers
+transcribe; they cannot answer questions, and say so instead of pretending (chatvlmllm.engines._ocr_answers
 holds what each kind of request gets).
 
 Measured on ../shared/eval (docs/benchmark.md): RapidOCR reads receipts, tables and charts
@@ -18,7 +18,10 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chatvlmllm.decisions import Backend, StopReason
+from chatvlmllm.decisions import Backend, StopReason, Task
+from chatvlmllm.documents.ocr_cache import default_ocr_cache, page_key
+from chatvlmllm.documents.reading_order import TextBox, lines_text
+from chatvlmllm.engines._ocr_answers import compose
 from chatvlmllm.engines._ocr_readers import (
     DEFAULT_RAPID_PARAMS,
     TESSERACT_INSTALL,
@@ -46,16 +49,13 @@ from chatvlmllm.engines.base import (
     latest_user_text,
 )
 from chatvlmllm.errors import EngineError
-from chatvlmllm.families import Options, Task
-from chatvlmllm.ocr_answers import compose
-from chatvlmllm.ocr_cache import default_ocr_cache, page_key
-from chatvlmllm.ocr_policy import OCR_TRANSCRIBES, OFFLINE_AUTO, classify
-from chatvlmllm.reading_order import TextBox, lines_text
+from chatvlmllm.models.families import Options
+from chatvlmllm.models.tasks import OCR_TRANSCRIBES, OFFLINE_AUTO, classify
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from chatvlmllm.planner import LoadPlan
+    from chatvlmllm.models.planner import LoadPlan
 
 __all__ = ["TESSERACT_INSTALL", "tesseract_problem"]
 
@@ -116,7 +116,7 @@ class ClassicOcrEngine(BaseEngine):
     """Shared behaviour: pages in, text in reading order out, line boxes in extras["lines"].
 
     Each page is read once per engine settings: results are kept in the OCR cache (memory and
-    the chat store's file, chatvlmllm.ocr_cache), so a follow-up about the same page, a reloaded
+    the chat store's file, chatvlmllm.documents.ocr_cache), so a follow-up about the same page, a reloaded
     chat or a restarted app does not OCR it again. Cancelling stops between pages and between
     recognition chunks (RapidOCR) or kills the Tesseract process.
     """

@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chatvlmllm.doc_formats import layout_record, parse_grounding, sanitize_tables
+from chatvlmllm.decisions import Task
+from chatvlmllm.documents.markup import layout_record, parse_grounding, sanitize_tables
 from chatvlmllm.engines.doc_vlm import DocVLMEngine
-from chatvlmllm.families import CatalogEntry, FamilyInfo, Options, Scores, Task
+from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Options, Scores
 
 GROUNDED_MARKDOWN = "<|grounding|>Convert the document to markdown."
 _GROUNDING_TAGS = re.compile(r"<\|ref\|>.*?<\|/ref\|>\s*<\|det\|>.*?<\|/det\|>\s*", re.S)

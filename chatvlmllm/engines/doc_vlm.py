@@ -14,8 +14,8 @@ import threading
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from chatvlmllm import weights
-from chatvlmllm.doc_formats import sanitize_tables
+from chatvlmllm.decisions import Task
+from chatvlmllm.documents.markup import sanitize_tables
 from chatvlmllm.engines.base import (
     GenerationSettings,
     GenerationStats,
@@ -25,13 +25,14 @@ from chatvlmllm.engines.base import (
     latest_user_text,
 )
 from chatvlmllm.engines.hf_common import TransformersEngine, chat_messages, stream_generate
-from chatvlmllm.families import FamilyInfo, Task, family_info
-from chatvlmllm.ocr_policy import classify, needs_understanding
+from chatvlmllm.models import weights
+from chatvlmllm.models.families import FamilyInfo, family_info
+from chatvlmllm.models.tasks import classify, needs_understanding
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from chatvlmllm.planner import LoadPlan
+    from chatvlmllm.models.planner import LoadPlan
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ and runs in the plan's dtype (bfloat16, float16 or float32).
 Prompts are dots.ocr's own (its `dots_ocr/utils/prompts.py`), chosen with
 `settings.options["prompt_mode"]`. Without one, an empty message or a transcription
 request gets `prompt_layout_all_en`, and any other message is a free question, sent as the
-prompt itself. Layout answers are parsed (`chatvlmllm.layout`) into
+prompt itself. Layout answers are parsed (`chatvlmllm.documents.layout`) into
 `extras["layout"]` = {"elements", "image_size", "input_size", "truncated", "markdown", ...}
 with boxes on the ORIGINAL image.
 
@@ -35,8 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatvlmllm import weights
-from chatvlmllm.decisions import Reason
+from chatvlmllm.decisions import Reason, Script
 from chatvlmllm.engines._dots_prompts import LAYOUT_MODES, answer_budget, choose_prompt, dots_page
 from chatvlmllm.engines.base import (
     FamilyInfo,
@@ -48,11 +47,12 @@ from chatvlmllm.engines.base import (
 )
 from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate, torch_dtype
 from chatvlmllm.errors import EngineError, UserError
-from chatvlmllm.families import CatalogEntry, Options, Scores, Script
+from chatvlmllm.models import weights
+from chatvlmllm.models.families import CatalogEntry, Options, Scores
 
 if TYPE_CHECKING:
-    from chatvlmllm.catalog import ModelSpec
-    from chatvlmllm.planner import LoadPlan
+    from chatvlmllm.models.catalog import ModelSpec
+    from chatvlmllm.models.planner import LoadPlan
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class DotsOcrEngine(TransformersEngine):
 
     def input_size(self, width: int, height: int, max_pixels: int | None) -> tuple[int, int]:
         """(width, height) the processor will resize this page to."""
-        from chatvlmllm.layout import model_input_size
+        from chatvlmllm.documents.layout import model_input_size
 
         image_processor = self.processor.image_processor
         min_pixels, max_pixels = self.pixel_budget(max_pixels)
@@ -291,7 +291,7 @@ class DotsOcrEngine(TransformersEngine):
             model_code="chatvlmllm",
         )
         if mode in LAYOUT_MODES and len(images) == 1:
-            from chatvlmllm.layout import layout_extras
+            from chatvlmllm.documents.layout import layout_extras
 
             stats.extras["layout"] = layout_extras("".join(parts), original_size, input_size, mode)
         return stats

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatvlmllm.decisions import Script, Task
 from chatvlmllm.engines.doc_vlm import DocVLMEngine
 from chatvlmllm.engines.hf_common import image_only_processor
-from chatvlmllm.families import CatalogEntry, FamilyInfo, Options, Scores, Script, Task
+from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Options, Scores
 
 _PATCH = 28  # patch 14 × merge 2
 

@@ -34,7 +34,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from chatvlmllm import weights
+from chatvlmllm.decisions import Task
 from chatvlmllm.engines._transcription import transcription_budget, transcription_note, with_note_before_text
 from chatvlmllm.engines.base import (
     FamilyInfo,
@@ -46,13 +46,14 @@ from chatvlmllm.engines.base import (
 )
 from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate
 from chatvlmllm.errors import UserError
-from chatvlmllm.families import CatalogEntry, Options, Scores, Task
-from chatvlmllm.ocr_policy import FORMATTED_OCR_TRANSCRIBES, classify
+from chatvlmllm.models import weights
+from chatvlmllm.models.families import CatalogEntry, Options, Scores
+from chatvlmllm.models.tasks import FORMATTED_OCR_TRANSCRIBES, classify
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from chatvlmllm.planner import LoadPlan
+    from chatvlmllm.models.planner import LoadPlan
 
 
 class GotOptions(Options):

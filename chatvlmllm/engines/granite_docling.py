@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from chatvlmllm.doc_formats import layout_record, parse_doctags, sanitize_tables
+from chatvlmllm.decisions import Task
+from chatvlmllm.documents.markup import layout_record, parse_doctags, sanitize_tables
 from chatvlmllm.engines.doc_vlm import DocVLMEngine
-from chatvlmllm.families import CatalogEntry, FamilyInfo, Options, Scores, Task
+from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Options, Scores
 
 _ENGINE = "chatvlmllm.engines.granite_docling:GraniteDoclingEngine"
 _BUILDERS = "chatvlmllm.devtools.tiny_doc_models:"

@@ -14,7 +14,7 @@ from chatvlmllm.errors import EngineError, OutOfMemoryError
 if TYPE_CHECKING:
     import torch
 
-    from chatvlmllm.planner import LoadPlan
+    from chatvlmllm.models.planner import LoadPlan
 
 FAMILIES: dict = {}  # shared helpers, no family of its own
 

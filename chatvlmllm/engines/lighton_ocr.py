@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from chatvlmllm.decisions import Task
 from chatvlmllm.engines.doc_vlm import DocVLMEngine
-from chatvlmllm.families import CatalogEntry, FamilyInfo, Options, Scores, Task
+from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Options, Scores
 
 # The Pixtral processor resizes so the longest edge is at most this (lightonai/LightOnOCR-2-1B
 # preprocessor_config.json: longest_edge 1540 = 110 patches of 14 px).

@@ -43,12 +43,12 @@ from chatvlmllm.engines.base import (
     latest_user_text,
 )
 from chatvlmllm.errors import EngineError
-from chatvlmllm.families import Options
+from chatvlmllm.models.families import Options
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from chatvlmllm.planner import LoadPlan
+    from chatvlmllm.models.planner import LoadPlan
 
 
 class OpenAIOptions(Options):
@@ -220,7 +220,7 @@ class OpenAIEngine(BaseEngine):
         """One page and dots.ocr's prompt, as its vLLM client sends them (no history: it reads pages)."""
         from PIL import Image as PILImage
 
-        from chatvlmllm.layout import DOTS_MIN_PIXELS, model_input_size
+        from chatvlmllm.documents.layout import DOTS_MIN_PIXELS, model_input_size
 
         options = {**self.spec.options, **settings.options}
         page = dots_page(messages, options)
@@ -293,7 +293,7 @@ class OpenAIEngine(BaseEngine):
         if finish_reason:
             stats.extras["finish_reason"] = finish_reason
         if sent.get("prompt_mode") in ("prompt_layout_all_en", "prompt_layout_only_en"):
-            from chatvlmllm.layout import layout_extras
+            from chatvlmllm.documents.layout import layout_extras
 
             # Boxes come in pixels of the image sent; the layout view wants them on the original page.
             stats.extras["layout"] = layout_extras(

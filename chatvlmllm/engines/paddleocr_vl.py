@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatvlmllm.decisions import Script, Task
 from chatvlmllm.engines.doc_vlm import DocVLMEngine
-from chatvlmllm.families import CatalogEntry, FamilyInfo, Options, Scores, Script, Task
+from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Options, Scores
 
 # Patch 14 × merge 2: the processor's budget in pixels is a multiple of 28².
 _PATCH = 28

@@ -10,10 +10,11 @@ import threading
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from chatvlmllm import weights
+from chatvlmllm.decisions import Script, Task
 from chatvlmllm.engines.base import FamilyInfo, GenerationSettings, GenerationStats, Message
 from chatvlmllm.engines.hf_common import TransformersEngine, chat_messages, image_only_processor, stream_generate
-from chatvlmllm.families import CatalogEntry, Options, Scores, Script, Task
+from chatvlmllm.models import weights
+from chatvlmllm.models.families import CatalogEntry, Options, Scores
 
 _ENGINE = "chatvlmllm.engines.qwen_vl:QwenVLEngine"
 _TINY = "chatvlmllm.devtools.tiny_models:"

@@ -10,7 +10,7 @@ Test and benchmark helpers that start a server live in `chatvlmllm.devtools.serv
 """
 
 from chatvlmllm.server.app import DEFAULT_HOST, DEFAULT_PORT, MAX_PENDING, create_app, run_server
-from chatvlmllm.server.body_limit import BODY_TIMEOUT_S, MAX_BODY_BYTES, BodyLimit
+from chatvlmllm.server.body_limit import BodyLimit
 from chatvlmllm.server.protocol import (
     DEFAULT_MAX_TOKENS,
     MAX_IMAGES_PER_REQUEST,
@@ -24,11 +24,9 @@ from chatvlmllm.server.served import ModelCounters, ServedModel, ServerState, pl
 from chatvlmllm.server.streaming import ChunkPump
 
 __all__ = [
-    "BODY_TIMEOUT_S",
     "DEFAULT_HOST",
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_PORT",
-    "MAX_BODY_BYTES",
     "MAX_IMAGES_PER_REQUEST",
     "MAX_PENDING",
     "ApiError",

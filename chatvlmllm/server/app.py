@@ -34,8 +34,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chatvlmllm.cache import EngineCache, default_cache
-from chatvlmllm.context import overflow
+from chatvlmllm.chat.context import overflow
+from chatvlmllm.chat.engine_cache import EngineCache, default_cache
 from chatvlmllm.errors import DocumentError
 from chatvlmllm.server.body_limit import BodyLimit
 from chatvlmllm.server.protocol import (

@@ -5,17 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from typing import Any
 
-from chatvlmllm.documents import MAX_UPLOAD_MB
+from chatvlmllm.settings import settings
 
 log = logging.getLogger(__name__)
-
-# A request body may carry a document at the upload limit as base64 (4/3 larger) plus the JSON around it.
-MAX_BODY_BYTES = int(float(os.environ.get("CHATVLMLLM_MAX_REQUEST_MB", str(MAX_UPLOAD_MB * 4 / 3 + 4))) * 1e6)
-# A client must send its whole body within this time (slow or lying clients hold no connection longer).
-BODY_TIMEOUT_S = float(os.environ.get("CHATVLMLLM_BODY_TIMEOUT_S", "30"))
 
 
 class BodyLimit:
@@ -27,8 +21,13 @@ class BodyLimit:
     The app then receives the body from memory, so nothing downstream waits on the client.
     """
 
-    def __init__(self, app: Any, max_bytes: int = MAX_BODY_BYTES, timeout_s: float = BODY_TIMEOUT_S):
-        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+    def __init__(self, app: Any, max_bytes: int | None = None, timeout_s: float | None = None):
+        # A request body may carry a document at the upload limit as base64 (4/3 larger) plus the JSON
+        # around it (`settings().max_body_bytes`); a client must send it within `body_timeout_s`.
+        config = settings()
+        self.app = app
+        self.max_bytes = max_bytes if max_bytes is not None else config.max_body_bytes
+        self.timeout_s = timeout_s if timeout_s is not None else config.body_timeout_s
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":

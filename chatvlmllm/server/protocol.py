@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatvlmllm.decisions import StopReason
-from chatvlmllm.documents import load_document
+from chatvlmllm.documents.loading import load_document
 from chatvlmllm.engines import AnswerStream, GenerationSettings, Message
 from chatvlmllm.errors import ChatVlmError, DocumentError, OutOfMemoryError, UserError
 from chatvlmllm.jsonable import json_extras

@@ -8,11 +8,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from chatvlmllm.cache import EngineCache
-from chatvlmllm.catalog import ModelSpec
+from chatvlmllm.chat.engine_cache import EngineCache
 from chatvlmllm.engines import Engine
-from chatvlmllm.hardware import HardwareProfile, probe
-from chatvlmllm.planner import LoadPlan, PlanOverrides, plan_load
+from chatvlmllm.models.catalog import ModelSpec
+from chatvlmllm.models.hardware import HardwareProfile, probe
+from chatvlmllm.models.planner import LoadPlan, PlanOverrides, plan_load
 
 log = logging.getLogger(__name__)
 

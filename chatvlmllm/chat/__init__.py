@@ -1,0 +1,9 @@
+"""Chat: a conversation about documents, answered by models, kept in the database.
+
+- `session`: `ChatSession`, a conversation with its documents and its answers.
+- `conversation`: turns, transcripts and their exports.
+- `context`: what fits in one request (turns, pages, pixels).
+- `router`: answer with the chosen model, then the fallback chain.
+- `engine_cache`: loaded engines, one per model and plan, shared by every caller.
+- `store`: the chat history in the database.
+"""

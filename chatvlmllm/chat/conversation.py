@@ -1,0 +1,500 @@
+"""A conversation about documents: turns with their metadata, exports, and engine messages.
+
+A turn keeps everything needed to understand an answer later: which model answered, with
+which attention and timings, the fallback attempts, and the document page(s) the question
+was about. Transcripts export to Markdown (to read), JSON (versioned, re-importable) and
+CSV (one row per turn).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from chatvlmllm.chat.context import Fit, PlannedTurn, PromptBudget, fit_turns
+from chatvlmllm.decisions import AttemptOutcome
+from chatvlmllm.engines.base import AnswerMetrics, Message
+from chatvlmllm.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from PIL import Image
+
+TRANSCRIPT_FORMAT = "chatvlmllm.transcript"
+TRANSCRIPT_VERSION = 1
+DEFAULT_TITLE = "New chat"
+TITLE_LENGTH = 48
+# extras key: how many of the earliest turns were left out of the prompt to fit the context.
+TURNS_NOT_SENT = "turns_not_sent"
+
+# Answer metrics copied into the CSV export (AnswerMetrics field names).
+METRIC_COLUMNS = (
+    "attention",
+    "dtype",
+    "device",
+    "load_s",
+    "ttft_s",
+    "total_s",
+    "prompt_tokens",
+    "new_tokens",
+    "tokens_per_s",
+    "stopped_by",
+)
+# Columns of the CSV export, in order.
+CSV_COLUMNS = (
+    "index",
+    "role",
+    "text",
+    "model",
+    *METRIC_COLUMNS,
+    "document",
+    "pages",
+    "attempts",
+    "error",
+    "started_at",
+    "finished_at",
+)
+
+# Looks up a page image: (document sha256, 1-based page) → image, or None when the document is gone.
+PageLookup = Callable[[str, int], "Image.Image | None"]
+# The pixel count of a page before it is rendered: (document sha256, 1-based page) → pixels (0 if unknown).
+PagePixels = Callable[[str, int], int]
+
+
+# Bounds of an imported transcript (a saved chat is read through the same schema).
+MAX_TRANSCRIPT_BYTES = 20_000_000
+MAX_TURNS = 2_000
+MAX_TEXT_CHARS = 1_000_000
+MAX_SHORT_CHARS = 1_000  # model keys, file names, timestamps, reasons
+MAX_ATTEMPTS = 50
+MAX_PAGES_PER_TURN = 500
+MAX_EXTRA_DEPTH = 8  # settings and extras: JSON nested at most this deep
+MAX_EXTRA_ITEMS = 20_000  # values in a turn's settings or extras, all levels together
+
+
+class TranscriptError(UserError):
+    """A transcript (or a stored turn) that does not match the schema; the message names the field."""
+
+
+def _bounded_json(value: Any) -> Any:
+    """Free-form JSON (settings, extras) may not nest deeper than MAX_EXTRA_DEPTH or hold too many values."""
+    stack = [(value, 1)]
+    count = 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if depth > MAX_EXTRA_DEPTH:
+            raise ValueError(f"nested more than {MAX_EXTRA_DEPTH} levels deep")
+        if count > MAX_EXTRA_ITEMS:
+            raise ValueError(f"more than {MAX_EXTRA_ITEMS:,} values")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return value
+
+
+ShortText = Annotated[str, StringConstraints(max_length=MAX_SHORT_CHARS)]
+FreeJson = Annotated[dict[str, JsonValue], AfterValidator(_bounded_json)]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class _Record(BaseModel):
+    # Unknown keys (a newer writer) are dropped rather than refused: the text still reads.
+    # Strict: "1" is not a page number and "slow" is not a duration.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class AttemptRecord(_Record):
+    model: ShortText | None = None
+    outcome: ShortText = "error"
+    reason: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] = ""
+    seconds: Seconds = 0.0
+
+
+class MetricsRecord(_Record):
+    """AnswerMetrics' fields, each with its type, so a caption or a sidebar can format them."""
+
+    model: ShortText | None = None
+    family: ShortText | None = None
+    attention: ShortText | None = None
+    dtype: ShortText | None = None
+    device: ShortText | None = None
+    quantization: ShortText | None = None
+    load_s: Seconds | None = None
+    ttft_s: Seconds | None = None
+    total_s: Seconds | None = None
+    prompt_tokens: Annotated[int, Field(ge=0)] | None = None
+    new_tokens: Annotated[int, Field(ge=0)] | None = None
+    tokens_per_s: Seconds | None = None
+    peak_vram_mb: Seconds | None = None
+    stopped_by: ShortText | None = None
+
+
+class LayoutElementRecord(_Record):
+    bbox: Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=4, max_length=4)]
+    category: ShortText = "Text"
+    text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] = ""
+
+
+class LayoutRecord(_Record):
+    elements: Annotated[list[LayoutElementRecord], Field(max_length=5_000)] = []
+    image_size: Annotated[list[Annotated[int, Field(ge=1, le=100_000)]], Field(min_length=2, max_length=2)] | None = (
+        None
+    )
+    truncated: bool = False
+
+
+class TurnRecord(_Record):
+    role: Literal["user", "assistant", "system"]
+    text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
+    model: ShortText | None = None
+    attempts: Annotated[list[AttemptRecord], Field(max_length=MAX_ATTEMPTS)] = []
+    metrics: MetricsRecord = MetricsRecord()
+    document: ShortText | None = None
+    document_sha256: Annotated[str, StringConstraints(max_length=128)] | None = None
+    pages: Annotated[list[Annotated[int, Field(ge=1, le=100_000)]], Field(max_length=MAX_PAGES_PER_TURN)] = []
+    started_at: ShortText | None = None
+    finished_at: ShortText | None = None
+    error: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] | None = None
+    settings: FreeJson = {}
+    extras: FreeJson = {}
+    incomplete: bool = False
+
+    @field_validator("extras")
+    @classmethod
+    def _layout_shape(cls, extras: dict[str, Any]) -> dict[str, Any]:
+        """The layout view draws extras["layout"]: it must have the layout's shape."""
+        layout = extras.get("layout")
+        if layout is None:
+            return extras
+        record = LayoutRecord(elements=layout) if isinstance(layout, list) else LayoutRecord.model_validate(layout)
+        return {**extras, "layout": record.model_dump()}
+
+
+class TranscriptRecord(_Record):
+    format: Literal["chatvlmllm.transcript"]
+    version: Annotated[int, Field(ge=1, le=TRANSCRIPT_VERSION)]
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    title: Annotated[str, StringConstraints(max_length=MAX_SHORT_CHARS)] | None = None
+    created_at: ShortText | None = None
+    updated_at: ShortText | None = None
+    turns: Annotated[list[TurnRecord], Field(max_length=MAX_TURNS)]
+
+
+def schema_error(exc: ValidationError, what: str) -> TranscriptError:
+    """The first schema problem, with its field path (turns[3].attempts[0].seconds)."""
+    first = exc.errors()[0]
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first.get("loc", ()))
+    path = path.lstrip(".") or "(the whole file)"
+    more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+    return TranscriptError(f"{what}: {path}: {first.get('msg', 'invalid value')}{more}.")
+
+
+def _turn_values(record: TurnRecord) -> dict[str, Any]:
+    values = record.model_dump(exclude_unset=True)
+    values["metrics"] = record.metrics.model_dump(exclude_unset=True)
+    values["attempts"] = [a.model_dump() for a in record.attempts]
+    for stamp in ("started_at", "finished_at"):
+        if values.get(stamp) is not None:
+            values[stamp] = _iso_or_none(values[stamp]) or now_iso()
+    if values.get("started_at") is None:
+        values.pop("started_at", None)
+    return values
+
+
+def _not_future(stamp: str | None) -> str:
+    """A timestamp from a file, no later than now (a date in 2099 must not pin a chat to the top)."""
+    now = now_iso()
+    if stamp is None:
+        return now
+    try:
+        parsed = datetime.fromisoformat(stamp)
+        return stamp if parsed.tzinfo is not None and parsed <= datetime.now(UTC) else now
+    except ValueError:
+        return now
+
+
+def _iso_or_none(text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).isoformat(timespec="milliseconds")
+    except ValueError:
+        return None
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Turn:
+    """One message of the conversation with what is needed to reproduce and judge it."""
+
+    role: str  # "user" | "assistant"
+    text: str
+    model: str | None = None  # the model that answered (assistant turns)
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # router attempts, in order
+    metrics: dict[str, Any] = field(default_factory=dict)  # AnswerMetrics.to_dict()
+    document: str | None = None  # file name of the document the question was about
+    document_sha256: str | None = None
+    pages: list[int] = field(default_factory=list)  # 1-based
+    started_at: str = field(default_factory=now_iso)
+    finished_at: str | None = None
+    error: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # generation settings and overrides asked for
+    extras: dict[str, Any] = field(default_factory=dict)  # engine extras (image_tokens, layout, ...)
+    # An answer still streaming when it was last saved; after a crash it stays marked so.
+    incomplete: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Turn:
+        """A turn checked against the schema (TranscriptError names the bad field)."""
+        try:
+            record = TurnRecord.model_validate(data)
+        except ValidationError as exc:
+            raise schema_error(exc, "A transcript turn") from None
+        return cls(**_turn_values(record))
+
+    @classmethod
+    def unreadable(cls, why: str) -> Turn:
+        """Stands in for a stored turn that no longer matches the schema, so the rest of the chat opens."""
+        return cls("assistant", "", error=f"This saved message could not be read ({why}).")
+
+    @property
+    def stopped_by(self) -> str | None:
+        return self.metrics.get("stopped_by")
+
+    @property
+    def fell_back(self) -> bool:
+        return any(a.get("outcome") != AttemptOutcome.ANSWERED for a in self.attempts)
+
+    def caption(self) -> str:
+        """model · attention · time · tokens/s (AnswerMetrics.caption) for assistant turns, then any notes."""
+        return " · ".join(part for part in (self._metrics_caption(), *self.notes()) if part)
+
+    def _metrics_caption(self) -> str:
+        if not self.metrics:
+            return self.model or ""
+        try:
+            return AnswerMetrics(**self.metrics).caption()
+        except (TypeError, ValueError):  # metrics written by another version: show what is there
+            parts = [str(self.metrics.get(k)) for k in ("model", "attention", "total_s") if self.metrics.get(k)]
+            return " · ".join(parts)
+
+    def notes(self) -> list[str]:
+        """What the reader of this answer should know about how it was made."""
+        notes = []
+        dropped = self.extras.get(TURNS_NOT_SENT)
+        if isinstance(dropped, int) and not isinstance(dropped, bool) and dropped > 0:
+            what = "the first turn was" if dropped == 1 else f"the first {dropped} turns were"
+            notes.append(f"{what} not sent (context limit)")
+        if self.incomplete:
+            notes.append("incomplete: the app stopped while this answer was being written")
+        return notes
+
+    def document_label(self) -> str:
+        if not self.document:
+            return ""
+        if not self.pages:
+            return self.document
+        word = "page" if len(self.pages) == 1 else "pages"
+        return f"{self.document}, {word} {_page_ranges(self.pages)}"
+
+
+@dataclass
+class Conversation:
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    title: str = DEFAULT_TITLE
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    turns: list[Turn] = field(default_factory=list)
+    # Turns dropped by the last `engine_messages(..., budget=...)` to fit the model's context.
+    dropped_turns: int = field(default=0, compare=False)
+
+    def add(self, turn: Turn) -> Turn:
+        if self.title == DEFAULT_TITLE and turn.role == "user" and turn.text.strip():
+            self.title = title_from(turn.text)
+        self.turns.append(turn)
+        self.updated_at = now_iso()
+        return turn
+
+    @property
+    def last_answer(self) -> Turn | None:
+        return next((t for t in reversed(self.turns) if t.role == "assistant"), None)
+
+    # -- engine messages -------------------------------------------------
+    def engine_messages(
+        self,
+        page_image: PageLookup | None = None,
+        budget: PromptBudget | None = None,
+        page_pixels: PagePixels | None = None,
+    ) -> list[Message]:
+        """The conversation as engine messages, so earlier turns reach the model.
+
+        Each document page is attached once, to the user turn that first asked about it:
+        repeating it on every turn would multiply the image tokens. Assistant turns that
+        produced no text (failures) are left out. With a `budget`, the earliest turns are
+        left out to fit the model's context (their images first), `dropped_turns` says how
+        many, and only the pages that are sent are rendered.
+        """
+        planned: list[PlannedTurn] = []
+        refs: list[list[tuple[str, int]]] = []
+        sent: set[tuple[str, int]] = set()
+        for turn in self.turns:
+            if turn.role == "assistant":
+                if turn.text.strip():
+                    planned.append(PlannedTurn("assistant", turn.text))
+                    refs.append([])
+                continue
+            pages: list[tuple[str, int]] = []
+            if turn.document_sha256 and page_image is not None:
+                for page in turn.pages:
+                    ref = (turn.document_sha256, page)
+                    if ref not in sent:
+                        sent.add(ref)
+                        pages.append(ref)
+            sizes = [page_pixels(*ref) if page_pixels else 0 for ref in pages]
+            planned.append(PlannedTurn(turn.role, turn.text, sizes))
+            refs.append(pages)
+        fit = fit_turns(planned, budget) if budget is not None else Fit(0, 0)
+        self.dropped_turns = fit.dropped_turns
+        messages: list[Message] = []
+        for plan, pages in zip(planned, refs, strict=True):
+            if not plan.keep:
+                continue
+            images = [] if not plan.keep_images or page_image is None else [page_image(*ref) for ref in pages]
+            messages.append(Message(plan.role, plan.text, [image for image in images if image is not None]))
+        return messages
+
+    # -- exports -----------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": TRANSCRIPT_FORMAT,
+            "version": TRANSCRIPT_VERSION,
+            "id": self.id,
+            "title": self.title,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "turns": [turn.to_dict() for turn in self.turns],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, default=str)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Conversation:
+        """A transcript checked field by field; TranscriptError names the first bad field."""
+        if not isinstance(data, dict) or data.get("format") != TRANSCRIPT_FORMAT:
+            raise TranscriptError("This JSON is not a chatvlmllm transcript (download one with the JSON button).")
+        version = data.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version > TRANSCRIPT_VERSION:
+            raise TranscriptError(
+                f"This transcript has version {version!r}; this app reads versions up to {TRANSCRIPT_VERSION}."
+            )
+        try:
+            record = TranscriptRecord.model_validate(data)
+        except ValidationError as exc:
+            raise schema_error(exc, "This transcript does not match the format") from None
+        return cls(
+            id=record.id or uuid.uuid4().hex,
+            title=" ".join((record.title or "").split()) or DEFAULT_TITLE,
+            created_at=_iso_or_none(record.created_at) or now_iso(),
+            updated_at=_not_future(_iso_or_none(record.updated_at)),
+            turns=[Turn(**_turn_values(turn)) for turn in record.turns],
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Conversation:
+        if len(text) > MAX_TRANSCRIPT_BYTES:
+            raise TranscriptError(
+                f"The transcript is {len(text) / 1e6:.0f} MB; the limit is {MAX_TRANSCRIPT_BYTES / 1e6:.0f} MB."
+            )
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise TranscriptError(f"The transcript is not valid JSON: {exc}.") from None
+        except RecursionError:
+            raise TranscriptError("The transcript is nested too deeply to be a chatvlmllm transcript.") from None
+        return cls.from_dict(data)
+
+    def to_markdown(self) -> str:
+        lines = [f"# {self.title}", "", f"_Exported from chatvlmllm on {now_iso()}_", ""]
+        for turn in self.turns:
+            if turn.role == "user":
+                where = f" — {turn.document_label()}" if turn.document else ""
+                lines += [f"## You{where}", "", turn.text, ""]
+                continue
+            lines += [f"## Assistant ({turn.model or 'no model'})", "", turn.text or "_(no answer)_", ""]
+            if turn.error:
+                lines += [f"> **Error:** {turn.error}", ""]
+            if turn.metrics:
+                lines += [f"_{turn.caption()}_", ""]
+            if turn.fell_back:
+                lines.append("Attempts:")
+                lines += [
+                    f"- {a.get('model')}: {a.get('outcome')} {a.get('reason') or ''}".rstrip() for a in turn.attempts
+                ]
+                lines.append("")
+        return "\n".join(lines).rstrip() + "\n"
+
+    def to_dataframe(self) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = []
+        for index, turn in enumerate(self.turns):
+            m = turn.metrics
+            rows.append(
+                {
+                    "index": index,
+                    "role": turn.role,
+                    "text": turn.text,
+                    "model": turn.model,
+                    **{k: m.get(k) for k in METRIC_COLUMNS},
+                    "document": turn.document,
+                    "pages": " ".join(str(p) for p in turn.pages),
+                    "attempts": "; ".join(f"{a.get('model')}: {a.get('outcome')}" for a in turn.attempts),
+                    "error": turn.error,
+                    "started_at": turn.started_at,
+                    "finished_at": turn.finished_at,
+                }
+            )
+        return pd.DataFrame(rows, columns=list(CSV_COLUMNS))
+
+    def to_csv(self) -> str:
+        return self.to_dataframe().to_csv(index=False)
+
+
+def title_from(text: str) -> str:
+    words = " ".join(text.split())
+    return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def _page_ranges(pages: list[int]) -> str:
+    """[1, 2, 3, 5] → "1–3, 5"."""
+    runs: list[list[int]] = []  # [first, last] of each run of consecutive pages
+    for page in sorted(set(pages)):
+        if runs and page == runs[-1][1] + 1:
+            runs[-1][1] = page
+        else:
+            runs.append([page, page])
+    return ", ".join(f"{first}–{last}" if first != last else str(first) for first, last in runs)

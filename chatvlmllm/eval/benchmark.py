@@ -1,0 +1,706 @@
+"""The benchmark: run catalog models over an evaluation folder and measure them.
+
+The folder has the layout of ../shared/eval:
+
+- `manifest.jsonl`: one item per line: id, image, truth, lang, kind (receipt, text_line, table...);
+- `truth/<id>.txt`: the transcript, one text line per line;
+- `qa.jsonl` (optional): id, question, answers (accepted), field.
+
+Per model: CER and word F1 (eval_metrics), QA exact match and ANLS for chat-capable models (null
+for OCR-only ones), latency median/p95, pages/s, peak memory, and the same text metrics per kind
+and per language. `--concurrency N` keeps N requests in flight: a server backend (`openai`) gets one
+client kept busy with N requests and the server runs them in parallel; a local model is loaded once and runs one
+generation at a time, so its requests queue (latency is counted from when a request starts running,
+throughput over the whole run).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any
+
+from chatvlmllm.decisions import Backend
+from chatvlmllm.errors import UserError
+from chatvlmllm.eval import metrics as em
+from chatvlmllm.models.tasks import OCR_PROMPT
+from chatvlmllm.settings import settings
+
+QA_PROMPT = "{question}\nAnswer with the value exactly as written on the document, and nothing else."
+OCR_MAX_NEW_TOKENS = 4096
+
+
+def ocr_options(item: EvalItem) -> dict[str, Any]:
+    """Per-request options of a benchmark OCR request: the item's language; no OCR cache (every page is
+    really read, also on a re-run) and no "read by" note after the transcript (it is not the page's text)."""
+    return {"lang": item.lang, "ocr_cache": False, "reader_note": False}
+
+
+QA_MAX_NEW_TOKENS = 128
+
+# progress(done, total, label): the CLI draws a tqdm bar with it, the Benchmark page a st.progress.
+ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    id: str
+    image: Path
+    truth: str
+    lang: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class QaItem:
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    field: str = ""
+
+
+@dataclass
+class EvalSet:
+    folder: Path
+    items: list[EvalItem]
+    qa: list[QaItem] = field(default_factory=list)
+
+    def limited(self, limit: int | None) -> EvalSet:
+        """At most `limit` items, taken in turn from each kind so a short run still covers them all."""
+        if limit is None or limit >= len(self.items):
+            return self
+        by_kind: dict[str, list[EvalItem]] = {}
+        for item in self.items:
+            by_kind.setdefault(item.kind, []).append(item)
+        interleaved = [item for group in zip_longest(*by_kind.values()) for item in group if item is not None]
+        items = interleaved[:limit]
+        kept = {item.id for item in items}
+        return EvalSet(self.folder, items, [q for q in self.qa if q.id in kept])
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}, line {number}: expected a JSON object")
+        rows.append(row)
+    return rows
+
+
+def load_eval_set(folder: str | Path) -> EvalSet:
+    """Read manifest.jsonl, truth/ and qa.jsonl; every problem is a UserError naming the file."""
+    folder = Path(folder).expanduser()
+    manifest = folder / "manifest.jsonl"
+    if not manifest.is_file():
+        raise UserError(
+            f"{folder} is not an evaluation folder: no manifest.jsonl there "
+            "(expected manifest.jsonl, truth/ and optionally qa.jsonl, like ../shared/eval)"
+        )
+    items = []
+    for number, row in enumerate(_read_jsonl(manifest), start=1):
+        missing = [k for k in ("id", "image", "truth") if not row.get(k)]
+        if missing:
+            raise UserError(f"{manifest}, item {number}: missing {', '.join(missing)}")
+        image, truth = folder / row["image"], folder / row["truth"]
+        for path in (image, truth):
+            if not path.is_file():
+                raise UserError(f"{manifest}: item {row['id']} points at {path}, which does not exist")
+        items.append(
+            EvalItem(
+                id=str(row["id"]),
+                image=image,
+                truth=truth.read_text(encoding="utf-8"),
+                lang=str(row.get("lang") or "en"),
+                kind=str(row.get("kind") or "document"),
+            )
+        )
+    if not items:
+        raise UserError(f"{manifest} lists no items")
+    qa = []
+    qa_file = folder / "qa.jsonl"
+    if qa_file.is_file():
+        item_ids = {item.id for item in items}
+        for line, row in enumerate(_read_jsonl(qa_file), start=1):
+            answers = row.get("answers") or []
+            if row.get("id") and str(row["id"]) not in item_ids:
+                raise UserError(f"{qa_file}, question {line}: id {row['id']!r} is not in {manifest.name}")
+            if row.get("id") and row.get("question") and answers:
+                qa.append(
+                    QaItem(str(row["id"]), str(row["question"]), tuple(map(str, answers)), str(row.get("field", "")))
+                )
+    return EvalSet(folder, items, qa)
+
+
+# -- measuring ------------------------------------------------------------------------------
+
+
+class PeakMemory:
+    """Samples this process's resident memory on a thread; `peak_mb` is the highest seen."""
+
+    def __init__(self, interval_s: float = 0.05):
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self.peak_mb = self._rss_mb()
+        self._thread = threading.Thread(target=self._sample, name="chatvlmllm-peak-memory", daemon=True)
+
+    def _rss_mb(self) -> float:
+        return self._process.memory_info().rss / 1e6
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.peak_mb = max(self.peak_mb, self._rss_mb())
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self._rss_mb())
+
+
+@dataclass
+class Outcome:
+    """One request: the text it returned, its latency, and the error if it failed."""
+
+    text: str = ""
+    seconds: float = 0.0
+    error: str | None = None
+    peak_vram_mb: float | None = None
+    read_by: list[str] | None = None  # offline OCR: the engine that read each page (ocr_auto's choice)
+
+
+def _ask(engine: Any, prompt: str, image: Any, settings: Any) -> Outcome:
+    from chatvlmllm.engines import Message
+
+    started = time.perf_counter()
+    try:
+        stream = engine.stream([Message("user", prompt, [image])], settings)
+        text = stream.consume()
+    except Exception as exc:  # one failed page must not lose the others
+        return Outcome(seconds=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
+    metrics = stream.metrics
+    pages = stream.extras.get("pages") if isinstance(stream.extras, dict) else None
+    read_by = [str(page.get("engine")) for page in pages] if isinstance(pages, list) else None
+    return Outcome(text, time.perf_counter() - started, None, metrics.peak_vram_mb if metrics else None, read_by)
+
+
+def _run_all(
+    jobs: Sequence[Callable[[], Outcome]],
+    concurrency: int,
+    progress: ProgressCallback | None,
+    label: str,
+    done_before: int,
+    total: int,
+) -> tuple[list[Outcome], float]:
+    """Run the jobs `concurrency` at a time; returns outcomes in job order and the wall time."""
+    outcomes: list[Outcome | None] = [None] * len(jobs)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="chatvlmllm-bench") as pool:
+        futures = {pool.submit(job): index for index, job in enumerate(jobs)}
+        for done, future in enumerate(as_completed(futures), start=1):
+            outcomes[futures[future]] = future.result()
+            if progress:
+                progress(done_before + done, total, label)
+    return [o for o in outcomes if o is not None], time.perf_counter() - started
+
+
+def _engine_pool(spec: Any, plan: Any, cache: Any, concurrency: int) -> queue.Queue:
+    """The engine, once per request allowed in flight at the same time.
+
+    A server backend keeps several requests in flight through one client (the server runs them
+    in parallel), so it is handed to every worker. A local model loads its weights once and
+    generates one answer at a time: one slot, and the workers queue for it.
+    """
+    engine = cache.get(spec, plan)
+    engines: queue.Queue = queue.Queue()
+    for _ in range(concurrency if spec.family_info().backend == Backend.OPENAI else 1):
+        engines.put(engine)
+    return engines
+
+
+def _with_engine(engines: queue.Queue, prompt: str, image_path: Path, settings: Any) -> Outcome:
+    """Open the page, wait for a free engine, ask. Latency covers the request only: not decoding the
+    file, not the wait in line. Pages are opened one at a time so large scans are not all in memory."""
+    try:
+        image = _open_image(image_path)
+    except UserError as exc:  # a corrupt scan is one failed page, not a failed run
+        return Outcome(error=str(exc))
+    engine = engines.get()
+    try:
+        return _ask(engine, prompt, image, settings)
+    finally:
+        engines.put(engine)
+
+
+def _text_scores(outcomes: Sequence[Outcome], items: Sequence[EvalItem]) -> list[dict[str, Any]]:
+    rows = []
+    for item, outcome in zip(items, outcomes, strict=True):
+        # A failed page counts as an empty transcript: CER 1, word F1 0.
+        rows.append(
+            {
+                "id": item.id,
+                "kind": item.kind,
+                "lang": item.lang,
+                "cer": round(em.cer(outcome.text, item.truth), 4),
+                "cer_nocase": round(em.cer(outcome.text.casefold(), item.truth.casefold()), 4),
+                "word_f1": round(em.word_f1(outcome.text, item.truth), 4),
+                "latency_s": round(outcome.seconds, 4),
+                "error": outcome.error,
+                "read_by": outcome.read_by,
+                "text": outcome.text,
+            }
+        )
+    return rows
+
+
+def _summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "cer": _round(em.mean(r["cer"] for r in rows)),
+        "word_f1": _round(em.mean(r["word_f1"] for r in rows)),
+        "n": len(rows),
+        # Case-insensitive CER: SROIE's receipt transcripts are all upper case, whatever the print.
+        "cer_nocase": _round(em.mean(r["cer_nocase"] for r in rows)),
+        "latency_median_s": _round(em.percentile([r["latency_s"] for r in rows if r["error"] is None], 50)),
+        "latency_p95_s": _round(em.percentile([r["latency_s"] for r in rows if r["error"] is None], 95)),
+    }
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return round(value, digits) if value is not None else None
+
+
+def _grouped(rows: Sequence[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row[key], []).append(row)
+    return {name: _summary(members) for name, members in groups.items()}
+
+
+def _open_image(path: Path) -> Any:
+    from chatvlmllm.documents.loading import open_document
+
+    return open_document(path).page(0)
+
+
+def _failed_model(key: str, error: str, concurrency: int) -> dict[str, Any]:
+    return {
+        "error": error,
+        "cer": None,
+        "cer_nocase": None,
+        "word_f1": None,
+        "qa_exact": None,
+        "anls": None,
+        "latency_median_s": None,
+        "latency_p95_s": None,
+        "pages_per_s": None,
+        "n": 0,
+        "concurrency": concurrency,
+        "by_kind": {},
+    }
+
+
+def benchmark_model(
+    key: str,
+    eval_set: EvalSet,
+    *,
+    hardware: Any,
+    cache: Any,
+    concurrency: int = 1,
+    progress: ProgressCallback | None = None,
+    done_before: int = 0,
+    total: int | None = None,
+) -> dict[str, Any]:
+    """Measure one catalog model on the evaluation set (OCR on every item, QA when it can chat)."""
+    from chatvlmllm.engines import GenerationSettings
+    from chatvlmllm.models.catalog import get_model
+    from chatvlmllm.models.planner import plan_load
+
+    spec = get_model(key)
+    plan = plan_load(hardware, spec)
+    if not plan.runnable:
+        return _failed_model(key, f"cannot run here: {plan.why_not()}", concurrency)
+    started = time.perf_counter()
+    try:
+        engines = _engine_pool(spec, plan, cache, concurrency)
+    except Exception as exc:  # the error is the result for this model; the others still run
+        return _failed_model(key, f"failed to load: {exc}", concurrency)
+    load_s = time.perf_counter() - started
+    parallel = engines.qsize()
+
+    chat = "chat" in spec.caps
+    qa = [q for q in eval_set.qa if chat]
+    total = total if total is not None else len(eval_set.items) + len(qa)
+    image_paths = {item.id: item.image for item in eval_set.items}
+
+    def ocr_job(item: EvalItem) -> Callable[[], Outcome]:
+        settings = GenerationSettings(max_new_tokens=OCR_MAX_NEW_TOKENS, options=ocr_options(item))
+        return lambda: _with_engine(engines, OCR_PROMPT, image_paths[item.id], settings)
+
+    def qa_job(question: QaItem) -> Callable[[], Outcome]:
+        settings = GenerationSettings(max_new_tokens=QA_MAX_NEW_TOKENS)
+        prompt = QA_PROMPT.format(question=question.question)
+        return lambda: _with_engine(engines, prompt, image_paths[question.id], settings)
+
+    load_average = _load_average()
+    with PeakMemory() as memory:
+        ocr, wall_s = _run_all(
+            [ocr_job(i) for i in eval_set.items], concurrency, progress, f"{key}: OCR", done_before, total
+        )
+        qa_outcomes, _ = _run_all(
+            [qa_job(q) for q in qa], concurrency, progress, f"{key}: QA", done_before + len(ocr), total
+        )
+
+    rows = _text_scores(ocr, eval_set.items)
+    latencies = [o.seconds for o in ocr if o.error is None]
+    vram = [o.peak_vram_mb for o in [*ocr, *qa_outcomes] if o.peak_vram_mb is not None]
+    result: dict[str, Any] = {
+        **_summary(rows),
+        "qa_exact": None,
+        "anls": None,
+        "qa_n": 0,
+        "latency_median_s": _round(em.percentile(latencies, 50)),
+        "latency_p95_s": _round(em.percentile(latencies, 95)),
+        "pages_per_s": _round(len(latencies) / wall_s if wall_s > 0 else None),
+        "errors": sum(1 for o in ocr if o.error),
+        "concurrency": concurrency,
+        "parallel_requests": parallel,
+        "load_average_1m_at_start": load_average,
+        "load_s": round(load_s, 3),
+        "peak_rss_mb": round(memory.peak_mb, 1),
+        "peak_vram_mb": max(vram) if vram else None,
+        "device": plan.device,
+        "attention": plan.attention,
+        "dtype": plan.dtype,
+        "by_kind": _grouped(rows, "kind"),
+        "by_lang": _grouped(rows, "lang"),
+        "items": rows,
+    }
+    if qa:
+        result["qa_exact"] = _round(
+            em.mean(em.exact_match(o.text, q.answers) for o, q in zip(qa_outcomes, qa, strict=True))
+        )
+        result["anls"] = _round(em.mean(em.anls(o.text, q.answers) for o, q in zip(qa_outcomes, qa, strict=True)))
+        result["qa_n"] = len(qa)
+    return result
+
+
+def interleavable(specs: Sequence[Any], concurrency: int) -> bool:
+    """Local OCR-only engines, one request at a time: run them taking turns on every item, so each
+    sees the same background load (a shared machine's load drifts over a run of minutes)."""
+    return concurrency == 1 and len(specs) > 1 and all(s.family_info().backend == "classic" for s in specs)
+
+
+def benchmark_interleaved(
+    specs: Sequence[Any],
+    eval_set: EvalSet,
+    *,
+    hardware: Any,
+    cache: Any,
+    progress: ProgressCallback | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Every model on every item, the models taking turns (alternating which goes first); per model the
+    same figures as benchmark_model, plus the process's peak RSS while that model read each kind."""
+    from chatvlmllm.engines import GenerationSettings
+    from chatvlmllm.models.planner import plan_load
+
+    results: dict[str, dict[str, Any]] = {}
+    engines: dict[str, Any] = {}
+    plans: dict[str, Any] = {}
+    load_s: dict[str, float] = {}
+    for spec in specs:
+        plan = plan_load(hardware, spec)
+        if not plan.runnable:
+            results[spec.key] = _failed_model(spec.key, f"cannot run here: {plan.why_not()}", 1)
+            continue
+        started = time.perf_counter()
+        try:
+            engines[spec.key] = cache.get(spec, plan)
+        except Exception as exc:  # the error is the result for this model; the others still run
+            results[spec.key] = _failed_model(spec.key, f"failed to load: {exc}", 1)
+            continue
+        plans[spec.key], load_s[spec.key] = plan, time.perf_counter() - started
+    keys = list(engines)
+    outcomes: dict[str, list[Outcome]] = {key: [] for key in keys}
+    rss: dict[str, dict[str, float]] = {key: {} for key in keys}
+    busy_s = dict.fromkeys(keys, 0.0)
+    load_average = _load_average()
+    total = len(eval_set.items) * len(keys)
+    for index, item in enumerate(eval_set.items):
+        try:
+            image = _open_image(item.image)
+        except UserError as exc:  # a corrupt scan is one failed page for every model
+            for key in keys:
+                outcomes[key].append(Outcome(error=str(exc)))
+            continue
+        settings = GenerationSettings(max_new_tokens=OCR_MAX_NEW_TOKENS, options=ocr_options(item))
+        for turn, key in enumerate(keys if index % 2 == 0 else keys[::-1]):
+            with PeakMemory() as memory:
+                outcome = _ask(engines[key], OCR_PROMPT, image, settings)
+            outcomes[key].append(outcome)
+            busy_s[key] += outcome.seconds
+            rss[key][item.kind] = max(rss[key].get(item.kind, 0.0), round(memory.peak_mb, 1))
+            if progress:
+                progress(index * len(keys) + turn + 1, total, f"{key}: {item.id}")
+    for key in keys:
+        rows = _text_scores(outcomes[key], eval_set.items)
+        latencies = [o.seconds for o in outcomes[key] if o.error is None]
+        by_kind = _grouped(rows, "kind")
+        for kind, figures in by_kind.items():
+            figures["peak_rss_mb"] = rss[key].get(kind)
+        results[key] = {
+            **_summary(rows),
+            "qa_exact": None,
+            "anls": None,
+            "qa_n": 0,
+            "latency_median_s": _round(em.percentile(latencies, 50)),
+            "latency_p95_s": _round(em.percentile(latencies, 95)),
+            # Throughput of this model alone: pages over the time it spent reading them.
+            "pages_per_s": _round(len(latencies) / busy_s[key] if busy_s[key] > 0 else None),
+            "errors": sum(1 for o in outcomes[key] if o.error),
+            "concurrency": 1,
+            "parallel_requests": 1,
+            "interleaved": True,
+            "load_average_1m_at_start": load_average,
+            "load_s": round(load_s[key], 3),
+            "peak_rss_mb": max(rss[key].values(), default=None),
+            "peak_vram_mb": None,
+            "device": plans[key].device,
+            "attention": plans[key].attention,
+            "dtype": plans[key].dtype,
+            "by_kind": by_kind,
+            "by_lang": _grouped(rows, "lang"),
+            "items": rows,
+        }
+    return {spec.key: results[spec.key] for spec in specs}
+
+
+def _load_average() -> float | None:
+    import os
+
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _ocr_versions() -> dict[str, str | None]:
+    """The offline engines' versions, so a re-run on another machine can be compared."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    for package in ("rapidocr", "onnxruntime"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    import subprocess
+
+    try:
+        first = subprocess.run(["tesseract", "--version"], capture_output=True, text=True, timeout=10).stdout
+        found["tesseract"] = first.splitlines()[0].split()[-1] if first else None
+    except (OSError, subprocess.SubprocessError):
+        found["tesseract"] = None
+    return found
+
+
+def machine_description(hardware: Any) -> dict[str, Any]:
+    import os
+
+    return {
+        "platform": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "versions": _ocr_versions(),
+        "device": getattr(hardware, "device", None),
+        "gpu_name": getattr(hardware, "gpu_name", None),
+        "ram_total_gb": getattr(hardware, "ram_total_gb", None),
+        # Latency depends on what else runs: the 1-minute load average when the run started.
+        "load_average_1m": _load_average(),
+    }
+
+
+def run_benchmark(
+    eval_dir: str | Path,
+    models: Sequence[str],
+    *,
+    limit: int | None = None,
+    concurrency: int = 1,
+    progress: ProgressCallback | None = None,
+    hardware: Any = None,
+    cache: Any = None,
+) -> dict[str, Any]:
+    """Benchmark each model in turn; a model that cannot run gets an `error` and null metrics."""
+    from chatvlmllm.chat.engine_cache import default_cache
+    from chatvlmllm.models.catalog import get_model, load_catalog
+    from chatvlmllm.models.hardware import probe
+
+    if limit is not None and limit < 1:
+        raise UserError("--limit must be at least 1")
+    if concurrency < 1:
+        raise UserError("--concurrency must be at least 1")
+    if not models:
+        raise UserError("name at least one model to benchmark")
+    catalog = load_catalog()
+    specs = [get_model(key, catalog) for key in models]  # unknown keys fail before any work
+    eval_set = load_eval_set(eval_dir).limited(limit)
+    hardware = hardware or probe()
+    # The process-wide cache: a model the chat already holds is not loaded a second time, and
+    # the benchmark unloads only what it loaded itself.
+    cache = cache or default_cache()
+    held_before = {engine.model for engine in cache.loaded()}
+
+    questions = len(eval_set.qa)
+    totals = [len(eval_set.items) + (questions if "chat" in spec.caps else 0) for spec in specs]
+    machine = machine_description(hardware)
+    loaded_specs = list(specs)
+    results: dict[str, Any] = {}
+    done = 0
+    try:
+        if interleavable(specs, concurrency):
+            results = benchmark_interleaved(specs, eval_set, hardware=hardware, cache=cache, progress=progress)
+            specs = []  # measured
+        for spec, count in zip(specs, totals, strict=False):
+            results[spec.key] = benchmark_model(
+                spec.key,
+                eval_set,
+                hardware=hardware,
+                cache=cache,
+                concurrency=concurrency,
+                progress=progress,
+                done_before=done,
+                total=sum(totals),
+            )
+            done += count
+            if spec.key not in held_before:
+                cache.unload(spec.key)
+    finally:
+        for spec in loaded_specs:
+            if spec.key not in held_before:
+                cache.unload(spec.key)
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "eval_dir": str(Path(eval_dir).expanduser().resolve()),
+        "limit": limit,
+        "concurrency": concurrency,
+        "n_items": len(eval_set.items),
+        "n_questions": questions,
+        "machine": {**machine, "load_average_1m_at_end": machine_description(hardware)["load_average_1m"]},
+        "interleaved": interleavable(loaded_specs, concurrency),
+        "models": results,
+    }
+
+
+# -- output ---------------------------------------------------------------------------------
+
+SUMMARY_COLUMNS = (
+    "cer",
+    "cer_nocase",
+    "word_f1",
+    "qa_exact",
+    "anls",
+    "latency_median_s",
+    "latency_p95_s",
+    "pages_per_s",
+    "n",
+    "peak_rss_mb",
+    "peak_vram_mb",
+    "error",
+)
+
+
+def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model and kind ("all" first): the CSV and the Benchmark page's table."""
+    rows = []
+    for model, metrics in results.get("models", {}).items():
+        rows.append({"model": model, "kind": "all", **{c: metrics.get(c) for c in SUMMARY_COLUMNS}})
+        for kind, figures in sorted(metrics.get("by_kind", {}).items()):
+            rows.append({"model": model, "kind": kind, **{c: figures.get(c) for c in SUMMARY_COLUMNS}})
+    return rows
+
+
+def _cell(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """Models side by side, one row per kind and one overall: the table docs/benchmark.md shows."""
+    lines = [
+        "| model | kind | n | CER | CER (case-insensitive) | word F1 | median s/page | p95 s | pages/s | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in summary_rows(results):
+        if row.get("error"):
+            lines.append(f"| {row['model']} | all | 0 | error: {row['error']} | | | | | | |")
+            continue
+        lines.append(
+            f"| {row['model']} | {'**all**' if row['kind'] == 'all' else row['kind']} | {row['n']} | "
+            f"{_cell(row['cer'])} | {_cell(row['cer_nocase'])} | {_cell(row['word_f1'])} | "
+            f"{_cell(row['latency_median_s'], 2)} | {_cell(row['latency_p95_s'], 2)} | "
+            f"{_cell(row['pages_per_s'], 2)} | {_cell(row['peak_rss_mb'], 0)} |"
+        )
+    return "\n".join(lines)
+
+
+def write_results(results: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
+    """Write the JSON and, beside it, a CSV of summary_rows (same name, .csv)."""
+    import pandas as pd
+
+    json_path = Path(out).expanduser()
+    json_path = json_path if json_path.suffix.lower() == ".json" else json_path.with_suffix(".json")
+    try:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+        csv_path = json_path.with_suffix(".csv")
+        pd.DataFrame(summary_rows(results), columns=["model", "kind", *SUMMARY_COLUMNS]).to_csv(csv_path, index=False)
+    except OSError as exc:
+        raise UserError(f"Cannot write the results to {json_path}: {exc.strerror or exc}") from None
+    return json_path, csv_path
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Load a results JSON written by write_results (for the Benchmark page)."""
+    path = Path(path).expanduser()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"No benchmark results at {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not a benchmark results file: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        raise UserError(f'{path} is not a benchmark results file (no "models" object)')
+    return data
+
+
+def default_results_path() -> Path:
+    """Where the app keeps the latest run: <data dir>/bench/results.json."""
+    return settings().data_dir / "bench" / "results.json"

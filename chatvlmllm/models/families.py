@@ -1,0 +1,173 @@
+"""Model families: what each engine adapter declares, and the registry that collects them.
+
+An adapter module in `chatvlmllm.engines` declares `FAMILIES = {name: FamilyInfo(...)}`.
+A family's declaration is the only place that knows:
+
+- which transformers `model_type`s it reads (for `--model-path DIR`),
+- its built-in catalog entries (hub id, parameter count, licence, public scores),
+- how to build a tiny random checkpoint of its architecture for tests,
+- its typed options (unknown keys in the models file are refused, listing the valid ones),
+- its task prompts (the wording its model card asks for).
+
+The catalog, the tiny-checkpoint registry and the task-aware chooser derive from these, so
+adding a family is adding one adapter file. Nothing here imports an adapter at module
+level: `families()` imports the adapter modules (cheap: they import nothing heavy) on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from chatvlmllm.decisions import Backend, Reason, Script, Task
+from chatvlmllm.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ATTENTION_PREFERENCE = ("flash_attention_2", "sdpa", "eager")
+ADAPTER_PACKAGE = "chatvlmllm.engines"
+# Modules of the adapter package that hold shared code, not families.
+_NOT_ADAPTERS = {"base"}
+
+
+class Options(BaseModel):
+    """Base of every family's options: typed, and unknown keys are refused (a typo never passes silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Public benchmark figures for one model (higher is better), each with its source in `source`.
+
+    omnidocbench: OmniDocBench v1.5 overall; olmocr: olmOCR-bench overall; docvqa: DocVQA test ANLS (%).
+    """
+
+    omnidocbench: float | None = None
+    olmocr: float | None = None
+    docvqa: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One built-in catalog model of a family (becomes a `catalog.ModelSpec`)."""
+
+    key: str
+    name: str
+    hub_id: str
+    params_b: float
+    description: str
+    licence: str
+    revision: str | None = None
+    trust_remote_code: bool = False
+    weights_gb: float | None = None  # download size, for the "download N GB?" question
+    scores: Scores = field(default_factory=Scores)
+    scripts: frozenset[Script] = frozenset({Script.LATIN})
+
+
+@dataclass(frozen=True)
+class FamilyInfo:
+    """What the planner, catalog and tests need to know about a model family, without importing it."""
+
+    name: str
+    engine: str  # "module:Class", imported only when a model of this family loads
+    backend: Backend = Backend.TRANSFORMERS
+    attention: tuple[str, ...] = ATTENTION_PREFERENCE
+    capabilities: frozenset[str] = frozenset({"chat", "ocr"})
+    default_max_pixels: int | None = None
+    default_min_pixels: int | None = None
+    cpu_max_pixels: int | None = None  # smaller budget on CPU, where every patch costs seconds
+    # Cap on pixels when the vision tower does not run flash-attn (dense n×n attention masks).
+    max_pixels_without_fa2: int | None = None
+    needs_weights: bool = True
+    notes: tuple[str, ...] = ()
+    # Why the family cannot run on this machine right now (e.g. a missing binary), or None; asked at plan time.
+    availability: Callable[[], str | None] | None = None
+    # Family-specific plan check for transformers models (e.g. dots.ocr's reasons about its own vision tower):
+    # (spec, dtype, vision_attention) -> extra reasons; one that is not INFO stops the plan.
+    plan_check: Callable[..., tuple[Reason, ...]] | None = None
+    # -- the declaration every central table derives from ------------------------------
+    model_types: tuple[str, ...] = ()  # config.json model_type values this family loads
+    entries: tuple[CatalogEntry, ...] = ()  # built-in catalog models
+    tiny_builder: str | None = None  # "module:function(out_dir, seed=0) -> Path"
+    options: type[Options] | None = None  # None: options are not checked (family not migrated yet)
+    prompts: Mapping[Task, str] = field(default_factory=dict, hash=False, compare=False)
+
+    def prompt(self, task: Task) -> str | None:
+        return self.prompts.get(task)
+
+
+@functools.lru_cache(maxsize=1)
+def families() -> dict[str, FamilyInfo]:
+    """Every family declared by a module of the adapter package (discovered, not listed)."""
+    package = importlib.import_module(ADAPTER_PACKAGE)
+    found: dict[str, FamilyInfo] = {}
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name in _NOT_ADAPTERS or module.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{ADAPTER_PACKAGE}.{module.name}")
+        found.update(getattr(mod, "FAMILIES", {}))
+    return found
+
+
+def refresh() -> None:
+    """Forget the discovered families (after an adapter module was added or removed)."""
+    families.cache_clear()
+    importlib.invalidate_caches()
+
+
+def family_info(name: str) -> FamilyInfo:
+    try:
+        return families()[name]
+    except KeyError:
+        known = ", ".join(sorted(families()))
+        raise KeyError(f"unknown model family {name!r}; known families: {known}") from None
+
+
+def model_type_to_family() -> dict[str, str]:
+    """config.json `model_type` → family, from the declarations."""
+    mapping: dict[str, str] = {}
+    for name, info in families().items():
+        for model_type in info.model_types:
+            if model_type in mapping:
+                log.warning("model_type %s is claimed by %s and %s", model_type, mapping[model_type], name)
+            mapping.setdefault(model_type, name)
+    return mapping
+
+
+def catalog_entries() -> list[tuple[str, CatalogEntry]]:
+    """(family, entry) for every declared built-in model."""
+    return [(name, entry) for name, info in families().items() for entry in info.entries]
+
+
+def _import_object(target: str) -> Any:
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def tiny_builders() -> dict[str, Callable[..., Path]]:
+    """family → its tiny-checkpoint builder, for the families that declare one."""
+    return {name: _import_object(info.tiny_builder) for name, info in families().items() if info.tiny_builder}
+
+
+def validate_options(family: str, options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Check a model's options against its family's schema; a clear one-line error otherwise."""
+    schema = family_info(family).options
+    if schema is None or not options:
+        return dict(options)
+    try:
+        checked = schema.model_validate(dict(options))
+    except ValidationError as exc:
+        valid = ", ".join(sorted(schema.model_fields)) or "none"
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise UserError(f"{where}: {problems} (valid options for {family}: {valid})") from None
+    return checked.model_dump(exclude_unset=True)

@@ -1,0 +1,305 @@
+"""Planner: (hardware, model, user overrides) → a load plan with the reasons for each choice."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from chatvlmllm.decisions import Backend, Reason, ReasonKind
+from chatvlmllm.models.catalog import ModelSpec
+from chatvlmllm.models.families import FamilyInfo
+from chatvlmllm.models.hardware import HardwareProfile
+
+ATTENTION_CHOICES = ("auto", "flash_attention_2", "sdpa", "eager")
+BYTES_PER_PARAM = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "8bit": 1.0, "4bit": 0.55}
+# Activations, KV cache, CUDA context and image patches on top of the weights.
+OVERHEAD_FACTOR = 1.2
+OVERHEAD_GB = 1.0
+VRAM_RESERVE_GB = 0.5
+
+
+@dataclass(frozen=True)
+class PlanOverrides:
+    attention: str = "auto"
+    dtype: str = "auto"
+    quantization: str = "auto"  # auto | none | 8bit | 4bit
+    max_pixels: int | None = None
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    model_key: str
+    family: str
+    device: str
+    dtype: str
+    attention: str
+    quantization: str | None = None
+    max_pixels: int | None = None
+    min_pixels: int | None = None
+    estimated_gb: float | None = None
+    fits: bool = True
+    runnable: bool = True
+    reasons: tuple[Reason, ...] = field(default=(), compare=False)
+    # Family-specific adjustments the engine must apply (e.g. dots.ocr's vision attention).
+    vision_attention: str | None = None
+
+    def cache_key(self) -> tuple:
+        return (
+            self.model_key,
+            self.device,
+            self.dtype,
+            self.attention,
+            self.quantization,
+            self.max_pixels,
+            self.min_pixels,
+            self.vision_attention,
+        )
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["reasons"] = self.reason_texts()
+        return data
+
+    def reason_texts(self) -> list[str]:
+        return [reason.text for reason in self.reasons]
+
+    def why_not(self) -> str | None:
+        """Why this plan cannot run, in words for a person; None when it can."""
+        if self.runnable:
+            return None
+        problems = [reason for reason in self.reasons if reason.is_problem] or list(self.reasons)
+        return "; ".join(reason.text for reason in problems) or "the planner gave no reason"
+
+
+def estimate_gb(spec: ModelSpec, precision: str) -> float | None:
+    if spec.params_b is not None:
+        weights = spec.params_b * BYTES_PER_PARAM[precision]
+    elif spec.weights_gb:
+        # On-disk safetensors are usually 16-bit.
+        weights = spec.weights_gb * BYTES_PER_PARAM[precision] / 2.0
+    else:
+        return None
+    return round(weights * OVERHEAD_FACTOR + OVERHEAD_GB, 2)
+
+
+def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | None = None) -> LoadPlan:
+    overrides = overrides or PlanOverrides()
+    family = spec.family_info()
+    if family.backend is not Backend.TRANSFORMERS:
+        return _plan_without_torch(spec, family, overrides)
+
+    reasons: list[Reason] = []
+    runnable = True
+    device = overrides.device or hw.device
+
+    dtype = _choose_dtype(hw, device, overrides, reasons)
+    quantization, estimated, fits = _choose_quantization(hw, spec, device, dtype, overrides, reasons)
+    if not fits:
+        runnable = False
+    if quantization and not hw.bitsandbytes_available:
+        reasons.append(
+            Reason(ReasonKind.NEEDS, f"needs bitsandbytes for {quantization} quantization: pip install bitsandbytes")
+        )
+        runnable = False
+
+    attention, attention_ok = _choose_attention(hw, spec, device, dtype, overrides, reasons)
+    runnable = runnable and attention_ok
+
+    max_pixels = overrides.max_pixels or spec.max_pixels or family.default_max_pixels
+    if device == "cpu" and family.cpu_max_pixels and not (overrides.max_pixels or spec.max_pixels):
+        max_pixels = family.cpu_max_pixels
+        reasons.append(Reason.info(f"CPU: pixel budget {max_pixels:,} to keep answers within seconds"))
+
+    vision_attention = None
+    if family.max_pixels_without_fa2:
+        # The family's own vision tower (dots.ocr) attends one image at a time: eager stays eager,
+        # anything else runs torch's sdpa (it never needs flash-attn).
+        vision_attention = "eager" if attention == "eager" else "sdpa"
+        if attention != "flash_attention_2" and (max_pixels is None or max_pixels > family.max_pixels_without_fa2):
+            max_pixels = family.max_pixels_without_fa2
+            reasons.append(
+                Reason.info(
+                    f"max_pixels capped at {max_pixels:,}: without flash-attn one page's vision attention "
+                    "costs memory in the square of its patches"
+                )
+            )
+    if family.plan_check is not None:
+        extra = family.plan_check(spec, dtype, vision_attention)
+        reasons.extend(extra)
+        # A family's check that names a problem stops the plan.
+        runnable = runnable and not any(reason.is_problem for reason in extra)
+    reasons.extend(Reason.info(note) for note in family.notes)
+
+    return LoadPlan(
+        model_key=spec.key,
+        family=spec.family,
+        device=device,
+        dtype=dtype,
+        attention=attention,
+        quantization=quantization,
+        max_pixels=max_pixels,
+        min_pixels=spec.min_pixels or family.default_min_pixels,
+        estimated_gb=estimated,
+        fits=fits,
+        runnable=runnable,
+        reasons=tuple(reasons),
+        vision_attention=vision_attention,
+    )
+
+
+def _plan_without_torch(spec: ModelSpec, family: FamilyInfo, overrides: PlanOverrides) -> LoadPlan:
+    reasons: list[Reason] = []
+    runnable = True
+    if overrides.attention not in ("auto", None):
+        reasons.append(
+            Reason(
+                ReasonKind.REFUSED, f"refused attention {overrides.attention}: {spec.key} is not a transformers model"
+            )
+        )
+        runnable = False
+    problem = family.availability() if family.availability else None
+    if problem:
+        reasons.append(Reason(ReasonKind.CANNOT, f"cannot run here: {problem}"))
+        runnable = False
+    where = "remote server" if family.backend is Backend.OPENAI else "CPU (onnxruntime / tesseract)"
+    reasons.append(Reason.info(f"runs on the {where}; no attention, dtype or quantization to choose"))
+    return LoadPlan(
+        model_key=spec.key,
+        family=spec.family,
+        device="remote" if family.backend is Backend.OPENAI else "cpu",
+        dtype="n/a",
+        attention="n/a",
+        max_pixels=overrides.max_pixels or spec.max_pixels or family.default_max_pixels,
+        runnable=runnable,
+        reasons=(*reasons, *(Reason.info(note) for note in family.notes)),
+    )
+
+
+def _choose_dtype(hw: HardwareProfile, device: str, overrides: PlanOverrides, reasons: list[Reason]) -> str:
+    if overrides.dtype != "auto":
+        reasons.append(Reason.info(f"dtype {overrides.dtype} (your choice)"))
+        return overrides.dtype
+    if device == "cuda":
+        cc = hw.capability_str
+        if hw.compute_capability and hw.compute_capability >= (8, 0):
+            reasons.append(Reason.info(f"bfloat16: compute capability {cc} supports it"))
+            return "bfloat16"
+        reasons.append(Reason.info(f"float16: compute capability {cc} has no fast bfloat16"))
+        return "float16"
+    if device == "mps":
+        reasons.append(Reason.info("float16 on Apple MPS"))
+        return "float16"
+    reasons.append(Reason.info("float32 on CPU: bfloat16 matmuls are slow or unsupported on most CPUs"))
+    return "float32"
+
+
+def _choose_quantization(
+    hw: HardwareProfile, spec: ModelSpec, device: str, dtype: str, overrides: PlanOverrides, reasons: list[Reason]
+) -> tuple[str | None, float | None, bool]:
+    estimated = estimate_gb(spec, dtype)
+    if device == "cuda":
+        budget = (hw.vram_total_gb or 0.0) - VRAM_RESERVE_GB
+        where = f"{hw.vram_total_gb:.0f} GB VRAM" if hw.vram_total_gb else "VRAM"
+    else:
+        budget = (hw.ram_total_gb or 0.0) * 0.8
+        where = f"{hw.ram_total_gb:.0f} GB RAM" if hw.ram_total_gb else "RAM"
+
+    if overrides.quantization in ("8bit", "4bit"):
+        if device != "cuda":
+            reasons.append(
+                Reason(ReasonKind.REFUSED, f"refused {overrides.quantization} quantization: bitsandbytes needs CUDA")
+            )
+            return None, estimated, estimated is None or estimated <= budget
+        est = estimate_gb(spec, overrides.quantization)
+        reasons.append(Reason.info(f"{overrides.quantization} quantization (your choice), about {est} GB"))
+        return overrides.quantization, est, est is None or est <= budget
+
+    if estimated is None:
+        reasons.append(Reason.info("size unknown: assuming it fits"))
+        return None, None, True
+    if estimated <= budget:
+        reasons.append(Reason.info(f"fits: about {estimated} GB in {dtype} of {where}"))
+        return None, estimated, True
+    if device != "cuda" or overrides.quantization == "none":
+        reasons.append(
+            Reason(ReasonKind.NO_FIT, f"won't fit: needs about {estimated} GB in {dtype}, {where} available")
+        )
+        return None, estimated, False
+    for precision in ("8bit", "4bit"):
+        est = estimate_gb(spec, precision)
+        if est is not None and est <= budget:
+            reasons.append(
+                Reason.info(
+                    f"{precision} quantization: {dtype} needs about {estimated} GB, {where}; {precision} about {est} GB"
+                )
+            )
+            return precision, est, True
+    reasons.append(
+        Reason(ReasonKind.NO_FIT, f"won't fit: about {estimate_gb(spec, '4bit')} GB even in 4-bit, {where} available")
+    )
+    return None, estimated, False
+
+
+def _choose_attention(
+    hw: HardwareProfile, spec: ModelSpec, device: str, dtype: str, overrides: PlanOverrides, reasons: list[Reason]
+) -> tuple[str, bool]:
+    supported = spec.supported_attention
+    fa2_problem = _flash_attention_problem(hw, device, dtype)
+    wanted = overrides.attention or "auto"
+
+    if wanted != "auto":
+        if wanted not in ATTENTION_CHOICES:
+            reasons.append(
+                Reason(
+                    ReasonKind.REFUSED, f"refused attention {wanted!r}: choose one of {', '.join(ATTENTION_CHOICES)}"
+                )
+            )
+            return wanted, False
+        if wanted not in supported:
+            reasons.append(
+                Reason(
+                    ReasonKind.REFUSED,
+                    f"refused attention {wanted}: {spec.family} supports only {', '.join(supported)}",
+                )
+            )
+            return wanted, False
+        if wanted == "flash_attention_2" and fa2_problem:
+            reasons.append(Reason(ReasonKind.REFUSED, f"refused attention flash_attention_2: {fa2_problem}"))
+            return wanted, False
+        reasons.append(Reason.info(f"attention {wanted} (your choice)"))
+        return wanted, True
+
+    if "flash_attention_2" in supported and not fa2_problem:
+        reasons.append(Reason.info("flash_attention_2: " + hw.flash_attn_reason))
+        return "flash_attention_2", True
+    skipped = (
+        f"flash_attention_2 not used: {fa2_problem}"
+        if "flash_attention_2" in supported
+        else f"{spec.family} does not support flash_attention_2"
+    )
+    for choice in ("sdpa", "eager"):
+        if choice in supported:
+            reasons.append(
+                Reason.info(
+                    f"{choice}: {skipped}"
+                    if choice == "sdpa"
+                    else f"eager: {spec.family} accepts only {', '.join(supported)}"
+                )
+            )
+            return choice, True
+    reasons.append(
+        Reason(ReasonKind.CANNOT, f"cannot choose attention: {spec.family} supports none of {', '.join(supported)}")
+    )
+    return "eager", False
+
+
+def _flash_attention_problem(hw: HardwareProfile, device: str, dtype: str) -> str | None:
+    if device != "cuda":
+        return "flash-attn needs a CUDA GPU"
+    if not hw.flash_attn_usable:
+        return hw.flash_attn_reason
+    if dtype not in ("bfloat16", "float16"):
+        return f"flash-attn needs float16 or bfloat16, not {dtype}"
+    if hw.compute_capability and hw.compute_capability < (8, 0):
+        return f"flash-attn 2 needs compute capability 8.0 or newer (this GPU is {hw.capability_str})"
+    return None

@@ -1,0 +1,173 @@
+"""End to end in a real browser: `streamlit run app.py` on 127.0.0.1 driven by headless Chromium.
+
+A tiny real Qwen2-VL checkpoint is configured through the user catalog, exactly as a
+power user would. Screenshots go to artifacts/browser/ (not committed).
+
+Needs Debian's chromium (`apt-get install chromium`; Playwright's own browser download
+does not work here). Skips without it unless CHATVLMLLM_REQUIRE_BROWSER is set (CI).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import (
+    CHAT_INPUT,
+    chromium_browser,
+    screenshot,
+    streamlit_server,
+    wait_idle,
+    wait_until,
+)
+from tests.helpers import image_bytes, text_image, write_models_file
+
+pytestmark = pytest.mark.browser
+
+MODEL_KEY = "tiny_vl"
+
+
+@pytest.fixture(scope="module")
+def server(chromium, tmp_path_factory, tiny_qwen2_vl):
+    root = tmp_path_factory.mktemp("browser_e2e")
+    models = write_models_file(root / "models.toml", {MODEL_KEY: {"family": "qwen2_vl", "path": str(tiny_qwen2_vl)}})
+    env = {
+        "CHATVLMLLM_MODELS_FILE": str(models),
+        "CHATVLMLLM_DATA_DIR": str(root / "data"),
+        "CHATVLMLLM_DEFAULT_MODEL": MODEL_KEY,
+        "CHATVLMLLM_FALLBACK": MODEL_KEY,
+    }
+    with streamlit_server(root, env) as info:
+        yield info
+
+
+@pytest.fixture(scope="module")
+def browser(chromium, server):
+    with chromium_browser(chromium) as instance:
+        yield instance
+
+
+@pytest.fixture
+def page(browser, server, request):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(30_000)
+    page.goto(server["url"])
+    page.wait_for_selector(CHAT_INPUT)
+    wait_idle(page)
+    failures = request.session.testsfailed
+    yield page
+    if request.session.testsfailed > failures:  # keep what the browser showed when it failed
+        screenshot(page, f"FAILED-{request.node.name}.png")
+    page.close()
+
+
+def set_generation(page, max_new_tokens: int, stop_loops: bool) -> None:
+    page.locator('[data-testid="stExpander"] summary', has_text="Generation settings").click()
+    tokens = page.locator(".st-key-max_new_tokens input")
+    tokens.fill(str(max_new_tokens))
+    tokens.press("Enter")
+    wait_idle(page)
+    guard = page.locator(".st-key-repetition_guard input[type=checkbox]")
+    if guard.is_checked() != stop_loops:
+        page.locator(".st-key-repetition_guard label").click()
+        wait_idle(page)
+
+
+def upload_page(page, tmp_path: Path) -> None:
+    path = tmp_path / "invoice.png"
+    path.write_bytes(image_bytes(text_image(["INVOICE 2026-11", "TOTAL 12.50"])))
+    page.locator('[class*="st-key-document_upload"] input[type="file"]').set_input_files(str(path))
+    page.wait_for_selector('[data-testid="stImage"] img')
+    wait_idle(page)
+
+
+def ask(page, question: str) -> None:
+    box = page.locator('[data-testid="stChatInputTextArea"]')
+    box.fill(question)
+    box.press("Enter")
+
+
+def last_assistant_turn(db: Path) -> dict:
+    with sqlite3.connect(db) as conn:
+        (data,) = conn.execute("SELECT data FROM turns WHERE role = 'assistant' ORDER BY rowid DESC LIMIT 1").fetchone()
+    return json.loads(data)
+
+
+def test_upload_ask_stream_and_sidebar(page, server, tmp_path):
+    set_generation(page, max_new_tokens=24, stop_loops=True)
+    upload_page(page, tmp_path)
+    ask(page, "What is the total?")
+
+    assistant = page.locator('[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarAssistant"])')
+    # The answer's caption, once it is done (a "Loading tiny_vl…" progress caption comes first).
+    # The stop reason is in words, not "stopped by max_tokens".
+    caption = assistant.last.locator('[data-testid="stCaptionContainer"]', has_text="reached the length limit")
+    caption.wait_for(timeout=90_000)
+    wait_idle(page)
+    assert MODEL_KEY in caption.inner_text()
+    page.locator(".st-key-show_details label").click()  # developer figures on request
+    wait_idle(page)
+    caption_text = caption.inner_text()
+    assert "attention sdpa" in caption_text and "tokens/s" in caption_text and "time to first word" in caption_text
+    answer_text = assistant.last.locator('[data-testid="stMarkdown"]').first.inner_text()
+    stored = last_assistant_turn(server["db"])
+    assert stored["text"].strip() and answer_text.strip()  # random model text: compare metadata, not words
+    assert stored["metrics"]["new_tokens"] == 24 and stored["metrics"]["stopped_by"] == "max_tokens"
+
+    user = page.locator('[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarUser"])')
+    assert "invoice.png, page 1" in user.last.inner_text()
+
+    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+    assert f"Model: {MODEL_KEY}" in sidebar.replace("\n", " ")
+    assert "Attention: sdpa" in sidebar and "dtype: float32" in sidebar and "device: cpu" in sidebar
+    assert "loaded in" in sidebar and "time to first word" in sidebar and "tokens/s" in sidebar
+    path = screenshot(page, "vlm-answer.png")
+    assert path.stat().st_size > 10_000
+
+
+def test_stop_button_cancels_generation(page, server, tmp_path):
+    page.locator(".st-key-new_chat button:visible").first.click()
+    wait_idle(page)
+    set_generation(page, max_new_tokens=8192, stop_loops=False)  # the tiny model would loop for minutes
+    upload_page(page, tmp_path)
+    chat_url = page.url  # ?chat=<id>: the upload saved the new chat
+    ask(page, "Extract all text")
+
+    assistant = page.locator('[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarAssistant"])')
+    streamed = assistant.last.locator('[data-testid="stMarkdown"]').first
+    streamed.wait_for(timeout=60_000)  # the first tokens are on the page: generation is under way
+    wait_until(lambda: streamed.inner_text().strip(), "no streamed text")
+    page.locator(".st-key-stop_generation button:visible").first.click()
+    assistant.last.locator('[data-testid="stCaptionContainer"]', has_text="stopped by you").wait_for(timeout=30_000)
+    wait_idle(page)
+
+    # Stop saves the answer at once; the engine's token counts join it when generate has ended.
+    wait_until(lambda: "new_tokens" in last_assistant_turn(server["db"])["metrics"], "token counts never saved")
+    stored = last_assistant_turn(server["db"])
+    assert stored["metrics"]["stopped_by"] == "cancelled"
+    assert 0 < stored["metrics"]["new_tokens"] < 8192
+    assert stored["text"].strip()
+    assert page.url == chat_url and "?chat=" in chat_url  # still the same chat
+    user = page.locator('[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarUser"])')
+    assert "invoice.png, page 1" in user.last.inner_text()
+    screenshot(page, "vlm-stopped.png")
+
+    page.reload()  # a browser reload (same ?chat=) reopens the chat from the store
+    page.wait_for_selector('[data-testid="stChatMessage"]')
+    wait_idle(page)
+    assert page.locator('[data-testid="stChatMessage"]').count() == 2
+    assert "Stopped by you" in assistant.last.inner_text()
+    assert page.locator('[data-testid="stImage"] img').count() >= 1  # the stored document's preview
+
+
+def test_the_chat_input_has_focus_after_load(page):
+    """Type at once: no 32 Tab presses to reach the question box."""
+    wait_until(
+        lambda: page.evaluate("document.activeElement?.getAttribute('data-testid')") == "stChatInputTextArea",
+        "the chat input is not focused after load",
+    )
+    page.keyboard.type("Hello")
+    assert page.locator(CHAT_INPUT).input_value() == "Hello"

@@ -1,0 +1,183 @@
+"""Conversation turns, transcript exports (Markdown, JSON round trip, CSV) and engine messages."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from chatvlmllm.chat.conversation import (
+    CSV_COLUMNS,
+    DEFAULT_TITLE,
+    TRANSCRIPT_FORMAT,
+    TRANSCRIPT_VERSION,
+    Conversation,
+    Turn,
+    title_from,
+)
+from chatvlmllm.engines import AnswerMetrics
+from chatvlmllm.errors import UserError
+
+METRICS = AnswerMetrics(
+    model="tiny",
+    family="qwen2_vl",
+    attention="sdpa",
+    dtype="float32",
+    device="cpu",
+    quantization=None,
+    load_s=0.2,
+    ttft_s=0.05,
+    total_s=0.31,
+    prompt_tokens=300,
+    new_tokens=16,
+    tokens_per_s=58.1,
+    peak_vram_mb=None,
+    stopped_by="max_tokens",
+)
+
+
+def sample_conversation() -> Conversation:
+    conversation = Conversation()
+    conversation.add(Turn("user", "What is the total?", document="receipt.pdf", document_sha256="aa", pages=[2]))
+    conversation.add(
+        Turn(
+            "assistant",
+            "The total is **12.50**.",
+            model="tiny",
+            metrics=METRICS.to_dict(),
+            attempts=[
+                {"model": "broken", "outcome": "load_failed", "reason": "no config.json", "seconds": 0.01},
+                {"model": "tiny", "outcome": "answered", "reason": "", "seconds": 0.31},
+            ],
+            extras={"image_tokens": 64},
+        )
+    )
+    conversation.add(Turn("user", "And the date?", document="receipt.pdf", document_sha256="aa", pages=[2]))
+    conversation.add(Turn("assistant", "", model=None, error="No model could answer."))
+    return conversation
+
+
+def test_first_question_names_the_chat():
+    conversation = sample_conversation()
+    assert conversation.title == "What is the total?"
+    assert title_from("word " * 40).endswith("…") and len(title_from("word " * 40)) <= 48
+    assert Conversation().title == DEFAULT_TITLE
+
+
+def test_turn_caption_is_the_metrics_caption():
+    turn = sample_conversation().turns[1]
+    assert turn.caption() == METRICS.caption()
+    assert "tiny" in turn.caption() and "sdpa" in turn.caption() and "tok/s" in turn.caption()
+    assert turn.fell_back and turn.stopped_by == "max_tokens"
+
+
+def test_json_round_trip_keeps_every_field():
+    conversation = sample_conversation()
+    text = conversation.to_json()
+    data = json.loads(text)
+    assert data["format"] == TRANSCRIPT_FORMAT and data["version"] == TRANSCRIPT_VERSION
+    assert data["turns"][1]["metrics"]["attention"] == "sdpa"
+    assert data["turns"][1]["metrics"]["stopped_by"] == "max_tokens"
+    assert data["turns"][0]["document"] == "receipt.pdf" and data["turns"][0]["pages"] == [2]
+    assert Conversation.from_json(text) == conversation
+    assert Conversation.from_json(text.encode()) == conversation
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"turns": []}', "not a chatvlmllm transcript"),
+        (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 99, "turns": []}), "version 99"),
+        (json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": "x"}), r"turns: Input should be a valid list"),
+        (
+            json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"text": "hi"}]}),
+            r"turns\[0\]\.role: Field required",
+        ),
+        (
+            json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user"}]}),
+            r"turns\[0\]\.text: Field required",
+        ),
+        (
+            json.dumps({"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user", "text": None}]}),
+            r"turns\[0\]\.text: Input should be a valid string",
+        ),
+        (
+            json.dumps(
+                {
+                    "format": TRANSCRIPT_FORMAT,
+                    "version": 1,
+                    "turns": [{"role": "assistant", "text": "a", "attempts": ["x"]}],
+                }
+            ),
+            r"turns\[0\]\.attempts\[0\]",
+        ),
+        (
+            json.dumps(
+                {
+                    "format": TRANSCRIPT_FORMAT,
+                    "version": 1,
+                    "turns": [{"role": "assistant", "text": "a", "metrics": "fast"}],
+                }
+            ),
+            r"turns\[0\]\.metrics",
+        ),
+        (
+            json.dumps(
+                {"format": TRANSCRIPT_FORMAT, "version": 1, "turns": [{"role": "user", "text": "a", "pages": ["1"]}]}
+            ),
+            r"turns\[0\]\.pages\[0\]: Input should be a valid integer",
+        ),
+    ],
+)
+def test_bad_transcripts_are_refused_with_a_reason(payload, message):
+    with pytest.raises(UserError, match=message):
+        Conversation.from_json(payload)
+
+
+def test_markdown_is_readable():
+    markdown = sample_conversation().to_markdown()
+    assert markdown.startswith("# What is the total?")
+    assert "## You — receipt.pdf, page 2" in markdown
+    assert "The total is **12.50**." in markdown
+    assert f"_{METRICS.caption()}_" in markdown
+    assert "- broken: load_failed no config.json" in markdown
+    assert "**Error:** No model could answer." in markdown
+
+
+def test_csv_has_one_row_per_turn_and_the_documented_columns():
+    conversation = sample_conversation()
+    frame = pd.read_csv(io.StringIO(conversation.to_csv()), dtype={"pages": str})
+    assert list(frame.columns) == list(CSV_COLUMNS)
+    assert len(frame) == len(conversation.turns)
+    answer = frame.iloc[1]
+    assert answer["model"] == "tiny" and answer["attention"] == "sdpa" and answer["new_tokens"] == 16
+    assert answer["attempts"] == "broken: load_failed; tiny: answered"
+    assert frame.iloc[0]["document"] == "receipt.pdf" and frame.iloc[0]["pages"] == "2"
+
+
+def test_engine_messages_carry_history_and_attach_each_page_once():
+    pages = {("aa", 1): Image.new("RGB", (32, 32), "white"), ("aa", 2): Image.new("RGB", (32, 32), "black")}
+    conversation = Conversation()
+    conversation.add(Turn("user", "q1", document="d.pdf", document_sha256="aa", pages=[1]))
+    conversation.add(Turn("assistant", "a1"))
+    conversation.add(Turn("user", "q2", document="d.pdf", document_sha256="aa", pages=[1]))
+    conversation.add(Turn("assistant", "", error="failed"))  # no text: not sent
+    conversation.add(Turn("user", "q3", document="d.pdf", document_sha256="aa", pages=[1, 2]))
+    conversation.add(Turn("user", "q4", document="gone.pdf", document_sha256="zz", pages=[1]))
+
+    messages = conversation.engine_messages(lambda sha, page: pages.get((sha, page)))
+
+    assert [(m.role, m.text) for m in messages] == [
+        ("user", "q1"),
+        ("assistant", "a1"),
+        ("user", "q2"),
+        ("user", "q3"),
+        ("user", "q4"),
+    ]
+    assert [len(m.images) for m in messages] == [1, 0, 0, 1, 0]
+    assert messages[0].images[0] is pages[("aa", 1)] and messages[3].images[0] is pages[("aa", 2)]
+    assert [len(m.images) for m in conversation.engine_messages(None)] == [0, 0, 0, 0, 0]

@@ -1,0 +1,264 @@
+"""ocr_auto, the script probe, the OCR cache, cancellation and the offline answer policy, on real pages.
+
+The engines are the real ones (RapidOCR's bundled models, the Tesseract binary) on real items of
+../shared/eval; nothing is mocked. Where a test must know whether the engine ran, it counts calls
+to the engine's own page reader (a spy that calls through), or the library's recogniser.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+from PIL import Image, ImageDraw
+
+from chatvlmllm.chat.engine_cache import EngineCache
+from chatvlmllm.decisions import Task
+from chatvlmllm.engines import GenerationSettings, Message
+from chatvlmllm.engines._ocr_answers import key_fields
+from chatvlmllm.eval.metrics import cer
+from chatvlmllm.models.catalog import load_catalog
+from chatvlmllm.models.choice import default_model
+from chatvlmllm.models.hardware import probe
+from chatvlmllm.models.tasks import OFFLINE_AUTO, QUICK_PROMPTS, classify
+from tests.helpers import SHARED_EVAL, engine_for, require_tesseract, text_image
+
+RUSSIAN_LINES = ("ru_line_c6b31e0d", "ru_line_fd45b59d")  # the second: Tesseract OSD calls it Latin
+RECEIPTS = ("receipt_000", "receipt_054")  # the second: Tesseract OSD calls it Cyrillic
+
+
+@pytest.fixture(scope="module")
+def cache():
+    cache = EngineCache()
+    yield cache
+    cache.unload()
+
+
+def eval_page(item: str) -> Image.Image:
+    from chatvlmllm.documents.loading import open_document
+
+    found = sorted((SHARED_EVAL / "images").glob(f"{item}.*"))
+    if not found:
+        pytest.skip(f"evaluation data not found at {SHARED_EVAL}")
+    return open_document(found[0]).page(0)
+
+
+def truth(item: str) -> str:
+    return (SHARED_EVAL / "truth" / f"{item}.txt").read_text(encoding="utf-8")
+
+
+class ReadCounter:
+    """Counts the engine's page reads, calling through to the real reader."""
+
+    def __init__(self, engine, monkeypatch):
+        self.calls = 0
+        original = engine._read_page
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(engine, "_read_page", counted)
+
+
+def ask(engine, images, prompt="Extract all text", **options):
+    stream = engine.stream([Message("user", prompt, list(images))], GenerationSettings(options=options))
+    return stream.consume(), stream
+
+
+# -- script detection, "Not set" -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["ocr_auto", "rapidocr"])
+def test_not_set_language_russian_lines_go_to_tesseract_and_the_answer_says_why(cache, key):
+    require_tesseract()
+    engine = engine_for(cache, key)
+    for item in RUSSIAN_LINES:
+        text, stream = ask(engine, [eval_page(item)], ocr_cache=False)  # no "lang": the app's "Not set"
+        page = stream.extras["pages"][0]
+        assert page["engine"] == "tesseract" and "cyrillic" in page["reason"]
+        assert "Read by tesseract" in text  # the answer itself names the reader and the reason
+        transcript = text.rsplit("\n\n(Read by", 1)[0]
+        assert cer(transcript, truth(item)) < 0.1
+
+
+@pytest.mark.slow
+def test_not_set_language_english_receipts_stay_with_rapidocr(cache):
+    require_tesseract()
+    engine = engine_for(cache, "ocr_auto")
+    for item in RECEIPTS:
+        text, stream = ask(engine, [eval_page(item)], ocr_cache=False, reader_note=False)
+        page = stream.extras["pages"][0]
+        assert page["engine"] == "rapidocr" and "receipt" in page["reason"]
+        assert cer(text.upper(), truth(item)) < 0.35
+
+
+@pytest.mark.slow
+def test_ocr_auto_records_its_choice_for_every_page(cache):
+    require_tesseract()
+    pages = [eval_page(RECEIPTS[0]), eval_page(RUSSIAN_LINES[0])]
+    _text, stream = ask(engine_for(cache, "ocr_auto"), pages, ocr_cache=False)
+    recorded = stream.extras["pages"]
+    assert [(p["page"], p["engine"]) for p in recorded] == [(1, "rapidocr"), (2, "tesseract")]
+    assert all(p["reason"] and p["cached"] is False for p in recorded)
+    assert "page 1: rapidocr" in stream.extras["read_by"] and "page 2: tesseract" in stream.extras["read_by"]
+    assert {line["page"] for line in stream.extras["lines"]} == {1, 2}
+
+
+def test_ocr_auto_is_the_offline_default():
+    assert OFFLINE_AUTO == "ocr_auto"
+    assert default_model(probe(), load_catalog())[0] == "ocr_auto"  # no VLM weights in the test data dir
+
+
+# -- the OCR cache ---------------------------------------------------------------------------
+
+
+def test_a_second_ask_about_the_same_page_does_not_run_the_engine(cache, monkeypatch):
+    engine = engine_for(cache, "rapidocr")
+    counter = ReadCounter(engine, monkeypatch)
+    page = text_image(["INVOICE 2026-11", "TOTAL 12.50"])
+    first, stream = ask(engine, [page])
+    assert counter.calls == 1 and stream.extras["pages"][0]["cached"] is False
+    again, stream = ask(engine, [page], prompt="What is the total?")
+    assert counter.calls == 1 and stream.extras["pages"][0]["cached"] is True
+    assert "TOTAL 12.50" in again and "TOTAL 12.50" in first
+    # Other engine settings (a language) are another entry: read again.
+    ask(engine, [page], lang="de")
+    assert counter.calls == 2
+
+
+_RESTARTED = """
+import json, sys
+from chatvlmllm.chat.engine_cache import EngineCache
+from chatvlmllm.models.catalog import get_model
+from chatvlmllm.engines import Message
+from chatvlmllm.models.hardware import probe
+from chatvlmllm.models.planner import plan_load
+from PIL import Image
+spec = get_model("rapidocr")
+engine = EngineCache().get(spec, plan_load(probe(), spec))
+reads = []
+original = engine._read_page
+engine._read_page = lambda *a, **k: reads.append(1) or original(*a, **k)
+stream = engine.stream([Message("user", "What is the total?", [Image.open(sys.argv[1])])])
+text = stream.consume()
+print(json.dumps({"reads": len(reads), "cached": stream.extras["pages"][0]["cached"], "text": text}))
+"""
+
+
+@pytest.mark.slow
+def test_the_cache_survives_a_restart(cache, tmp_path):
+    import os
+
+    page = text_image(["INVOICE 2026-11", "TOTAL 12.50"])
+    path = tmp_path / "page.png"
+    page.save(path)
+    ask(engine_for(cache, "rapidocr"), [Image.open(path)])  # this process reads and stores it
+    done = subprocess.run(
+        [sys.executable, "-c", _RESTARTED, str(path)], capture_output=True, text=True, env=dict(os.environ), check=True
+    )
+    restarted = json.loads(done.stdout.strip().splitlines()[-1])
+    assert restarted["reads"] == 0 and restarted["cached"] is True
+    assert "TOTAL 12.50" in restarted["text"]
+
+
+# -- cancellation (Stop) ---------------------------------------------------------------------
+
+
+def test_stop_after_the_first_page_leaves_the_later_pages_unread(cache, monkeypatch):
+    engine = engine_for(cache, "rapidocr")
+    counter = ReadCounter(engine, monkeypatch)
+    pages = [text_image([f"PAGE {n} OF THREE"]) for n in (1, 2, 3)]
+    stream = engine.stream(
+        [Message("user", "Extract all text", pages)], GenerationSettings(options={"ocr_cache": False})
+    )
+    for _chunk in stream:
+        stream.cancel()  # the user presses Stop as soon as the first page's text shows
+    assert counter.calls == 1
+    assert stream.metrics.stopped_by == "cancelled"
+    assert [p["page"] for p in stream.extras["pages"]] == [1]
+
+
+def many_lines_page(lines: int = 60) -> Image.Image:
+    image = Image.new("RGB", (900, 40 * lines + 40), "white")
+    draw = ImageDraw.Draw(image)
+    for n in range(lines):
+        draw.text((30, 20 + 40 * n), f"line number {n} of the long page", fill="black", font_size=26)
+    return image
+
+
+def test_stop_during_recognition_stops_between_chunks(monkeypatch):
+    from chatvlmllm.engines._ocr_readers import REC_CHUNK, Cancelled, RapidReader
+
+    reader = RapidReader()
+    detection = reader.detect(many_lines_page())
+    assert len(detection.crops) > 2 * REC_CHUNK  # several chunks to recognise
+    cancel = threading.Event()
+    chunks = []
+    recognise = reader.ocr.recognize_txt
+
+    def first_chunk_then_stop(crops):
+        chunks.append(len(crops))
+        cancel.set()  # Stop pressed while the first chunk is being recognised
+        return recognise(crops)
+
+    monkeypatch.setattr(reader.ocr, "recognize_txt", first_chunk_then_stop)
+    with pytest.raises(Cancelled):
+        reader.recognise(detection, cancel)
+    assert chunks == [REC_CHUNK]
+
+
+def test_stop_kills_a_running_tesseract():
+    require_tesseract()
+    from chatvlmllm.engines._ocr_readers import Cancelled, TesseractReader
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        TesseractReader().read(many_lines_page(120), "eng", cancel)
+
+
+# -- what each kind of request gets ----------------------------------------------------------
+
+
+def test_quick_prompts_are_told_apart():
+    kinds = {label: classify(prompt) for label, prompt in QUICK_PROMPTS.items()}
+    assert kinds == {
+        "Extract all text": Task.TRANSCRIBE,
+        "Table → Markdown": Task.TABLE,
+        "Key fields → JSON": Task.KEY_FIELDS,
+        "Summarise": Task.SUMMARY,
+    }
+    assert classify("Where is the total?") is Task.QUESTION
+    assert classify("Распознай текст") is Task.TRANSCRIBE
+
+
+@pytest.mark.slow
+def test_quick_prompts_get_distinct_honest_answers_on_a_real_receipt(cache):
+    require_tesseract()
+    engine = engine_for(cache, "ocr_auto")
+    page = eval_page("receipt_000")
+    answers = {label: ask(engine, [page], prompt)[0] for label, prompt in QUICK_PROMPTS.items()}
+    assert len(set(answers.values())) == len(answers)
+    table = answers["Table → Markdown"]
+    assert "does not understand tables" in table and "|---|---|" in table
+    fields = answers["Key fields → JSON"]
+    assert "heuristic" in fields
+    found = json.loads(fields.split("```json\n", 1)[1].split("\n```", 1)[0])
+    assert found["total"].endswith("9.00")  # the receipt's total, RM 9.00
+    assert "cannot summarise" in answers["Summarise"] and "BOOK TA" in answers["Summarise"]
+    assert not answers["Extract all text"].startswith("ocr_auto is")
+
+
+def test_key_fields_by_pattern():
+    text = "ACME SDN BHD\nDate: 12/03/2018 10:41\nGST 6% 0.51\nTOTAL RM 9.00\nTel: 07-355 1234"
+    assert key_fields(text) == {
+        "total": "RM 9.00",
+        "date": "12/03/2018",
+        "time": "10:41",
+        "tax": "0.51",
+        "phone": "07-355 1234",
+    }
