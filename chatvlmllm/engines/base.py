@@ -16,9 +16,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-# FamilyInfo lives in chatvlmllm.models.families (the registry); re-exported here for existing imports.
 from chatvlmllm.decisions import StopReason
-from chatvlmllm.models.families import ATTENTION_PREFERENCE, FamilyInfo  # noqa: F401
 
 if TYPE_CHECKING:
     from PIL import Image

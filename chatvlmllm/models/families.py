@@ -23,12 +23,15 @@ import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from chatvlmllm.decisions import Backend, Reason, Script, Task
 from chatvlmllm.errors import UserError
+
+if TYPE_CHECKING:
+    from chatvlmllm.models.catalog import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +42,40 @@ _NOT_ADAPTERS = {"base"}
 
 
 class Options(BaseModel):
-    """Base of every family's options: typed, and unknown keys are refused (a typo never passes silently)."""
+    """Base of every family's options: typed, and unknown keys are refused (a typo never passes silently).
 
-    model_config = ConfigDict(extra="forbid")
+    A model's options come from its catalog entry (`ModelSpec.options`, checked when the models file
+    is read); one request may set some of them again (`GenerationSettings.options`). An engine reads
+    both at once, typed, with `<Family>Options.of(spec.options, settings.options)`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def of(cls, entry: Options, request: Mapping[str, Any] | None = None) -> Self:
+        """This family's options for one answer: the entry's, with the request's over them.
+
+        A request's keys that this family does not declare are left out: one request goes down a
+        fallback chain of families that take different options (the document language is for the
+        offline OCR engines, not for Qwen).
+        """
+        wanted = {key: value for key, value in (request or {}).items() if key in cls.model_fields}
+        if isinstance(entry, cls) and not wanted:
+            return entry
+        try:
+            return cls.model_validate({**entry.model_dump(exclude_unset=True), **wanted})
+        except ValidationError as exc:  # the entry's own values were checked when the catalog was read
+            raise UserError(f"options of this answer: {_problems(exc)}") from None
+
+
+class LanguageModelOptions(Options):
+    """What every family that runs a language model may set (all but the offline OCR engines)."""
+
+    context_tokens: PositiveInt | None = Field(
+        None,
+        description="The model's context length in tokens; unset: its config.json's max_position_embeddings, "
+        "else 32768.",
+    )
 
 
 @dataclass(frozen=True)
@@ -76,10 +110,13 @@ class CatalogEntry:
 
 @dataclass(frozen=True)
 class FamilyInfo:
-    """What the planner, catalog and tests need to know about a model family, without importing it."""
+    """What the planner, catalog and tests need to know about a model family (its adapter module imports
+    nothing heavy: the engine's own imports wait until a model loads)."""
 
     name: str
-    engine: str  # "module:Class", imported only when a model of this family loads
+    # The adapter's engine class, called with a ModelSpec (the engine layer sits above this one, so the
+    # type is not named here). Adapter modules import nothing heavy at module level.
+    engine: Callable[[ModelSpec], Any]
     backend: Backend = Backend.TRANSFORMERS
     attention: tuple[str, ...] = ATTENTION_PREFERENCE
     capabilities: frozenset[str] = frozenset({"chat", "ocr"})
@@ -98,8 +135,9 @@ class FamilyInfo:
     # -- the declaration every central table derives from ------------------------------
     model_types: tuple[str, ...] = ()  # config.json model_type values this family loads
     entries: tuple[CatalogEntry, ...] = ()  # built-in catalog models
-    tiny_builder: str | None = None  # "module:function(out_dir, seed=0) -> Path"
-    options: type[Options] | None = None  # None: options are not checked (family not migrated yet)
+    # builder(out_dir, seed=0) -> Path: a tiny random checkpoint for tests (its heavy imports are inside it)
+    tiny_builder: Callable[..., Path] | None = None
+    options: type[Options] = Options
     prompts: Mapping[Task, str] = field(default_factory=dict, hash=False, compare=False)
 
     def prompt(self, task: Task) -> str | None:
@@ -149,25 +187,20 @@ def catalog_entries() -> list[tuple[str, CatalogEntry]]:
     return [(name, entry) for name, info in families().items() for entry in info.entries]
 
 
-def _import_object(target: str) -> Any:
-    module_name, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
-
-
 def tiny_builders() -> dict[str, Callable[..., Path]]:
     """family → its tiny-checkpoint builder, for the families that declare one."""
-    return {name: _import_object(info.tiny_builder) for name, info in families().items() if info.tiny_builder}
+    return {name: info.tiny_builder for name, info in families().items() if info.tiny_builder}
 
 
-def validate_options(family: str, options: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Check a model's options against its family's schema; a clear one-line error otherwise."""
+def validate_options(family: str, options: Mapping[str, Any], where: str) -> Options:
+    """A model's options as its family's typed object; a clear one-line error naming the valid keys otherwise."""
     schema = family_info(family).options
-    if schema is None or not options:
-        return dict(options)
     try:
-        checked = schema.model_validate(dict(options))
+        return schema.model_validate(dict(options))
     except ValidationError as exc:
         valid = ", ".join(sorted(schema.model_fields)) or "none"
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise UserError(f"{where}: {problems} (valid options for {family}: {valid})") from None
-    return checked.model_dump(exclude_unset=True)
+        raise UserError(f"{where}: {_problems(exc)} (valid options for {family}: {valid})") from None
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
