@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import torch
@@ -26,11 +27,12 @@ from chatvlmllm.engines._dots_prompts import (
     DOTS_MAX_NEW_TOKENS,
     DOTS_PROMPTS,
     FREE_QUESTION,
+    PromptMode,
     answer_budget,
     choose_prompt,
 )
 from chatvlmllm.engines._dots_vision import DotsOcrForGeneration, VisionAttention
-from chatvlmllm.engines.dots_ocr import PINNED_REVISION, load_model
+from chatvlmllm.engines.dots_ocr import PINNED_REVISION, DotsOptions, load_model
 from chatvlmllm.errors import EngineError, UserError, WeightsMissingError
 from chatvlmllm.models.catalog import get_model, spec_from_path
 from chatvlmllm.models.hardware import HardwareProfile, simulated_gpu
@@ -219,10 +221,11 @@ def test_temperature_samples_and_zero_is_greedy(tiny_dots_ocr, cache):
 
 def test_user_max_new_tokens_is_honoured_and_the_long_default_only_applies_unset():
     unset, user = GenerationSettings(), GenerationSettings(max_new_tokens=16)
-    assert answer_budget(DEFAULT_PROMPT_MODE, unset, {}) == DOTS_MAX_NEW_TOKENS
-    assert answer_budget(DEFAULT_PROMPT_MODE, user, {}) == 16  # never raised to 8192
-    assert answer_budget(FREE_QUESTION, unset, {}) == 1024 and answer_budget(FREE_QUESTION, user, {}) == 16
-    assert answer_budget(FREE_QUESTION, user, {"max_new_tokens": 40}) == 40  # an explicit option wins
+    none = DotsOptions()
+    assert answer_budget(DEFAULT_PROMPT_MODE, unset, none) == DOTS_MAX_NEW_TOKENS
+    assert answer_budget(DEFAULT_PROMPT_MODE, user, none) == 16  # never raised to 8192
+    assert answer_budget(FREE_QUESTION, unset, none) == 1024 and answer_budget(FREE_QUESTION, user, none) == 16
+    assert answer_budget(FREE_QUESTION, user, DotsOptions(max_new_tokens=40)) == 40  # an explicit option wins
 
 
 def test_the_user_limit_reaches_generate(tiny_dots_ocr, cache):
@@ -271,21 +274,37 @@ def test_prompts_are_dots_own():
     assert DOTS_PROMPTS["prompt_grounding_ocr"].endswith("Bounding Box:\n")
 
 
+def request(**options) -> DotsOptions:
+    """One answer's options over a catalog entry that sets none, as the engine reads them."""
+    return DotsOptions.of(DotsOptions(), options)
+
+
 def test_prompt_choice():
     sizes = ((2000, 1000), (1000, 500))
-    assert choose_prompt("Extract all text", {}, *sizes) == (DEFAULT_PROMPT_MODE, DOTS_PROMPTS[DEFAULT_PROMPT_MODE])
-    assert choose_prompt("", {}, *sizes)[0] == DEFAULT_PROMPT_MODE
-    assert choose_prompt("Who signed the letter?", {}, *sizes) == (FREE_QUESTION, "Who signed the letter?")
-    assert choose_prompt("Who signed?", {"prompt_mode": "prompt_ocr"}, *sizes) == (
+    assert choose_prompt("Extract all text", request(), *sizes) == (
+        DEFAULT_PROMPT_MODE,
+        DOTS_PROMPTS[DEFAULT_PROMPT_MODE],
+    )
+    assert choose_prompt("", request(), *sizes)[0] == DEFAULT_PROMPT_MODE
+    assert choose_prompt("Who signed the letter?", request(), *sizes) == (FREE_QUESTION, "Who signed the letter?")
+    assert choose_prompt("Who signed?", request(prompt_mode="prompt_ocr"), *sizes) == (
         "prompt_ocr",
         DOTS_PROMPTS["prompt_ocr"],
     )
-    mode, prompt = choose_prompt("", {"prompt_mode": "prompt_grounding_ocr", "bbox": [200, 100, 600, 300]}, *sizes)
+    grounding = request(prompt_mode="prompt_grounding_ocr", bbox=[200, 100, 600, 300])
+    mode, prompt = choose_prompt("", grounding, *sizes)
     assert mode == "prompt_grounding_ocr" and prompt.endswith("Bounding Box:\n[100, 50, 300, 150]")  # model pixels
     with pytest.raises(UserError, match="bbox"):
-        choose_prompt("", {"prompt_mode": "prompt_grounding_ocr"}, *sizes)
-    with pytest.raises(UserError, match="prompt_layout_all_en"):
-        choose_prompt("", {"prompt_mode": "layout please"}, *sizes)
+        choose_prompt("", request(prompt_mode="prompt_grounding_ocr"), *sizes)
+    # A mode that is not one of dots.ocr's is refused naming the valid ones, before any page is read.
+    with pytest.raises(UserError, match=r"prompt_mode: .*'prompt_layout_all_en'"):
+        request(prompt_mode="layout please")
+    with pytest.raises(UserError, match="bbox"):
+        request(prompt_mode="prompt_grounding_ocr", bbox=[1, 2, 3])
+
+
+def test_the_prompt_mode_option_names_exactly_dots_prompts():
+    assert get_args(PromptMode) == tuple(DOTS_PROMPTS)
 
 
 def test_no_image_is_a_clear_error(tiny_dots_ocr, cache):

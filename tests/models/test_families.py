@@ -35,9 +35,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from chatvlmllm.engines.base import BaseEngine, FamilyInfo, GenerationStats, latest_user_text
+from chatvlmllm.engines.base import BaseEngine, GenerationStats, latest_user_text
 from chatvlmllm.decisions import Task
-from chatvlmllm.models.families import CatalogEntry, Options
+from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Options
 
 NAME = "{name}"
 
@@ -58,7 +58,7 @@ class MirrorEngine(BaseEngine):
         self.config = json.loads((Path(self.spec.path) / "config.json").read_text())
 
     def _generate(self, messages, settings, cancel):
-        options = MirrorOptions.model_validate({{**self.spec.options, **settings.options}})
+        options = MirrorOptions.of(self.spec.options, settings.options)
         text = latest_user_text(messages) or FAMILIES[NAME].prompt(Task.TRANSCRIBE)
         yield "mirror:" + text + options.suffix
         return GenerationStats(new_tokens=1)
@@ -67,10 +67,10 @@ class MirrorEngine(BaseEngine):
 FAMILIES = {{
     NAME: FamilyInfo(
         NAME,
-        f"{{__name__}}:MirrorEngine",
+        MirrorEngine,
         attention=("eager",),
         model_types=("{model_type}",),
-        tiny_builder=f"{{__name__}}:build_tiny",
+        tiny_builder=build_tiny,
         options=MirrorOptions,
         prompts={{Task.TRANSCRIBE: "mirror the page"}},
         entries=(
@@ -131,7 +131,7 @@ def test_options_schema_refuses_unknown_keys_listing_the_valid_ones(throwaway_fa
     with pytest.raises(UserError, match=r"sufix.*valid options for mirror_\w+: suffix"):
         load_catalog()
     write_models_file(models, {"m": {"family": name, "path": str(folder), "suffix": "!"}})
-    assert load_catalog()["m"].options == {"suffix": "!"}
+    assert load_catalog()["m"].options.model_dump() == {"suffix": "!"}
 
 
 def test_existing_families_declare_their_model_types_builders_and_entries():
@@ -146,7 +146,7 @@ def test_existing_families_declare_their_model_types_builders_and_entries():
 def test_a_typo_in_a_builtin_override_is_refused(tmp_path, monkeypatch):
     models = write_models_file(tmp_path / "models.toml", {"got_ocr_hf": {"formt": True}})
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(models))
-    with pytest.raises(UserError, match=r"formt.*valid options for got_ocr2: crop_to_patches, format"):
+    with pytest.raises(UserError, match=r"formt.*valid options for got_ocr2: context_tokens, crop_to_patches, format"):
         load_catalog()
 
 
@@ -193,5 +193,5 @@ def test_offline_and_dots_options_that_exist_are_kept(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(models))
     catalog = load_catalog()
-    assert catalog["dots_ocr"].options["prompt_mode"] == "prompt_ocr"
-    assert catalog["my_ocr"].options["rapidocr_params"] == {"Det.limit_side_len": 960}
+    assert catalog["dots_ocr"].options.prompt_mode == "prompt_ocr"  # type: ignore[attr-defined]
+    assert catalog["my_ocr"].options.rapidocr_params == {"Det.limit_side_len": 960}  # type: ignore[attr-defined]
