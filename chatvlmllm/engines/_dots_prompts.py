@@ -58,8 +58,11 @@ class DotsRequestOptions(LanguageModelOptions):
         description="Always send this dots.ocr prompt; unset: a transcription request gets "
         "prompt_layout_all_en, any other message is sent as the prompt itself.",
     )
-    bbox: tuple[float, float, float, float] | None = Field(
-        None, description="[x1, y1, x2, y2] in the page's pixels: the box prompt_grounding_ocr reads."
+    bbox: list[float] | None = Field(
+        None,
+        min_length=4,
+        max_length=4,
+        description="[x1, y1, x2, y2] in the page's pixels: the box prompt_grounding_ocr reads.",
     )
     image_index: int = Field(
         0, ge=0, strict=True, description="Which image of the latest message with images is read (0: the first)."

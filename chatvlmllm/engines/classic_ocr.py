@@ -79,8 +79,8 @@ class ClassicOcrOptions(Options):
         description="The document's language, ISO 639-1 (en, ru); unset: Tesseract reads every installed "
         "language it knows (eng+rus). Models files may still spell it `language`, its old name.",
     )
-    ocr_cache: bool = Field(True, description="False: read the page again even when its text is in the OCR cache.")
-    reader_note: bool = Field(True, description='False: no "(Read by ...)" line under the text.')
+    ocr_cache: bool = Field(True, description="false: read the page again even when its text is in the OCR cache.")
+    reader_note: bool = Field(True, description='false: no "(Read by ...)" line under the text.')
     rapidocr_params: dict[str, Any] | None = Field(
         None,
         description="Passed to RapidOCR over the tuned settings (detector limits, threads, ...); "

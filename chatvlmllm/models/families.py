@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import logging
 import pkgutil
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
@@ -202,5 +204,48 @@ def validate_options(family: str, options: Mapping[str, Any], where: str) -> Opt
         raise UserError(f"{where}: {_problems(exc)} (valid options for {family}: {valid})") from None
 
 
+@dataclass(frozen=True)
+class OptionInfo:
+    """One option of a family's schema, as `chatvlmllm models --options KEY` shows it."""
+
+    name: str
+    type: str  # e.g. "int", "bool", '"plain" | "dots_ocr"' (None, "unset", is the default's business)
+    default: Any  # None: unset
+    description: str
+
+
+def option_infos(schema: type[Options]) -> tuple[OptionInfo, ...]:
+    """Every option a schema declares, in declaration order (the shared ones first)."""
+    return tuple(
+        OptionInfo(
+            name,
+            type_text(declared.annotation),
+            declared.get_default(call_default_factory=True),
+            declared.description or "",
+        )
+        for name, declared in schema.model_fields.items()
+    )
+
+
+def type_text(annotation: Any) -> str:
+    """A type as a models-file author reads it: `int`, `list[float]`, `"plain" | "dots_ocr"` (None left out)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return " | ".join(json.dumps(arg) for arg in args)
+    if origin is Annotated:
+        return type_text(args[0])
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_text(arg) for arg in args if arg is not type(None))
+    if origin is not None:
+        return f"{getattr(origin, '__name__', origin)}[{', '.join(type_text(arg) for arg in args)}]"
+    return str(getattr(annotation, "__name__", annotation))
+
+
 def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    """Each problem as "key: what is wrong" (a check of the whole table has no key)."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)

@@ -22,6 +22,7 @@ from chatvlmllm.devtools.tiny_models import builders
 from chatvlmllm.errors import UserError
 from chatvlmllm.models import families
 from chatvlmllm.models.catalog import load_catalog, model_type_families, spec_from_path
+from chatvlmllm.models.families import Options
 from tests.helpers import image_bytes, text_image, write_models_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -195,3 +196,82 @@ def test_offline_and_dots_options_that_exist_are_kept(tmp_path, monkeypatch):
     catalog = load_catalog()
     assert catalog["dots_ocr"].options.prompt_mode == "prompt_ocr"  # type: ignore[attr-defined]
     assert catalog["my_ocr"].options.rapidocr_params == {"Det.limit_side_len": 960}  # type: ignore[attr-defined]
+
+
+# -- typed options end to end ---------------------------------------------------------------------
+
+
+def test_every_family_names_its_engine_class_its_builder_and_a_described_schema():
+    from chatvlmllm.engines import BaseEngine, create_engine
+    from chatvlmllm.models.catalog import ModelSpec
+
+    for name, info in families.families().items():
+        assert isinstance(info.engine, type) and issubclass(info.engine, BaseEngine), name
+        assert info.tiny_builder is None or callable(info.tiny_builder), name
+        assert issubclass(info.options, Options) and info.options() == info.options.model_validate({}), name
+        for option in families.option_infos(info.options):
+            assert option.type and option.description, f"{name}.{option.name} needs a type and a description"
+        engine = create_engine(ModelSpec(key=f"probe_{name}", family=name))
+        assert type(engine) is info.engine and engine.plan is None  # made, not loaded
+
+
+def test_options_default_to_the_empty_schema():
+    from chatvlmllm.engines import BaseEngine
+
+    info = families.FamilyInfo("bare", BaseEngine)
+    assert info.options is Options and families.option_infos(info.options) == ()
+
+
+def test_an_answer_reads_the_entry_options_with_its_request_over_them():
+    from chatvlmllm.engines.got_ocr import GotOptions
+
+    entry = GotOptions.model_validate({"format": True, "max_patches": 3})
+    assert GotOptions.of(entry) is entry  # nothing to merge: the entry's own object
+    merged = GotOptions.of(entry, {"format": False, "max_new_tokens": 9, "lang": "ru"})
+    # The request wins where it speaks; a key this family does not take (the document language,
+    # for the offline engines further down the fallback chain) is left out, not refused.
+    assert (merged.format, merged.max_patches, merged.max_new_tokens) == (False, 3, 9)
+    assert GotOptions.of(Options(), {}) == GotOptions()  # a spec made in code: the defaults
+    with pytest.raises(UserError, match=r"^options of this answer: max_patches: Input should be greater than 0$"):
+        GotOptions.of(entry, {"max_patches": 0})
+    with pytest.raises(UserError, match="max_new_tokens: Input should be a valid integer"):
+        GotOptions.of(entry, {"max_new_tokens": True})  # a bool is not a token count
+
+
+def test_the_catalog_carries_the_typed_options(tmp_path, monkeypatch):
+    from chatvlmllm.engines.dots_ocr import DotsOptions
+    from chatvlmllm.engines.got_ocr import GotOptions
+
+    models = tmp_path / "models.toml"
+    models.write_text('[models.dots_ocr]\nprompt_mode = "prompt_ocr"\n', encoding="utf-8")
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(models))
+    catalog = load_catalog()
+    assert catalog["dots_ocr"].options == DotsOptions(prompt_mode="prompt_ocr")
+    assert catalog["dots_ocr"].options.model_fields_set == {"prompt_mode"}  # what the file set, nothing more
+    assert catalog["got_ocr_hf"].options == GotOptions()  # a built-in nobody configured: the family's defaults
+    models.write_text('[models.dots_ocr]\nprompt_mode = "layout please"\n', encoding="utf-8")
+    with pytest.raises(UserError, match=r"prompt_mode: Input should be 'prompt_layout_all_en'.*valid options"):
+        load_catalog()
+
+
+@pytest.mark.parametrize(
+    ("entry", "lang"),
+    [
+        ({"lang": "ru"}, "ru"),
+        ({"language": "ru"}, "ru"),  # the old name still reads
+        ({"lang": "ru", "language": "ru"}, "ru"),
+    ],
+)
+def test_offline_ocr_takes_one_language_option(tmp_path, monkeypatch, entry, lang):
+    models = write_models_file(tmp_path / "models.toml", {"my_tess": {"family": "tesseract", **entry}})
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(models))
+    options = load_catalog()["my_tess"].options
+    assert options.lang == lang  # type: ignore[attr-defined]
+    assert "language" not in type(options).model_fields and options.model_dump(exclude_unset=True) == {"lang": lang}
+
+
+def test_two_different_languages_are_refused_naming_the_new_key(tmp_path, monkeypatch):
+    entry = {"my_tess": {"family": "tesseract", "lang": "en", "language": "ru"}}
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(write_models_file(tmp_path / "models.toml", entry)))
+    with pytest.raises(UserError, match=r"\[models\.my_tess\]: set `lang` only .*valid options for tesseract: lang"):
+        load_catalog()
