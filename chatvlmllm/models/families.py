@@ -61,7 +61,12 @@ class Options(BaseModel):
         fallback chain of families that take different options (the document language is for the
         offline OCR engines, not for Qwen).
         """
-        wanted = {key: value for key, value in (request or {}).items() if key in cls.model_fields}
+        request = request or {}
+        unknown = set(request) - declared_option_names()
+        if unknown:  # a typo in code that builds a request: no family would ever read it
+            names = ", ".join(sorted(unknown))
+            raise UserError(f"options of this answer: {names}: no model family takes such an option")
+        wanted = {key: value for key, value in request.items() if key in cls.model_fields}
         if isinstance(entry, cls) and not wanted:
             return entry
         try:
@@ -192,6 +197,11 @@ def catalog_entries() -> list[tuple[str, CatalogEntry]]:
 def tiny_builders() -> dict[str, Callable[..., Path]]:
     """family → its tiny-checkpoint builder, for the families that declare one."""
     return {name: info.tiny_builder for name, info in families().items() if info.tiny_builder}
+
+
+def declared_option_names() -> frozenset[str]:
+    """Every option some family declares (what a request may set for the families of its chain)."""
+    return frozenset(name for info in families().values() for name in info.options.model_fields)
 
 
 def validate_options(family: str, options: Mapping[str, Any], where: str) -> Options:

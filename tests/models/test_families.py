@@ -236,6 +236,9 @@ def test_an_answer_reads_the_entry_options_with_its_request_over_them():
         GotOptions.of(entry, {"max_patches": 0})
     with pytest.raises(UserError, match="max_new_tokens: Input should be a valid integer"):
         GotOptions.of(entry, {"max_new_tokens": True})  # a bool is not a token count
+    # A key that no family takes is a typo in the code that built the request: refused, not dropped.
+    with pytest.raises(UserError, match=r"^options of this answer: language, promt_mode: no model family takes"):
+        GotOptions.of(entry, {"promt_mode": "prompt_ocr", "language": "ru"})  # `language` is `lang` now
 
 
 def test_the_catalog_carries_the_typed_options(tmp_path, monkeypatch):
