@@ -153,6 +153,9 @@ class ReadingJob:
         self._report()
         try:
             self._read_pages(done)
+        except KeyboardInterrupt:  # Ctrl-C in the CLI: a cancel, the pages stored so far stay
+            self._finish(ReadState.CANCELLED)
+            raise
         except (ChatVlmError, OSError) as exc:
             self._finish(ReadState.FAILED, str(exc))
             raise
