@@ -309,13 +309,20 @@ class DocumentIndex:
 
 
 def _without_overlaps(passages: Sequence[Passage], limit: int) -> list[Passage]:
+    """Best first, no line twice. A block that holds two or more lines already chosen takes their place (at
+    the best one's rank, with its score): the answer shows the passage they belong to once."""
     chosen: list[Passage] = []
     for passage in passages:
-        if any(_overlaps(passage, other) for other in chosen):
+        overlapping = [other for other in chosen if _overlaps(passage, other)]
+        if not overlapping:
+            if len(chosen) < limit:
+                chosen.append(passage)
             continue
-        chosen.append(passage)
-        if len(chosen) >= limit:
-            break
+        inside = [o for o in overlapping if o.kind is PassageKind.LINE and set(o.boxes) <= set(passage.boxes)]
+        if passage.kind is PassageKind.BLOCK and len(inside) >= 2 and len(inside) == len(overlapping):
+            at = chosen.index(inside[0])
+            merged = Passage(passage.document, passage.page, passage.kind, passage.text, passage.boxes, inside[0].score)
+            chosen = [*chosen[:at], merged, *(o for o in chosen[at + 1 :] if o not in inside)]
     return chosen
 
 
