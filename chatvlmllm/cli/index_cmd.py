@@ -49,7 +49,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(reading_record(final, index, document), indent=2, ensure_ascii=False))
     else:
         sources = ", ".join(f"{count} from {source}" for source, count in sorted(final.sources.items()))
-        print(f"{document.name}: {final.pages_read} of {final.page_count} pages read ({sources or 'none new'}).")
+        resumed = f", {final.resumed_from} read before" if final.resumed_from else ""
+        print(
+            f"{document.name}: {final.pages_read} of {final.page_count} pages read ({sources or 'none new'}{resumed})."
+        )
     return 0
 
 
@@ -100,6 +103,7 @@ def reading_record(final: ReadProgress, index: DocumentIndex, document: Document
         "sha256": document.sha256,
         "page_count": final.page_count,
         "pages_read": final.pages_read,
+        "resumed_from": final.resumed_from,
         "state": final.state.value,
         "seconds": round(final.elapsed_s, 3),
         "pages": pages,

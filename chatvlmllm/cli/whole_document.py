@@ -25,7 +25,7 @@ from chatvlmllm.decisions import Backend
 from chatvlmllm.documents.citations import Citation, ExtractiveAnswer, extractive_answer
 from chatvlmllm.documents.index import DocumentIndex, ReadStatus
 from chatvlmllm.documents.loading import Document
-from chatvlmllm.models.catalog import load_catalog
+from chatvlmllm.models.catalog import get_model, load_catalog
 from chatvlmllm.models.hardware import probe
 from chatvlmllm.models.tasks import is_offline_engine
 
@@ -35,6 +35,8 @@ RETRIEVED_PASSAGES = 12
 def ask_whole_document(args: argparse.Namespace, document: Document, question: str) -> int:
     index = DocumentIndex()
     read_with_progress(document, index, ocr_model(args), args.lang, quiet=False)
+    if _offline_engine_named(args):  # no model to plan for: skip the hardware probe (it imports torch, seconds)
+        return _print_extractive(args, extractive_answer(question, index, [document.sha256]), document)
     hw = probe()
     catalog = load_catalog()
     first, chain, overrides = model_chain(args, question, hw, catalog)
@@ -52,6 +54,10 @@ def ask_whole_document(args: argparse.Namespace, document: Document, question: s
     citations = answer_citations(routed.text, request, index)
     _print_model_answer(args, routed, document, [page for _, page in request.pages], citations, index)
     return 0
+
+
+def _offline_engine_named(args: argparse.Namespace) -> bool:
+    return bool(args.model) and not args.model_path and get_model(args.model).family_info().backend is Backend.CLASSIC
 
 
 def _print_extractive(args: argparse.Namespace, result: ExtractiveAnswer, document: Document) -> int:

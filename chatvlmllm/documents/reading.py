@@ -62,8 +62,9 @@ class ReadProgress:
     state: ReadState
     elapsed_s: float
     seconds_left: float | None  # None until a page has been read in this job
-    sources: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)  # pages read by this job, per PageSource value
     error: str | None = None
+    resumed_from: int = 0  # pages already stored when this job started (read by an earlier one)
 
     @property
     def fraction(self) -> float:
@@ -134,6 +135,7 @@ class ReadingJob:
                 left,
                 dict(self._sources),
                 self._error,
+                self._read_before,
             )
 
     # -- the work -------------------------------------------------------------------------------
