@@ -17,6 +17,7 @@ map, while the page shows Cyrillic.
 from __future__ import annotations
 
 import io
+import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class PageSpec:
     layer: Layer = Layer.NONE
     image: Image.Image | None = None  # a scan's picture; None: the lines drawn as a scan
     font_size: float = FONT_SIZE
+    size_pt: tuple[float, float] | None = None  # None: the document's size (A4); a scan may take its image's
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -105,10 +107,12 @@ def build_pdf(pages: Sequence[PageSpec], size_pt: tuple[float, float] = A4) -> b
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer, pagesize=size_pt, pageCompression=1)
     for number, spec in enumerate(pages):
+        page_size = spec.size_pt or size_pt
+        pdf.setPageSize(page_size)
         if spec.kind is PageKind.SCAN:
-            _draw_scan(pdf, spec, size_pt, seed=number)
+            _draw_scan(pdf, spec, page_size, seed=number)
         else:
-            _draw_lines(pdf, spec.lines, FONT_NAME, spec.font_size, size_pt, invisible=False)
+            _draw_lines(pdf, spec.lines, FONT_NAME, spec.font_size, page_size, invisible=False)
         pdf.showPage()
     pdf.save()
     return buffer.getvalue()
@@ -149,6 +153,13 @@ def _draw_lines(
     pdf.drawText(text)
 
 
+def scan_page(image: Image.Image, lines: Sequence[str], layer: Layer = Layer.NONE, dpi: int = SCAN_DPI) -> PageSpec:
+    """A scanned page the size of its picture at `dpi`, with a text layer of `lines`."""
+    size = (image.width * 72 / dpi, image.height * 72 / dpi)
+    font_size = max(4.0, min(FONT_SIZE, (size[1] - 2 * MARGIN) / max(1, len(lines)) / 1.4))
+    return PageSpec(list(lines), PageKind.SCAN, layer, image=image, font_size=font_size, size_pt=size)
+
+
 def write_pdf(path: Path, pages: Sequence[PageSpec]) -> Path:
     path.write_bytes(build_pdf(pages))
     return path
@@ -162,12 +173,12 @@ def filler_pages(count: int, seed: int = 0, lines_per_page: int = 40, language: 
 
     rng = random.Random(seed)
     words = top_n_list(language, 3000)
-    weights = [1.0 / (rank + 10) for rank in range(len(words))]
+    weights = list(itertools.accumulate(1.0 / (rank + 10) for rank in range(len(words))))
     pages = []
     for _ in range(count):
         lines = []
         for _ in range(lines_per_page):
-            chosen = rng.choices(words, weights, k=rng.randint(9, 13))
+            chosen = rng.choices(words, cum_weights=weights, k=rng.randint(9, 13))
             lines.append(" ".join(chosen).capitalize() + ".")
         pages.append(PageSpec(lines))
     return pages

@@ -28,14 +28,14 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from chatvlmllm.documents.lexicon import real_word_share
-from chatvlmllm.documents.text_layer import LayerReading, TextLine
+from chatvlmllm.documents.text_layer import SCAN_IMAGE_SHARE, LayerReading, TextLine
 
 if TYPE_CHECKING:
     from PIL import Image
 
 log = logging.getLogger(__name__)
 
-MIN_CHARS = 16  # fewer visible characters than this: no usable layer (blank, or a scan without one)
+MIN_CHARS = 16  # a scan's layer with fewer visible characters than this is no OCR layer
 MAX_UNMAPPED_SHARE = 0.1
 MIN_EXPECTED_LETTER_SHARE = 0.85
 MIN_WORD_SHARE = 0.35
@@ -142,7 +142,9 @@ def _sample(text: str) -> str:
 
 
 def _text_problem(s: LayerSignals, letters: int) -> LayerProblem | None:
-    if s.chars < MIN_CHARS:
+    # A scan with hardly any layer text has no OCR layer; a born-digital page with a few characters (a page
+    # number, a chart's labels) holds what it shows. Nothing at all: text drawn as curves, or a blank page.
+    if s.chars == 0 or (s.chars < MIN_CHARS and s.image_share >= SCAN_IMAGE_SHARE):
         return LayerProblem.NO_TEXT
     if s.unmapped_share > MAX_UNMAPPED_SHARE:
         return LayerProblem.UNMAPPED_GLYPHS
