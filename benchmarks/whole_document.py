@@ -6,12 +6,12 @@ time, memory, cold start, the 1,000-page resume after kill -9, and retrieval qua
 
 The PDFs are generated here, never committed (chatvlmllm.devtools.pdfs):
 
-- born-digital, 300 pages: every item of the eval set typeset from its ground truth (receipts and pages one
-  item each, wrapped into as many pages as needed; the Russian lines four to a page), shuffled among filler
+- born-digital, 300 pages: every item of the eval set typeset from its ground truth (one item per page, wrapped
+  onto more pages where it is long; a scanned Russian book line is a page of one line), shuffled among filler
   pages of common English and Russian words (wordfreq frequencies), up to 300 pages;
-- scanned: the eval set's own images (the Russian lines stacked four to a page) under broken text layers
-  (mojibake for Russian, a garbled or partial layer or none for English), with filler scans among them; every
-  page must fail the text-layer check and be OCR'd by ocr_auto;
+- scanned: the eval set's own images, one per page, under broken text layers (mojibake for Russian, a garbled
+  or partial layer or none for English), with filler scans under garbled layers among them; every page must fail
+  the text-layer check and be OCR'd by ocr_auto;
 - questions: for each item, one line drawn at random (seeded) among its lines of four or more words, asked as
   "What does the document say about <four of its words>?" (Russian items in Russian), plus "What is the total on
   the receipt from <company>?" for every receipt (the eval set's QA file). Answers are on one page.
@@ -43,7 +43,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 BORN_DIGITAL_PAGES = 300
 WRAP_CHARS = 95
 LINES_PER_PAGE = 45
-RU_LINES_PER_PAGE = 4
 TOP_K = 3
 
 
@@ -99,27 +98,18 @@ def questions(items: list[Item], eval_dir: Path) -> list[Question]:
 
 
 # -- the PDFs ----------------------------------------------------------------------------------------
-def _ru_groups(items: list[Item]) -> list[list[Item]]:
-    ru = [item for item in items if item.kind == "ru_line"]
-    return [ru[i : i + RU_LINES_PER_PAGE] for i in range(0, len(ru), RU_LINES_PER_PAGE)]
-
-
 def born_digital(items: list[Item], total: int, seed: int = 18):
     """(pages, where[(item, line)] = page number)."""
     from chatvlmllm.devtools.pdfs import PageSpec, filler_pages
 
     content: list[tuple[list[str], list[tuple[str, int]]]] = []  # page lines, and (item, line) of each
     for item in items:
-        if item.kind == "ru_line":
-            continue
         wrapped = [
             (piece, (item.id, n)) for n, line in enumerate(item.lines) for piece in textwrap.wrap(line, WRAP_CHARS)
         ]
         for start in range(0, len(wrapped), LINES_PER_PAGE):
             chunk = wrapped[start : start + LINES_PER_PAGE]
             content.append(([text for text, _ in chunk], [origin for _, origin in chunk]))
-    for group in _ru_groups(items):
-        content.append(([item.lines[0] for item in group], [(item.id, 0) for item in group]))
     fillers = total - len(content)
     pages = [("filler", spec) for spec in filler_pages(fillers * 2 // 3, seed=seed)]
     pages += [("filler", spec) for spec in filler_pages(fillers - fillers * 2 // 3, seed=seed, language="ru")]
@@ -145,19 +135,9 @@ def scanned(items: list[Item], distractors: int, seed: int = 18):
 
     content = []
     english_layers = [Layer.GARBLED, Layer.PARTIAL, Layer.NONE]
-    for n, item in enumerate(i for i in items if i.kind != "ru_line"):
+    for n, item in enumerate(items):
         layer = Layer.MOJIBAKE if item.lang == "ru" else english_layers[n % 3]
         content.append((scan_page(Image.open(item.image).convert("RGB"), item.lines, layer), [item.id]))
-    for group in _ru_groups(items):
-        strips = [Image.open(item.image).convert("RGB") for item in group]
-        width, gap = max(s.width for s in strips) + 80, 40
-        sheet = Image.new("RGB", (width, sum(s.height for s in strips) + gap * (len(strips) + 1)), "white")
-        top = gap
-        for strip in strips:
-            sheet.paste(strip, (40, top))
-            top += strip.height + gap
-        lines = [item.lines[0] for item in group]
-        content.append((scan_page(sheet, lines, Layer.MOJIBAKE), [item.id for item in group]))
     fillers = [
         (scan_page(scan_image(spec.lines), spec.lines, Layer.GARBLED), [])
         for spec in filler_pages(distractors, seed=seed, lines_per_page=30)
