@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from chatvlmllm.documents.index import DocumentIndex, Passage, ReadStatus, union
+from chatvlmllm.documents.search import LineMatch
 from chatvlmllm.documents.text_layer import Box, TextLine
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,13 @@ class Citation:
         return self.status is CitationStatus.VERIFIED
 
     def label(self) -> str:
-        """ "p. 27", or "contract.pdf p. 27" when several documents are cited."""
+        """ "p. 27": the chip's text."""
         return f"p. {self.page}"
+
+    def matches(self) -> list[LineMatch]:
+        """The supporting lines as `search.LineMatch`es, so `search.highlight(page_image, citation.matches(),
+        page=citation.page)` draws them on the page (an unverified citation has no boxes: nothing is drawn)."""
+        return [LineMatch(self.page, self.text, box, 100.0 if self.verified else 0.0) for box in self.boxes]
 
     def to_dict(self) -> dict[str, Any]:
         return {

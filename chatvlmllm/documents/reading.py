@@ -26,7 +26,7 @@ from chatvlmllm.documents.index import DocumentIndex, PageSource, PageText, Read
 from chatvlmllm.documents.layer_check import LineSampler, judge_scan, judge_text
 from chatvlmllm.documents.loading import Document, DocumentKind
 from chatvlmllm.documents.text_layer import TextLine, read_layer
-from chatvlmllm.errors import ChatVlmError
+from chatvlmllm.errors import ChatVlmError, DocumentError
 from chatvlmllm.settings import settings
 
 if TYPE_CHECKING:
@@ -231,6 +231,15 @@ class _PageSource:
         if self.pdf is None:
             image = self.document.page(number - 1)
             return _ocr_page(number, image, ocr, None, cancel, image.size)
+        import pypdfium2 as pdfium
+
+        try:
+            return self._read_pdf_page(number, ocr, sampler, cancel)
+        except pdfium.PdfiumError as exc:  # the job stops with one line; the pages stored so far stay
+            raise DocumentError(f"Page {number} of {self.document.name} cannot be read ({exc}).") from None
+
+    def _read_pdf_page(self, number: int, ocr: PageOcr | None, sampler: LineSampler | None, cancel: threading.Event):
+        assert self.pdf is not None
         page = self.pdf[number - 1]
         try:
             reading = read_layer(page, self.max_page_pixels)

@@ -92,3 +92,19 @@ def test_the_checker_verifies_quotes_and_marks_what_it_cannot():
         lambda page: page_27,
     )
     assert slipped.verified and slipped.boxes == [page_27[2].box, page_27[3].box]
+
+
+def test_a_citation_highlights_its_lines_on_the_page_image(tmp_path):
+    from chatvlmllm.documents.search import highlight
+
+    document, index = read(tmp_path, [*filler_pages(2, seed=6), PageSpec(ENGLISH)])
+    (citation, *_) = extractive_answer("penalty late delivery", index, [document.sha256]).citations
+    assert citation.page == 3
+    page = document.page(2)
+    marked = highlight(page, citation.matches(), page=citation.page)
+    x0, y0, _, y1 = (round(edge) for edge in citation.boxes[0])
+    margin = (x0 - 2, (y0 + y1) // 2)  # white paper just left of the line, inside the highlight's padding
+    assert page.getpixel(margin) == (255, 255, 255)
+    red, _, blue = marked.getpixel(margin)
+    assert red > 200 and blue < 220  # the highlight's yellow or orange
+    assert marked.getpixel((5, 5)) == page.getpixel((5, 5))  # the rest of the page untouched
