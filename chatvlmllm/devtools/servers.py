@@ -88,3 +88,21 @@ def wait_until_ready(base_url: str, timeout_s: float = 60.0, process: Any = None
             pass
         time.sleep(0.2)
     raise TimeoutError(f"no answer from {root}/health within {timeout_s:g} s")
+
+
+def settled_rss_mb(pid: int, settle_s: float = 1.0, timeout_s: float = 15.0) -> float:
+    """A process's resident memory (MB) once it has moved by no more than 1 MB for `settle_s`
+    (or whatever it is after `timeout_s`): a server finishing a request frees memory for a moment."""
+    import psutil
+
+    process = psutil.Process(pid)
+    deadline = time.monotonic() + timeout_s
+    last, since = process.memory_info().rss / 1e6, time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = process.memory_info().rss / 1e6
+        if abs(now - last) > 1:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= settle_s:
+            break
+    return last

@@ -5,6 +5,7 @@
     serving         what the routes do: models, stats, a chat completion from request to answer
     error_handlers  every failure as OpenAI-style JSON: `install_error_handlers(app)`
     body_limit      the door: request body size and time limits (ASGI middleware)
+    memory          freed memory handed back to the system once a request has ended
     served          the served models, their counters, the shared state
     streaming       answers on their own thread, relayed whole or as server-sent events
     app             `create_app` (the FastAPI application from those parts) and `run_server`

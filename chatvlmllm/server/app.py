@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from chatvlmllm.chat.engine_cache import EngineCache, default_cache
 from chatvlmllm.server.body_limit import BodyLimit
 from chatvlmllm.server.error_handlers import install_error_handlers
+from chatvlmllm.server.memory import ReleaseMemoryAfterRequest
 from chatvlmllm.server.routes import attach_routers
 from chatvlmllm.server.served import ServedModel, ServerState
 
@@ -60,7 +61,8 @@ def create_app(
         api_key=api_key or None,
         max_pending=max_pending,
     )
-    app.add_middleware(BodyLimit)  # outermost: before routing, parsing and the API key
+    app.add_middleware(BodyLimit)  # before routing, parsing and the API key
+    app.add_middleware(ReleaseMemoryAfterRequest)  # outermost: runs once the request, body and all, is gone
     install_error_handlers(app)
     attach_routers(app)
     return app
