@@ -236,27 +236,31 @@ def stream_generate(
         worker.join()
 
     if "error" in result:
-        exc = result["error"]
-        if is_oom(exc):
-            raise OutOfMemoryError(
-                "The GPU ran out of memory while answering. Try a smaller pixel budget or fewer pages."
-            ) from exc
-        raise EngineError(f"Generation failed: {exc}") from exc
+        raise _generation_error(result["error"]) from result["error"]
     new_tokens = int(result["ids"].shape[1]) - prompt_len
-    if criterion.fired:
-        stopped_by = StopReason.REPETITION
-    elif cancel.is_set():
-        stopped_by = StopReason.CANCELLED
-    elif new_tokens >= max_new_tokens:
-        stopped_by = StopReason.MAX_TOKENS
-    else:
-        stopped_by = StopReason.EOS
     return GenerationStats(
-        stopped_by=stopped_by,
+        stopped_by=_stop_reason(criterion.fired, cancel.is_set(), new_tokens, max_new_tokens),
         prompt_tokens=prompt_len,
         new_tokens=new_tokens,
         first_token_at=streamer.first_token_at,
     )
+
+
+def _generation_error(exc: BaseException) -> Exception:
+    """What `model.generate` raised, as the one-line error the reader gets."""
+    if is_oom(exc):
+        return OutOfMemoryError("The GPU ran out of memory while answering. Try a smaller pixel budget or fewer pages.")
+    return EngineError(f"Generation failed: {exc}")
+
+
+def _stop_reason(repeated: bool, cancelled: bool, new_tokens: int, max_new_tokens: int) -> StopReason:
+    if repeated:
+        return StopReason.REPETITION
+    if cancelled:
+        return StopReason.CANCELLED
+    if new_tokens >= max_new_tokens:
+        return StopReason.MAX_TOKENS
+    return StopReason.EOS
 
 
 class TransformersEngine(BaseEngine):

@@ -105,24 +105,7 @@ def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | N
     attention, attention_ok = _choose_attention(hw, spec, device, dtype, overrides, reasons)
     runnable = runnable and attention_ok
 
-    max_pixels = overrides.max_pixels or spec.max_pixels or family.default_max_pixels
-    if device == "cpu" and family.cpu_max_pixels and not (overrides.max_pixels or spec.max_pixels):
-        max_pixels = family.cpu_max_pixels
-        reasons.append(Reason.info(f"CPU: pixel budget {max_pixels:,} to keep answers within seconds"))
-
-    vision_attention = None
-    if family.max_pixels_without_fa2:
-        # The family's own vision tower (dots.ocr) attends one image at a time: eager stays eager,
-        # anything else runs torch's sdpa (it never needs flash-attn).
-        vision_attention = "eager" if attention == "eager" else "sdpa"
-        if attention != "flash_attention_2" and (max_pixels is None or max_pixels > family.max_pixels_without_fa2):
-            max_pixels = family.max_pixels_without_fa2
-            reasons.append(
-                Reason.info(
-                    f"max_pixels capped at {max_pixels:,}: without flash-attn one page's vision attention "
-                    "costs memory in the square of its patches"
-                )
-            )
+    max_pixels, vision_attention = _choose_pixels(spec, family, device, attention, overrides, reasons)
     if family.plan_check is not None:
         extra = family.plan_check(spec, dtype, vision_attention)
         reasons.extend(extra)
@@ -145,6 +128,30 @@ def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | N
         reasons=tuple(reasons),
         vision_attention=vision_attention,
     )
+
+
+def _choose_pixels(
+    spec: ModelSpec, family: FamilyInfo, device: str, attention: str, overrides: PlanOverrides, reasons: list[Reason]
+) -> tuple[int | None, str | None]:
+    """The pixel budget per image and, for a family with its own vision tower, that tower's attention."""
+    max_pixels = overrides.max_pixels or spec.max_pixels or family.default_max_pixels
+    if device == "cpu" and family.cpu_max_pixels and not (overrides.max_pixels or spec.max_pixels):
+        max_pixels = family.cpu_max_pixels
+        reasons.append(Reason.info(f"CPU: pixel budget {max_pixels:,} to keep answers within seconds"))
+    if not family.max_pixels_without_fa2:
+        return max_pixels, None
+    # The family's own vision tower (dots.ocr) attends one image at a time: eager stays eager,
+    # anything else runs torch's sdpa (it never needs flash-attn).
+    vision_attention = "eager" if attention == "eager" else "sdpa"
+    if attention != "flash_attention_2" and (max_pixels is None or max_pixels > family.max_pixels_without_fa2):
+        max_pixels = family.max_pixels_without_fa2
+        reasons.append(
+            Reason.info(
+                f"max_pixels capped at {max_pixels:,}: without flash-attn one page's vision attention "
+                "costs memory in the square of its patches"
+            )
+        )
+    return max_pixels, vision_attention
 
 
 def _plan_without_torch(spec: ModelSpec, family: FamilyInfo, overrides: PlanOverrides) -> LoadPlan:
