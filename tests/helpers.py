@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from chatvlmllm.devtools.hub_tiny import shared_dir
+
+SHARED = shared_dir()
 SHARED_EVAL = SHARED / "eval"
 HUBFILES = SHARED / "hubfiles"
 TESSERACT_REQUIRED = os.environ.get("CHATVLMLLM_REQUIRE_TESSERACT") == "1"
@@ -22,6 +24,13 @@ def require_tesseract() -> None:
         if TESSERACT_REQUIRED:
             pytest.fail("CHATVLMLLM_REQUIRE_TESSERACT=1 but the tesseract binary is missing")
         pytest.skip("tesseract binary not installed (apt-get install tesseract-ocr tesseract-ocr-rus)")
+
+
+def require_hubfiles() -> Path:
+    """The real hub files of the built-in models (../shared/hubfiles); their absence is a failure."""
+    if not (HUBFILES / "SOURCES.md").is_file():
+        pytest.fail(f"the real hub files are not at {HUBFILES} (../shared/hubfiles beside the checkout)")
+    return HUBFILES
 
 
 def text_image(lines: list[str], size: tuple[int, int] = (640, 360)) -> Image.Image:
