@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +266,43 @@ def test_the_model_answers_from_its_real_files_with_the_real_prompt_ids(
         assert [(a["model"], a["outcome"]) for a in record["attempts"]] == [(model, "answered")]
         assert record["model"] == model and record["new_tokens"] >= 2 and record["answer"].strip(), model
         assert sent == expected, model
+
+
+# -- a bug does not hide behind the fallback ----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_an_engine_error_on_a_real_folder_is_logged_with_its_traceback_and_no_fallback_shows_it(
+    real_tiny, page, tmp_path, capsys, caplog
+):
+    import shutil
+
+    broken = shutil.copytree(real_tiny("lighton_ocr"), tmp_path / "lighton_without_template")
+    (broken / "chat_template.jinja").unlink()  # prompt building now fails inside the engine
+    try:
+        code = main(["ask", str(page), "Extract all text", "--model-path", str(broken), "--json", "--lang", "en"])
+        assert code == 0
+        record = json.loads(capsys.readouterr().out)
+        assert record["model"] != broken.name  # the fallback answered...
+        failed = record["attempts"][0]
+        assert (failed["model"], failed["outcome"]) == (broken.name, "error") and "chat template" in failed["reason"]
+        logged = [r for r in caplog.records if r.name == "chatvlmllm.chat.router" and r.levelname == "ERROR"]
+        assert logged and logged[0].exc_info is not None  # ...and the log keeps the traceback
+        assert "prepare_inputs" in logging.Formatter().formatException(logged[0].exc_info)
+
+        assert main(["ask", str(page), "Extract all text", "--model-path", str(broken), "--no-fallback"]) == 2
+        assert "chat template" in capsys.readouterr().err
+    finally:
+        default_cache().unload()
+
+
+@pytest.mark.slow
+def test_loading_a_folder_with_a_class_that_leaves_weights_unset_is_refused(real_tiny):
+    from transformers import AutoModelForImageTextToText
+
+    from chatvlmllm.engines.hf_common import load_weights
+    from chatvlmllm.errors import EngineError
+
+    # LightOnOCR-2's config says mistral3: the Auto class builds Mistral3 and finds none of its projector.
+    with pytest.raises(EngineError, match=r"does not hold 24 weights of Mistral3ForConditionalGeneration"):
+        load_weights(AutoModelForImageTextToText, str(real_tiny("lighton_ocr")))
