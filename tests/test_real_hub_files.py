@@ -306,3 +306,58 @@ def test_loading_a_folder_with_a_class_that_leaves_weights_unset_is_refused(real
     # LightOnOCR-2's config says mistral3: the Auto class builds Mistral3 and finds none of its projector.
     with pytest.raises(EngineError, match=r"does not hold 24 weights of Mistral3ForConditionalGeneration"):
         load_weights(AutoModelForImageTextToText, str(real_tiny("lighton_ocr")))
+
+
+# -- the small-vocabulary builders (fast fixtures) take their values from the real files ---------
+
+SMALL_BUILDS = {"qwen2_vl": "tiny_qwen2_vl", "qwen3_vl": "tiny_qwen3_vl", "dots_ocr": "tiny_dots_ocr"}
+
+
+@pytest.mark.parametrize("family", sorted(SMALL_BUILDS))
+def test_small_vocabulary_builds_keep_the_real_template_processor_tokens_and_generation(family, request):
+    from transformers import AutoTokenizer
+
+    from chatvlmllm.devtools.hub_tiny import HubFolder
+
+    hub, small = HubFolder(require_hubfiles() / family), request.getfixturevalue(SMALL_BUILDS[family])
+    assert (small / "preprocessor_config.json").read_bytes() == (hub.path / "preprocessor_config.json").read_bytes()
+    tokenizer = AutoTokenizer.from_pretrained(str(small), trust_remote_code=False)
+    assert HubFolder(small).chat_template() == hub.chat_template()
+    assert set(hub.added_tokens().values()) <= set(tokenizer.get_vocab())
+    real, tiny = hub.config, read_json(small / "config.json")
+    for field in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id"):
+        if field in real:
+            assert tokenizer.convert_ids_to_tokens(tiny[field]) == hub.token(real[field]), field
+    generation = read_json(small / "generation_config.json")
+    for key, value in hub.generation.items():
+        if key.endswith("_token_id"):
+            real_ids, tiny_ids = (v if isinstance(v, list) else [v] for v in (value, generation[key]))
+            assert tokenizer.convert_ids_to_tokens(tiny_ids) == [hub.token(i) for i in real_ids], key
+        elif key not in ("transformers_version", "_from_model_config"):
+            assert generation[key] == value, key
+    real_vision, tiny_vision = real["vision_config"], tiny["vision_config"]
+    for key in ("patch_size", "spatial_merge_size", "temporal_patch_size"):
+        assert tiny_vision[key] == real_vision[key], key
+
+
+def test_the_small_got_build_keeps_the_real_processor_and_tokens(tmp_path):
+    from transformers import AutoTokenizer
+
+    from chatvlmllm.devtools.hub_tiny import HubFolder
+    from chatvlmllm.devtools.tiny_models import build_tiny_got_ocr2
+
+    hub, small = HubFolder(require_hubfiles() / "got_ocr2"), build_tiny_got_ocr2(tmp_path / "got")
+    real_processor_settings = hub.json("preprocessor_config.json")
+    tiny_processor_settings = read_json(small / "processor_config.json")["image_processor"]
+    for key in ("image_mean", "image_std", "min_patches", "max_patches", "crop_to_patches", "resample"):
+        assert tiny_processor_settings[key] == real_processor_settings[key], key
+    tiny_config = read_json(small / "config.json")
+    tokenizer = AutoTokenizer.from_pretrained(str(small))
+    assert tokenizer.convert_ids_to_tokens(tiny_config["image_token_index"]) == hub.token(
+        hub.config["image_token_index"]
+    )
+    assert tokenizer.eos_token == hub.token(hub.generation["eos_token_id"]) == "<|endoftext|>"
+    # The real 1024 px page in 16 px patches → two stride-2 convolutions → 16×16 = 256 tokens; the tiny
+    # one keeps that 4× reduction per side with its processor's size equal to the model's.
+    side = tiny_config["vision_config"]["image_size"] // tiny_config["vision_config"]["patch_size"]
+    assert side % 4 == 0 and tiny_processor_settings["size"]["height"] == tiny_config["vision_config"]["image_size"]

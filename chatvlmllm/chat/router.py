@@ -198,7 +198,12 @@ class RoutedAnswer:
 def is_engine_fault(exc: BaseException) -> bool:
     """An error that is the engine's fault (a bug, a broken checkpoint), not the user's set-up
     (weights not downloaded, a plan that cannot run) nor the GPU's memory (retried smaller)."""
-    return not isinstance(exc, UserError | OutOfMemoryError)
+    cause: BaseException | None = exc
+    while cause is not None:  # an engine wraps what it could not load (weights not on disk) in an EngineError
+        if isinstance(cause, UserError | OutOfMemoryError):
+            return False
+        cause = cause.__cause__
+    return True
 
 
 def _reason(exc: BaseException) -> str:

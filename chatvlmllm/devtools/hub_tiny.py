@@ -20,6 +20,7 @@ import json
 import logging
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,59 @@ def shared_dir() -> Path:
 def hubfiles_dir() -> Path:
     """The real hub files of the built-in models, one folder per family (`../shared/hubfiles`)."""
     return shared_dir() / "hubfiles"
+
+
+@dataclass(frozen=True)
+class HubFolder:
+    """One family's real hub files, read as JSON (the small-vocabulary builders take their values here)."""
+
+    path: Path
+
+    @classmethod
+    def of(cls, family: str) -> HubFolder:
+        folder = hubfiles_dir() / family
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"no real hub files for {family} at {folder} (../shared/hubfiles/{family})")
+        return cls(folder)
+
+    def json(self, name: str) -> dict[str, Any]:
+        return dict(json.loads((self.path / name).read_text(encoding="utf-8")))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.json("config.json")
+
+    @property
+    def generation(self) -> dict[str, Any]:
+        return self.json("generation_config.json") if (self.path / "generation_config.json").is_file() else {}
+
+    def added_tokens(self) -> dict[int, str]:
+        """Real id → token text of the tokenizer's added tokens, in id order."""
+        decoder = self.json("tokenizer_config.json").get("added_tokens_decoder", {})
+        return {int(i): entry["content"] for i, entry in sorted(decoder.items(), key=lambda item: int(item[0]))}
+
+    def token(self, real_id: int) -> str:
+        return self.added_tokens()[real_id]
+
+    def special_token(self, name: str) -> str | None:
+        """tokenizer_config.json's eos_token, pad_token, ... as text."""
+        value = self.json("tokenizer_config.json").get(name)
+        return value.get("content") if isinstance(value, dict) else value
+
+    def chat_template(self) -> str | None:
+        if (self.path / "chat_template.jinja").is_file():
+            return (self.path / "chat_template.jinja").read_text(encoding="utf-8")
+        if (self.path / "chat_template.json").is_file():
+            return str(self.json("chat_template.json")["chat_template"])
+        return self.json("tokenizer_config.json").get("chat_template")
+
+
+def scaled_sections(sections: list[int], real_head_dim: int, tiny_head_dim: int) -> list[int]:
+    """Rotary sections (mrope) of a real head, in the same proportions over a tiny head."""
+    pairs = tiny_head_dim // 2
+    scaled = [max(1, round(section * pairs / (real_head_dim // 2))) for section in sections]
+    scaled[0] += pairs - sum(scaled)  # rounding goes to the temporal section
+    return scaled
 
 
 def family_of(folder: Path) -> str:
