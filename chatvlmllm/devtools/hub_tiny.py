@@ -330,3 +330,20 @@ def silence_invisible_tokens(model: Any, folder: Path) -> None:
     output = model.get_output_embeddings()
     with torch.no_grad():
         output.weight[invisible_token_ids(tokenizer, output.weight.shape[0])] = 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m chatvlmllm.devtools.hub_tiny HUB_FOLDER OUT_DIR`: a tiny checkpoint from real hub files."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("hub_folder", type=Path, help="real hub files, e.g. ../shared/hubfiles/lighton_ocr")
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(build_tiny_from_hub(args.hub_folder, args.out_dir, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
