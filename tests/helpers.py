@@ -15,6 +15,8 @@ from chatvlmllm.devtools.hub_tiny import shared_dir
 SHARED = shared_dir()
 SHARED_EVAL = SHARED / "eval"
 HUBFILES = SHARED / "hubfiles"
+# Built-in models whose hub files are not in ../shared/hubfiles, and why (hubfiles/SOURCES.md).
+NO_REAL_FILES = {"qwen25_vl_3b": "no public copy of Qwen2.5-VL-3B-Instruct's hub files was found"}
 TESSERACT_REQUIRED = os.environ.get("CHATVLMLLM_REQUIRE_TESSERACT") == "1"
 
 

@@ -34,10 +34,8 @@ from chatvlmllm.models.catalog import BUILTIN_MODELS, spec_from_path
 from chatvlmllm.models.families import family_info
 from chatvlmllm.models.hardware import HardwareProfile, simulated_gpu
 from chatvlmllm.models.planner import PlanOverrides, plan_load
-from tests.helpers import image_bytes, require_hubfiles, text_image, write_models_file
+from tests.helpers import NO_REAL_FILES, image_bytes, require_hubfiles, text_image, write_models_file
 
-# Built-in models whose hub files are not in ../shared/hubfiles, and why (hubfiles/SOURCES.md).
-NO_REAL_FILES = {"qwen25_vl_3b": "no public copy of Qwen2.5-VL-3B-Instruct's hub files was found"}
 TRANSFORMERS_MODELS = [spec for spec in BUILTIN_MODELS if spec.family_info().backend is Backend.TRANSFORMERS]
 WITH_FILES = sorted(spec.key for spec in TRANSFORMERS_MODELS if spec.key not in NO_REAL_FILES)
 FOLDERS = sorted({spec.family for spec in TRANSFORMERS_MODELS if spec.key not in NO_REAL_FILES})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from chatvlmllm.devtools.real_contracts import CONTRACTS, QWEN25_VL_3B
 from chatvlmllm.models.catalog import BUILTIN_MODELS
-from tests.test_real_hub_files import NO_REAL_FILES
+from tests.helpers import NO_REAL_FILES
 
 
 def read(folder: Path, name: str) -> dict:
