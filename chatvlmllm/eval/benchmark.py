@@ -40,9 +40,9 @@ OCR_MAX_NEW_TOKENS = 4096
 
 
 def ocr_options(item: EvalItem) -> dict[str, Any]:
-    """Per-request options of a benchmark OCR request: the item's language; no OCR cache (every page is
-    really read, also on a re-run) and no "read by" note after the transcript (it is not the page's text)."""
-    return {"lang": item.lang, "ocr_cache": False, "reader_note": False}
+    """Per-request options of a benchmark OCR request: the item's language, and no OCR cache (every page is
+    really read, also on a re-run)."""
+    return {"lang": item.lang, "ocr_cache": False}
 
 
 QA_MAX_NEW_TOKENS = 128
