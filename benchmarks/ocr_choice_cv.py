@@ -294,7 +294,7 @@ def outcome(strategy: Strategy, record: Reading, params: Params) -> Outcome:
 
 
 def _repaired(text: str, language: str) -> str:
-    from chatvlmllm.engines._scripts import repair_lines
+    from chatvlmllm.documents.scripts import repair_lines
 
     return "\n".join(repair_lines(text.splitlines())) if "+" in language else text
 

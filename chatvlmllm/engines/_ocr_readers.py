@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatvlmllm.decisions import Script as WritingSystem
 from chatvlmllm.documents.reading_order import TextBox, box_from_points, reading_order
-from chatvlmllm.engines._scripts import distinctive_letters, repair_lines
+from chatvlmllm.documents.scripts import distinctive_letters, repair_lines
 from chatvlmllm.errors import EngineError
 
 if TYPE_CHECKING:
@@ -292,7 +292,7 @@ def reads_both_scripts(language: str) -> bool:
 
 
 def repaired_rows(rows: list[list[TextBox]]) -> list[list[TextBox]]:
-    """Each word's look-alike letters in the word's own script (chatvlmllm.engines._scripts), boxes kept."""
+    """Each word's look-alike letters in the word's own script (chatvlmllm.documents.scripts), boxes kept."""
     texts = repair_lines(box.text for row in rows for box in row)
     repaired = iter(texts)
     return [[TextBox(next(repaired), box.box, box.score) for box in row] for row in rows]

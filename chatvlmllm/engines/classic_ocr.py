@@ -6,9 +6,10 @@ transcribe; they cannot answer questions, and say so instead of pretending (chat
 holds what each kind of request gets).
 
 Measured on ../shared/eval (docs/benchmark.md): RapidOCR reads receipts, tables and charts
-better; Tesseract reads prose pages (columns) and Russian; `ocr_auto` probes each page's script
-and layout and hands it to the better one. The readers, their speed settings and the per-page
-choice live in `_ocr_readers`.
+better; Tesseract reads prose pages (columns) and Russian; `ocr_auto` probes each page's script,
+then keeps Tesseract's reading of a Latin page unless Tesseract's own evidence is weak. The
+readers and their speed settings live in `_ocr_readers`, the per-page choice in `_ocr_choice`.
+Which engine read a page is said beside the text (extras["read_by"], extras["pages"]), never in it.
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ FAMILIES = {
     AUTO: _offline_family(
         AUTO,
         "AutoOcrEngine",
-        "Offline OCR, best of both per page: script probe (Cyrillic → Tesseract), then layout "
-        "(prose → Tesseract; receipts, tables, charts → RapidOCR)",
+        "Offline OCR, best of both per page: script probe (Cyrillic or unsure → Tesseract), then Tesseract "
+        "unless it is unsure of the page (receipts, tables, charts → RapidOCR)",
     ),
     "rapidocr": _offline_family(
         "rapidocr",

@@ -79,7 +79,7 @@ def test_not_set_language_russian_lines_go_to_tesseract_and_the_answer_says_why(
     for item in RUSSIAN_LINES:
         text, stream = ask(engine, [eval_page(item)], ocr_cache=False)  # no "lang": the app's "Not set"
         page = stream.extras["pages"][0]
-        assert page["engine"] == "tesseract" and "cyrillic" in page["reason"]
+        assert page["engine"] == "tesseract" and "Cyrillic script" in page["reason"]
         assert stream.extras["read_by"].startswith("Read by Tesseract")  # said beside the text, in words
         assert "Read by" not in text and "Tesseract" not in text  # the text is the page's only
         assert cer(text, truth(item)) < 0.1

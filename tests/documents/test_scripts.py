@@ -1,11 +1,11 @@
-"""Mixed-script repair after a rus+eng read (chatvlmllm.engines._scripts): on strings, and on the real page
+"""Mixed-script repair after a rus+eng read (chatvlmllm.documents.scripts): on strings, and on the real page
 that showed it."""
 
 from __future__ import annotations
 
 import pytest
 
-from chatvlmllm.engines._scripts import letter_scripts, mixed_words, repair_lines
+from chatvlmllm.documents.scripts import letter_scripts, mixed_words, repair_lines
 from tests.helpers import SHARED_EVAL, require_tesseract
 
 
