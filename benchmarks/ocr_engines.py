@@ -200,7 +200,7 @@ def _paired_run(items: list, models: list[str]) -> dict[str, list[dict]]:
 
     from chatvlmllm.chat.engine_cache import EngineCache
     from chatvlmllm.documents.loading import open_document
-    from chatvlmllm.documents.scripts import mixed_words
+    from chatvlmllm.documents.scripts import wrong_script_words
     from chatvlmllm.engines import GenerationSettings, Message
     from chatvlmllm.eval import metrics as em
     from chatvlmllm.eval.benchmark import OCR_PROMPT
@@ -236,7 +236,7 @@ def _paired_run(items: list, models: list[str]) -> dict[str, list[dict]]:
                     "seconds": seconds,
                     "cer": em.cer(text, item.truth),
                     "word_f1": em.word_f1(text, item.truth),
-                    "mixed_script_words": len(mixed_words(text)),
+                    "wrong_script_words": wrong_script_words(text, item.lang),
                 }
             )
     cache.unload()
@@ -256,7 +256,7 @@ def _paired_figures(rows: list[dict]) -> dict:
             "n": len(group),
             "cer": round(statistics.mean(r["cer"] for r in group), 4),
             "word_f1": round(statistics.mean(r["word_f1"] for r in group), 4),
-            "mixed_script_words": sum(r["mixed_script_words"] for r in group),
+            "wrong_script_words": sum(r["wrong_script_words"] for r in group),
             "median_s": round(statistics.median(r["seconds"] for r in group), 3),
         }
 
@@ -316,7 +316,7 @@ def print_paired(paired: dict) -> None:
     for key, ratio in paired.get("ratio_to_raw_rapidocr", {}).items():
         print(f"  {key} / {RAW_RAPIDOCR}: full pages {ratio['full_page']}, all items {ratio['all']}")
     for key, m in paired["models"].items():
-        print(f"  {key}: words mixing Latin and Cyrillic letters: {m['mixed_script_words']}")
+        print(f"  {key}: words in the other alphabet's letters: {m['wrong_script_words']}")
 
 
 def _cell(figures: dict) -> str:

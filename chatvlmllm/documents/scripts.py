@@ -78,6 +78,21 @@ def mixed_words(text: str) -> list[str]:
     return [word for word in _WORD.findall(text) if is_mixed_word(word)]
 
 
+def words_with_letters_of(text: str, script: Script) -> list[str]:
+    """The words of a text holding any letter of `script` (on an English page, Cyrillic ones are misreads)."""
+    return [word for word in _WORD.findall(text) if any(script_of_letter(char) == script for char in word)]
+
+
+# A document language → the alphabet whose letters, in its text, are misreads.
+FOREIGN_SCRIPT = {"en": Script.CYRILLIC, "ru": Script.LATIN}
+
+
+def wrong_script_words(text: str, language: str) -> int:
+    """Words of a page in `language` (ISO 639-1) holding letters of the other alphabet: 0 for other languages."""
+    foreign = FOREIGN_SCRIPT.get(language[:2].lower())
+    return len(words_with_letters_of(text, foreign)) if foreign else 0
+
+
 def repair_word(word: str, context: Script | None) -> str:
     """The word with its look-alike letters in its own script: its distinctive letters', else `context`'s."""
     script = dominant_script(distinctive_letters(word)) or context

@@ -67,7 +67,7 @@ AUTO = OFFLINE_AUTO
 # ISO 639-1 → Tesseract's traineddata names.
 TESSERACT_LANGUAGES = {"en": "eng", "ru": "rus"}
 # Part of the OCR cache key: bump when a change makes the engines return different text.
-OCR_SETTINGS_VERSION = 2
+OCR_SETTINGS_VERSION = 3
 
 
 class ClassicOcrOptions(Options):

@@ -50,3 +50,11 @@ def test_a_rus_eng_read_of_the_english_financial_page_has_no_cyrillic_inside_its
     repaired = lines_text(reader.read(image, "rus+eng"))
     assert "12/18A" in repaired and "CAPEX" in repaired and "12/18А" not in repaired
     assert not mixed_words(repaired)
+
+
+def test_wrong_script_words_count_the_other_alphabet_of_the_document_language():
+    from chatvlmllm.documents.scripts import wrong_script_words
+
+    assert wrong_script_words("EPS 2012А САРЕХ grew", "en") == 2  # "2012А" and "САРЕХ" hold Cyrillic letters
+    assert wrong_script_words("ТОВАР TOBAP 10", "ru") == 1
+    assert wrong_script_words("EPS ТОВАР", "de") == 0  # no alphabet is foreign to a language we do not know
