@@ -250,7 +250,8 @@ class PagesRead:
         return "\n\n".join(self.texts).strip()
 
     def stopped(self) -> GenerationStats:
-        return GenerationStats(stopped_by=StopReason.CANCELLED, extras={"lines": self.lines, "pages": self.pages})
+        extras = {"lines": self.lines, "pages": self.pages, "read_by": reader_summary(self.pages)}
+        return GenerationStats(stopped_by=StopReason.CANCELLED, extras=extras)
 
 
 def reader_summary(pages: Sequence[dict[str, Any]]) -> str:
