@@ -284,12 +284,18 @@ def strategies() -> list[Strategy]:
 
 
 def outcome(strategy: Strategy, record: Reading, params: Params) -> Outcome:
-    """The script choice first (as the engine makes it): Cyrillic, or unsure, goes to Tesseract."""
+    """The script choice first, as the engine makes it with the item's language set (as the benchmark
+    sets it): a Cyrillic page goes to Tesseract (rus for a Russian item, else rus+eng and the repair),
+    an unsure one to Tesseract in the item's language; a Latin page to the strategy."""
     from chatvlmllm.engines._ocr_readers import Script
 
-    if record["probe"]["script"] != Script.LATIN:
+    script = record["probe"]["script"]
+    if script == Script.CYRILLIC:
         language = "rus" if record["lang"] == "ru" else "rus+eng"
         return Outcome(_repaired(_tesseract_text(record, language), language), (f"tess_{language}",))
+    if script == Script.UNKNOWN:
+        language = "rus" if record["lang"] == "ru" else "eng"
+        return Outcome(_tesseract_text(record, language), (f"tess_{language}",))
     return strategy.latin(record, params)
 
 

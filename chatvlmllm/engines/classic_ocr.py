@@ -338,8 +338,10 @@ class RapidOcrEngine(ClassicOcrEngine):
         if tesseract_problem():  # RapidOCR is the only reader here
             return PageReading(self.rapid.recognise(detection, cancel), Reader.RAPIDOCR, "Tesseract is not installed")
         guess = probe_script(detection.crops, self._tesseract, cancel)
-        if guess.script is not Script.LATIN:  # Cyrillic, or unsure: never to a reader without Cyrillic
-            return self._read_cyrillic(image, language, guess, cancel)
+        if guess.script is Script.CYRILLIC:
+            return self._read_cyrillic(image, language, cancel)
+        if guess.script is Script.UNKNOWN:  # too little text to tell: never to a reader without Cyrillic
+            return self._read_unsure(image, language, guess, cancel)
         return self._read_latin(image, detection, guess, cancel)
 
     def _read_latin(
@@ -347,18 +349,27 @@ class RapidOcrEngine(ClassicOcrEngine):
     ) -> PageReading:
         return PageReading(self.rapid.recognise(detection, cancel), Reader.RAPIDOCR, "the chosen engine")
 
-    def _read_cyrillic(
-        self, image: Image.Image, language: str | None, guess: ScriptGuess, cancel: threading.Event
-    ) -> PageReading:
+    def _read_cyrillic(self, image: Image.Image, language: str | None, cancel: threading.Event) -> PageReading:
         wanted = TESSERACT_LANGUAGES.get((language or "").lower()[:2])
         tesseract_language = wanted if wanted and wanted != "eng" else "rus+eng"
         rows = self._tesseract.read(image, tesseract_language, cancel)
-        if guess.script is Script.CYRILLIC:
-            why = "the page is in Cyrillic script, which RapidOCR's bundled models do not read"
-        else:
-            why = "too little text to tell Latin from Cyrillic, and Tesseract reads both"
-        log.debug("%s: %s", why, guess.describe())
+        why = "the page is in Cyrillic script, which RapidOCR's models do not read"
         return PageReading(rows, Reader.TESSERACT, why)
+
+    def _read_unsure(
+        self, image: Image.Image, language: str | None, guess: ScriptGuess, cancel: threading.Event
+    ) -> PageReading:
+        """A page too short to tell its script: Tesseract reads it in the document's language when one is
+        set; otherwise as English and as Russian, and the reading Tesseract is more confident of is kept
+        (one reader's confidences compare; a rus+eng read of "CHARLIE" gave "СНАВЫЕ")."""
+        log.debug("script unsure: %s", guess.describe())
+        why = "too little text to tell Latin from Cyrillic, and Tesseract reads both"
+        wanted = TESSERACT_LANGUAGES.get((language or "").lower()[:2])
+        if wanted:
+            return PageReading(self._tesseract.read(image, wanted, cancel), Reader.TESSERACT, why)
+        readings = {name: self._tesseract.words(image, name, cancel) for name in ("eng", "rus")}
+        chosen = max(readings, key=lambda name: TesseractEvidence.from_words(readings[name]).mean_confidence)
+        return PageReading(tesseract_rows(readings[chosen]), Reader.TESSERACT, why)
 
     def _language_note(self, language: str | None) -> str | None:
         if language and language.lower()[:2] not in ("", "en", "zh", "ch"):
