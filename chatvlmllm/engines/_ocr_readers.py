@@ -4,9 +4,10 @@
   a cancelled answer stops between recognition chunks, with the speed settings of TUNED_RAPID_PARAMS.
 - `TesseractReader`: the Tesseract binary as a subprocess (TSV output), killed on cancel, with
   OMP_THREAD_LIMIT and a page segmentation mode chosen by the page's shape.
-- `probe_script`: which script a page is in, from a Tesseract eng+rus pass over a strip of the
-  detector's widest line crops (Tesseract's own OSD misread 5 of 20 receipts as Cyrillic and 2 of
-  20 Russian lines as Latin on ../shared/eval; the strip was right on all 55 items).
+- `probe_script`: which script a page is in, from the distinctive letters of a Tesseract eng+rus
+  pass over a strip of the detector's widest line crops (Tesseract's own OSD misread 5 of 20
+  receipts as Cyrillic and 2 of 20 Russian lines as Latin on ../shared/eval; the strip is right on
+  53 of 55 items and unsure on the other two, which then go to Tesseract).
 - `repaired_rows`: after a rus+eng read, each word's look-alike letters in the word's own script.
 
 Which reader's text ocr_auto keeps for a Latin page is in `_ocr_choice`.
@@ -364,7 +365,7 @@ PROBE_LINES = 8
 # The script with the majority of the probe's distinctive letters (those with no look-alike in the
 # other alphabet: a short Russian line of "а о р с е" read as Latin is no evidence of Latin) wins;
 # with fewer than PROBE_MIN_LETTERS of them the probe is unsure, and the page goes to the reader
-# that knows both alphabets (Tesseract rus+eng), never to one without Cyrillic.
+# that knows both alphabets (Tesseract), never to one without Cyrillic.
 CYRILLIC_SHARE = 0.5
 PROBE_MIN_LETTERS = 8
 
