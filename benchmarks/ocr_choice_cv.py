@@ -68,7 +68,7 @@ def main() -> int:
     if args.collect or not readings_path.is_file():
         collect(items.values(), readings_path)
     readings: dict[str, Reading] = json.loads(readings_path.read_text(encoding="utf-8"))
-    truths = {key: items[key].truth for key in readings}
+    truths = {key: items[key].truth for key in readings if not key.startswith("_")}
     report = evaluate(readings, truths)
     report["readings"] = str(readings_path)
     out = Path(args.out)
