@@ -10,9 +10,10 @@ It then reads the 2000×2468 page (page_multicol_02) once per engine, each in a 
 records that process's peak RSS (`rss_page` in the JSON): the memory a user's machine needs.
 The machine (CPU model, cores, load average at start and end, engine versions) is in `machine`.
 
-`--paired` adds a latency comparison that is fair on a shared machine: the engines take turns on
-every item (alternating which goes first), so both see the same background load. The bench's own
-latencies come from one model after the other and drift with whatever else the machine is doing.
+`--paired` adds a latency comparison that is fair on a shared machine: the engines, and raw RapidOCR
+with its library defaults (no project code: the baseline of the speed target), take turns on every
+item (alternating which goes first), so all see the same background load; it reports each engine's
+median over raw RapidOCR's on the same pages.
 """
 
 from __future__ import annotations
@@ -175,60 +176,151 @@ def rss_on_large_page(page: Path, models: list[str]) -> dict:
 
 
 def paired_latency(eval_dir: str, models: list[str], limit: int | None) -> dict:
-    """Seconds per page for each engine, the engines taking turns on every item."""
-    import statistics
+    """Seconds per page (and CER) for each engine and raw RapidOCR, taking turns on every item."""
+    from chatvlmllm.eval.benchmark import load_eval_set
+
+    eval_set = load_eval_set(eval_dir).limited(limit)
+    load_start = round(os.getloadavg()[0], 2)
+    measured = _paired_run(eval_set.items, models)
+    report: dict = {
+        "n_items": len(eval_set.items),
+        "load_average_1m_at_start": load_start,
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "models": {key: _paired_figures(rows) for key, rows in measured.items()},
+    }
+    report["ratio_to_raw_rapidocr"] = _ratios(report["models"])
+    return report
+
+
+def _paired_run(items: list, models: list[str]) -> dict[str, list[dict]]:
+    """Every item read by every engine in turn (alternating which goes first): kind, seconds, CER, word F1."""
     import time
 
     from tqdm import tqdm
 
     from chatvlmllm.chat.engine_cache import EngineCache
+    from chatvlmllm.documents.loading import open_document
+    from chatvlmllm.documents.scripts import wrong_script_words
     from chatvlmllm.engines import GenerationSettings, Message
-    from chatvlmllm.eval.benchmark import OCR_PROMPT, load_eval_set
+    from chatvlmllm.eval import metrics as em
+    from chatvlmllm.eval.benchmark import OCR_PROMPT
     from chatvlmllm.models.catalog import get_model
     from chatvlmllm.models.hardware import probe
     from chatvlmllm.models.planner import plan_load
 
-    eval_set = load_eval_set(eval_dir).limited(limit)
     cache = EngineCache()
     engines = {key: cache.get(get_model(key), plan_load(probe(), get_model(key))) for key in models}
-    first = eval_set.items[0]
-    from chatvlmllm.documents.loading import open_document
+    raw = raw_rapidocr()
 
-    for engine in engines.values():  # warm-up: the first call pays one-off costs
-        engine.stream([Message("user", OCR_PROMPT, [open_document(first.image).page(0)])]).consume()
-    seconds: dict[str, dict[str, list[float]]] = {key: {} for key in models}
-    load_start = round(os.getloadavg()[0], 2)
-    for index, item in enumerate(tqdm(eval_set.items, unit="item", file=sys.stderr)):
+    def read(key: str, image, settings) -> str:
+        if key == RAW_RAPIDOCR:
+            return raw(image)
+        return engines[key].stream([Message("user", OCR_PROMPT, [image])], settings).consume()
+
+    names = [*models, RAW_RAPIDOCR]
+    warm = open_document(items[0].image).page(0)
+    for key in names:  # warm-up: the first call pays one-off costs
+        read(key, warm, GenerationSettings(options={"ocr_cache": False}))
+    measured: dict[str, list[dict]] = {key: [] for key in names}
+    for index, item in enumerate(tqdm(items, unit="item", file=sys.stderr)):
         image = open_document(item.image).page(0)
-        settings = GenerationSettings(options={"lang": item.lang})
-        for key in models if index % 2 == 0 else models[::-1]:
+        settings = GenerationSettings(options={"lang": item.lang, "ocr_cache": False})
+        for key in names if index % 2 == 0 else names[::-1]:
             started = time.perf_counter()
-            engines[key].stream([Message("user", OCR_PROMPT, [image])], settings).consume()
-            seconds[key].setdefault(item.kind, []).append(time.perf_counter() - started)
+            text = read(key, image, settings)
+            seconds = time.perf_counter() - started
+            measured[key].append(
+                {
+                    "id": item.id,
+                    "kind": item.kind,
+                    "seconds": seconds,
+                    "cer": em.cer(text, item.truth),
+                    "word_f1": em.word_f1(text, item.truth),
+                    "wrong_script_words": wrong_script_words(text, item.lang),
+                }
+            )
     cache.unload()
-    report: dict = {
-        "n_items": len(eval_set.items),
-        "load_average_1m_at_start": load_start,
-        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        "models": {},
-    }
-    for key, by_kind in seconds.items():
-        every = [s for values in by_kind.values() for s in values]
-        report["models"][key] = {
-            "median_s": round(statistics.median(every), 3),
-            "by_kind_median_s": {kind: round(statistics.median(v), 3) for kind, v in sorted(by_kind.items())},
+    return measured
+
+
+def _paired_figures(rows: list[dict]) -> dict:
+    import statistics
+
+    by_kind: dict[str, list[dict]] = {}
+    for row in rows:
+        by_kind.setdefault(row["kind"], []).append(row)
+    pages = [row["seconds"] for row in rows if row["kind"] not in ("receipt", "text_line")]
+
+    def figures(group: list[dict]) -> dict:
+        return {
+            "n": len(group),
+            "cer": round(statistics.mean(r["cer"] for r in group), 4),
+            "word_f1": round(statistics.mean(r["word_f1"] for r in group), 4),
+            "wrong_script_words": sum(r["wrong_script_words"] for r in group),
+            "median_s": round(statistics.median(r["seconds"] for r in group), 3),
         }
-    return report
+
+    return {
+        **figures(rows),
+        "full_page_median_s": round(statistics.median(pages), 3) if pages else None,
+        "by_kind": {kind: figures(group) for kind, group in sorted(by_kind.items())},
+        "items": rows,
+    }
+
+
+RAW_RAPIDOCR = "raw rapidocr (library defaults)"
+
+
+def raw_rapidocr():
+    """RapidOCR as a user would call it out of the box: its default settings, the whole page, no project code."""
+    from rapidocr import RapidOCR
+
+    engine = RapidOCR(params={"Global.log_level": "error"})
+
+    def read(image) -> str:
+        result = engine(image.convert("RGB"))
+        return "\n".join(result.txts or ()) if getattr(result, "txts", None) else ""
+
+    return read
+
+
+def _ratios(models: dict) -> dict:
+    """Each engine's median seconds over raw RapidOCR's on the same pages (full pages, and every item)."""
+    raw = models[RAW_RAPIDOCR]
+    raw_page = raw["full_page_median_s"]
+    return {
+        key: {
+            "full_page": round(m["full_page_median_s"] / raw_page, 3) if raw_page and m["full_page_median_s"] else None,
+            "all": round(m["median_s"] / raw["median_s"], 3),
+            "receipt": round(m["by_kind"]["receipt"]["median_s"] / raw["by_kind"]["receipt"]["median_s"], 3)
+            if "receipt" in m["by_kind"]
+            else None,
+        }
+        for key, m in models.items()
+        if key != RAW_RAPIDOCR
+    }
 
 
 def print_paired(paired: dict) -> None:
     print(
-        f"\nPaired latency (engines take turns on each of {paired['n_items']} items; load average "
-        f"{paired['load_average_1m_at_start']} → {paired['load_average_1m_at_end']}), median s/page"
+        f"\nPaired run (engines take turns on each of {paired['n_items']} items; load average "
+        f"{paired['load_average_1m_at_start']} → {paired['load_average_1m_at_end']}): CER / word F1 / median s"
     )
-    for key, figures in paired["models"].items():
-        kinds = ", ".join(f"{kind} {value:.2f}" for kind, value in figures["by_kind_median_s"].items())
-        print(f"  {key}: all {figures['median_s']:.2f} · {kinds}")
+    kinds = sorted({kind for m in paired["models"].values() for kind in m["by_kind"]})
+    print("| engine | " + " | ".join(kinds) + " | all | full pages median s |")
+    print("|---|" + "---|" * (len(kinds) + 2))
+    for key, m in paired["models"].items():
+        cells = [_cell(m["by_kind"][kind]) if kind in m["by_kind"] else "—" for kind in kinds]
+        overall = _cell(m)
+        print(f"| {key} | " + " | ".join(cells) + f" | {overall} | {m['full_page_median_s'] or 0:.2f} |")
+    for key, ratio in paired.get("ratio_to_raw_rapidocr", {}).items():
+        print(f"  {key} / {RAW_RAPIDOCR}: full pages {ratio['full_page']}, all items {ratio['all']}")
+    for key, m in paired["models"].items():
+        print(f"  {key}: words in the other alphabet's letters: {m['wrong_script_words']}")
+
+
+def _cell(figures: dict) -> str:
+    return f"{figures['cer']:.3f} / {figures['word_f1']:.3f} / {figures['median_s']:.2f}"
 
 
 if __name__ == "__main__":

@@ -102,6 +102,9 @@ def _assistant_body(session: ChatSession, turn: Turn, question: Turn | None, key
         st.warning(turn.error)
     elif turn.error:
         st.error(turn.error)
+    read_by = turn.extras.get("read_by")  # the offline engines say which engine read the page, beside the text
+    if isinstance(read_by, str) and read_by:
+        st.caption(f":material/document_scanner: {read_by}")
     note = turn.extras.get("warning")
     if isinstance(note, str) and note:
         st.caption(f":material/info: {note}")

@@ -147,6 +147,10 @@ def print_result(args: argparse.Namespace, routed: RoutedAnswer, result: dict) -
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
         print()
+        # Which engine read the page is said beside the text: stdout stays the page's text (`ocr page.png > page.txt`).
+        read_by = routed.extras.get("read_by") if routed.extras else None
+        if read_by:
+            print(f"[{read_by}]", file=sys.stderr)
         m = routed.metrics
         if m:
             print(f"[{m.caption()} · load {m.load_s:.2f} s · ttft {m.ttft_s or 0:.2f} s]", file=sys.stderr)

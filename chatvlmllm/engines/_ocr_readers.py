@@ -4,10 +4,13 @@
   a cancelled answer stops between recognition chunks, with the speed settings of TUNED_RAPID_PARAMS.
 - `TesseractReader`: the Tesseract binary as a subprocess (TSV output), killed on cancel, with
   OMP_THREAD_LIMIT and a page segmentation mode chosen by the page's shape.
-- `probe_script`: which script a page is in, from a Tesseract eng+rus pass over a strip of the
-  detector's widest line crops (Tesseract's own OSD misread 5 of 20 receipts as Cyrillic and 2 of
-  20 Russian lines as Latin on ../shared/eval; the strip was right on all 55 items).
-- `choose_reader`: which reader a Latin page goes to, from the detector's boxes alone.
+- `probe_script`: which script a page is in, from the distinctive letters of a Tesseract eng+rus
+  pass over a strip of the detector's widest line crops (Tesseract's own OSD misread 5 of 20
+  receipts as Cyrillic and 2 of 20 Russian lines as Latin on ../shared/eval; the strip is right on
+  53 of 55 items and unsure on the other two, which then go to Tesseract).
+- `repaired_rows`: after a rus+eng read, each word's look-alike letters in the word's own script.
+
+Which reader's text ocr_auto keeps for a Latin page is in `_ocr_choice`.
 
 Every figure behind these settings: docs/benchmark.md ("Tuning").
 """
@@ -24,14 +27,15 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chatvlmllm.decisions import Script as WritingSystem
 from chatvlmllm.documents.reading_order import TextBox, box_from_points, reading_order
+from chatvlmllm.documents.scripts import distinctive_letters, repair_lines
 from chatvlmllm.errors import EngineError
 
 if TYPE_CHECKING:
@@ -50,6 +54,11 @@ class Cancelled(Exception):
 class Reader(StrEnum):
     RAPIDOCR = "rapidocr"
     TESSERACT = "tesseract"
+
+    @property
+    def label(self) -> str:
+        """The engine's own name, as a person writes it."""
+        return {Reader.RAPIDOCR: "RapidOCR", Reader.TESSERACT: "Tesseract"}[self]
 
 
 class Script(StrEnum):
@@ -273,7 +282,21 @@ class TesseractReader:
                     raise Cancelled from None
 
     def read(self, image: Image.Image, language: str, cancel: threading.Event | None = None) -> list[list[TextBox]]:
-        return tesseract_rows(self.words(image, language, cancel))
+        rows = tesseract_rows(self.words(image, language, cancel))
+        return repaired_rows(rows) if reads_both_scripts(language) else rows
+
+
+def reads_both_scripts(language: str) -> bool:
+    """A Tesseract language list with a Latin and a Cyrillic model ("rus+eng"): it mixes look-alike letters."""
+    parts = set(language.split("+"))
+    return "rus" in parts and len(parts) > 1
+
+
+def repaired_rows(rows: list[list[TextBox]]) -> list[list[TextBox]]:
+    """Each word's look-alike letters in the word's own script (chatvlmllm.documents.scripts), boxes kept."""
+    texts = repair_lines(box.text for row in rows for box in row)
+    repaired = iter(texts)
+    return [[TextBox(next(repaired), box.box, box.score) for box in row] for row in rows]
 
 
 def tesseract_rows(data: dict[str, list]) -> list[list[TextBox]]:
@@ -339,8 +362,10 @@ def parse_tsv(text: str) -> dict[str, list]:
 # -- script -----------------------------------------------------------------------------------
 
 PROBE_LINES = 8
-# Share of Cyrillic letters in the probe's reading above which the page is Cyrillic. On
-# ../shared/eval: receipts 0-17 %, Russian lines 80-100 %.
+# The script with the majority of the probe's distinctive letters (those with no look-alike in the
+# other alphabet: a short Russian line of "а о р с е" read as Latin is no evidence of Latin) wins;
+# with fewer than PROBE_MIN_LETTERS of them the probe is unsure, and the page goes to the reader
+# that knows both alphabets (Tesseract), never to one without Cyrillic.
 CYRILLIC_SHARE = 0.5
 PROBE_MIN_LETTERS = 8
 
@@ -352,18 +377,9 @@ class ScriptGuess:
     letters: int
 
     def describe(self) -> str:
+        if self.script is Script.UNKNOWN:
+            return f"too little text to tell its script ({self.letters} distinctive letters probed)"
         return f"{self.script.value} script ({self.cyrillic_share:.0%} of {self.letters} probed letters Cyrillic)"
-
-
-def letter_scripts(text: str) -> tuple[int, int]:
-    """(Cyrillic letters, Latin letters) in a text."""
-    cyrillic = latin = 0
-    for char in text:
-        if char.isalpha():
-            name = unicodedata.name(char, "")
-            cyrillic += name.startswith("CYRILLIC")
-            latin += name.startswith("LATIN")
-    return cyrillic, latin
 
 
 def probe_strip(crops: Sequence[np.ndarray], lines: int = PROBE_LINES) -> Image.Image:
@@ -391,53 +407,9 @@ def probe_script(
         return ScriptGuess(Script.UNKNOWN, 0.0, 0)
     strip = probe_strip(crops)
     words = TesseractReader(tesseract.threads, Psm.BLOCK).words(strip, "eng+rus", cancel)
-    cyrillic, latin = letter_scripts(" ".join(str(w) for w in words["text"]))
-    letters = cyrillic + latin
+    counts = distinctive_letters(" ".join(str(w) for w in words["text"]))
+    cyrillic, letters = counts[WritingSystem.CYRILLIC], counts[WritingSystem.CYRILLIC] + counts[WritingSystem.LATIN]
     if letters < PROBE_MIN_LETTERS:
         return ScriptGuess(Script.UNKNOWN, cyrillic / letters if letters else 0.0, letters)
     share = cyrillic / letters
     return ScriptGuess(Script.CYRILLIC if share >= CYRILLIC_SHARE else Script.LATIN, round(share, 3), letters)
-
-
-# -- which reader for a Latin page ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Layout:
-    """What the detector's boxes say about a page."""
-
-    boxes: int
-    prose_share: float  # share of boxes that are prose lines (long, many words)
-    narrow: bool  # receipt-shaped: at most RECEIPT_WIDTH px wide, or much taller than wide
-
-    def describe(self) -> str:
-        return f"{self.boxes} text lines, {self.prose_share:.0%} prose-like"
-
-
-# A prose line: at least PROSE_LINE_ASPECT times wider than high. Thresholds set on the dev split's
-# pages (prose share: multi-column and legal pages 0.32-0.90, tables and charts 0-0.27, receipts 0-0.16).
-PROSE_LINE_ASPECT = 12.0
-# Pages whose boxes are at least this share prose go to Tesseract (its layout analysis reads
-# columns and paragraphs better); tables, charts, forms and receipts stay with RapidOCR.
-PROSE_PAGE_SHARE = 0.30
-RECEIPT_WIDTH = 1100
-
-
-def page_layout(boxes: Sequence[tuple[float, float, float, float]], size: tuple[int, int]) -> Layout:
-    width, height = size
-    aspects = [(x1 - x0) / max(y1 - y0, 1.0) for x0, y0, x1, y1 in boxes]
-    prose = sum(1 for aspect in aspects if aspect >= PROSE_LINE_ASPECT)
-    return Layout(
-        boxes=len(boxes),
-        prose_share=round(prose / len(boxes), 3) if boxes else 0.0,
-        narrow=width <= RECEIPT_WIDTH or height >= 2.2 * width,
-    )
-
-
-def choose_reader(layout: Layout) -> tuple[Reader, str]:
-    """RapidOCR reads receipts, tables and charts better; Tesseract reads prose pages better (docs/benchmark.md)."""
-    if layout.narrow:
-        return Reader.RAPIDOCR, f"receipt-shaped page ({layout.describe()})"
-    if layout.prose_share >= PROSE_PAGE_SHARE:
-        return Reader.TESSERACT, f"prose page ({layout.describe()}): Tesseract's layout analysis reads its columns"
-    return Reader.RAPIDOCR, f"table/chart-like page ({layout.describe()})"

@@ -6,9 +6,10 @@ transcribe; they cannot answer questions, and say so instead of pretending (chat
 holds what each kind of request gets).
 
 Measured on ../shared/eval (docs/benchmark.md): RapidOCR reads receipts, tables and charts
-better; Tesseract reads prose pages (columns) and Russian; `ocr_auto` probes each page's script
-and layout and hands it to the better one. The readers, their speed settings and the per-page
-choice live in `_ocr_readers`.
+better; Tesseract reads prose pages (columns) and Russian; `ocr_auto` probes each page's script,
+then keeps Tesseract's reading of a Latin page unless Tesseract's own evidence is weak. The
+readers and their speed settings live in `_ocr_readers`, the per-page choice in `_ocr_choice`.
+Which engine read a page is said beside the text (extras["read_by"], extras["pages"]), never in it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import functools
 import logging
 import threading
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
@@ -26,6 +27,7 @@ from chatvlmllm.decisions import Backend, StopReason, Task
 from chatvlmllm.documents.ocr_cache import default_ocr_cache, page_key
 from chatvlmllm.documents.reading_order import TextBox, lines_text
 from chatvlmllm.engines._ocr_answers import compose
+from chatvlmllm.engines._ocr_choice import MIN_AGREEMENT, TesseractEvidence, word_agreement
 from chatvlmllm.engines._ocr_readers import (
     DEFAULT_RAPID_PARAMS,
     TESSERACT_INSTALL,
@@ -36,10 +38,9 @@ from chatvlmllm.engines._ocr_readers import (
     Script,
     ScriptGuess,
     TesseractReader,
-    choose_reader,
-    page_layout,
     probe_script,
     tesseract_problem,
+    tesseract_rows,
 )
 from chatvlmllm.engines.base import (
     BaseEngine,
@@ -60,15 +61,15 @@ if TYPE_CHECKING:
 
     from chatvlmllm.models.planner import LoadPlan
 
-log = logging.getLogger(__name__)
-
 __all__ = ["TESSERACT_INSTALL", "tesseract_problem"]
+
+log = logging.getLogger(__name__)
 
 AUTO = OFFLINE_AUTO
 # ISO 639-1 → Tesseract's traineddata names.
 TESSERACT_LANGUAGES = {"en": "eng", "ru": "rus"}
 # Part of the OCR cache key: bump when a change makes the engines return different text.
-OCR_SETTINGS_VERSION = 2
+OCR_SETTINGS_VERSION = 3
 
 
 class ClassicOcrOptions(Options):
@@ -80,7 +81,6 @@ class ClassicOcrOptions(Options):
         "language it knows (eng+rus). Models files may still spell it `language`, its old name.",
     )
     ocr_cache: bool = Field(True, description="false: read the page again even when its text is in the OCR cache.")
-    reader_note: bool = Field(True, description='false: no "(Read by ...)" line under the text.')
     rapidocr_params: dict[str, Any] | None = Field(
         None,
         description="Passed to RapidOCR over the tuned settings (detector limits, threads, ...); "
@@ -165,84 +165,123 @@ class ClassicOcrEngine(BaseEngine):
                 "chat. Attach a document, or choose a vision-language model to ask questions."
             )
             return GenerationStats(stopped_by=StopReason.EOS, extras={"qa_supported": False})
-
-        options = ClassicOcrOptions.of(self.spec.options, settings.options)
-        language = options.lang
         task = classify(question)
         # OCR answers a layout, formula or chart request with its text and boxes; the rest get `compose`.
         request = Task.TRANSCRIBE if task in OCR_TRANSCRIBES else task
-        transcribing = request is Task.TRANSCRIBE
-        lines_out: list[dict[str, Any]] = []
-        pages_out: list[dict[str, Any]] = []
-        all_rows: list[list[TextBox]] = []
-        texts: list[str] = []
-        budget = settings.max_pixels or (self.plan.max_pixels if self.plan else None)
-        # The document's own page numbers when the caller gives them ("All pages" after page 3 is 1, 2, 3).
-        numbers = settings.page_numbers
+        read = PagesRead()
         for index, image in enumerate(images):
-            page = numbers[index] if len(numbers) == len(images) else index + 1
             if cancel.is_set():
-                return GenerationStats(stopped_by=StopReason.CANCELLED, extras={"lines": lines_out, "pages": pages_out})
+                return read.stopped()
             yield Progress(done=index, total=len(images))
-            resized = fit_to_budget(image.convert("RGB"), budget)
-            scale = resized.width / image.width
             try:
-                reading, cached = self._cached_read(resized, language, budget, cancel, options.ocr_cache)
+                text = self._read_into(read, image, _page_number(settings, index, len(images)), settings, cancel)
             except Cancelled:
-                return GenerationStats(stopped_by=StopReason.CANCELLED, extras={"lines": lines_out, "pages": pages_out})
-            rows = reading.rows
-            pages_out.append({"page": page, "engine": reading.reader.value, "reason": reading.reason, "cached": cached})
-            # Boxes in the coordinates of the page the user sees, not of the resized copy.
-            lines_out.extend(
-                {
-                    "page": page,
-                    "text": " ".join(b.text for b in row),
-                    "box": _union(row, scale),
-                    "score": _mean_score(row),
-                }
-                for row in rows
-            )
-            all_rows.extend(rows)
-            prefix = f"\n\n--- page {page} ---\n" if len(images) > 1 else ("\n\n" if index > 0 else "")
-            texts.append(prefix + lines_text(rows) if rows else prefix)
-            if transcribing:
-                yield texts[-1]
-        if not transcribing:
-            yield compose(request, self.spec.key, all_rows, "".join(texts).strip(), question)
+                return read.stopped()
+            if request is Task.TRANSCRIBE:
+                yield _page_prefix(read, index, len(images)) + text
+        if request is not Task.TRANSCRIBE:
+            yield compose(request, self.spec.key, read.rows, read.text(len(images)), question)
+        return GenerationStats(stopped_by=StopReason.EOS, new_tokens=None, extras=self._extras(read, request, settings))
+
+    def _options(self, settings: GenerationSettings) -> ClassicOcrOptions:
+        """This entry's options with the answer's over them (the document language, the cache switch)."""
+        return ClassicOcrOptions.of(self.spec.options, settings.options)
+
+    def _read_into(
+        self, read: PagesRead, image: Image.Image, page: int, settings: GenerationSettings, cancel: threading.Event
+    ) -> str:
+        """Read one page (or take it from the cache) and add it to `read`; returns the page's text."""
+        budget = settings.max_pixels or (self.plan.max_pixels if self.plan else None)
+        resized = fit_to_budget(image.convert("RGB"), budget)
+        options = self._options(settings)
+        reading, cached = self._cached_read(resized, options.lang, budget, cancel, options.ocr_cache)
+        read.add(page, reading, cached, scale=resized.width / image.width)
+        return read.texts[-1]
+
+    def _extras(self, read: PagesRead, request: Task, settings: GenerationSettings) -> dict[str, Any]:
+        """What the answer carries beside its text: line boxes, which engine read each page and why."""
         extras: dict[str, Any] = {
-            "lines": lines_out,
-            "pages": pages_out,
+            "lines": read.lines,
+            "pages": read.pages,
             "qa_supported": False,
             "engine": self.spec.family,
             "request": request.value,
-            "read_by": reader_summary(pages_out),
+            # Said beside the text, never inside it: the text is the page's, for copy, download and export.
+            "read_by": reader_summary(read.pages),
         }
-        note = self._language_note(language)
-        if note and not any(p["engine"] == Reader.TESSERACT for p in pages_out):
+        note = self._language_note(self._options(settings).lang)
+        if note and not any(p["engine"] == Reader.TESSERACT for p in read.pages):
             extras["warning"] = note
         if request is Task.QUESTION:
             extras["note"] = "offline OCR cannot answer questions; the transcription was returned instead"
-        read_any = any(text.strip() for text in texts)  # a blank page stays an empty answer (the router moves on)
-        if read_any and options.reader_note and (self.spec.family == "ocr_auto" or _handed_off(self, pages_out)):
-            yield f"\n\n({extras['read_by']})"
-        return GenerationStats(stopped_by=StopReason.EOS, new_tokens=None, extras=extras)
+        return extras
 
 
-def _handed_off(engine: ClassicOcrEngine, pages: Sequence[dict[str, Any]]) -> bool:
-    return any(page["engine"] != engine.spec.family for page in pages)
+def _page_number(settings: GenerationSettings, index: int, count: int) -> int:
+    """The document's own page number when the caller gives them ("All pages" after page 3 is 1, 2, 3)."""
+    numbers = settings.page_numbers
+    return numbers[index] if len(numbers) == count else index + 1
+
+
+def _page_prefix(read: PagesRead, index: int, count: int) -> str:
+    if count > 1:
+        return f"\n\n--- page {read.pages[-1]['page']} ---\n"
+    return "\n\n" if index > 0 else ""
+
+
+@dataclass
+class PagesRead:
+    """The pages of one answer read so far: their rows, line boxes (page coordinates), texts and readers."""
+
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    pages: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[list[TextBox]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+    def add(self, page: int, reading: PageReading, cached: bool, scale: float) -> None:
+        self.pages.append({"page": page, "engine": reading.reader.value, "reason": reading.reason, "cached": cached})
+        # Boxes in the coordinates of the page the user sees, not of the resized copy.
+        self.lines.extend(
+            {"page": page, "text": " ".join(b.text for b in row), "box": _union(row, scale), "score": _mean_score(row)}
+            for row in reading.rows
+        )
+        self.rows.extend(reading.rows)
+        self.texts.append(lines_text(reading.rows) if reading.rows else "")
+
+    def text(self, count: int) -> str:
+        """All pages' text, with the page markers a transcription has."""
+        if count > 1:
+            return "".join(
+                f"\n\n--- page {page['page']} ---\n{text}" for page, text in zip(self.pages, self.texts, strict=True)
+            ).strip()
+        return "\n\n".join(self.texts).strip()
+
+    def stopped(self) -> GenerationStats:
+        extras = {"lines": self.lines, "pages": self.pages, "read_by": reader_summary(self.pages)}
+        return GenerationStats(stopped_by=StopReason.CANCELLED, extras=extras)
 
 
 def reader_summary(pages: Sequence[dict[str, Any]]) -> str:
-    """ "Read by tesseract: Cyrillic script (...)" — one clause per page (the answer's last line)."""
+    """Which engine read the page(s), in words: "Read by Tesseract: the page is in Cyrillic script."
+
+    One page: the engine and why. Several: which pages each engine read (the reasons stay per page
+    in extras["pages"], so a long PDF does not get a paragraph of them).
+    """
     if not pages:
         return ""
     if len(pages) == 1:
         page = pages[0]
         cached = " (from the OCR cache)" if page["cached"] else ""
-        return f"Read by {page['engine']}{cached}: {page['reason']}"
-    return "Read by " + "; ".join(
-        f"page {p['page']}: {p['engine']}{' (cached)' if p['cached'] else ''} ({p['reason']})" for p in pages
-    )
+        return f"Read by {Reader(page['engine']).label}{cached}: {page['reason']}."
+    by_engine: dict[str, list[str]] = {}
+    for page in pages:
+        by_engine.setdefault(Reader(page["engine"]).label, []).append(str(page["page"]))
+    parts = [f"{_pages_label(numbers)} by {label}" for label, numbers in by_engine.items()]
+    return "Read " + "; ".join(parts) + "."
+
+
+def _pages_label(numbers: Sequence[str]) -> str:
+    return f"page {numbers[0]}" if len(numbers) == 1 else f"pages {', '.join(numbers)}"
 
 
 def _union(row: Sequence[TextBox], scale: float = 1.0) -> list[float]:
@@ -302,27 +341,42 @@ class RapidOcrEngine(ClassicOcrEngine):
     def _read_page(self, image: Image.Image, language: str | None, cancel: threading.Event) -> PageReading:
         detection = self.rapid.detect(image)
         if detection.empty:
-            return PageReading([], Reader.RAPIDOCR, "no text detected")
+            return PageReading([], Reader.RAPIDOCR, "no text was found on the page")
+        if tesseract_problem():  # RapidOCR is the only reader here
+            return PageReading(self.rapid.recognise(detection, cancel), Reader.RAPIDOCR, "Tesseract is not installed")
         guess = probe_script(detection.crops, self._tesseract, cancel)
         if guess.script is Script.CYRILLIC:
-            return self._read_cyrillic(image, language, guess, cancel)
+            return self._read_cyrillic(image, language, cancel)
+        if guess.script is Script.UNKNOWN:  # too little text to tell: never to a reader without Cyrillic
+            return self._read_unsure(image, language, guess, cancel)
         return self._read_latin(image, detection, guess, cancel)
 
     def _read_latin(
         self, image: Image.Image, detection: Detection, guess: ScriptGuess, cancel: threading.Event
     ) -> PageReading:
-        return PageReading(self.rapid.recognise(detection, cancel), Reader.RAPIDOCR, guess.describe())
+        return PageReading(self.rapid.recognise(detection, cancel), Reader.RAPIDOCR, "the chosen engine")
 
-    def _read_cyrillic(
-        self, image: Image.Image, language: str | None, guess: ScriptGuess, cancel: threading.Event
-    ) -> PageReading:
+    def _read_cyrillic(self, image: Image.Image, language: str | None, cancel: threading.Event) -> PageReading:
         wanted = TESSERACT_LANGUAGES.get((language or "").lower()[:2])
         tesseract_language = wanted if wanted and wanted != "eng" else "rus+eng"
         rows = self._tesseract.read(image, tesseract_language, cancel)
-        why = (
-            f"{guess.describe()}; rapidocr's bundled models have no Cyrillic, Tesseract ({tesseract_language}) reads it"
-        )
+        why = "the page is in Cyrillic script, which RapidOCR's models do not read"
         return PageReading(rows, Reader.TESSERACT, why)
+
+    def _read_unsure(
+        self, image: Image.Image, language: str | None, guess: ScriptGuess, cancel: threading.Event
+    ) -> PageReading:
+        """A page too short to tell its script: Tesseract reads it in the document's language when one is
+        set; otherwise as English and as Russian, and the reading Tesseract is more confident of is kept
+        (one reader's confidences compare; a rus+eng read of "CHARLIE" gave "СНАВЫЕ")."""
+        log.debug("script unsure: %s", guess.describe())
+        why = "too little text to tell Latin from Cyrillic, and Tesseract reads both"
+        wanted = TESSERACT_LANGUAGES.get((language or "").lower()[:2])
+        if wanted:
+            return PageReading(self._tesseract.read(image, wanted, cancel), Reader.TESSERACT, why)
+        readings = {name: self._tesseract.words(image, name, cancel) for name in ("eng", "rus")}
+        chosen = max(readings, key=lambda name: TesseractEvidence.from_words(readings[name]).mean_confidence)
+        return PageReading(tesseract_rows(readings[chosen]), Reader.TESSERACT, why)
 
     def _language_note(self, language: str | None) -> str | None:
         if language and language.lower()[:2] not in ("", "en", "zh", "ch"):
@@ -334,17 +388,32 @@ class RapidOcrEngine(ClassicOcrEngine):
 
 
 class AutoOcrEngine(RapidOcrEngine):
-    """The best of both, per page: script first (Cyrillic → Tesseract), then layout (prose pages →
-    Tesseract, receipts, tables and charts → RapidOCR), from one RapidOCR detection pass that the
-    RapidOCR reading then reuses. extras["pages"] records which engine read each page and why."""
+    """The best of both, per page, from what the page itself shows (chatvlmllm.engines._ocr_choice).
+
+    One RapidOCR detection pass and the script probe first: a Cyrillic page, or one too short to
+    tell, goes to Tesseract. A Latin page is read by Tesseract; when Tesseract is unsure of it
+    (low word confidence, or table cells rather than lines), RapidOCR recognises the lines already
+    detected, and Tesseract's text is kept only if both read the same words (its reading order of
+    columns is the better one). extras["pages"] records which engine read each page and why.
+    """
 
     def _read_latin(
         self, image: Image.Image, detection: Detection, guess: ScriptGuess, cancel: threading.Event
     ) -> PageReading:
-        reader, why = choose_reader(page_layout(detection.boxes, image.size))
-        if reader is Reader.TESSERACT and not tesseract_problem():
-            return PageReading(self._tesseract.read(image, "eng", cancel), Reader.TESSERACT, why)
-        return PageReading(self.rapid.recognise(detection, cancel), Reader.RAPIDOCR, why)
+        words = self._tesseract.words(image, "eng", cancel)
+        tesseract_lines = tesseract_rows(words)
+        evidence = TesseractEvidence.from_words(words)
+        if evidence.reads_well():
+            log.debug("Tesseract kept: %s", evidence.describe())
+            return PageReading(tesseract_lines, Reader.TESSERACT, "Tesseract was sure of its reading")
+        rapid_lines = self.rapid.recognise(detection, cancel)
+        agreement = word_agreement(lines_text(rapid_lines), lines_text(tesseract_lines))
+        log.debug("Tesseract unsure (%s); word agreement with RapidOCR %.2f", evidence.describe(), agreement)
+        if agreement >= MIN_AGREEMENT:
+            return PageReading(
+                tesseract_lines, Reader.TESSERACT, "both engines read the same words, in Tesseract's reading order"
+            )
+        return PageReading(rapid_lines, Reader.RAPIDOCR, "Tesseract was unsure of this page and RapidOCR read it")
 
     def _language_note(self, language: str | None) -> str | None:
         return None
@@ -389,8 +458,8 @@ FAMILIES = {
     AUTO: _offline_family(
         AUTO,
         AutoOcrEngine,
-        "Offline OCR, best of both per page: script probe (Cyrillic → Tesseract), then layout "
-        "(prose → Tesseract; receipts, tables, charts → RapidOCR)",
+        "Offline OCR, best of both per page: script probe (Cyrillic or unsure → Tesseract), then Tesseract "
+        "unless it is unsure of the page (receipts, tables, charts → RapidOCR)",
     ),
     "rapidocr": _offline_family(
         "rapidocr",

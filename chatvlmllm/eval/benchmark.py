@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from chatvlmllm.decisions import Backend
+from chatvlmllm.documents.scripts import wrong_script_words
 from chatvlmllm.errors import UserError
 from chatvlmllm.eval import metrics as em
 from chatvlmllm.models.tasks import OCR_PROMPT
@@ -40,9 +41,9 @@ OCR_MAX_NEW_TOKENS = 4096
 
 
 def ocr_options(item: EvalItem) -> dict[str, Any]:
-    """Per-request options of a benchmark OCR request: the item's language; no OCR cache (every page is
-    really read, also on a re-run) and no "read by" note after the transcript (it is not the page's text)."""
-    return {"lang": item.lang, "ocr_cache": False, "reader_note": False}
+    """Per-request options of a benchmark OCR request: the item's language, and no OCR cache (every page is
+    really read, also on a re-run)."""
+    return {"lang": item.lang, "ocr_cache": False}
 
 
 QA_MAX_NEW_TOKENS = 128
@@ -264,6 +265,8 @@ def _text_scores(outcomes: Sequence[Outcome], items: Sequence[EvalItem]) -> list
                 "cer": round(em.cer(outcome.text, item.truth), 4),
                 "cer_nocase": round(em.cer(outcome.text.casefold(), item.truth.casefold()), 4),
                 "word_f1": round(em.word_f1(outcome.text, item.truth), 4),
+                # Words with letters of the other alphabet (Cyrillic on an English page): look-alikes misread.
+                "wrong_script_words": wrong_script_words(outcome.text, item.lang),
                 "latency_s": round(outcome.seconds, 4),
                 "error": outcome.error,
                 "read_by": outcome.read_by,
@@ -280,6 +283,7 @@ def _summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "n": len(rows),
         # Case-insensitive CER: SROIE's receipt transcripts are all upper case, whatever the print.
         "cer_nocase": _round(em.mean(r["cer_nocase"] for r in rows)),
+        "wrong_script_words": sum(r["wrong_script_words"] for r in rows),
         "latency_median_s": _round(em.percentile([r["latency_s"] for r in rows if r["error"] is None], 50)),
         "latency_p95_s": _round(em.percentile([r["latency_s"] for r in rows if r["error"] is None], 95)),
     }

@@ -110,7 +110,12 @@ def test_lang_picks_the_offline_default_that_reads_it(capsys):
     assert sum(word in result["answer"] for word in truth) >= len(truth) // 2
     code, out, _ = run_cli(capsys, "ocr", str(image), "--json")
     unlabelled = json.loads(out)
-    assert unlabelled["model"] == "ocr_auto" and "Read by tesseract" in unlabelled["answer"]
+    assert unlabelled["model"] == "ocr_auto" and unlabelled["extras"]["read_by"].startswith("Read by Tesseract")
+    assert "Read by" not in unlabelled["answer"]
+    # Without --json, stdout is the page's text and nothing else (`ocr page.png > page.txt`); the note goes to stderr.
+    code, out, err = run_cli(capsys, "ocr", str(image))
+    assert code == 0 and out.strip() == unlabelled["answer"].strip()
+    assert "[Read by Tesseract" in err
     assert sum(word in unlabelled["answer"] for word in truth) >= len(truth) // 2
 
 

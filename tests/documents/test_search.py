@@ -92,4 +92,4 @@ def test_bad_images_still_give_a_clear_one_line_error(rapidocr):
         GenerationSettings(options={"ocr_cache": False}),
     )
     assert stream.consume().strip() == ""
-    assert stream.extras["pages"][0]["reason"] == "no text detected"
+    assert stream.extras["pages"][0]["reason"] == "no text was found on the page"

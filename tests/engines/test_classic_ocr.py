@@ -215,7 +215,9 @@ def test_language_defaults():
 
 def test_rapidocr_warns_that_it_has_no_cyrillic(cache):
     stream = engine_for(cache, "rapidocr").stream(
-        [Message("user", "Extract all text", [text_image(["TOTAL 12.50"])])], GenerationSettings(options={"lang": "ru"})
+        # Enough distinctive Latin letters for the script probe to be sure (a page too short to tell goes to Tesseract).
+        [Message("user", "Extract all text", [text_image(["TOTAL 12.50", "Thank you for shopping with us"])])],
+        GenerationSettings(options={"lang": "ru"}),
     )
     stream.consume()
     assert "tesseract" in stream.extras["warning"]

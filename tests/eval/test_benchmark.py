@@ -32,8 +32,10 @@ REQUIRED_MODEL_KEYS = {"cer", "word_f1", "qa_exact", "latency_median_s", "latenc
 def make_eval_folder(root: Path) -> Path:
     """Three rendered pages in the shared eval layout, two kinds, and two questions on the first."""
     pages = {
-        "receipt_a": ("receipt", ["SHOP 42", "TOTAL 12.50"]),
-        "receipt_b": ("receipt", ["CAFE NORD", "TOTAL 3.20"]),
+        # A closing line gives the script probe enough distinctive Latin letters (h, n, k, y, u, m, g, i)
+        # to be sure: without it "SHOP 42 TOTAL 12.50" is too short to tell, and goes to Tesseract rus+eng.
+        "receipt_a": ("receipt", ["SHOP 42", "TOTAL 12.50", "Thank you, come again"]),
+        "receipt_b": ("receipt", ["CAFE NORD", "TOTAL 3.20", "Thank you, come again"]),
         "line_a": ("text_line", ["HELLO WORLD"]),
     }
     (root / "images").mkdir(parents=True)

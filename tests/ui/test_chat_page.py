@@ -377,6 +377,9 @@ def test_document_language_picks_the_offline_engine_that_reads_it(tmp_path, monk
     truth = (SHARED_EVAL / "truth" / "ru_line_55038097.txt").read_text(encoding="utf-8").split()
     assert answer.model == "ocr_auto" and answer.extras["pages"][0]["engine"] == "tesseract"
     assert sum(word in answer.text for word in truth) >= len(truth) // 2  # it really read the Cyrillic line
+    # Which engine read it is a caption beside the text, never a line of the text (copy, .txt, exports).
+    assert "Read by" not in answer.text
+    assert any(caption.value.endswith(answer.extras["read_by"]) for caption in at.chat_message[-1].caption)
     # An explicit choice is kept when the language changes.
     at.sidebar.selectbox(key="model").set_value("rapidocr").run()
     at.sidebar.selectbox(key="language").set_value("en").run()
