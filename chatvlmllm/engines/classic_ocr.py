@@ -81,6 +81,8 @@ class ClassicOcrOptions(Options):
         "language it knows (eng+rus). Models files may still spell it `language`, its old name.",
     )
     ocr_cache: bool = Field(True, description="false: read the page again even when its text is in the OCR cache.")
+    # Older models files may set it; the note that turned off is now always beside the text, never in it.
+    reader_note: bool = Field(True, description="Ignored: which engine read a page is said beside the text.")
     rapidocr_params: dict[str, Any] | None = Field(
         None,
         description="Passed to RapidOCR over the tuned settings (detector limits, threads, ...); "

@@ -48,7 +48,7 @@ def test_json_shows_what_the_models_file_sets(capsys, tmp_path, monkeypatch):
 
 
 def test_the_table_names_every_option_with_its_type_default_and_description(capsys, tmp_path, monkeypatch):
-    entries = {"my_ocr": {"family": "rapidocr", "reader_note": False}}
+    entries = {"my_ocr": {"family": "rapidocr", "ocr_cache": False}}
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(write_models_file(tmp_path / "models.toml", entries)))
     monkeypatch.setenv("COLUMNS", "200")  # one line per option
     assert main(["models", "--options", "my_ocr"]) == 0
@@ -59,7 +59,7 @@ def test_the_table_names_every_option_with_its_type_default_and_description(caps
     assert set(family_info("rapidocr").options.model_fields) <= set(rows)
     assert rows["ocr_cache"][:3] == ["ocr_cache", "bool", "true"]  # TOML spelling
     assert rows["lang"][:3] == ["lang", "str", "-"] and "ISO 639-1" in rows["lang"][3]
-    assert out[-2:] == ["This entry sets:", "  reader_note = false"]
+    assert out[-2:] == ["This entry sets:", "  ocr_cache = false"]
 
 
 def test_a_narrow_terminal_wraps_the_description_under_its_column(capsys, monkeypatch):

@@ -227,7 +227,9 @@ def test_the_entry_language_reaches_the_engine_under_its_old_name_too(cache, tmp
     entries = {"rapid_ru": {"family": "rapidocr", "language": "ru"}}  # `lang` since typed options
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(write_models_file(tmp_path / "models.toml", entries)))
     engine = engine_for(cache, "rapid_ru")
-    page = [Message("user", "Extract all text", [text_image(["TOTAL 12.50"])])]
+    # Enough letters for the script probe to call it Latin (a short line would go to Tesseract as unsure).
+    lines = ["Quality guaranteed with every purchase", "TOTAL 12.50"]
+    page = [Message("user", "Extract all text", [text_image(lines)])]
     from_entry = engine.stream(page)
     from_entry.consume()
     assert "tesseract" in from_entry.extras["warning"]
