@@ -72,24 +72,31 @@ def is_extract_all_text(text: str) -> bool:
 
 # -- the request classifier -----------------------------------------------------------------
 
-_SUMMARY = re.compile(r"\b(summar\w*|tl;?dr|overview|gist)\b|кратк\w*|резюм\w*", re.IGNORECASE)
+_SUMMARY = re.compile(
+    r"\b(summar\w*|tl;?dr|overview|gist)\b|кратк\w*|вкратце|резюм\w*|пересказ\w*|перескаж\w*", re.IGNORECASE
+)
 _QUESTION_START = re.compile(
     r"^\s*(what|who|whom|whose|when|where|why|how|which|is|are|was|were|does|do|did|can|could|should|"
     r"will|would|has|have|explain|describe|translate|compare|calculate|count|"
-    r"что|кто|когда|где|почему|зачем|как|какой|какая|какие|сколько|ли)\b",
+    r"что|кто|когда|где|почему|зачем|как|какой|какая|какие|каков\w*|сколько|чей|чья|чь[её]|откуда|куда|ли|"
+    r"объясни|опиши|переведи|сравни|посчитай|подсчитай)\b",
     re.IGNORECASE,
 )
 # Words that name a task; checked in this order (a "table formula" is a table request).
 _TASK_WORDS = (
-    (Task.LAYOUT, re.compile(r"\b(layout|bbox\w*|bounding box\w*|boxes|ground\w*|doctags|docling)\b", re.I)),
+    (
+        Task.LAYOUT,
+        re.compile(r"\b(layout|bbox\w*|bounding box\w*|boxes|ground\w*|doctags|docling|разметк\w*|рамк\w*)\b", re.I),
+    ),
     (Task.TABLE, re.compile(r"\b(tables?|otsl|csv|таблиц\w*)\b", re.I)),
     (Task.FORMULA, re.compile(r"\b(formulas?|formulae|equations?|latex|формул\w*)\b", re.I)),
     (Task.CHART, re.compile(r"\b(charts?|graphs?|plots?|диаграмм\w*|график\w*)\b", re.I)),
-    (Task.KEY_FIELDS, re.compile(r"\b(json|key[- ]?fields?|fields?|key[- ]values?|пол[яе])\b", re.I)),
+    (Task.KEY_FIELDS, re.compile(r"\b(json|key[- ]?fields?|fields?|key[- ]values?|пол[яе]|реквизит\w*)\b", re.I)),
 )
 # Requests for something a transcription does not contain (a figure, a translation, ...).
 _BEYOND_TRANSCRIPTION = re.compile(
-    r"\b(translat\w*|explain\w*|total|amount|date|who|what|when|where|why|how|which|сумм\w*|перевед\w*)\b",
+    r"\b(translat\w*|explain\w*|total|amount|date|who|what|when|where|why|how|which|"
+    r"сумм\w*|итог\w*|дат[аеуы]|цен[аеуы]|перевед\w*|объясн\w*)\b",
     re.IGNORECASE,
 )
 _TRANSCRIBE_WORDS = re.compile(
