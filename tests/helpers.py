@@ -115,40 +115,41 @@ _IDENTIFIER = re.compile(r"[0-9_]|[A-Za-z]\.[A-Za-z]|^[A-Z0-9_]{4,}$")
 
 @dataclass(frozen=True)
 class ShownText:
-    """A text the page shows: what kind of element, the key of the widget or of the nearest keyed container
-    (None when there is none), and the text itself."""
+    """A text the page shows: the kind of element, its key (a widget's), the keys of the containers around
+    it (outermost first), and the text itself."""
 
     kind: str
     key: str | None
+    within: tuple[str, ...]
     text: str
 
 
-def shown_texts(node, key: str | None = None) -> list[ShownText]:
+def shown_texts(node, within: tuple[str, ...] = ()) -> list[ShownText]:
     """Every text a person reads under an AppTest node (`at.main`, `at.sidebar`, a container): element
     bodies, labels, help texts, placeholders, options as displayed, expander and tab labels."""
-    found: list[ShownText] = []
-    block_key = getattr(node, "key", None) if hasattr(node, "children") else None
-    key = block_key or key
     proto = getattr(node, "proto", None)
-    if hasattr(node, "children"):
-        if proto is not None and (kind := proto.WhichOneof("type")) is not None:
-            found += _proto_texts(getattr(proto, kind), kind, key)
+    if hasattr(node, "children"):  # a block: a container, column, expander, tab, chat message, ...
+        found: list[ShownText] = []
+        if proto is not None:  # the block's own label (an expander's, a tab's); a Block proto or its part
+            kind = proto.WhichOneof("type") if "type" in proto.DESCRIPTOR.oneofs_by_name else None
+            found += _proto_texts(getattr(proto, kind) if kind else proto, kind or node.type, None, within)
+        inner = (*within, node.key) if node.key else within
         for child in node.children.values():
-            found += shown_texts(child, key)
+            found += shown_texts(child, inner)
         return found
     if proto is None or node.type in _NOT_PROSE:
-        return found
-    own_key = getattr(node, "key", None) if isinstance(getattr(node, "key", None), str) else None
-    return _proto_texts(proto, node.type, own_key or key)
+        return []
+    key = getattr(node, "key", None)
+    return _proto_texts(proto, node.type, key if isinstance(key, str) else None, within)
 
 
-def _proto_texts(proto, kind: str, key: str | None) -> list[ShownText]:
+def _proto_texts(proto, kind: str, key: str | None, within: tuple[str, ...]) -> list[ShownText]:
     texts: list[ShownText] = []
     for field, value in proto.ListFields():
         if field.name not in _TEXT_FIELDS:
             continue
-        values = list(value) if field.label == field.LABEL_REPEATED else [value]
-        texts += [ShownText(kind, key, v) for v in values if isinstance(v, str) and v.strip()]
+        values = [value] if isinstance(value, str) else list(value)  # a repeated field: the options
+        texts += [ShownText(kind, key, within, v) for v in values if isinstance(v, str) and v.strip()]
     return texts
 
 
