@@ -121,11 +121,13 @@ def use_language(language: str) -> Iterator[str]:
         _language.reset(token)
 
 
-def set_language_source(source: Callable[[], str | None] | None) -> None:
+def set_language_source(source: Callable[[], str | None] | None) -> Callable[[], str | None] | None:
     """Where `current_language` looks when this context set none (Streamlit: the session's language,
-    for the callbacks it runs before the page script). The source must be cheap and never raise."""
+    for the callbacks it runs before the page script). The source must be cheap and never raise.
+    Returns the source it replaces."""
     global _language_source
-    _language_source = source
+    previous, _language_source = _language_source, source
+    return previous
 
 
 # -- translating ----------------------------------------------------------------------------------

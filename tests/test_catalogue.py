@@ -3,6 +3,7 @@ language's .po translates all of it (no fuzzy entry, the same placeholders), and
 
 from __future__ import annotations
 
+import ast
 import gettext
 import subprocess
 import sys
@@ -16,6 +17,9 @@ from babel.messages.pofile import read_po
 from chatvlmllm import i18n
 
 REPO = Path(__file__).resolve().parents[1]
+SOURCES = [REPO / "app.py", *sorted((REPO / "chatvlmllm").rglob("*.py")), *sorted((REPO / "ui").rglob("*.py"))]
+SOURCES += sorted((REPO / "pages").rglob("*.py"))
+MARKERS = {"_", "gettext", "ngettext", "N_", "lazy_gettext"}
 POT = i18n.LOCALE_DIR / f"{i18n.DOMAIN}.pot"
 TRANSLATED = [language for language in i18n.LANGUAGES if language != i18n.SOURCE_LANGUAGE]
 
@@ -106,3 +110,53 @@ def test_pybabel_compiles_the_catalogue(tmp_path, language):
         translations = gettext.GNUTranslations(mo)
     assert translations.gettext("Upload a document") != "Upload a document"
     assert compiled.read_bytes() == i18n.compile_catalogue(i18n.catalogue_path(language))
+
+
+def marker_calls(tree: ast.Module) -> list[ast.Call]:
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in MARKERS
+    ]
+
+
+def test_marked_strings_are_literals_the_extraction_can_read():
+    # _(f"...") and _("a" + b) are never extracted, so they stay English: format after translating instead.
+    wrong = []
+    for path in SOURCES:
+        for call in marker_calls(ast.parse(path.read_text(encoding="utf-8"))):
+            texts = call.args[:2] if call.func.id == "ngettext" else call.args[:1]  # type: ignore[attr-defined]
+            wrong += [f"{path.relative_to(REPO)}:{call.lineno}" for arg in texts if isinstance(arg, ast.JoinedStr)]
+            wrong += [
+                f"{path.relative_to(REPO)}:{call.lineno}"
+                for arg in texts
+                if isinstance(arg, ast.BinOp) and any(isinstance(side, ast.Constant) for side in (arg.left, arg.right))
+            ]
+    assert wrong == []
+
+
+def test_no_module_that_translates_rebinds_the_underscore():
+    # `for _ in ...` in a module that imports `_` shadows the translation function there.
+    wrong = []
+    for path in SOURCES:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imports_it = any(
+            isinstance(node, ast.ImportFrom)
+            and node.module == "chatvlmllm.i18n"
+            and any(a.name == "_" for a in node.names)
+            for node in ast.walk(tree)
+        )
+        if imports_it:
+            wrong += [
+                f"{path.relative_to(REPO)}:{node.lineno}"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Name) and node.id == "_" and isinstance(node.ctx, ast.Store)
+            ]
+    assert wrong == []
+
+
+def test_the_checkers_see_what_they_look_for():
+    tree = ast.parse('from chatvlmllm.i18n import _\nx = _(f"Hi {name}")\nfor _ in range(3):\n    pass\n')
+    assert [call.lineno for call in marker_calls(tree)] == [2]
+    assert isinstance(marker_calls(tree)[0].args[0], ast.JoinedStr)
+    assert any(isinstance(n, ast.Name) and n.id == "_" and isinstance(n.ctx, ast.Store) for n in ast.walk(tree))

@@ -119,13 +119,13 @@ def test_use_language_ends_with_its_block_and_a_source_fills_in():
             assert _("Document") == "Document"
         assert _("Document") == "Документ"
     assert _("Document") == "Document"
+    previous = i18n.set_language_source(lambda: "ru")  # Streamlit's callbacks: the session's language
     try:
-        i18n.set_language_source(lambda: "ru")  # Streamlit's callbacks: the session's language
         assert _("Document") == "Документ"
         with use_language("en"):
             assert _("Document") == "Document"  # a language set here wins over the source
     finally:
-        i18n.set_language_source(None)
+        i18n.set_language_source(previous)
 
 
 def test_a_lazy_string_reads_in_the_language_of_each_use():

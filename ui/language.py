@@ -47,6 +47,7 @@ def apply() -> str:
         language = i18n.negotiate([st.session_state.get(CHOSEN_KEY), st.context.locale]) or i18n.SOURCE_LANGUAGE
     i18n.set_language(language)
     st.session_state[CURRENT_KEY] = language
+    i18n.set_language_source(session_language)  # for the next run's callbacks (idempotent)
     # The page's own choice of document language wins; until it makes one, it follows the interface.
     st.session_state.setdefault(DOCUMENT_LANGUAGE_KEY, document_language_for(language))
     return language
@@ -101,6 +102,3 @@ def _remember(language: str) -> None:
     # Our own constant script; the value is one of i18n.LANGUAGES (no user text), quoted as JSON anyway.
     cookie = f"{COOKIE}={language}; path=/; max-age={COOKIE_DAYS * 86400}; SameSite=Lax"
     st.html(f"<script>document.cookie = {json.dumps(cookie)};</script>", unsafe_allow_javascript=True)
-
-
-i18n.set_language_source(session_language)
