@@ -4,6 +4,7 @@ of the Chat page checked with the visible-text walker (tests/helpers.py: shown_t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,7 @@ def test_a_russian_quick_prompt_is_understood_and_names_the_chat(ocr_env):
     assert answer.model == "ocr_auto" and "TOTAL" in answer.text  # read as a transcription
     assert session.conversation.title == "invoice.png — Извлечь весь текст"
     assert english_words(at.chat_input(key="question").placeholder) == []
+    at.sidebar.button(key="new_chat").click().run()  # the empty state offers the way back, dated in Russian
+    back = at.main.button(key="continue_last_chat").label
+    assert back.startswith("Продолжить последний чат: invoice.png — Извлечь весь текст · ")
+    assert english_words(back) == [] and re.search(r"\d+ [а-я]+\.?, \d\d:\d\d$", back)
