@@ -5,6 +5,9 @@ Prompts (model card): "<|grounding|>Convert the document to markdown." (layout w
 spans on a 0..999 grid; they are parsed into the layout structure for the page overlay, and the
 Markdown without the tags is kept as the normalised text. transformers' class refuses
 flash_attention_2, so the planner offers sdpa and eager only.
+
+transformers' own conversion (deepseek-community/DeepSeek-OCR-2) writes no chat template: the
+processor is called with the model card's plain prompt, "<image>\n" then the instruction.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ class DeepseekOcr2Options(LanguageModelOptions):
 class DeepseekOcr2Engine(DocVLMEngine):
     keep_special_tokens = True  # the grounding tags are special tokens
     max_images = 1
+
+    def plain_prompt(self, prompt: str, image_count: int) -> str | None:
+        return f"{self.processor.image_token}\n" * image_count + prompt
 
     def normalise(self, text: str, task: Task, image_size: tuple[int, int]) -> dict[str, Any]:
         extras: dict[str, Any] = {"normalised": sanitize_tables(_GROUNDING_TAGS.sub("", text)).strip()}

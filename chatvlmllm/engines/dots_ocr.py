@@ -200,8 +200,9 @@ class DotsOcrEngine(TransformersEngine):
     def pixel_budget(self, max_pixels: int | None) -> tuple[int, int]:
         """(min_pixels, max_pixels) per page: the plan's (or this answer's) over the processor's defaults."""
         size = self.processor.image_processor.size
-        longest = max_pixels or size.longest_edge
-        return min(self.loaded_plan().min_pixels or size.shortest_edge, longest), longest
+        shortest = self.loaded_plan().min_pixels or size.shortest_edge
+        # Never below the processor's minimum: a smaller page would be fewer tokens than dots.ocr trained on.
+        return shortest, max(max_pixels or size.longest_edge, shortest)
 
     def input_size(self, width: int, height: int, max_pixels: int | None) -> tuple[int, int]:
         """(width, height) the processor will resize this page to."""

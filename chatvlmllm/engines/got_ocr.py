@@ -46,7 +46,7 @@ from chatvlmllm.engines.base import (
     latest_user_images,
     latest_user_text,
 )
-from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate
+from chatvlmllm.engines.hf_common import TransformersEngine, load_weights, stream_generate
 from chatvlmllm.errors import UserError
 from chatvlmllm.models import weights
 from chatvlmllm.models.families import CatalogEntry, FamilyInfo, LanguageModelOptions, Scores
@@ -95,7 +95,7 @@ class GotOcrEngine(TransformersEngine):
         # GotOcr2Processor has no video sub-processor, so it loads without torchvision;
         # its image processor falls back to the PIL backend.
         self.processor = GotOcr2Processor.from_pretrained(path)
-        model = GotOcr2ForConditionalGeneration.from_pretrained(path, **self.model_kwargs(plan))
+        model = load_weights(GotOcr2ForConditionalGeneration, path, **self.model_kwargs(plan))
         self.model = self.place(model, plan)
 
     def image_tokens_per_tile(self) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 from chatvlmllm.decisions import Script, Task
 from chatvlmllm.devtools.tiny_doc_models import build_tiny_paddleocr_vl
 from chatvlmllm.engines.doc_vlm import DocVLMEngine
+from chatvlmllm.engines.hf_common import pixel_bounds_kwargs
 from chatvlmllm.models.families import CatalogEntry, FamilyInfo, LanguageModelOptions, Scores
 
 # Patch 14 × merge 2: the processor's budget in pixels is a multiple of 28².
@@ -24,10 +25,7 @@ class PaddleOptions(LanguageModelOptions):
 
 class PaddleOcrVlEngine(DocVLMEngine):
     def images_kwargs(self, max_pixels: int | None) -> dict[str, Any]:
-        if not max_pixels or self.plan is None:
-            return {}
-        min_pixels = min(self.plan.min_pixels or max_pixels, max_pixels)
-        return {"size": {"shortest_edge": min_pixels, "longest_edge": max_pixels}}
+        return pixel_bounds_kwargs(self.loaded_plan(), max_pixels)
 
 
 FAMILIES = {
@@ -36,8 +34,11 @@ FAMILIES = {
         PaddleOcrVlEngine,
         capabilities=frozenset({"ocr"}),
         # The class declares sdpa and flash-attention support (PaddleOCRVLPreTrainedModel).
-        default_max_pixels=_PATCH * _PATCH * 2048,
-        default_min_pixels=_PATCH * _PATCH * 4,
+        # The real processor's bounds (preprocessor_config.json min_pixels 147384, max_pixels 2822400);
+        # the planner lowers the maximum for memory, saying why.
+        default_max_pixels=2_822_400,
+        default_min_pixels=147_384,
+        max_pixels_without_fa2=_PATCH * _PATCH * 2048,
         cpu_max_pixels=_PATCH * _PATCH * 256,
         model_types=("paddleocr_vl",),
         tiny_builder=build_tiny_paddleocr_vl,

@@ -206,14 +206,18 @@ def spec_from_path(path: str | Path, key: str | None = None) -> ModelSpec:
     if not config_file.is_file():
         raise UserError(f"{folder} is not a model folder (no config.json)")
     try:
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type", "")
+        config = json.loads(config_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{config_file} is not valid JSON: {exc}") from None
-    supported = model_type_families()
-    family = supported.get(model_type)
+    if not isinstance(config, dict):
+        raise UserError(f"{config_file} is not a model config (a JSON object)")
+    family = registry.family_for_config(config)
     if family is None:
+        supported = sorted({*model_type_families(), *registry.architecture_to_family()})
         raise UserError(
-            f"{folder}: model_type {model_type!r} is not supported; supported: {', '.join(sorted(supported))}"
+            f"{folder}: model_type {config.get('model_type', '')!r} (architectures "
+            f"{', '.join(config.get('architectures') or ()) or 'none'}) is not supported; "
+            f"supported: {', '.join(supported)}"
         )
     return ModelSpec(
         key=key or folder.name,

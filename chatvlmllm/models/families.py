@@ -3,7 +3,9 @@
 An adapter module in `chatvlmllm.engines` declares `FAMILIES = {name: FamilyInfo(...)}`.
 A family's declaration is the only place that knows:
 
-- which transformers `model_type`s it reads (for `--model-path DIR`),
+- which transformers `model_type`s and `architectures` it reads (for `--model-path DIR`),
+- the concrete transformers model and processor classes it loads, where the Auto classes
+  would pick the wrong ones from the hub folder,
 - its built-in catalog entries (hub id, parameter count, licence, public scores),
 - how to build a tiny random checkpoint of its architecture for tests,
 - its typed options (unknown keys in the models file are refused, listing the valid ones),
@@ -141,6 +143,13 @@ class FamilyInfo:
     plan_check: Callable[..., tuple[Reason, ...]] | None = None
     # -- the declaration every central table derives from ------------------------------
     model_types: tuple[str, ...] = ()  # config.json model_type values this family loads
+    # config.json `architectures` values this family loads, matched before model_type: a hub folder
+    # may name a generic model_type (LightOnOCR-2's config says mistral3) and its own architecture.
+    architectures: tuple[str, ...] = ()
+    # The transformers classes the engine loads (names in the `transformers` namespace); None: the
+    # Auto class. Needed where the Auto class would build another model from the folder's config.
+    model_class: str | None = None
+    processor_class: str | None = None
     entries: tuple[CatalogEntry, ...] = ()  # built-in catalog models
     # builder(out_dir, seed=0) -> Path: a tiny random checkpoint for tests (its heavy imports are inside it)
     tiny_builder: Callable[..., Path] | None = None
@@ -187,6 +196,24 @@ def model_type_to_family() -> dict[str, str]:
                 log.warning("model_type %s is claimed by %s and %s", model_type, mapping[model_type], name)
             mapping.setdefault(model_type, name)
     return mapping
+
+
+def architecture_to_family() -> dict[str, str]:
+    """config.json `architectures` entry → family, from the declarations."""
+    mapping: dict[str, str] = {}
+    for name, info in families().items():
+        for architecture in info.architectures:
+            mapping.setdefault(architecture, name)
+    return mapping
+
+
+def family_for_config(config: Mapping[str, Any]) -> str | None:
+    """The family that loads a config.json: by its architectures first, then by its model_type."""
+    by_architecture = architecture_to_family()
+    for architecture in config.get("architectures") or ():
+        if architecture in by_architecture:
+            return by_architecture[architecture]
+    return model_type_to_family().get(str(config.get("model_type", "")))
 
 
 def catalog_entries() -> list[tuple[str, CatalogEntry]]:

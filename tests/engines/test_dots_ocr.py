@@ -1,7 +1,7 @@
 """dots.ocr through chatvlmllm's own model code, on a tiny checkpoint in the hub's layout.
 
 The folder is written by `devtools.tiny_models.build_tiny_dots_ocr` with the real config,
-processor and generation values (`devtools.real_contracts.DOTS_OCR`) and read back by the
+processor and generation values (read from ../shared/hubfiles/dots_ocr) and read back by the
 production loader. Agreement with dots.ocr's own hub code is checked numerically by
 benchmarks/dots_remote_check.py (the hub code is not part of this project).
 """
@@ -19,7 +19,7 @@ from transformers import Qwen2ForCausalLM
 
 from chatvlmllm.chat.engine_cache import EngineCache
 from chatvlmllm.chat.router import answer
-from chatvlmllm.devtools.real_contracts import DOTS_OCR
+from chatvlmllm.devtools.hub_tiny import HubFolder
 from chatvlmllm.documents.layout import CATEGORIES, layout_extras
 from chatvlmllm.engines import GenerationSettings, Message
 from chatvlmllm.engines._dots_prompts import (
@@ -71,24 +71,26 @@ def ask(engine, text: str = "Extract all text", images=None, max_new_tokens: int
 
 
 def test_tiny_folder_has_the_hub_layout_and_real_values(tiny_dots_ocr):
+    real = HubFolder.of("dots_ocr")
     config = json.loads((tiny_dots_ocr / "config.json").read_text())
     assert config["model_type"] == "dots_ocr" and config["architectures"] == ["DotsOCRForCausalLM"]
-    vision = config["vision_config"]
-    for key, value in DOTS_OCR.extra["vision"].items():
-        assert vision[key] == value, key
+    vision, real_vision = config["vision_config"], real.config["vision_config"]
+    for key in ("attn_implementation", "post_norm", "use_bias", "rms_norm_eps", "is_causal", "init_merger_std"):
+        assert vision[key] == real_vision[key], key
     assert (vision["patch_size"], vision["spatial_merge_size"], vision["temporal_patch_size"]) == (14, 2, 1)
-    assert config["rope_theta"] == DOTS_OCR.rope_theta and config["attention_bias"] is True
+    assert config["rope_theta"] == real.config["rope_theta"] and config["attention_bias"] is True
     processor = json.loads((tiny_dots_ocr / "preprocessor_config.json").read_text())
-    assert (processor["min_pixels"], processor["max_pixels"]) == (DOTS_OCR.min_pixels, DOTS_OCR.max_pixels)
-    assert tuple(processor["image_mean"]) == DOTS_OCR.image_mean and tuple(processor["image_std"]) == DOTS_OCR.image_std
+    assert processor == real.json("preprocessor_config.json")  # min/max pixels, mean/std: the real file
     from transformers import Qwen2Tokenizer
 
     tokenizer = Qwen2Tokenizer.from_pretrained(str(tiny_dots_ocr))
-    assert tokenizer.convert_ids_to_tokens(config["image_token_id"]) == DOTS_OCR.tokens["image"].text
+    assert tokenizer.convert_ids_to_tokens(config["image_token_id"]) == real.token(real.config["image_token_id"])
     generation = json.loads((tiny_dots_ocr / "generation_config.json").read_text())
-    assert tokenizer.convert_ids_to_tokens(generation["eos_token_id"]) == [
-        DOTS_OCR.tokens[role].text for role in DOTS_OCR.eos
-    ]  # <|endoftext|>, <|endofassistant|>: the real order
+    assert (
+        tokenizer.convert_ids_to_tokens(generation["eos_token_id"])
+        == [real.token(i) for i in real.generation["eos_token_id"]]
+        == ["<|endoftext|>", "<|endofassistant|>"]
+    )  # the real order
     assert not list(tiny_dots_ocr.glob("*.py"))  # no model code in the folder
 
 
