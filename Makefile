@@ -27,12 +27,16 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(BIN)/pip install -r requirements-dev.txt
 	touch $@
 
-$(LOCALE)/%/LC_MESSAGES/chatvlmllm.mo: $(LOCALE)/%/LC_MESSAGES/chatvlmllm.po | $(VENV)/.runtime
+# pybabel comes with the runtime requirements (babel); once it is there, the catalogue targets install nothing.
+$(BIN)/pybabel:
+	$(MAKE) $(VENV)/.runtime
+
+$(LOCALE)/%/LC_MESSAGES/chatvlmllm.mo: $(LOCALE)/%/LC_MESSAGES/chatvlmllm.po | $(BIN)/pybabel
 	$(BIN)/pybabel compile --locale $*
 
 # Extract the marked strings into the .pot (kept as it was when only its date would change), merge them
 # into every .po (translate the new entries there), compile. Run after adding or changing a UI string.
-i18n: $(VENV)/.runtime
+i18n: | $(BIN)/pybabel
 	$(BIN)/pybabel extract --output-file $(POT).new >/dev/null
 	if [ -f $(POT) ] && diff -q -I '^"POT-Creation-Date:' $(POT) $(POT).new >/dev/null; \
 	then rm $(POT).new; else mv $(POT).new $(POT); fi
