@@ -5,7 +5,13 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: run test test-fast lint format doctor bench clean
+.PHONY: run test test-fast lint format doctor bench clean i18n
+
+# The interface's message catalogues (docs/i18n.md). The .po files are the source; their .mo are built
+# here (not committed), by `make run`/`make test` too. pybabel's options are in pyproject.toml.
+LOCALE   := chatvlmllm/locale
+POT      := $(LOCALE)/chatvlmllm.pot
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard $(LOCALE)/*/LC_MESSAGES/chatvlmllm.po))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,14 +27,30 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(BIN)/pip install -r requirements-dev.txt
 	touch $@
 
-run: $(VENV)/.runtime
+# pybabel comes with the runtime requirements (babel); once it is there, the catalogue targets install nothing.
+$(BIN)/pybabel:
+	$(MAKE) $(VENV)/.runtime
+
+$(LOCALE)/%/LC_MESSAGES/chatvlmllm.mo: $(LOCALE)/%/LC_MESSAGES/chatvlmllm.po | $(BIN)/pybabel
+	$(BIN)/pybabel compile --locale $*
+
+# Extract the marked strings into the .pot (kept as it was when only its date would change), merge them
+# into every .po (translate the new entries there), compile. Run after adding or changing a UI string.
+i18n: | $(BIN)/pybabel
+	$(BIN)/pybabel extract --output-file $(POT).new >/dev/null
+	if [ -f $(POT) ] && diff -q -I '^"POT-Creation-Date:' $(POT) $(POT).new >/dev/null; \
+	then rm $(POT).new; else mv $(POT).new $(POT); fi
+	$(BIN)/pybabel update
+	$(BIN)/pybabel compile
+
+run: $(VENV)/.runtime $(MO_FILES)
 	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
-test: lint
+test: lint $(MO_FILES)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The quick lane while working: no browser, no subprocess servers (`slow`), no lint.
-test-fast: $(VENV)/.dev
+test-fast: $(VENV)/.dev $(MO_FILES)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 # ruff (lint + format) and mypy: what `make test` checks before the tests run.

@@ -58,6 +58,16 @@ class Settings(BaseSettings):
     api_key: str | None = Field(None, description="The server's API key (clients send it as a bearer token).")
     log_level: str = ""
 
+    # -- interface language (chatvlmllm.i18n) -----------------------------------------------------
+    ui_lang: str | None = Field(
+        None, description="Force the interface language (en, ru): default, the browser's (app) or LANG (CLI)."
+    )
+    # The POSIX locale variables, in gettext's order of precedence (the CLI follows them).
+    language_list: str = Field("", validation_alias="LANGUAGE")
+    lc_all: str = Field("", validation_alias="LC_ALL")
+    lc_messages: str = Field("", validation_alias="LC_MESSAGES")
+    lang: str = Field("", validation_alias="LANG")
+
     # -- derived -----------------------------------------------------------------------------------
     @property
     def data_dir(self) -> Path:

@@ -38,6 +38,10 @@ def isolated_config(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("CHATVLMLLM_DEFAULT_MODEL", raising=False)
     monkeypatch.delenv("CHATVLMLLM_FALLBACK", raising=False)
+    # English unless a test asks for another language (a developer's own LANG=ru_RU must not change results).
+    for variable in ("CHATVLMLLM_UI_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,94 @@ def engine_for(cache, key: str):
 
     spec = load_catalog()[key]
     return cache.get(spec, plan_load(probe(), spec))
+
+
+# -- the interface language (docs/i18n.md): which texts a page shows, and which of them are English ---------
+
+# Latin-script words a Russian page may show: brand, model, format and unit names, and each language's own
+# name in the language switch. Compared in lower case. The sweep adds names here, never sentences.
+KNOWN_ENGLISH = frozenset(
+    {
+        # brands and programs
+        "chatvlmllm", "streamlit", "hugging", "face", "tesseract", "rapidocr", "onnxruntime", "pytorch", "torch",
+        "transformers", "flash-attn", "docling", "openai",
+        # model families and names
+        "qwen", "got-ocr", "glm-ocr", "paddleocr-vl", "lightonocr", "deepseek-ocr", "granite-docling", "granite",
+        # formats, standards and hardware
+        "png", "jpeg", "jpg", "webp", "bmp", "tiff", "pdf", "json", "csv", "markdown", "txt", "html", "latex",
+        "ocr", "vlm", "gpu", "cpu", "cuda", "vram", "ram", "api", "url", "sqlite", "toml", "doctags", "otsl",
+        # each language in its own name (the switch lists them so)
+        "english",
+    }
+)  # fmt: skip
+# Text fields of Streamlit's element protos that a person reads (the labels, help, options and bodies).
+_TEXT_FIELDS = ("body", "label", "placeholder", "help", "options", "caption")
+_NOT_PROSE = ("html", "code", "json", "dataframe", "arrow_data_frame", "table")  # markup, data, model text
+_MARKUP = re.compile(
+    r":material/[a-z_]+:"  # icons
+    r"|:[a-z]+-badge\[|:[a-z]+\[|\]"  # badges and coloured text: keep what is inside
+    r"|`[^`]*`"  # code spans: model keys, commands, file names
+    r"|https?://\S+"
+    r"|\{[a-z_]+\}"  # a placeholder left unformatted
+    r"|[*#>]+|(?<![A-Za-z0-9])_+|_+(?![A-Za-z0-9])"  # emphasis and headings, not an identifier's underscores
+)
+# A Latin word; one with a digit, an underscore or an inner dot is an identifier or a file name (qwen_vl_2b,
+# sm_86, receipt.png, dots.ocr), never a sentence's word.
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.'’-]*[A-Za-z0-9]")
+_IDENTIFIER = re.compile(r"[0-9_]|[A-Za-z]\.[A-Za-z]|^[A-Z0-9_]{4,}$")
+
+
+@dataclass(frozen=True)
+class ShownText:
+    """A text the page shows: the kind of element, its key (a widget's), the keys of the containers around
+    it (outermost first), and the text itself."""
+
+    kind: str
+    key: str | None
+    within: tuple[str, ...]
+    text: str
+
+
+def shown_texts(node, within: tuple[str, ...] = ()) -> list[ShownText]:
+    """Every text a person reads under an AppTest node (`at.main`, `at.sidebar`, a container): element
+    bodies, labels, help texts, placeholders, options as displayed, expander and tab labels."""
+    proto = getattr(node, "proto", None)
+    if hasattr(node, "children"):  # a block: a container, column, expander, tab, chat message, ...
+        found: list[ShownText] = []
+        if proto is not None:  # the block's own label (an expander's, a tab's); a Block proto or its part
+            kind = proto.WhichOneof("type") if "type" in proto.DESCRIPTOR.oneofs_by_name else None
+            found += _proto_texts(getattr(proto, kind) if kind else proto, kind or node.type, None, within)
+        inner = (*within, node.key) if node.key else within
+        for child in node.children.values():
+            found += shown_texts(child, inner)
+        return found
+    if proto is None or node.type in _NOT_PROSE:
+        return []
+    key = getattr(node, "key", None)
+    return _proto_texts(proto, node.type, key if isinstance(key, str) else None, within)
+
+
+def _proto_texts(proto, kind: str, key: str | None, within: tuple[str, ...]) -> list[ShownText]:
+    texts: list[ShownText] = []
+    for field, value in proto.ListFields():
+        if field.name not in _TEXT_FIELDS:
+            continue
+        values = [value] if isinstance(value, str) else list(value)  # a repeated field: the options
+        texts += [ShownText(kind, key, within, v) for v in values if isinstance(v, str) and v.strip()]
+    return texts
+
+
+def english_words(text: str) -> list[str]:
+    """The words of `text` that are English prose: Latin words that are not known names or identifiers."""
+    prose = _MARKUP.sub(" ", text)
+    return [
+        word
+        for word in _LATIN_WORD.findall(prose)
+        if not _IDENTIFIER.search(word) and word.lower().strip(".'’-") not in KNOWN_ENGLISH
+    ]
+
+
+def english_texts(texts: list[ShownText]) -> list[ShownText]:
+    """The texts with English prose in them: on a page in another language, each is a string that was not
+    translated (or a name missing from KNOWN_ENGLISH)."""
+    return [shown for shown in texts if english_words(shown.text)]

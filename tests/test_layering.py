@@ -111,7 +111,7 @@ def test_the_core_imports_neither_streamlit_nor_the_cli():
 
 # -- the package layers (docs/ARCHITECTURE.md): each imports only the layers below it -------------
 LAYERS = {"base": 0, "documents": 1, "models": 2, "engines": 3, "chat": 4, "eval": 5, "server": 5, "cli": 6}
-BASE_MODULES = {"settings", "database", "decisions", "errors", "jsonable", "logs"}
+BASE_MODULES = {"settings", "database", "decisions", "errors", "i18n", "jsonable", "logs"}
 FREE = {"devtools", "__main__"}  # test helpers and the CLI's entry point may use anything
 
 

@@ -18,6 +18,7 @@ from chatvlmllm.chat.engine_cache import EngineCache
 from chatvlmllm.chat.session import AskOptions, ChatSession
 from chatvlmllm.decisions import AttemptOutcome, StopReason
 from chatvlmllm.errors import UserError
+from chatvlmllm.i18n import N_, _
 from chatvlmllm.models.catalog import ModelSpec
 from chatvlmllm.models.hardware import HardwareProfile
 from chatvlmllm.models.tasks import QUICK_PROMPTS, quick_prompt_label
@@ -34,19 +35,21 @@ OUTCOME_ICONS: dict[str, str] = {
     AttemptOutcome.OOM_RETRY: ":material/replay:",
 }
 # What an OCR-only engine can do: read the text (copy and .txt download come with every page).
-OCR_QUICK_PROMPTS = {"Extract text": QUICK_PROMPTS["Extract all text"]}
+OCR_QUICK_LABEL = N_("Extract text")
+OCR_QUICK_PROMPTS = {OCR_QUICK_LABEL: QUICK_PROMPTS["Extract all text"]}
 STOPPED_NOTE = "Stopped by you. The text above is what was produced before stopping."
 
 
 def quick_prompts(session: ChatSession, ocr_only: bool, busy: bool) -> str | None:
-    """One button per job the chosen engine can do; returns the prompt of the one clicked."""
+    """One button per job the chosen engine can do, in the interface language; returns the prompt of the
+    one clicked (as the model gets it: in the interface language too)."""
     prompts = OCR_QUICK_PROMPTS if ocr_only else QUICK_PROMPTS
     disabled = session.document is None or busy
     clicked = None
     with st.container(horizontal=True):
-        for label, prompt in prompts.items():
-            if st.button(label, key=quick_key(label), disabled=disabled, help=prompt):
-                clicked = prompt
+        for label, prompt in prompts.items():  # the English label keys the button in every language
+            if st.button(_(label), key=quick_key(label), disabled=disabled, help=_(prompt)):
+                clicked = _(prompt)
     return clicked
 
 
@@ -156,7 +159,8 @@ def _name_new_chat(session: ChatSession, question: str) -> None:
         or conversation.title not in (DEFAULT_TITLE, session.document.name)
     ):
         return  # named by the user, or not new
-    task = quick_prompt_label(question) or " ".join(question.split())[:40]
+    label = quick_prompt_label(question)
+    task = _(label) if label else " ".join(question.split())[:40]
     conversation.title = f"{session.document.name} — {task}"
 
 

@@ -15,8 +15,10 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from chatvlmllm.chat.session import ChatSession
+from chatvlmllm.i18n import _
 from chatvlmllm.models.tasks import is_extract_all_text
 from ui import answer_job, answer_view, banners, document_view, sidebar, state, style, text_search
+from ui.answer_view import OCR_QUICK_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -84,29 +86,31 @@ def render() -> None:
 
 def _placeholder(session: ChatSession, ocr_only: bool, busy: bool) -> str:
     if busy:
-        return "Answering… press Stop to end it"
+        return _("Answering… press Stop to end it")
     if ocr_only and session.document is None:
-        return "Upload a document first: this engine reads text, it does not chat"
+        return _("Upload a document first: this engine reads text, it does not chat")
     if ocr_only:
-        return "Ask to extract the text (this engine reads text; it does not answer questions)"
-    return "Ask about the document…" if session.document else "Ask anything, or upload a document first…"
+        return _("Ask to extract the text (this engine reads text; it does not answer questions)")
+    return _("Ask about the document…") if session.document else _("Ask anything, or upload a document first…")
 
 
 def _empty_state(session: ChatSession, ocr_only: bool) -> None:
     """What this engine can do, and the way back to the last chat (never opened silently)."""
     if ocr_only:
         text = (
-            "Press **Extract text** to read it."
+            _("Press **{button}** to read it.").format(button=_(OCR_QUICK_LABEL))
             if session.document
-            else "Upload an image or PDF: the offline OCR engine reads its text."
+            else _("Upload an image or PDF: the offline OCR engine reads its text.")
         )
     else:
-        text = "Ask about the document." if session.document else "Upload a document to ask about it, or just chat."
+        text = (
+            _("Ask about the document.") if session.document else _("Upload a document to ask about it, or just chat.")
+        )
     st.markdown(text)
     last = state.last_chat(session)
     if last is not None and not session.saved:
         st.button(
-            f"Continue your last chat: {sidebar.chat_label(last)}",
+            _("Continue your last chat: {chat}").format(chat=sidebar.chat_label(last)),
             key="continue_last_chat",
             icon=":material/history:",
             on_click=state.switch_to,

@@ -10,6 +10,7 @@ from chatvlmllm.chat.conversation import DEFAULT_TITLE
 from chatvlmllm.chat.session import ChatSession
 from chatvlmllm.chat.store import StoreError
 from chatvlmllm.documents import loading as documents
+from chatvlmllm.i18n import _, format_number, format_size, ngettext
 from chatvlmllm.settings import settings
 from ui import state
 
@@ -21,19 +22,20 @@ THUMBNAILS_PER_ROW = 2
 
 
 def upload_limits() -> str:
-    return (
-        f"Images (PNG, JPEG, WebP, BMP, TIFF) or PDF, up to {settings().max_upload_mb:.0f} MB; "
-        f"PDFs up to {documents.MAX_PAGES} pages."
+    size = format_size(settings().max_upload_mb * 1_000_000)
+    pages = ngettext("PDFs up to {count} page.", "PDFs up to {count} pages.", documents.MAX_PAGES)
+    return _("Images (PNG, JPEG, WebP, BMP, TIFF) or PDF, up to {size}; {pages_limit}").format(
+        size=size, pages_limit=pages.format(count=format_number(documents.MAX_PAGES))
     )
 
 
 def render(session: ChatSession) -> None:
     has_document = session.document is not None
     if has_document:
-        with st.expander("Add another document", icon=":material/upload_file:"):
+        with st.expander(_("Add another document"), icon=":material/upload_file:"):
             _uploader(session)
     else:
-        st.subheader("Document")
+        st.subheader(_("Document"))
         _uploader(session)
     try:
         _document_picker(session)
@@ -48,7 +50,7 @@ def _uploader(session: ChatSession) -> None:
     # No `type=` filter: Streamlit would raise on a wrong extension before this code runs.
     # documents.load_document sniffs the bytes and explains what is wrong instead.
     uploaded = st.file_uploader(
-        "Upload a document",
+        _("Upload a document"),
         key=f"document_upload_{session.id}",  # a fresh uploader per chat
         max_upload_size=max(1, int(settings().max_upload_mb)),
     )

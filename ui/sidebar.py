@@ -11,6 +11,7 @@ from chatvlmllm.chat.session import AskOptions, ChatSession
 from chatvlmllm.chat.store import SessionInfo
 from chatvlmllm.decisions import Readiness
 from chatvlmllm.errors import UserError
+from chatvlmllm.i18n import format_datetime
 from chatvlmllm.models.catalog import ModelSpec
 from chatvlmllm.models.choice import ModelStatus
 from chatvlmllm.models.hardware import HardwareProfile
@@ -206,12 +207,13 @@ def chat_label(info: SessionInfo) -> str:
 
 
 def _when(iso: str) -> str:
-    """ "1 Dec 15:20" in local time; the stored text when it is not a date."""
+    """ "4 дек., 15:20" / "Dec 4, 3:20 PM" in local time and the interface language; the stored text when it
+    is not a date."""
     try:
         moment = datetime.fromisoformat(iso).astimezone()
     except (TypeError, ValueError):
         return str(iso)[:16]
-    return f"{moment.day} {moment:%b %H:%M}"
+    return format_datetime(moment)
 
 
 def _loaded_facts(entry: LoadedEngine) -> list[str]:

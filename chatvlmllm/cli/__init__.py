@@ -8,8 +8,9 @@ import logging
 import os
 import sys
 
-from chatvlmllm import __version__, logs
+from chatvlmllm import __version__, i18n, logs
 from chatvlmllm.errors import ChatVlmError
+from chatvlmllm.i18n import _
 
 # Subcommand modules, each with `add_parser(subparsers)` and `run(args) -> int`.
 COMMANDS = ("doctor", "ask", "index", "ocr", "bench", "serve", "models", "pull")
@@ -33,9 +34,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        language = _language(args)
+    except ChatVlmError as exc:  # CHATVLMLLM_UI_LANG names a language this app does not speak
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with i18n.use_language(language):
+        return _run(args)
+
+
+def _language(args: argparse.Namespace) -> str:
+    """Human output follows LANG/LC_MESSAGES (or CHATVLMLLM_UI_LANG); a `--json` run stays in English from
+    start to end, so every key and value a script reads is the same whatever the user's locale."""
+    if getattr(args, "json", False):
+        return i18n.SOURCE_LANGUAGE
+    return i18n.environment_language()
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         return args.run(args)
     except ChatVlmError as exc:  # a user error or an engine failure: one line, never a traceback
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

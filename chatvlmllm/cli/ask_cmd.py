@@ -15,6 +15,7 @@ from chatvlmllm.chat.router import RoutedAnswer, answer, build_chain, chain_for
 from chatvlmllm.documents.loading import open_document
 from chatvlmllm.engines import GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, PlanError, UserError
+from chatvlmllm.i18n import ngettext
 from chatvlmllm.jsonable import json_extras
 from chatvlmllm.models.catalog import ModelSpec, get_model, load_catalog, spec_from_path
 from chatvlmllm.models.choice import choose, default_model
@@ -78,7 +79,13 @@ def run_question(args: argparse.Namespace, question: str, whole_document: bool =
     else:
         page = args.page if args.page is not None else 1
         if not 1 <= page <= doc.page_count:
-            raise DocumentError(f"{doc.name} has {doc.page_count} page(s); --page {page} does not exist")
+            raise DocumentError(
+                ngettext(
+                    "{name} has {count} page; --page {page} does not exist",
+                    "{name} has {count} pages; --page {page} does not exist",
+                    doc.page_count,
+                ).format(name=doc.name, count=doc.page_count, page=page)
+            )
         indices = [page - 1]
     images = doc.pages(indices)
 

@@ -5,7 +5,8 @@ offline engine reads a document.
   offline OCR answers ask it. Engines differ in what they can *do* with a task (GOT's formatted
   mode and dots.ocr write tables as Markdown; offline OCR cannot), and say so with the set of
   tasks they answer with a transcription (`OCR_TRANSCRIBES`, `FORMATTED_OCR_TRANSCRIBES`).
-- `OCR_PROMPT` and `QUICK_PROMPTS` are the prompts the app, the CLI and the benchmark send.
+- `OCR_PROMPT` and `QUICK_PROMPTS` are the prompts the app, the CLI and the benchmark send; the app sends
+  the quick prompts in the interface language, and the classifier knows each wording.
 - The offline engines are the families declared with `backend == "classic"`; `offline_engine_for`
   and `offline_engines` choose among them by document language.
 """
@@ -16,22 +17,30 @@ import logging
 import re
 
 from chatvlmllm.decisions import Backend, Script, Task
+from chatvlmllm.i18n import LANGUAGES, N_, translate
 from chatvlmllm.models.families import families
 
 log = logging.getLogger(__name__)
 
 # -- prompts --------------------------------------------------------------------------------
 
-OCR_PROMPT = "Extract all text from this document, in reading order. Output only the text."
+# The CLI's `ocr` and the benchmark send it as is (English: their results stay comparable).
+OCR_PROMPT = N_("Extract all text from this document, in reading order. Output only the text.")
 
-# The common jobs, one click each.
+# The common jobs, one click each: the English label (also the job's name) → the English prompt. Both are
+# catalogue entries: the app shows and sends them in the interface language (ui.answer_view).
 QUICK_PROMPTS: dict[str, str] = {
-    "Extract all text": OCR_PROMPT,
-    "Table → Markdown": "Convert the table(s) in this document into Markdown tables. Keep every row and column; "
-    "output only the tables.",
-    "Key fields → JSON": "Extract the key fields of this document (dates, names, numbers, amounts, totals) as one "
-    "JSON object with descriptive keys. Output only the JSON.",
-    "Summarise": "Summarise this document in a few sentences: what it is, who it concerns, and the key figures.",
+    N_("Extract all text"): OCR_PROMPT,
+    N_("Table → Markdown"): N_(
+        "Convert the table(s) in this document into Markdown tables. Keep every row and column; output only the tables."
+    ),
+    N_("Key fields → JSON"): N_(
+        "Extract the key fields of this document (dates, names, numbers, amounts, totals) as one "
+        "JSON object with descriptive keys. Output only the JSON."
+    ),
+    N_("Summarise"): N_(
+        "Summarise this document in a few sentences: what it is, who it concerns, and the key figures."
+    ),
 }
 
 # Wordings the quick prompts had before (chats saved with them are still recognised).
@@ -43,9 +52,17 @@ _FORMER_QUICK_PROMPTS = {
 
 
 def quick_prompt_label(text: str) -> str | None:
-    """The quick prompt's label ("Extract all text") when `text` is one, in its current or a former wording."""
+    """The quick prompt's English label ("Extract all text") when `text` is one, in any language of the
+    interface (a chat asked in Russian stays recognised in English) or in a former wording."""
     stripped = text.strip()
-    found = next((label for label, prompt in QUICK_PROMPTS.items() if prompt == stripped), None)
+    found = next(
+        (
+            label
+            for label, prompt in QUICK_PROMPTS.items()
+            if any(translate(prompt, language) == stripped for language in LANGUAGES)
+        ),
+        None,
+    )
     return found or _FORMER_QUICK_PROMPTS.get(stripped)
 
 
@@ -55,24 +72,31 @@ def is_extract_all_text(text: str) -> bool:
 
 # -- the request classifier -----------------------------------------------------------------
 
-_SUMMARY = re.compile(r"\b(summar\w*|tl;?dr|overview|gist)\b|кратк\w*|резюм\w*", re.IGNORECASE)
+_SUMMARY = re.compile(
+    r"\b(summar\w*|tl;?dr|overview|gist)\b|кратк\w*|вкратце|резюм\w*|пересказ\w*|перескаж\w*", re.IGNORECASE
+)
 _QUESTION_START = re.compile(
     r"^\s*(what|who|whom|whose|when|where|why|how|which|is|are|was|were|does|do|did|can|could|should|"
     r"will|would|has|have|explain|describe|translate|compare|calculate|count|"
-    r"что|кто|когда|где|почему|зачем|как|какой|какая|какие|сколько|ли)\b",
+    r"что|кто|когда|где|почему|зачем|как|какой|какая|какие|каков\w*|сколько|чей|чья|чь[её]|откуда|куда|ли|"
+    r"объясни|опиши|переведи|сравни|посчитай|подсчитай)\b",
     re.IGNORECASE,
 )
 # Words that name a task; checked in this order (a "table formula" is a table request).
 _TASK_WORDS = (
-    (Task.LAYOUT, re.compile(r"\b(layout|bbox\w*|bounding box\w*|boxes|ground\w*|doctags|docling)\b", re.I)),
+    (
+        Task.LAYOUT,
+        re.compile(r"\b(layout|bbox\w*|bounding box\w*|boxes|ground\w*|doctags|docling|разметк\w*|рамк\w*)\b", re.I),
+    ),
     (Task.TABLE, re.compile(r"\b(tables?|otsl|csv|таблиц\w*)\b", re.I)),
     (Task.FORMULA, re.compile(r"\b(formulas?|formulae|equations?|latex|формул\w*)\b", re.I)),
     (Task.CHART, re.compile(r"\b(charts?|graphs?|plots?|диаграмм\w*|график\w*)\b", re.I)),
-    (Task.KEY_FIELDS, re.compile(r"\b(json|key[- ]?fields?|fields?|key[- ]values?|пол[яе])\b", re.I)),
+    (Task.KEY_FIELDS, re.compile(r"\b(json|key[- ]?fields?|fields?|key[- ]values?|пол[яе]|реквизит\w*)\b", re.I)),
 )
 # Requests for something a transcription does not contain (a figure, a translation, ...).
 _BEYOND_TRANSCRIPTION = re.compile(
-    r"\b(translat\w*|explain\w*|total|amount|date|who|what|when|where|why|how|which|сумм\w*|перевед\w*)\b",
+    r"\b(translat\w*|explain\w*|total|amount|date|who|what|when|where|why|how|which|"
+    r"сумм\w*|итог\w*|дат[аеуы]|цен[аеуы]|перевед\w*|объясн\w*)\b",
     re.IGNORECASE,
 )
 _TRANSCRIBE_WORDS = re.compile(

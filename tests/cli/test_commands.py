@@ -140,7 +140,7 @@ def test_ask_pdf_page(capsys, tmp_path, tiny_qwen3_vl):
     )
     assert code == 0 and json.loads(out)["pages"] == [3]
     code, _, err = run_cli(capsys, "ask", str(pdf), "hi", "--model-path", str(tiny_qwen3_vl), "--page", "4")
-    assert code == 2 and "has 3 page(s)" in err
+    assert code == 2 and "has 3 pages; --page 4 does not exist" in err
 
 
 @pytest.fixture

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from chatvlmllm.decisions import Task
+from chatvlmllm.i18n import LANGUAGES, translate
 from chatvlmllm.jsonable import json_extras
 from chatvlmllm.models.families import families
 from chatvlmllm.models.tasks import (
@@ -30,6 +33,48 @@ def test_the_quick_prompts_and_the_cli_prompt_are_told_apart():
         "Key fields → JSON": Task.KEY_FIELDS,
         "Summarise": Task.SUMMARY,
     }
+
+
+QUICK_TASKS = {
+    "Extract all text": Task.TRANSCRIBE,
+    "Table → Markdown": Task.TABLE,
+    "Key fields → JSON": Task.KEY_FIELDS,
+    "Summarise": Task.SUMMARY,
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_quick_prompts_are_recognised_in_every_language(language):
+    # The app sends a quick prompt in the interface language: the classifier and the label lookup
+    # (chat titles, verbatim display) must read each wording the same.
+    sent = {label: translate(prompt, language) for label, prompt in QUICK_PROMPTS.items()}
+    assert language == "en" or all(sent[label] != QUICK_PROMPTS[label] for label in sent)  # really translated
+    assert {label: classify(prompt) for label, prompt in sent.items()} == QUICK_TASKS
+    assert {label: quick_prompt_label(prompt) for label, prompt in sent.items()} == {label: label for label in sent}
+    assert is_extract_all_text(sent["Extract all text"])
+
+
+def test_russian_requests_name_the_same_tasks_as_english_ones():
+    cases = {
+        "Извлеки весь текст": Task.TRANSCRIBE,
+        "Перепиши текст страницы": Task.TRANSCRIBE,
+        "Прочитай чек": Task.TRANSCRIBE,
+        "Преобразуй таблицу в Markdown": Task.TABLE,
+        "Запиши формулу в LaTeX": Task.FORMULA,
+        "Извлеки данные графика": Task.CHART,
+        "Разметка страницы с рамками": Task.LAYOUT,
+        "Ключевые поля в JSON": Task.KEY_FIELDS,
+        "Извлеки реквизиты": Task.KEY_FIELDS,
+        "Перескажи договор": Task.SUMMARY,
+        "Вкратце, о чём он": Task.SUMMARY,
+        "Какова итоговая сумма": Task.QUESTION,
+        "Объясни таблицу": Task.QUESTION,  # explaining a table is a question about it, as in English
+        "Извлеки дату": Task.QUESTION,  # a figure, not the page's text
+        "Извлеки итог": Task.QUESTION,
+    }
+    assert {text: classify(text) for text in cases} == cases
+    english = {"Explain the table": Task.QUESTION, "Extract the date": Task.QUESTION}
+    assert {text: classify(text) for text in english} == english
 
 
 def test_one_classifier_names_every_task():

@@ -20,6 +20,7 @@ from chatvlmllm.chat.conversation import Conversation, Turn
 from chatvlmllm.chat.engine_cache import default_cache
 from chatvlmllm.chat.store import ChatStore
 from chatvlmllm.documents import loading as documents
+from chatvlmllm.i18n import format_number
 from chatvlmllm.models.tasks import QUICK_PROMPTS
 from chatvlmllm.settings import settings
 from tests.helpers import SHARED_EVAL, image_bytes, require_tesseract, text_image, write_models_file
@@ -544,4 +545,5 @@ def test_a_storage_fault_warns_not_saved_and_keeps_the_history(app_env):
 def test_the_upload_limit_is_visible_not_only_a_tooltip(app_env):
     at = start()
     captions = " ".join(c.value for c in at.main.caption)
-    assert f"up to {settings().max_upload_mb:.0f} MB" in captions and f"up to {documents.MAX_PAGES} pages" in captions
+    pages = format_number(documents.MAX_PAGES)  # "5,000": the interface language's digit grouping
+    assert f"up to {settings().max_upload_mb:.0f} MB" in captions and f"up to {pages} pages" in captions

@@ -1,0 +1,67 @@
+"""The CLI speaks the terminal's language (LANG, LC_MESSAGES, CHATVLMLLM_UI_LANG) in its human messages;
+`--json` output stays English and the same whatever the locale."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatvlmllm.cli import main
+from chatvlmllm.i18n import current_language
+from tests.helpers import pdf_of, text_image
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def pdf(tmp_path):
+    def make(pages: int):
+        path = tmp_path / f"doc{pages}.pdf"
+        path.write_bytes(pdf_of([text_image([f"PAGE {n}"], (200, 120)) for n in range(1, pages + 1)]))
+        return path
+
+    return make
+
+
+@pytest.mark.parametrize(("pages", "shown"), [(1, "1 страница"), (3, "3 страницы"), (5, "5 страниц")])
+def test_a_russian_terminal_gets_the_error_in_russian_with_its_plural(monkeypatch, capsys, pdf, pages, shown):
+    monkeypatch.setenv("LANG", "ru_RU.UTF-8")
+    path = pdf(pages)
+    code, out, err = run_cli(capsys, "ask", str(path), "Что это?", "--page", "9")
+    assert code == 2 and out == ""
+    assert err.strip() == f"ошибка: {path.name}: {shown}, страницы --page 9 нет"
+    assert current_language() == "en"  # the language ended with the command (tests call main in-process)
+
+
+def test_lc_messages_and_the_forced_language_win_over_lang(monkeypatch, capsys, pdf):
+    path = pdf(2)
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    monkeypatch.setenv("LC_MESSAGES", "ru_RU.UTF-8")
+    assert run_cli(capsys, "ask", str(path), "q", "--page", "3")[2].startswith("ошибка: ")
+    monkeypatch.setenv("LC_MESSAGES", "C")
+    assert run_cli(capsys, "ask", str(path), "q", "--page", "3")[2].startswith("error: ")
+    monkeypatch.setenv("CHATVLMLLM_UI_LANG", "ru")
+    assert run_cli(capsys, "ask", str(path), "q", "--page", "3")[2].startswith("ошибка: ")
+
+
+@pytest.mark.slow  # doctor probes the machine (~4 s)
+def test_json_output_is_the_same_in_every_locale(monkeypatch, capsys, pdf):
+    monkeypatch.setenv("LANG", "ru_RU.UTF-8")
+    russian = run_cli(capsys, "doctor", "--json", "--gpu", "12.0:16")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    english = run_cli(capsys, "doctor", "--json", "--gpu", "12.0:16")
+    assert russian[0] == english[0] == 0 and russian[1] == english[1]
+    # A --json run is English from start to end, its error line too: a script reads the same text.
+    monkeypatch.setenv("LANG", "ru_RU.UTF-8")
+    code, out, err = run_cli(capsys, "ask", str(pdf(2)), "q", "--page", "3", "--json")
+    assert code == 2 and out == "" and "has 2 pages; --page 3 does not exist" in err
+
+
+def test_a_forced_language_the_app_does_not_speak_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("CHATVLMLLM_UI_LANG", "de")
+    code, out, err = run_cli(capsys, "doctor")
+    assert code == 2 and out == ""
+    assert err == "error: CHATVLMLLM_UI_LANG='de' is not a language of this app (en, ru).\n"
