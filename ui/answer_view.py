@@ -1,4 +1,4 @@
-"""Chat messages: the history, and the answer being made (see ui.answer_job).
+"""Chat messages: the history, and the answer being made (chatvlmllm.chat.answer, see ui.answer_job).
 
 Model text goes through ui.text_view: transcriptions verbatim, prose as Markdown whose
 default keeps raw HTML escaped, so a model (or a document it read) cannot inject markup.
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Mapping
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
-from chatvlmllm.chat.conversation import DEFAULT_TITLE, Turn
+from chatvlmllm.chat.answer import Answer
+from chatvlmllm.chat.conversation import Turn
 from chatvlmllm.chat.engine_cache import EngineCache
 from chatvlmllm.chat.session import AskOptions, ChatSession
 from chatvlmllm.decisions import AttemptOutcome, StopReason
@@ -21,9 +22,8 @@ from chatvlmllm.errors import UserError
 from chatvlmllm.i18n import N_, _
 from chatvlmllm.models.catalog import ModelSpec
 from chatvlmllm.models.hardware import HardwareProfile
-from chatvlmllm.models.tasks import QUICK_PROMPTS, quick_prompt_label
+from chatvlmllm.models.tasks import QUICK_PROMPTS
 from ui import answer_job, text_view
-from ui.answer_job import AnswerJob
 
 log = logging.getLogger(__name__)
 
@@ -139,63 +139,54 @@ def ask(
     hw: HardwareProfile,
     catalog: Mapping[str, ModelSpec],
     cache: EngineCache,
-) -> AnswerJob | None:
-    """Record the question and start its answer on a worker thread."""
-    _name_new_chat(session, question)
+) -> Answer | None:
+    """Record the question (a new chat gets its title) and start its answer on its worker thread."""
     try:
-        pending = session.ask(question, options, hw, catalog, cache)
+        answer = session.ask(question, options, hw, catalog, cache)
     except UserError as exc:
         st.error(str(exc))
         return None
-    return answer_job.start(pending, session.id)
+    return answer_job.start(answer)
 
 
-def _name_new_chat(session: ChatSession, question: str) -> None:
-    """A new chat is named "document — task", so chats with the same first question differ."""
-    conversation = session.conversation
-    if (
-        conversation.turns
-        or session.document is None
-        or conversation.title not in (DEFAULT_TITLE, session.document.name)
-    ):
-        return  # named by the user, or not new
-    label = quick_prompt_label(question)
-    task = _(label) if label else " ".join(question.split())[:40]
-    conversation.title = f"{session.document.name} — {task}"
-
-
-def follow(job: AnswerJob, verbatim: bool) -> None:
-    """Show the answer being made until it is saved; Stop asks the engine to end it."""
+def follow(answer: Answer, verbatim: bool) -> None:
+    """Show the answer being made until it is saved; Stop saves what was produced so far."""
     with st.chat_message("assistant"):
         st.button(
             "Stop",
             icon=":material/stop_circle:",
             key="stop_generation",
-            on_click=job.stop,
-            disabled=job.stop_requested,
+            on_click=_stop,
+            args=(answer,),
+            disabled=answer.stop_requested,
             help="Stop this answer; what was produced so far is kept.",
         )
         live = st.empty()
         shown = None
-        while not job.done:
+        while not answer.settled:
             # Redraw when something changed, and at least twice a second: a click (Stop) takes effect
             # at the next redraw, and eight chats answering at once must not redraw 32 times a second.
-            state = (job.phase, job.stop_requested, len(job.text), job.progress, int(job.elapsed() * 2))
-            if state == shown:
-                time.sleep(answer_job.REDRAW_S)
-                job.settle_stop()
-                continue
-            shown = state
-            with live.container():
-                fraction = answer_job.fraction(job)
-                line = answer_job.status_line(job)
-                if fraction is not None:
-                    st.progress(fraction, text=line)
-                else:
-                    st.caption(f":material/hourglass_top: {line}")
-                if job.text and verbatim:
-                    text_view.render_live_verbatim(job.text)
-                elif job.text:
-                    text_view.render_prose(job.text + " ▌")
-            time.sleep(answer_job.REDRAW_S)
-            job.settle_stop()
+            view = (answer.state, len(answer.text), answer.progress, int(answer.elapsed() * 2))
+            if view != shown:
+                shown = view
+                _draw_live(live, answer, verbatim)
+            answer.wait(answer_job.REDRAW_S)  # returns at once when the answer is saved
+
+
+def _stop(answer: Answer) -> None:
+    answer.stop()  # saves the stopped turn at once; this run's redraw then ends
+
+
+def _draw_live(live: DeltaGenerator, answer: Answer, verbatim: bool) -> None:
+    with live.container():
+        fraction = answer_job.fraction(answer)
+        line = answer_job.status_line(answer)
+        if fraction is not None:
+            st.progress(fraction, text=line)
+        else:
+            st.caption(f":material/hourglass_top: {line}")
+        text = answer.text
+        if text and verbatim:
+            text_view.render_live_verbatim(text)
+        elif text:
+            text_view.render_prose(text + " ▌")

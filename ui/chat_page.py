@@ -1,8 +1,8 @@
 """The Chat page: a document on the left, the conversation about it on the right.
 
 A thin view: the chat logic is chatvlmllm.chat.session, the widgets are in ui/. Nothing here loads
-a model: the page renders first, the model loads on the first question (on a worker
-thread, see ui.answer_job).
+a model: the page renders first, the model loads on the first question (on the answer's worker
+thread, see chatvlmllm.chat.answer and ui.answer_job).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def render() -> None:
     statuses = state.statuses(catalog.version)
     default_key, _why, default_problem = state.initial_model(catalog.version)
     session = state.chat_session()
-    job = answer_job.running(session.id)
-    busy = job is not None
+    answer = answer_job.running(session.id)
+    busy = answer is not None
     turns = list(session.conversation.turns)  # as of now: an answer saved meanwhile shows on the next run
 
     with st.sidebar:
@@ -75,11 +75,11 @@ def render() -> None:
     state.sync_url(session)
     style.focus_chat_input()
 
-    if job is not None:
-        verbatim = "chat" not in job.pending.spec.caps or is_extract_all_text(_last_question(session))
+    if answer is not None:
+        verbatim = "chat" not in answer.spec.caps or is_extract_all_text(answer.question.text)
         with chat_col:
-            answer_view.follow(job, verbatim)
-        if job.pending.session is not session:  # asked in another tab on this chat: show what it saved
+            answer_view.follow(answer, verbatim)
+        if answer.session is not session:  # asked in another tab on this chat: show what it saved
             state.reopen(session.id)
         st.rerun()  # the answer is saved: show it as history, with the input enabled again
 
@@ -116,10 +116,6 @@ def _empty_state(session: ChatSession, ocr_only: bool) -> None:
             on_click=state.switch_to,
             args=(last.id,),
         )
-
-
-def _last_question(session: ChatSession) -> str:
-    return next((t.text for t in reversed(session.conversation.turns) if t.role == "user"), "").strip()
 
 
 def _guarded(panel: Callable[..., None], box: DeltaGenerator, *args: Any) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -87,15 +87,20 @@ class RoutedAnswer:
     metrics: AnswerMetrics | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    current: ModelSpec | None = None  # the model being tried now
+    on_load: Callable[[ModelSpec], None] | None = None  # told before a model loads (not when it is cached)
 
     def __iter__(self) -> Generator[AnswerStream, None, None]:
         for index, spec in enumerate(self.chain):
+            self.current = spec
             # The user's overrides apply to the model they chose; fallbacks plan on their own.
             overrides = self.overrides if index == 0 else PlanOverrides()
             plan = plan_load(self.hardware, spec, overrides)
             if not plan.runnable:
                 self._record(spec, AttemptOutcome.SKIPPED, plan.why_not() or "", 0.0)
                 continue
+            if self.on_load is not None and self.cache.peek(spec, plan) is None:
+                self.on_load(spec)
             started = time.perf_counter()
             try:
                 engine = self.cache.get(spec, plan)

@@ -1,34 +1,28 @@
 """A chat about documents, without any display: what the app (or a server) drives.
 
 `ChatSession` holds one conversation, the documents uploaded into it and the page(s) in
-use, and keeps the store up to date. `ChatSession.ask` records the question and returns
-a `PendingAnswer`: iterate it for the AnswerStreams to display (the fallback router may
-produce more than one), pass each through `PendingAnswer.chunks` to the display, then
-call `finish()` — in a `finally`, so that an interrupted display (a stop button, a
-closed tab) still cancels the generation and saves what was answered.
+use, and keeps the store up to date. `ChatSession.ask` records the question (saved at once)
+and returns its `chatvlmllm.chat.answer.Answer`, queued: `run()` it here or `start()` it on a
+worker thread; it saves the assistant turn itself, and `stop()` ends it from any thread.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from chatvlmllm.chat import router
-from chatvlmllm.chat.context import prompt_budget
-from chatvlmllm.chat.conversation import TURNS_NOT_SENT, Conversation, Turn, now_iso
+from chatvlmllm.chat.answer import Answer, new_chat_title
+from chatvlmllm.chat.context import PromptBudget, prompt_budget
+from chatvlmllm.chat.conversation import Conversation, Turn
 from chatvlmllm.chat.store import StoreError
-from chatvlmllm.decisions import StopReason
 from chatvlmllm.documents.loading import Document, load_document
-from chatvlmllm.engines import AnswerStream, GenerationSettings, Message
+from chatvlmllm.engines import GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, UserError
-from chatvlmllm.jsonable import json_extras
 from chatvlmllm.models.catalog import ModelSpec, get_model
 from chatvlmllm.models.planner import PlanOverrides, plan_load
-from chatvlmllm.settings import settings
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -38,8 +32,6 @@ if TYPE_CHECKING:
     from chatvlmllm.models.hardware import HardwareProfile
 
 log = logging.getLogger(__name__)
-
-# A streaming answer is saved this often (as an incomplete turn), so a crash loses at most this much.
 
 
 @dataclass(frozen=True)
@@ -88,7 +80,7 @@ class ChatSession:
         self.active_document = active_document if active_document in self.documents else None
         self.pages = list(pages or [1])
         self.saved = store is not None and store.exists(self.conversation.id)
-        self.pending: PendingAnswer | None = None  # the answer being generated, if any
+        self.pending: Answer | None = None  # the latest answer (settled, or still on its way)
         self.save_error: str | None = None  # why the last turn is not in the store, if it is not
 
     @property
@@ -215,17 +207,17 @@ class ChatSession:
 
     # -- asking --------------------------------------------------------------
     def settle(self, timeout_s: float = 30.0) -> bool:
-        """Stop an answer still being generated for this chat and wait until it is saved.
+        """Stop an answer still running in this chat and wait until nothing runs any more.
 
-        A UI may start a new run (a stop button, a new question) while the previous run is
-        still streaming on another thread; waiting here keeps the history complete and in order.
-        Returns False when the previous answer did not finish in time (e.g. a model still loading).
+        Stop saves the stopped turn at once; this also waits for the engine to end its step and
+        for its final counts to join that turn. Returns False when that did not happen in time
+        (e.g. a model still loading).
         """
         pending = self.pending
-        if pending is None or pending.done.is_set():
+        if pending is None or pending.join(0):
             return True
-        pending.cancel()
-        return pending.done.wait(timeout_s)
+        pending.stop()
+        return pending.join(timeout_s)
 
     def ask(
         self,
@@ -234,17 +226,27 @@ class ChatSession:
         hardware: HardwareProfile,
         catalog: Mapping[str, ModelSpec],
         cache: EngineCache | None = None,
-    ) -> PendingAnswer:
-        """Record the question (saved at once) and prepare the routed answer."""
+    ) -> Answer:
+        """Record the question (saved at once, with a new chat's title) and return its answer, queued.
+
+        One answer at a time per chat: the next question waits until the answer before is saved.
+        """
         question = question.strip()
         if not question:
             raise UserError("Type a question first.")
+        if self.pending is not None and not self.pending.settled:
+            raise UserError("The answer before is still being written: wait for it, or press Stop.")
         spec = get_model(options.model, dict(catalog))
         generation = options.generation()
         doc = self.document
         if doc is not None:
             doc.check_request([p - 1 for p in self.pages])  # refuse before rendering anything
         budget = prompt_budget(spec, plan_load(hardware, spec, options.overrides()), generation.budget())
+        chain_keys = router.chain_for(question, hardware, catalog, options.language) if options.fallback else ()
+        chain = router.build_chain(
+            spec, fallback=options.fallback, catalog=dict(catalog), chain_keys=chain_keys, language=options.language
+        )
+        title = new_chat_title(self.conversation, doc.name if doc else None, question)
         turn = Turn(
             "user",
             question,
@@ -254,7 +256,19 @@ class ChatSession:
             settings=options.to_dict(),
         )
         turn.finished_at = turn.started_at
-        self.conversation.add(turn)
+        messages = self._messages_for(turn, budget)
+        if turn.pages:  # engines that label pages use the document's numbers, not positions
+            generation.page_numbers = tuple(turn.pages)
+        routed = router.answer(messages, chain, hardware, generation, options.overrides(), cache)
+        self.pending = Answer(self, turn, routed, spec, options, self.conversation.dropped_turns)
+        self.pending.record_question(title)
+        return self.pending
+
+    def _messages_for(self, question: Turn, budget: PromptBudget) -> list[Message]:
+        """Add the question to the conversation and render what is sent; a page that cannot be
+        rendered takes the question back out (it was not asked)."""
+        title = self.conversation.title
+        self.conversation.add(question)
         try:
             # One image object per page for this request: `_question_carries_its_pages` recognises
             # a page already sent by identity, and the document keeps only its last pages rendered.
@@ -266,25 +280,17 @@ class ChatSession:
                 return rendered[sha256, page]
 
             sent = self.conversation.engine_messages(page_once, budget, self.page_pixels)
-            messages = _question_carries_its_pages(sent, turn, page_once)
+            return _question_carries_its_pages(sent, question, page_once)
         except DocumentError:
-            self.conversation.turns.pop()  # the page cannot be rendered: the question was not asked
+            self.conversation.turns.pop()
+            self.conversation.title = title  # `add` may have named the chat after this question
             raise
-        if turn.pages:  # engines that label pages use the document's numbers, not positions
-            generation.page_numbers = tuple(turn.pages)
-        self._save(turn)
-        chain_keys = router.chain_for(question, hardware, catalog, options.language) if options.fallback else ()
-        chain = router.build_chain(
-            spec, fallback=options.fallback, catalog=dict(catalog), chain_keys=chain_keys, language=options.language
-        )
-        routed = router.answer(messages, chain, hardware, generation, options.overrides(), cache)
-        self.pending = PendingAnswer(self, routed, messages, spec, options, self.conversation.dropped_turns)
-        return self.pending
 
-    def _save(self, turn: Turn, position: int | None = None) -> int | None:
-        """Save a turn at once (or over the partial one at `position`); returns its position.
+    def save_turn(self, turn: Turn, position: int | None = None) -> int | None:
+        """Save a turn at once, with the chat's title (or over the turn saved at `position`: an
+        answer growing, then finished); returns its position.
 
-        If the store fails, the turn stays in this session and `save_error` says why.
+        If the store fails, the turn stays in this session, `save_error` says why, and None is returned.
         """
         if self.store is None:
             return None
@@ -301,217 +307,6 @@ class ChatSession:
         self.save_error = None
         self.saved = True
         return position
-
-
-class PendingAnswer:
-    """An answer on its way. Iterate for AnswerStreams; always call `finish()` at the end."""
-
-    def __init__(
-        self,
-        session: ChatSession,
-        routed: router.RoutedAnswer,
-        messages: list[Message],
-        spec: ModelSpec,
-        options: AskOptions,
-        turns_not_sent: int = 0,
-    ):
-        self.session = session
-        self.turns_not_sent = turns_not_sent
-        self._partial_position: int | None = None  # where the incomplete answer is saved
-        self._last_partial_save = time.monotonic()
-        self._partial_save_s = settings().partial_save_s
-        self.routed = routed
-        self.messages = messages
-        self.spec = spec
-        self.options = options
-        self.turn: Turn | None = None
-        self.started_at = now_iso()
-        self._routes = iter(routed)  # a generator: `_stop` closes it
-        self._current: AnswerStream | None = None
-        self._current_chunks: Iterator[str] | None = None
-        self._exhausted = False
-        self._abandoned = False  # Stop saved the turn before the engine ended (see abandon)
-        self._cancelled = threading.Event()
-        self._finishing = threading.Lock()  # one assistant turn, whether finish or abandon makes it
-        self.done = threading.Event()  # set once the assistant turn is saved
-
-    def __iter__(self) -> Iterator[AnswerStream]:
-        for stream in self._routes:
-            self._current = stream
-            self._current_chunks = None
-            if self._cancelled.is_set():
-                stream.cancel()
-            yield stream
-            if self._cancelled.is_set():
-                break  # stopped: no further models
-        else:
-            self._exhausted = True
-
-    def cancel(self) -> None:
-        """Stop the generation from any thread; the displaying thread still calls `finish`."""
-        self._cancelled.set()
-        stream = self._current
-        if stream is not None:
-            stream.cancel()
-
-    def chunks(self, stream: AnswerStream) -> Iterator[str]:
-        """The text of `stream` for display. Kept, so `finish` can drain it after an interruption.
-
-        While it streams, the answer so far is saved every `settings().partial_save_s` seconds as an
-        incomplete turn: a crash (kill -9, power loss) then loses only the last seconds.
-        """
-        self._current_chunks = self._saving_partials(stream)
-        return self._current_chunks
-
-    def _saving_partials(self, stream: AnswerStream) -> Iterator[str]:
-        for chunk in stream:
-            yield chunk
-            if time.monotonic() - self._last_partial_save >= self._partial_save_s:
-                self.save_partial(stream.text)
-
-    def save_partial(self, text: str) -> None:
-        """Save `text` as this answer so far, marked incomplete (replaced by the finished turn)."""
-        if self.turn is not None or not text:
-            return
-        self._last_partial_save = time.monotonic()
-        partial = Turn(
-            "assistant",
-            text,
-            model=self.spec.key,
-            started_at=self.started_at,
-            settings=self.options.to_dict(),
-            extras={TURNS_NOT_SENT: self.turns_not_sent} if self.turns_not_sent else {},
-            incomplete=True,
-        )
-        session = self.session
-        if self._partial_position is None:
-            self._partial_position = session._save(partial)
-        else:
-            session._save(partial, self._partial_position)
-
-    def first_model_loaded(self) -> bool:
-        """Whether the chosen model is already in memory (else the first answer starts with a load)."""
-        plan = plan_load(self.routed.hardware, self.spec, self.options.overrides())
-        return plan.runnable and self.routed.cache.peek(self.spec, plan) is not None
-
-    @property
-    def stopped(self) -> bool:
-        return bool(self.turn and self.turn.stopped_by == StopReason.CANCELLED)
-
-    def finish(self, error: str | None = None) -> Turn:
-        """Record the answer as an assistant turn and save it (once).
-
-        When the display was interrupted before the router finished (stop button, rerun,
-        exception), the generation in flight is cancelled first: its cancel event ends
-        `generate` at the next token, and the partial answer is kept as "cancelled".
-        """
-        with self._finishing:
-            if self.turn is not None:
-                if self._abandoned:
-                    self._complete_abandoned()
-                return self.turn
-            try:
-                if not self._exhausted:
-                    self._stop()
-                self.turn = self._assistant_turn(error)
-                self.session.conversation.add(self.turn)
-                self.session._save(self.turn, self._partial_position)
-            finally:
-                self.done.set()
-            return self.turn
-
-    def abandon(self) -> Turn | None:
-        """Record a stopped answer now, from another thread, while the engine is still busy.
-
-        An engine stops at its next token, page or batch; an OCR page can take seconds. The
-        user's Stop should not wait for that: the text so far is saved as "cancelled" at once,
-        and the generation thread's later `finish()` keeps this turn. Returns None when the
-        answer is being finished right now (then wait for `done`).
-        """
-        self.cancel()
-        if not self._finishing.acquire(blocking=False):
-            return None
-        try:
-            if self.turn is None:
-                stream = self._current
-                metrics = stream.metrics.to_dict() if stream is not None and stream.metrics else {}
-                metrics.update(model=metrics.get("model", self.spec.key), stopped_by=StopReason.CANCELLED)
-                self.turn = Turn(
-                    "assistant",
-                    stream.text if stream is not None else "",
-                    model=self.spec.key if stream is None else metrics["model"],
-                    attempts=[a.to_dict() for a in self.routed.attempts],
-                    metrics=metrics,
-                    started_at=self.started_at,
-                    finished_at=now_iso(),
-                    error=None if stream is not None else "Stopped before the answer started.",
-                    settings=self.options.to_dict(),
-                    extras={TURNS_NOT_SENT: self.turns_not_sent} if self.turns_not_sent else {},
-                )
-                self.session.conversation.add(self.turn)
-                self._partial_position = self.session._save(self.turn, self._partial_position)
-                self._abandoned = True
-                self.done.set()
-            return self.turn
-        finally:
-            self._finishing.release()
-
-    def _complete_abandoned(self) -> None:
-        """The engine has now stopped: give the turn saved at Stop what it really produced.
-
-        Stop saved the text shown at that moment with no token counts; the generation thread
-        calls `finish()` once the engine ends, and the turn (same object, same position) gets the
-        final text, counts, attempts and extras, still marked cancelled.
-        """
-        self._abandoned = False
-        assert self.turn is not None
-        if not self._exhausted:
-            self._stop()
-        final = self._assistant_turn(None)
-        if final.metrics:
-            final.metrics["stopped_by"] = StopReason.CANCELLED
-        self.turn.text = final.text or self.turn.text
-        self.turn.metrics = final.metrics or self.turn.metrics
-        self.turn.attempts = final.attempts
-        self.turn.extras = final.extras
-        self.session._save(self.turn, self._partial_position)
-
-    def _stop(self) -> None:
-        stream = self._current
-        if stream is not None:
-            if stream.metrics is None:
-                stream.cancel()
-                try:
-                    for _ in self._current_chunks or iter(stream):
-                        pass  # generation ends at the next token; this collects the stats
-                except Exception:  # the stream records stopped_by="error" itself; the log keeps why
-                    log.warning("the stopped answer ended with an error", exc_info=True)
-            if stream.metrics and stream.metrics.stopped_by == StopReason.CANCELLED:
-                next(self._routes, None)  # the router records the cancelled answer and stops
-        self._routes.close()  # no further models after an interruption
-
-    def _assistant_turn(self, error: str | None) -> Turn:
-        routed, stream = self.routed, self._current
-        metrics = routed.metrics or (stream.metrics if stream else None)
-        text = routed.text or (stream.text if stream else "")
-        extras = dict(routed.extras or (stream.extras if stream else {}))
-        extras.update(messages_sent=len(self.messages), images_sent=sum(len(m.images) for m in self.messages))
-        if self.turns_not_sent:
-            extras[TURNS_NOT_SENT] = self.turns_not_sent
-        if error is None and routed.model is None:
-            error = routed.error or ("Stopped before the answer started." if stream is None else None)
-        return Turn(
-            "assistant",
-            text,
-            model=routed.model or (metrics.model if metrics else None),
-            attempts=[a.to_dict() for a in routed.attempts],
-            metrics=metrics.to_dict() if metrics else {},
-            started_at=self.started_at,
-            finished_at=now_iso(),
-            error=error,
-            settings=self.options.to_dict(),
-            extras=json_extras(extras),
-        )
 
 
 def _question_carries_its_pages(

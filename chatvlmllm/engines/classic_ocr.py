@@ -368,16 +368,18 @@ class RapidOcrEngine(ClassicOcrEngine):
     def _read_unsure(
         self, image: Image.Image, language: str | None, guess: ScriptGuess, cancel: threading.Event
     ) -> PageReading:
-        """A page too short to tell its script: Tesseract reads it in the document's language when one is
-        set; otherwise as English and as Russian, and the reading Tesseract is more confident of is kept
-        (one reader's confidences compare; a rus+eng read of "CHARLIE" gave "СНАВЫЕ")."""
+        """A page too short to tell its script: Tesseract reads it as English and as Russian, and the
+        reading it is more confident of is kept (one reader's confidences compare; a rus+eng read of
+        "CHARLIE" gave "СНАВЫЕ"). The document's language, when set, wins a tie: it is often only the
+        interface's language, and the page itself says more (an English receipt in a Russian UI)."""
         log.debug("script unsure: %s", guess.describe())
         why = "too little text to tell Latin from Cyrillic, and Tesseract reads both"
         wanted = TESSERACT_LANGUAGES.get((language or "").lower()[:2])
-        if wanted:
-            return PageReading(self._tesseract.read(image, wanted, cancel), Reader.TESSERACT, why)
-        readings = {name: self._tesseract.words(image, name, cancel) for name in ("eng", "rus")}
-        chosen = max(readings, key=lambda name: TesseractEvidence.from_words(readings[name]).mean_confidence)
+        order = [wanted] if wanted in ("eng", "rus") else []
+        order += [name for name in ("eng", "rus") if name not in order]
+        readings = {name: self._tesseract.words(image, name, cancel) for name in order}
+        # max() keeps the first of equals: the set language first.
+        chosen = max(order, key=lambda name: TesseractEvidence.from_words(readings[name]).mean_confidence)
         return PageReading(tesseract_rows(readings[chosen]), Reader.TESSERACT, why)
 
     def _language_note(self, language: str | None) -> str | None:

@@ -6,10 +6,13 @@ work here) and the PyPI `playwright` package (its wheel carries the driver).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -37,6 +40,8 @@ CHAT_INPUT = '[data-testid="stChatInputTextArea"]'
 MESSAGES = '[data-testid="stChatMessage"]'
 ASSISTANT = '[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarAssistant"])'
 USER = '[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarUser"])'
+# Resolves after the browser has drawn two more frames (layout and paint done after a change).
+NEXT_FRAMES = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
 
 
 @pytest.fixture(scope="session")
@@ -116,46 +121,127 @@ def open_app(browser, url: str, width: int = 1400, height: int = 1000):
     """A new browser context (its own Streamlit session) on the app, once the chat input is there."""
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(120_000)  # a busy machine: Playwright's own waits get the same room as ours
     page.goto(url)
     page.wait_for_selector(CHAT_INPUT)
     wait_idle(page)
     return page
 
 
-def running(page) -> bool:
-    return page.locator('[data-testid="stStatusWidget"]').count() > 0
+def script_state(page) -> str | None:
+    """Streamlit's own run state ("running", "notRunning", ...), on its root element at once.
+
+    Its running indicator (`stStatusWidget`) shows only after a run has lasted 500 ms, so a test
+    that waits for the indicator to go can pass while a short run is still under way.
+    """
+    return page.locator('[data-testid="stApp"]').first.get_attribute("data-test-script-state")
 
 
-def wait_idle(page, timeout_s: float = 90) -> None:
-    """A run is over when Streamlit's running indicator is gone (checked a few times: reruns chain)."""
+def wait_idle(page, timeout_s: float = 120) -> None:
+    """No run under way, several checks in a row (reruns chain). A click's run may not have begun
+    yet: after an action, wait for the state it leads to as well (see new_chat, upload, wait_answer)."""
     deadline = time.monotonic() + timeout_s
     quiet = 0
-    while time.monotonic() < deadline:
-        quiet = quiet + 1 if not running(page) else 0
-        if quiet >= 3:
-            return
-        time.sleep(0.2)
-    raise AssertionError("the app kept running")
+    while quiet < 3:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the app kept running ({script_state(page)})")
+        quiet = quiet + 1 if script_state(page) == "notRunning" else 0
+        time.sleep(0.1)  # a poll interval, not a wait for something to happen
 
 
-def wait_until(condition: Callable[[], object], what: str, timeout_s: float = 30) -> None:
+def wait_until(condition: Callable[[], object], what: str | Callable[[], str], timeout_s: float = 60) -> None:
+    """Poll `condition` until it holds; else fail with `what` (a callable: worded at failure, with what was seen)."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(what)
+            raise AssertionError(what() if callable(what) else what)
         time.sleep(0.1)
 
 
-def upload(page, path: Path) -> None:
-    page.locator('[class*="st-key-document_upload"] input[type="file"]').set_input_files(str(path))
-    page.wait_for_selector(f'[data-testid="stImage"] img, [data-testid="stCaptionContainer"]:has-text("{path.name}")')
+def uploader_chats(page) -> list[str]:
+    """The chat ids of the document uploaders on the page (its key is `document_upload_<chat id>`).
+
+    Two while a rerun has not yet replaced the previous chat's page (Streamlit keeps the old
+    elements until the new run draws over them).
+    """
+    classes = page.locator('[class*="st-key-document_upload_"]').evaluate_all("els => els.map(e => e.className)")
+    return [m.group(1) for c in classes for m in [re.search(r"st-key-document_upload_(\w+)", c)] if m]
+
+
+def new_chat(page) -> str:
+    """Click "New chat" and wait until the page is that new, empty chat; returns its id."""
+    before = set(uploader_chats(page))
+    page.locator(".st-key-new_chat button:visible").first.click()
+
+    def fresh() -> bool:
+        shown = uploader_chats(page)
+        return len(shown) == 1 and shown[0] not in before and chat_id(page) is None
+
+    wait_until(fresh, "the new chat did not replace the previous one", timeout_s=120)
     wait_idle(page)
+    wait_until(lambda: page.locator(MESSAGES).count() == 0, "the new chat shows messages")
+    return uploader_chats(page)[0]
+
+
+def upload(page, path: Path) -> str:
+    """Upload `path` into the chat on the page and wait until it is saved and previewed; returns the chat id."""
+    chat = start_upload(page, path)
+    wait_uploaded(page, chat, path.name)
+    return chat
+
+
+def start_upload(page, path: Path) -> str:
+    """Hand `path` to the chat's uploader (without waiting for it); returns the chat id."""
+    wait_until(lambda: len(uploader_chats(page)) == 1, "not one document uploader on the page", timeout_s=120)
+    chat = uploader_chats(page)[0]
+    page.locator(f'.st-key-document_upload_{chat} input[type="file"]').set_input_files(str(path))
+    return chat
+
+
+def wait_uploaded(page, chat: str, name: str, timeout_s: float = 120) -> None:
+    """Until the chat is saved with its document (the URL names it) and the preview shows `name`."""
+    preview = page.locator('[data-testid="stImageCaption"], [data-testid="stCaptionContainer"]', has_text=name)
+    wait_until(
+        lambda: chat_id(page) == chat and preview.count() > 0,
+        lambda: f"{name} not saved and shown: chat {chat}, URL {page.url}, {preview.count()} preview(s)",
+        timeout_s,
+    )
+    wait_idle(page, timeout_s)
+
+
+def stored_turns(db: Path, session_id: str) -> list[dict]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT data FROM turns WHERE session_id = ? ORDER BY position", (session_id,))
+        return [json.loads(data) for (data,) in rows.fetchall()]
+
+
+def wait_answer(page, db: Path, answers: int, timeout_s: float = 300) -> list[dict]:
+    """Until the chat on the page holds `answers` settled answers in the database (saved, not partial)
+    and the page shows them with the chat input enabled again; returns the stored turns."""
+    wait_until(lambda: chat_id(page) is not None, "the chat was never saved", timeout_s)
+    session = chat_id(page)
+
+    def settled() -> bool:
+        turns = [t for t in stored_turns(db, session) if t["role"] == "assistant"]
+        return len(turns) >= answers and not turns[-1].get("incomplete")
+
+    wait_until(settled, f"answer #{answers} was never saved", timeout_s)
+
+    def shown() -> bool:
+        return (
+            page.locator(ASSISTANT).count() >= answers
+            and page.locator(".st-key-stop_generation").count() == 0  # the live answer is history now
+            and page.locator(CHAT_INPUT).is_enabled()
+        )
+
+    wait_until(shown, f"answer #{answers} is saved but not shown", timeout_s)
+    wait_idle(page, timeout_s)
+    return stored_turns(db, session)
 
 
 def ask(page, question: str) -> None:
     box = page.locator(CHAT_INPUT)
-    wait_until(lambda: box.is_enabled(), "the chat input stayed disabled")
+    wait_until(lambda: box.is_enabled(), "the chat input stayed disabled", timeout_s=120)
     box.fill(question)
     box.press("Enter")
 
@@ -168,13 +254,18 @@ def select_option(page, label: str, option: str, attempts: int = 3) -> None:
     """Pick `option` in the selectbox labelled `label` (again if a rerun redrew the list meanwhile)."""
     box = page.locator('[data-testid="stSelectbox"]').filter(has=page.locator("label", has_text=label))
     combobox = box.locator('[role="combobox"]').first  # Streamlit 1.67: a react-aria combobox
+
+    def shows(value: str) -> bool:  # "Russian" picks "Russian (Cyrillic)"; "Page 1" is not "Page 10"
+        return value == option or value.startswith(option + " ")
+
     for attempt in range(attempts):
         wait_idle(page)
         combobox.click()
         combobox.fill(option)  # typing filters the list and opens it (a click alone sometimes only focuses)
         choice = page.locator('[role="option"]', has_text=option).first
         try:
-            choice.click(timeout=5_000)
+            choice.click(timeout=15_000)
+            wait_until(lambda: shows(combobox.input_value()), f"{label} does not show {option}", timeout_s=15)
             break
         except Exception:
             if attempt == attempts - 1:
@@ -184,9 +275,13 @@ def select_option(page, label: str, option: str, attempts: int = 3) -> None:
 
 
 def chat_id(page) -> str | None:
+    """The chat the URL names (`?chat=<id>`), as the page's own location says it.
+
+    (`page.url` can lag behind: Streamlit changes the query with history.replaceState.)
+    """
     from urllib.parse import parse_qs, urlparse
 
-    return (parse_qs(urlparse(page.url).query).get("chat") or [None])[0]
+    return (parse_qs(urlparse(page.evaluate("location.href")).query).get("chat") or [None])[0]
 
 
 def screenshot(page, name: str) -> Path:
@@ -198,7 +293,7 @@ def screenshot(page, name: str) -> Path:
     )
     size = page.viewport_size or {"width": 1400, "height": 1000}
     page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height) + 200, 4000))})
-    time.sleep(0.5)
+    page.evaluate(NEXT_FRAMES)  # the page has laid itself out at the new size
     path = ARTIFACTS / name
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(size)

@@ -5,6 +5,9 @@ power user would. Screenshots go to artifacts/browser/ (not committed).
 
 Needs Debian's chromium (`apt-get install chromium`; Playwright's own browser download
 does not work here). Skips without it unless CHATVLMLLM_REQUIRE_BROWSER is set (CI).
+
+Every step waits for the state it leads to (the upload saved, the answer settled in the
+database and shown), with generous timeouts and no fixed sleeps.
 """
 
 from __future__ import annotations
@@ -16,10 +19,17 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import (
+    ASSISTANT,
     CHAT_INPUT,
+    USER,
+    ask,
+    chat_id,
     chromium_browser,
+    new_chat,
     screenshot,
     streamlit_server,
+    upload,
+    wait_answer,
     wait_idle,
     wait_until,
 )
@@ -28,6 +38,7 @@ from tests.helpers import image_bytes, text_image, write_models_file
 pytestmark = pytest.mark.browser
 
 MODEL_KEY = "tiny_vl"
+WAIT_S = 300  # generous: the machine may be busy
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +64,7 @@ def browser(chromium, server):
 @pytest.fixture
 def page(browser, server, request):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(120_000)
     page.goto(server["url"])
     page.wait_for_selector(CHAT_INPUT)
     wait_idle(page)
@@ -65,29 +76,24 @@ def page(browser, server, request):
 
 
 def set_generation(page, max_new_tokens: int, stop_loops: bool) -> None:
-    page.locator('[data-testid="stExpander"] summary', has_text="Generation settings").click()
+    expander = page.locator('[data-testid="stExpander"] summary', has_text="Generation settings")
     tokens = page.locator(".st-key-max_new_tokens input")
+    if not tokens.is_visible():
+        expander.click()
     tokens.fill(str(max_new_tokens))
     tokens.press("Enter")
-    wait_idle(page)
+    wait_until(lambda: tokens.input_value() == str(max_new_tokens), "max new tokens not set")
     guard = page.locator(".st-key-repetition_guard input[type=checkbox]")
     if guard.is_checked() != stop_loops:
         page.locator(".st-key-repetition_guard label").click()
-        wait_idle(page)
-
-
-def upload_page(page, tmp_path: Path) -> None:
-    path = tmp_path / "invoice.png"
-    path.write_bytes(image_bytes(text_image(["INVOICE 2026-11", "TOTAL 12.50"])))
-    page.locator('[class*="st-key-document_upload"] input[type="file"]').set_input_files(str(path))
-    page.wait_for_selector('[data-testid="stImage"] img')
+        wait_until(lambda: guard.is_checked() == stop_loops, "the repetition guard did not change")
     wait_idle(page)
 
 
-def ask(page, question: str) -> None:
-    box = page.locator('[data-testid="stChatInputTextArea"]')
-    box.fill(question)
-    box.press("Enter")
+def upload_page(page, tmp_path: Path) -> str:
+    path = tmp_path / "invoice.png"
+    path.write_bytes(image_bytes(text_image(["INVOICE 2026-11", "TOTAL 12.50"])))
+    return upload(page, path)
 
 
 def last_assistant_turn(db: Path) -> dict:
@@ -100,15 +106,14 @@ def test_upload_ask_stream_and_sidebar(page, server, tmp_path):
     set_generation(page, max_new_tokens=24, stop_loops=True)
     upload_page(page, tmp_path)
     ask(page, "What is the total?")
+    wait_answer(page, server["db"], 1, WAIT_S)
 
-    assistant = page.locator('[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarAssistant"])')
-    # The answer's caption, once it is done (a "Loading tiny_vl…" progress caption comes first).
-    # The stop reason is in words, not "stopped by max_tokens".
+    assistant = page.locator(ASSISTANT)
+    # The answer's caption: the stop reason is in words, not "stopped by max_tokens".
     caption = assistant.last.locator('[data-testid="stCaptionContainer"]', has_text="reached the length limit")
-    caption.wait_for(timeout=90_000)
-    wait_idle(page)
     assert MODEL_KEY in caption.inner_text()
     page.locator(".st-key-show_details label").click()  # developer figures on request
+    wait_until(lambda: "attention sdpa" in caption.inner_text(), "the technical details are not shown")
     wait_idle(page)
     caption_text = caption.inner_text()
     assert "attention sdpa" in caption_text and "tokens/s" in caption_text and "time to first word" in caption_text
@@ -117,8 +122,7 @@ def test_upload_ask_stream_and_sidebar(page, server, tmp_path):
     assert stored["text"].strip() and answer_text.strip()  # random model text: compare metadata, not words
     assert stored["metrics"]["new_tokens"] == 24 and stored["metrics"]["stopped_by"] == "max_tokens"
 
-    user = page.locator('[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarUser"])')
-    assert "invoice.png, page 1" in user.last.inner_text()
+    assert "invoice.png, page 1" in page.locator(USER).last.inner_text()
 
     sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
     assert f"Model: {MODEL_KEY}" in sidebar.replace("\n", " ")
@@ -129,37 +133,33 @@ def test_upload_ask_stream_and_sidebar(page, server, tmp_path):
 
 
 def test_stop_button_cancels_generation(page, server, tmp_path):
-    page.locator(".st-key-new_chat button:visible").first.click()
-    wait_idle(page)
+    new_chat(page)
     set_generation(page, max_new_tokens=8192, stop_loops=False)  # the tiny model would loop for minutes
-    upload_page(page, tmp_path)
-    chat_url = page.url  # ?chat=<id>: the upload saved the new chat
+    session_id = upload_page(page, tmp_path)
     ask(page, "Extract all text")
 
-    assistant = page.locator('[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarAssistant"])')
-    streamed = assistant.last.locator('[data-testid="stMarkdown"]').first
-    streamed.wait_for(timeout=60_000)  # the first tokens are on the page: generation is under way
-    wait_until(lambda: streamed.inner_text().strip(), "no streamed text")
+    streamed = page.locator(ASSISTANT).last.locator('[data-testid="stMarkdown"]').first
+    streamed.wait_for(timeout=WAIT_S * 1000)
+    wait_until(lambda: streamed.inner_text().strip(), "no streamed text", WAIT_S)  # generation is under way
     page.locator(".st-key-stop_generation button:visible").first.click()
-    assistant.last.locator('[data-testid="stCaptionContainer"]', has_text="stopped by you").wait_for(timeout=30_000)
-    wait_idle(page)
+    wait_answer(page, server["db"], 1, WAIT_S)  # Stop saved the answer: the page is free again
+    page.locator(ASSISTANT).last.locator('[data-testid="stCaptionContainer"]', has_text="stopped by you").wait_for()
 
     # Stop saves the answer at once; the engine's token counts join it when generate has ended.
-    wait_until(lambda: "new_tokens" in last_assistant_turn(server["db"])["metrics"], "token counts never saved")
+    wait_until(lambda: "new_tokens" in last_assistant_turn(server["db"])["metrics"], "token counts never saved", WAIT_S)
     stored = last_assistant_turn(server["db"])
     assert stored["metrics"]["stopped_by"] == "cancelled"
     assert 0 < stored["metrics"]["new_tokens"] < 8192
     assert stored["text"].strip()
-    assert page.url == chat_url and "?chat=" in chat_url  # still the same chat
-    user = page.locator('[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarUser"])')
-    assert "invoice.png, page 1" in user.last.inner_text()
+    assert chat_id(page) == session_id  # still the same chat
+    assert "invoice.png, page 1" in page.locator(USER).last.inner_text()
     screenshot(page, "vlm-stopped.png")
 
     page.reload()  # a browser reload (same ?chat=) reopens the chat from the store
-    page.wait_for_selector('[data-testid="stChatMessage"]')
+    messages = page.locator('[data-testid="stChatMessage"]')
+    wait_until(lambda: messages.count() == 2, "the reopened chat does not show its two messages")
     wait_idle(page)
-    assert page.locator('[data-testid="stChatMessage"]').count() == 2
-    assert "Stopped by you" in assistant.last.inner_text()
+    assert "Stopped by you" in page.locator(ASSISTANT).last.inner_text()
     assert page.locator('[data-testid="stImage"] img').count() >= 1  # the stored document's preview
 
 

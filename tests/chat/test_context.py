@@ -71,11 +71,7 @@ def test_a_long_chat_is_cut_to_the_context_with_a_visible_note(tmp_path, tiny_qw
         session.conversation.add(Turn("user", f"question {index} " + "word " * 200))
         session.conversation.add(Turn("assistant", f"answer {index} " + "word " * 200))
     options = AskOptions(model="tiny", max_new_tokens=4, fallback=False)
-    pending = session.ask("And now?", options, probe(), {"tiny": spec})
-    for stream in pending:
-        for _ in pending.chunks(stream):
-            pass
-    answer = pending.finish()
+    answer = session.ask("And now?", options, probe(), {"tiny": spec}).run()
     dropped = answer.extras[TURNS_NOT_SENT]
     assert dropped > 0 and answer.extras["messages_sent"] == 81 - dropped
     assert f"the first {dropped} turns were not sent" in answer.caption()

@@ -44,7 +44,7 @@ page = load_document(image_bytes(text_image(["NOT SAVED"], size=(800, 600)), "BM
 session.attach(page)  # a document upload
 attach_error = session.save_error
 session.conversation.add(Turn("user", "after the fault"))
-session._save(session.conversation.turns[-1])  # a question
+session.save_turn(session.conversation.turns[-1])  # a question
 turn_error = session.save_error
 listed = [s.id for s in store.list_sessions()]
 reopened = ChatSession.open(store, earlier.id).conversation.turns[0].text
