@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+# ../shared beside the checkout; CHATVLMLLM_TEST_SHARED names it for a checkout elsewhere (a git worktree).
+SHARED = Path(os.environ.get("CHATVLMLLM_TEST_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 SHARED_EVAL = SHARED / "eval"
 HUBFILES = SHARED / "hubfiles"
 TESSERACT_REQUIRED = os.environ.get("CHATVLMLLM_REQUIRE_TESSERACT") == "1"
