@@ -164,7 +164,7 @@ class ClassicOcrEngine(BaseEngine):
         transcribing = request is Task.TRANSCRIBE
         lines_out: list[dict[str, Any]] = []
         pages_out: list[dict[str, Any]] = []
-        all_rows: list[list[TextBox]] = []
+        page_rows: list[tuple[int, list[list[TextBox]]]] = []
         texts: list[str] = []
         budget = settings.max_pixels or (self.plan.max_pixels if self.plan else None)
         # The document's own page numbers when the caller gives them ("All pages" after page 3 is 1, 2, 3).
@@ -192,13 +192,13 @@ class ClassicOcrEngine(BaseEngine):
                 }
                 for row in rows
             )
-            all_rows.extend(rows)
+            page_rows.append((page, rows))
             prefix = f"\n\n--- page {page} ---\n" if len(images) > 1 else ("\n\n" if index > 0 else "")
             texts.append(prefix + lines_text(rows) if rows else prefix)
             if transcribing:
                 yield texts[-1]
         if not transcribing:
-            yield compose(request, self.spec.key, all_rows, "".join(texts).strip(), question)
+            yield compose(request, self.spec.key, page_rows, "".join(texts).strip(), question)
         extras: dict[str, Any] = {
             "lines": lines_out,
             "pages": pages_out,
