@@ -6,6 +6,7 @@ import logging
 
 import streamlit as st
 
+from chatvlmllm.chat.archive import missing_documents, missing_note
 from chatvlmllm.chat.conversation import DEFAULT_TITLE
 from chatvlmllm.chat.session import ChatSession
 from chatvlmllm.chat.store import StoreError
@@ -28,6 +29,7 @@ def upload_limits() -> str:
 
 
 def render(session: ChatSession) -> None:
+    note = st.empty()  # filled after the uploader: a document attached in this run is no longer missing
     has_document = session.document is not None
     if has_document:
         with st.expander("Add another document", icon=":material/upload_file:"):
@@ -35,6 +37,9 @@ def render(session: ChatSession) -> None:
     else:
         st.subheader("Document")
         _uploader(session)
+    missing = missing_documents(session.conversation, session.documents)
+    if missing:  # a resumed chat whose pages did not come with it: say so where they would be
+        note.info(missing_note(missing), icon=":material/attach_file:")
     try:
         _document_picker(session)
         _page_picker(session)

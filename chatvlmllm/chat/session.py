@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from chatvlmllm.chat import router
+from chatvlmllm.chat.archive import read_chat
 from chatvlmllm.chat.context import prompt_budget
 from chatvlmllm.chat.conversation import TURNS_NOT_SENT, Conversation, Turn, now_iso
 from chatvlmllm.chat.store import StoreError
@@ -133,14 +134,21 @@ class ChatSession:
 
     @classmethod
     def from_transcript(cls, store: ChatStore | None, data: bytes | str) -> ChatSession:
-        """Resume a downloaded JSON transcript as a new saved chat (its documents must be uploaded again)."""
-        conversation = Conversation.from_json(data)
+        """Resume a downloaded chat as a new saved chat: a JSON transcript (its documents must be uploaded
+        again) or a .zip archive with its documents (chatvlmllm.chat.archive)."""
+        conversation, documents = read_chat(data)
         if store is not None and store.exists(conversation.id):
             # Resuming the same transcript twice gives two chats, not one overwritten.
             conversation = Conversation(title=conversation.title, turns=conversation.turns)
-        session = cls(conversation, store)
+        by_sha = {doc.sha256: doc for doc in documents}
+        asked = [t.document_sha256 for t in conversation.turns if t.role == "user" and t.document_sha256 in by_sha]
+        active = asked[-1] if asked else next(iter(by_sha), None)  # the document of the last question
+        session = cls(conversation, store, by_sha, active)
         if store is not None:
             store.save_conversation(conversation)
+            store.save_session(conversation, active, session.pages)
+            for doc in documents:
+                store.save_document(conversation.id, doc.sha256, doc.name, doc.data)
             session.saved = True
         return session
 
