@@ -8,6 +8,7 @@ import streamlit as st
 
 from chatvlmllm.chat.archive import missing_documents, missing_note
 from chatvlmllm.chat.conversation import DEFAULT_TITLE
+from chatvlmllm.chat.document_labels import document_labels
 from chatvlmllm.chat.session import ChatSession
 from chatvlmllm.chat.store import StoreError
 from chatvlmllm.documents import loading as documents
@@ -76,7 +77,7 @@ def _document_picker(session: ChatSession) -> None:
     if len(session.documents) < 2:
         return
     shas = list(session.documents)
-    labels = {sha: f"{session.documents[sha].name} ({session.documents[sha].page_count} p., {sha[:6]})" for sha in shas}
+    labels = document_labels(session.documents, session.added)
     chosen = st.selectbox(
         "Document in use",
         shas,

@@ -219,7 +219,8 @@ def _draw_lines(lines: list[Mapping[str, Any]], image: Image.Image | None, key: 
         placeholder="Pick a line to see where it was read",
         key=key,
     )
-    st.image(draw_boxes(image, [_box(line) for line in lines], picked), width="stretch")
+    with st.container(key=f"line_boxes_{key}"):  # room above for the image's full-screen button (ui.style)
+        st.image(draw_boxes(image, [_box(line) for line in lines], picked), width="stretch")
 
 
 def draw_boxes(

@@ -86,6 +86,7 @@ class ChatSession:
         self.conversation = conversation or Conversation()
         self.store = store
         self.documents: dict[str, Document] = dict(documents or {})
+        self.added: dict[str, str] = {}  # sha256 → when the document was added to the chat (ISO time)
         self.active_document = active_document if active_document in self.documents else None
         self.pages = list(pages or [1])
         self.saved = store is not None and store.exists(self.conversation.id)
@@ -130,7 +131,9 @@ class ChatSession:
             except DocumentError as exc:  # e.g. the size limit was lowered since; the transcript still opens
                 log.warning("chat %s: the stored document %s is left out: %s", session_id, doc.name, exc)
                 continue
-        return cls(stored.conversation, store, documents, stored.active_document, stored.pages)
+        session = cls(stored.conversation, store, documents, stored.active_document, stored.pages)
+        session.added = {sha: doc.added_at for sha, doc in stored.documents.items() if sha in documents}
+        return session
 
     @classmethod
     def from_transcript(cls, store: ChatStore | None, data: bytes | str) -> ChatSession:
@@ -144,6 +147,7 @@ class ChatSession:
         asked = [t.document_sha256 for t in conversation.turns if t.role == "user" and t.document_sha256 in by_sha]
         active = asked[-1] if asked else next(iter(by_sha), None)  # the document of the last question
         session = cls(conversation, store, by_sha, active)
+        session.added = {sha: now_iso() for sha in by_sha}
         if store is not None:
             store.save_conversation(conversation)
             store.save_session(conversation, active, session.pages)
@@ -160,6 +164,7 @@ class ChatSession:
     def attach(self, document: Document) -> None:
         """Make `document` the one in use (page 1) and keep its bytes with the chat."""
         self.documents[document.sha256] = document
+        self.added.setdefault(document.sha256, now_iso())
         self.active_document = document.sha256
         self.pages = [1]
         if self.store is not None:

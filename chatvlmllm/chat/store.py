@@ -44,6 +44,7 @@ class StoredDocument:
     sha256: str
     name: str
     data: bytes = field(repr=False)
+    added_at: str = ""  # ISO time it was added to the chat
 
 
 @dataclass
@@ -366,7 +367,8 @@ class ChatStore:
                 "SELECT data FROM turns WHERE session_id = ? ORDER BY position", (session_id,)
             ).fetchall()
             doc_rows = db.execute(
-                "SELECT sha256, name, data FROM documents WHERE session_id = ? ORDER BY added_at", (session_id,)
+                "SELECT sha256, name, data, added_at FROM documents WHERE session_id = ? ORDER BY added_at",
+                (session_id,),
             ).fetchall()
         title, created_at, updated_at, active_document, pages = row
         conversation = Conversation(
@@ -376,7 +378,7 @@ class ChatStore:
             updated_at=updated_at,
             turns=[_stored_turn(data) for (data,) in turn_rows],
         )
-        documents = {sha: StoredDocument(sha, name, bytes(data)) for sha, name, data in doc_rows}
+        documents = {sha: StoredDocument(sha, name, bytes(data), added) for sha, name, data, added in doc_rows}
         return StoredSession(conversation, documents, active_document, _stored_pages(pages))
 
 
