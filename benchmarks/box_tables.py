@@ -64,7 +64,7 @@ def main() -> int:
             + (
                 f"table {row['table_rows']}×{row['grid_columns']}"
                 if row["table"]
-                else f"no table ({row['grid_columns']} columns)"
+                else f"no table ({row['grid_columns']} column(s))"
             ),
             flush=True,
         )
