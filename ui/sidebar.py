@@ -121,8 +121,8 @@ def model_picker(
         language=language,
     )
     plan = plan_load(hw, spec, options.overrides())
-    if not plan.runnable:
-        reason = (plan.why_not() or "").rstrip(".")
+    reason = (plan.why_not() or "").rstrip(".")
+    if not plan.runnable and (status is None or reason != status.reason.rstrip(".")):  # not said just above
         st.warning(f"{key} cannot run here with these settings ({reason}).")
     return options
 

@@ -209,14 +209,14 @@ class _Memory:
         return f"{self.total_gb:.0f} GB {self.kind}" if self.total_gb else self.kind
 
     def too_small(self, needed_gb: float, how: str) -> str:
-        """ "needs about 22.3 GB of the 25 GB RAM in float32, and the OS and the app need the rest (…)" """
+        """ "needs about 22.3 GB of the 25 GB RAM in float32, and the OS and the app need the rest: …" """
         if not self.total_gb:
             return f"needs about {needed_gb:.1f} GB {how}, and the {self.kind} size could not be measured"
         if needed_gb > self.total_gb:
             return f"needs about {needed_gb:.1f} GB {how}, more than the {self.total_gb:.0f} GB {self.kind}"
         return (
             f"needs about {needed_gb:.1f} GB of the {self.total_gb:.0f} GB {self.kind} {how}, and {self.kept_for} "
-            f"need the rest (a model may use about {max(self.budget_gb, 0.0):.1f} GB here)"
+            f"need the rest: a model may use about {max(self.budget_gb, 0.0):.1f} GB here"
         )
 
 

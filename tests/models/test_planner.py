@@ -104,8 +104,8 @@ def test_a_model_that_almost_fits_says_the_margin_once():
     status = model_status(get_model("qwen3_vl_4b"), replace(CPU, ram_total_gb=25.0), check_hub=False)
     assert status.status == Readiness.WONT_FIT
     assert status.reason == (
-        "needs about 22.3 GB of the 25 GB RAM in float32, and the OS and the app need the rest "
-        "(a model may use about 20.0 GB here)"
+        "needs about 22.3 GB of the 25 GB RAM in float32, and the OS and the app need the rest: "
+        "a model may use about 20.0 GB here"
     )
     shown = f"{status.status}: {status.reason}"  # how the app and `doctor` put them together
     assert shown.count("won't fit") == 1 and ".." not in shown
