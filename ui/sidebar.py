@@ -252,10 +252,10 @@ def transcript_panel(session: ChatSession) -> None:
             "JSON", conversation.to_json(), f"{stem}.json", "application/json", on_click="ignore", disabled=empty
         )
         st.download_button("CSV", conversation.to_csv(), f"{stem}.csv", "text/csv", on_click="ignore", disabled=empty)
-    documents = dict(session.documents)
+    documents, added = dict(session.documents), dict(session.added)
     st.download_button(
         "JSON with the documents (.zip)",
-        lambda: to_archive(conversation, documents),  # built on click: documents can be large
+        lambda: to_archive(conversation, documents, added),  # built on click: documents can be large
         f"{stem}.zip",
         "application/zip",
         on_click="ignore",

@@ -21,6 +21,8 @@ import re
 import zipfile
 import zlib
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -50,6 +52,13 @@ class _ManifestEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     name: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SHORT_CHARS)]
+    added_at: Annotated[str, StringConstraints(max_length=64)] | None = None  # when it was added to the chat
+
+
+@dataclass(frozen=True)
+class ArchivedDocument:
+    document: Document
+    added_at: str | None  # ISO time it was added to the chat; None when the archive does not say (or not as a time)
 
 
 class _Manifest(BaseModel):
@@ -61,9 +70,18 @@ def is_archive(data: bytes) -> bool:
     return data[:4] == ZIP_MAGIC
 
 
-def to_archive(conversation: Conversation, documents: Mapping[str, Document]) -> bytes:
-    """The chat as a .zip: its JSON transcript and the bytes of every document it holds."""
-    manifest = {"documents": [{"sha256": sha, "name": doc.name} for sha, doc in documents.items()]}
+def to_archive(
+    conversation: Conversation, documents: Mapping[str, Document], added: Mapping[str, str] | None = None
+) -> bytes:
+    """The chat as a .zip: its JSON transcript and the bytes of every document it holds (with when each
+    was added, so the document picker reads the same after a resume)."""
+    added = added or {}
+    manifest = {
+        "documents": [
+            {"sha256": sha, "name": doc.name, **({"added_at": added[sha]} if added.get(sha) else {})}
+            for sha, doc in documents.items()
+        ]
+    }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(TRANSCRIPT_ENTRY, conversation.to_json())
@@ -73,14 +91,14 @@ def to_archive(conversation: Conversation, documents: Mapping[str, Document]) ->
     return buffer.getvalue()
 
 
-def read_chat(data: bytes | str) -> tuple[Conversation, list[Document]]:
+def read_chat(data: bytes | str) -> tuple[Conversation, list[ArchivedDocument]]:
     """A downloaded chat: a JSON transcript (no documents) or a .zip archive (with them)."""
     if isinstance(data, bytes) and is_archive(data):
         return read_archive(data)
     return Conversation.from_json(data), []
 
 
-def read_archive(data: bytes) -> tuple[Conversation, list[Document]]:
+def read_archive(data: bytes) -> tuple[Conversation, list[ArchivedDocument]]:
     """The conversation and its documents from an archive, checked as the module doc says."""
     limit = MAX_ARCHIVE_MB * 1_000_000
     if len(data) > limit:
@@ -132,13 +150,14 @@ def _document_limit() -> int:
     return int(settings().max_upload_mb * 1_000_000)
 
 
-def _documents(entries: Mapping[str, bytes]) -> list[Document]:
+def _documents(entries: Mapping[str, bytes]) -> list[ArchivedDocument]:
     stored = {match.group(1): data for name, data in entries.items() if (match := DOCUMENT_ENTRY.match(name))}
     try:
         manifest = _Manifest.model_validate_json(entries.get(MANIFEST_ENTRY, b'{"documents": []}'))
     except ValidationError as exc:
         raise schema_error(exc, f"The archive's {MANIFEST_ENTRY} does not match the format") from None
     names = {entry.sha256: entry.name for entry in manifest.documents}
+    added = {entry.sha256: _iso_time(entry.added_at) for entry in manifest.documents}
     if set(names) != set(stored):
         raise TranscriptError(f"The archive's {MANIFEST_ENTRY} does not list the documents it holds.")
     documents = []
@@ -146,10 +165,21 @@ def _documents(entries: Mapping[str, bytes]) -> list[Document]:
         if hashlib.sha256(data).hexdigest() != sha:
             raise TranscriptError(f"{safe_name(names[sha])} in the archive is damaged (its checksum differs).")
         try:
-            documents.append(load_document(data, names[sha]))
+            documents.append(ArchivedDocument(load_document(data, names[sha]), added[sha]))
         except DocumentError as exc:
             raise TranscriptError(f"A document in the archive cannot be used: {exc}") from None
     return documents
+
+
+def _iso_time(text: str | None) -> str | None:
+    """An aware ISO time no later than now, else None (a time from a file is not trusted as is)."""
+    try:
+        moment = datetime.fromisoformat(text or "")
+    except ValueError:
+        return None
+    if moment.tzinfo is None or moment > datetime.now(UTC):
+        return None
+    return moment.isoformat(timespec="milliseconds")
 
 
 def missing_documents(conversation: Conversation, present: Collection[str]) -> list[str]:

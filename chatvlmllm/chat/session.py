@@ -139,20 +139,20 @@ class ChatSession:
     def from_transcript(cls, store: ChatStore | None, data: bytes | str) -> ChatSession:
         """Resume a downloaded chat as a new saved chat: a JSON transcript (its documents must be uploaded
         again) or a .zip archive with its documents (chatvlmllm.chat.archive)."""
-        conversation, documents = read_chat(data)
+        conversation, archived = read_chat(data)
         if store is not None and store.exists(conversation.id):
             # Resuming the same transcript twice gives two chats, not one overwritten.
             conversation = Conversation(title=conversation.title, turns=conversation.turns)
-        by_sha = {doc.sha256: doc for doc in documents}
+        by_sha = {item.document.sha256: item.document for item in archived}
         asked = [t.document_sha256 for t in conversation.turns if t.role == "user" and t.document_sha256 in by_sha]
         active = asked[-1] if asked else next(iter(by_sha), None)  # the document of the last question
         session = cls(conversation, store, by_sha, active)
-        session.added = {sha: now_iso() for sha in by_sha}
+        session.added = {item.document.sha256: item.added_at or now_iso() for item in archived}
         if store is not None:
             store.save_conversation(conversation)
             store.save_session(conversation, active, session.pages)
-            for doc in documents:
-                store.save_document(conversation.id, doc.sha256, doc.name, doc.data)
+            for sha, doc in by_sha.items():
+                store.save_document(conversation.id, sha, doc.name, doc.data, session.added[sha])
             session.saved = True
         return session
 

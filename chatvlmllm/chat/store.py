@@ -291,11 +291,12 @@ class ChatStore:
                 (turn.role, _turn_json(turn), conversation.id, position),
             )
 
-    def save_document(self, session_id: str, sha256: str, name: str, data: bytes) -> None:
+    def save_document(self, session_id: str, sha256: str, name: str, data: bytes, added_at: str | None = None) -> None:
+        """Keep a document's bytes with the chat; `added_at` (ISO) when it was added earlier (a resumed chat)."""
         with self._connect() as db:
             db.execute(
                 "INSERT OR IGNORE INTO documents (session_id, sha256, name, data, added_at) VALUES (?, ?, ?, ?, ?)",
-                (session_id, sha256, name, sqlite3.Binary(data), now_iso()),
+                (session_id, sha256, name, sqlite3.Binary(data), added_at or now_iso()),
             )
 
     def save_conversation(self, conversation: Conversation) -> None:

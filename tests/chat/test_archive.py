@@ -35,9 +35,14 @@ def chat_about(*docs) -> Conversation:
 def test_an_archive_carries_the_chat_and_its_documents_back():
     first, second = document(["SHOP 42", "TOTAL 12.50"], "receipt.png"), document(["CAFE"], "cafe.png")
     conversation = chat_about(first, second)
-    restored, documents = read_archive(to_archive(conversation, {d.sha256: d for d in (first, second)}))
+    added = {first.sha256: "2026-01-05T10:00:01.000+00:00", second.sha256: "2026-01-05T10:07:00.000+00:00"}
+    restored, archived = read_archive(to_archive(conversation, {d.sha256: d for d in (first, second)}, added))
     assert restored.to_dict()["turns"] == conversation.to_dict()["turns"] and restored.title == "Receipts"
-    assert {(d.name, d.data) for d in documents} == {(first.name, first.data), (second.name, second.data)}
+    assert {(a.document.name, a.document.data) for a in archived} == {
+        (first.name, first.data),
+        (second.name, second.data),
+    }
+    assert {a.document.sha256: a.added_at for a in archived} == added  # the picker reads the same after a resume
     names = zipfile.ZipFile(io.BytesIO(to_archive(conversation, {first.sha256: first}))).namelist()
     assert names == ["transcript.json", "documents.json", f"documents/{first.sha256}"]  # no user name as a path
 
@@ -52,12 +57,16 @@ def test_a_resumed_archive_is_a_saved_chat_with_its_pages(tmp_path):
     first, second = document(["FIRST"], "first.png"), document(["SECOND"], "second.png")
     conversation = chat_about(first, second)
     store = ChatStore(tmp_path / "chats.sqlite3")
-    session = ChatSession.from_transcript(store, to_archive(conversation, {d.sha256: d for d in (first, second)}))
+    added = {first.sha256: "2026-01-05T10:00:01.000+00:00", second.sha256: "2099-01-01T00:00:00+00:00"}
+    data = to_archive(conversation, {d.sha256: d for d in (first, second)}, added)
+    session = ChatSession.from_transcript(store, data)
     assert session.saved and set(session.documents) == {first.sha256, second.sha256}
     assert session.active_document == second.sha256  # the document of the last question
     assert session.page_image(first.sha256, 1) is not None
     stored = store.load(session.id)
     assert set(stored.documents) == {first.sha256, second.sha256} and stored.active_document == second.sha256
+    assert stored.documents[first.sha256].added_at == added[first.sha256]  # kept as it was
+    assert stored.documents[second.sha256].added_at < "2099"  # a time in the future is not trusted: now instead
     assert missing_documents(session.conversation, session.documents) == []
 
 
