@@ -9,8 +9,8 @@ this project; this script only imports it to compare.
 
 It builds a tiny checkpoint WITH the hub code (the real config with sizes shrunk, random
 weights, the real processor settings and chat template, a tiny tokenizer carrying dots.ocr's
-special tokens), then loads the same safetensors twice: through the hub code (eager vision
-attention, float32) and through chatvlmllm (`engines.dots_ocr.load_model`). It prints and
+added tokens, all read from the folder given), then loads the same safetensors twice: through
+the hub code (eager vision attention, float32) and through chatvlmllm (`engines.dots_ocr.load_model`). It prints and
 writes: the prefill logits' max abs difference (one image, and two images in one prompt), and
 whether 16 greedy tokens match.
 
@@ -40,22 +40,20 @@ HUB_FILES = ("preprocessor_config.json", "chat_template.json")
 
 
 def build_with_hub_code(hub: Path, out: Path, seed: int = 0) -> dict[str, int]:
-    """A tiny checkpoint written by the hub's own classes; returns role -> tiny token id."""
+    """A tiny checkpoint written by the hub's own classes; returns config field -> tiny token id."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from chatvlmllm.devtools.real_contracts import DOTS_OCR
-    from chatvlmllm.devtools.tiny_models import build_dots_tokenizer, dots_token_ids, tiny_dots_config
+    from chatvlmllm.devtools.hub_tiny import HubFolder
+    from chatvlmllm.devtools.tiny_models import build_dots_tokenizer, dots_token_ids, small_ids, tiny_dots_config
 
     out.mkdir(parents=True, exist_ok=True)
     for name in HUB_CODE + HUB_FILES:
         shutil.copy(hub / name, out / name)
-    tokenizer = build_dots_tokenizer(out, chat_template=None)  # the chat template is the hub's chat_template.json
-    ids = dots_token_ids(tokenizer)
-    real = json.loads((hub / "config.json").read_text(encoding="utf-8"))
-    tiny = tiny_dots_config(len(tokenizer), ids)
-    config_json = {**real, **{k: v for k, v in tiny.items() if k != "vision_config"}}
-    config_json["vision_config"] = {**real["vision_config"], **tiny["vision_config"]}
+    real = HubFolder(hub)
+    tokenizer = build_dots_tokenizer(out, real)  # the chat template is the hub's chat_template.json
+    ids = dots_token_ids(tokenizer, real)
+    config_json = tiny_dots_config(real, len(tokenizer), ids)  # keeps auto_map: the hub code loads it
     (out / "config.json").write_text(json.dumps(config_json, indent=2), encoding="utf-8")
 
     config = AutoConfig.from_pretrained(str(out), trust_remote_code=True)
@@ -64,11 +62,8 @@ def build_with_hub_code(hub: Path, out: Path, seed: int = 0) -> dict[str, int]:
     with torch.no_grad():  # the init's std 0.02 makes near-uniform logits: spread them so greedy tokens vary
         for parameter in model.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.3)
-    real_gen = json.loads((hub / "generation_config.json").read_text(encoding="utf-8"))
-    real_eos = real_gen["eos_token_id"]
-    by_real_id = {token.id: role for role, token in DOTS_OCR.tokens.items()}
-    model.generation_config.eos_token_id = [ids[by_real_id[i]] for i in real_eos]
-    model.generation_config.max_length = real_gen.get("max_length")
+    model.generation_config.eos_token_id = small_ids(tokenizer, real, real.generation["eos_token_id"])
+    model.generation_config.max_length = real.generation.get("max_length")
     model.save_pretrained(str(out))
     (out / "config.json").write_text(json.dumps(config_json, indent=2), encoding="utf-8")  # keep auto_map
     return ids
@@ -130,29 +125,6 @@ def prompt_inputs(processor: Any, pages: list[Any], text: str) -> Any:
     return inputs
 
 
-def renders_like_hub(processor: Any) -> bool:
-    """Does the template our tiny builder writes give the same prompt text as the hub's chat template?"""
-    from chatvlmllm.devtools.tiny_models import DOTS_CHAT_TEMPLATE
-
-    chats = [
-        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Extract all text"}]}],
-        [{"role": "user", "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "Two"}]}],
-        [
-            {"role": "user", "content": "plain"},
-            {"role": "assistant", "content": "ok"},
-            {"role": "user", "content": "again"},
-        ],
-    ]
-    hub_template = processor.chat_template
-    for chat in chats:
-        hub_text = processor.apply_chat_template(chat, chat_template=hub_template, add_generation_prompt=True)
-        our_text = processor.apply_chat_template(chat, chat_template=DOTS_CHAT_TEMPLATE, add_generation_prompt=True)
-        if hub_text != our_text:
-            print(f"template differs: hub {hub_text!r} ours {our_text!r}", file=sys.stderr)
-            return False
-    return True
-
-
 def compare(hub: Path, folder: Path) -> dict[str, Any]:
     import torch
     from PIL import Image, ImageDraw
@@ -161,7 +133,7 @@ def compare(hub: Path, folder: Path) -> dict[str, Any]:
 
     ids = build_with_hub_code(hub, folder)
     reference, fixes = load_hub_model(folder)
-    processor = load_processor(str(folder), ids["image"])
+    processor = load_processor(str(folder), ids["image_token_id"])
 
     def page(lines: list[str], size: tuple[int, int]) -> Image.Image:
         image = Image.new("RGB", size, "white")
@@ -175,7 +147,6 @@ def compare(hub: Path, folder: Path) -> dict[str, Any]:
         processor, [page(["PAGE ONE"], (392, 280)), page(["PAGE TWO", "x"], (280, 420))], "Compare the pages"
     )
     report: dict[str, Any] = {"hub_code_fixes": fixes, "prompt_tokens": int(one["input_ids"].shape[1])}
-    report["tiny_builder_template_renders_like_hub"] = renders_like_hub(processor)
     with torch.no_grad():
         want_one = reference(**one).logits
         want_two = reference(**two).logits
@@ -197,7 +168,7 @@ def compare(hub: Path, folder: Path) -> dict[str, Any]:
         our_tokens=got_tokens,
         greedy_tokens_matching=f"{matching}/{len(want_tokens)}",
         greedy_match=want_tokens == got_tokens and len(got_tokens) == 16,
-        image_tokens=int((one["input_ids"] == ids["image"]).sum()),
+        image_tokens=int((one["input_ids"] == ids["image_token_id"]).sum()),
         image_grid_thw=one["image_grid_thw"].tolist(),
     )
     report["passed"] = (

@@ -132,3 +132,41 @@ def m002_ocr_pages(db: sqlite3.Connection) -> None:
             created_at TEXT NOT NULL
         )"""
     )
+
+
+@migration
+def m003_document_index(db: sqlite3.Connection) -> None:
+    """Whole-document reading and retrieval (`chatvlmllm.documents.index`): one row per document being read
+    (`document_reads`: its page count and the job's state, so a read resumes after a restart), one row per
+    page read (`document_pages`: where its text came from, why, and its lines with boxes), and the full-text
+    index (`passages`, SQLite FTS5 with BM25) over lines and blocks of lines, stemmed at index time."""
+    db.execute(
+        """CREATE TABLE document_reads (
+            document TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            page_count INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE document_pages (
+            document TEXT NOT NULL,
+            page INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            data TEXT NOT NULL,
+            read_at TEXT NOT NULL,
+            PRIMARY KEY (document, page)
+        )"""
+    )
+    db.execute(
+        """CREATE VIRTUAL TABLE passages USING fts5(
+            terms,
+            document UNINDEXED,
+            page UNINDEXED,
+            kind UNINDEXED,
+            text UNINDEXED,
+            boxes UNINDEXED,
+            tokenize = 'unicode61 remove_diacritics 2'
+        )"""
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import image_bytes, text_image
+from tests.helpers import image_bytes, require_hubfiles, text_image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -41,15 +41,37 @@ def isolated_config(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    """Build (once per session) the tiny checkpoint of any family that declares a builder."""
+def real_tiny(tmp_path_factory):
+    """Build (once per session) a tiny checkpoint from a family's real hub files (../shared/hubfiles/<family>):
+    sizes shrunk, every other value real."""
+    from chatvlmllm.devtools.hub_tiny import build_tiny_from_hub
+
+    built: dict[str, Path] = {}
+
+    def build(family: str) -> Path:
+        if family not in built:
+            built[family] = build_tiny_from_hub(require_hubfiles() / family, tmp_path_factory.mktemp(f"real_{family}"))
+        return built[family]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, real_tiny):
+    """Build (once per session) the tiny checkpoint of any family that declares a builder
+    (from its real hub files where the builder reads them: the same folder as `real_tiny`)."""
+    from chatvlmllm.devtools.tiny_doc_models import HubBuilder
     from chatvlmllm.devtools.tiny_models import builders
 
     built: dict[str, Path] = {}
 
     def build(family: str) -> Path:
         if family not in built:
-            built[family] = builders()[family](tmp_path_factory.mktemp(f"tiny_{family}"))
+            builder = builders()[family]
+            if isinstance(builder, HubBuilder):
+                built[family] = real_tiny(builder.family)
+            else:
+                built[family] = builder(tmp_path_factory.mktemp(f"tiny_{family}"))
         return built[family]
 
     return build

@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-# ../shared beside the checkout; CHATVLMLLM_TEST_SHARED names it for a checkout elsewhere (a git worktree).
-SHARED = Path(os.environ.get("CHATVLMLLM_TEST_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+from chatvlmllm.devtools.hub_tiny import shared_dir
+
+SHARED = shared_dir()
 SHARED_EVAL = SHARED / "eval"
 HUBFILES = SHARED / "hubfiles"
+# Built-in models whose hub files are not in ../shared/hubfiles, and why (hubfiles/SOURCES.md).
+NO_REAL_FILES = {"qwen25_vl_3b": "no public copy of Qwen2.5-VL-3B-Instruct's hub files was found"}
 TESSERACT_REQUIRED = os.environ.get("CHATVLMLLM_REQUIRE_TESSERACT") == "1"
 
 
@@ -23,6 +26,13 @@ def require_tesseract() -> None:
         if TESSERACT_REQUIRED:
             pytest.fail("CHATVLMLLM_REQUIRE_TESSERACT=1 but the tesseract binary is missing")
         pytest.skip("tesseract binary not installed (apt-get install tesseract-ocr tesseract-ocr-rus)")
+
+
+def require_hubfiles() -> Path:
+    """The real hub files of the built-in models (../shared/hubfiles); their absence is a failure."""
+    if not (HUBFILES / "SOURCES.md").is_file():
+        pytest.fail(f"the real hub files are not at {HUBFILES} (../shared/hubfiles beside the checkout)")
+    return HUBFILES
 
 
 def text_image(lines: list[str], size: tuple[int, int] = (640, 360)) -> Image.Image:

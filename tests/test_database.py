@@ -83,7 +83,7 @@ def read(path: Path, sql: str) -> list[tuple]:
         db.close()
 
 
-RELEASED = ["m001_initial", "m002_ocr_pages"]
+RELEASED = ["m001_initial", "m002_ocr_pages", "m003_document_index"]
 
 
 def test_the_released_migrations_are_the_registered_ones():

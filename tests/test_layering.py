@@ -21,8 +21,8 @@ def _tree(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
-# The adapter modules, as the family registry names them ("chatvlmllm.engines.got_ocr:GotOcrEngine").
-ADAPTERS = {info.engine.split(":")[0].rsplit(".", 1)[1] for info in families().values()}
+# The adapter modules: where the family registry's engine classes live (chatvlmllm.engines.got_ocr).
+ADAPTERS = {info.engine.__module__.rsplit(".", 1)[1] for info in families().values()}
 
 
 def imported_modules(path: Path) -> set[str]:

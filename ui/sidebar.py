@@ -50,7 +50,26 @@ def model_picker(
 ) -> AskOptions:
     """The model, attention and generation settings for the next answer."""
     st.header("Model")
-    keys = list(models)
+    language = _language_picker()
+    _preselect_model(models, default_key, language)
+    key = _model_select(models, statuses)
+    attention = st.selectbox(
+        "Attention",
+        ATTENTION_CHOICES,
+        key="attention",
+        help="auto lets the planner choose (flash_attention_2 where it really runs, else sdpa, else eager).",
+    )
+    options = _generation_settings(key, attention, language)
+    plan = plan_load(hw, models[key], options.overrides())
+    reason = (plan.why_not() or "").rstrip(".")
+    status = statuses.get(key)
+    if not plan.runnable and (status is None or reason != status.reason.rstrip(".")):  # not said just above
+        st.warning(f"{key} cannot run here with these settings ({reason}).")
+    return options
+
+
+def _language_picker() -> str | None:
+    """The document's language, None when not set."""
     chosen_language = st.selectbox(
         "Document language",
         tuple(LANGUAGES),
@@ -58,7 +77,12 @@ def model_picker(
         key="language",
         help="Offline OCR engines differ by script: Tesseract reads Cyrillic, RapidOCR's bundled models do not.",
     )
-    language = None if chosen_language == "auto" else chosen_language
+    return None if chosen_language == "auto" else chosen_language
+
+
+def _preselect_model(models: dict[str, ModelSpec], default_key: str, language: str | None) -> None:
+    """Put the default in the picker until the user chooses; an offline default follows the language."""
+    keys = list(models)
     if st.session_state.get("model") not in keys:  # first run, or the catalog changed under us
         st.session_state["model"] = default_key if default_key in keys else keys[0]
         st.session_state["model_chosen"] = False
@@ -71,9 +95,13 @@ def model_picker(
         best = offline_engine_for(language)
         if best in keys:
             st.session_state["model"] = best
+
+
+def _model_select(models: dict[str, ModelSpec], statuses: dict[str, ModelStatus]) -> str:
+    """The model picker, ready ones first, with the chosen one's description and what it still needs."""
     key = st.selectbox(
         "Model",
-        picker_order(keys, statuses),
+        picker_order(list(models), statuses),
         key="model",
         on_change=lambda: st.session_state.update(model_chosen=True),
         format_func=lambda k: status_label(k, statuses.get(k)),
@@ -85,13 +113,11 @@ def model_picker(
         st.caption(spec.description)
     if status is not None and status.status != Readiness.READY:
         st.caption(f"{STATUS_ICONS.get(status.status, '')} {status.reason}")
+    return key
 
-    attention = st.selectbox(
-        "Attention",
-        ATTENTION_CHOICES,
-        key="attention",
-        help="auto lets the planner choose (flash_attention_2 where it really runs, else sdpa, else eager).",
-    )
+
+def _generation_settings(key: str, attention: str, language: str | None) -> AskOptions:
+    """The expander's generation settings, with the model, attention and language chosen above."""
     with st.expander("Generation settings"):
         max_new_tokens = st.number_input(
             "Max new tokens",
@@ -111,7 +137,7 @@ def model_picker(
         fallback = st.checkbox(
             "Fall back to other models", value=True, key="fallback", help="Try the next model when this one fails."
         )
-    options = AskOptions(
+    return AskOptions(
         model=key,
         attention=attention,
         max_new_tokens=int(max_new_tokens) if max_new_tokens is not None else None,
@@ -120,11 +146,6 @@ def model_picker(
         fallback=fallback,
         language=language,
     )
-    plan = plan_load(hw, spec, options.overrides())
-    reason = (plan.why_not() or "").rstrip(".")
-    if not plan.runnable and (status is None or reason != status.reason.rstrip(".")):  # not said just above
-        st.warning(f"{key} cannot run here with these settings ({reason}).")
-    return options
 
 
 def _unload(cache: EngineCache) -> None:

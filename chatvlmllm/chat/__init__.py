@@ -6,4 +6,5 @@
 - `router`: answer with the chosen model, then the fallback chain.
 - `engine_cache`: loaded engines, one per model and plan, shared by every caller.
 - `store`: the chat history in the database.
+- `document_reading`: OCR for the whole-document reading job, and a VLM request over retrieved pages.
 """

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatvlmllm.decisions import Backend
+from chatvlmllm.models.families import LanguageModelOptions
 from chatvlmllm.settings import settings
 
 if TYPE_CHECKING:
@@ -136,10 +137,10 @@ def context_tokens(spec: ModelSpec) -> int | None:
     info = spec.family_info()
     if not info.needs_weights and info.backend == Backend.CLASSIC:
         return None
-    configured = spec.options.get("context_tokens")
-    if isinstance(configured, int) and configured > 0:
-        return configured
-    return _config_context(spec) or DEFAULT_CONTEXT_TOKENS
+    # A family whose options are not LanguageModelOptions (a throw-away test family) has no such option.
+    options = spec.options
+    configured = options.context_tokens if isinstance(options, LanguageModelOptions) else None
+    return configured or _config_context(spec) or DEFAULT_CONTEXT_TOKENS
 
 
 def _weights_folder(spec: ModelSpec) -> str | None:

@@ -21,7 +21,7 @@ from typing import Any
 from chatvlmllm.chat.engine_cache import EngineCache, default_cache
 from chatvlmllm.decisions import AttemptOutcome, StopReason
 from chatvlmllm.engines import AnswerMetrics, AnswerStream, GenerationSettings, Message
-from chatvlmllm.errors import ChatVlmError, OutOfMemoryError
+from chatvlmllm.errors import ChatVlmError, OutOfMemoryError, UserError
 from chatvlmllm.models.catalog import ModelSpec, load_catalog
 from chatvlmllm.models.hardware import HardwareProfile
 from chatvlmllm.models.planner import LoadPlan, PlanOverrides, plan_load
@@ -100,7 +100,7 @@ class RoutedAnswer:
             try:
                 engine = self.cache.get(spec, plan)
             except Exception as exc:
-                self._record(spec, AttemptOutcome.LOAD_FAILED, _reason(exc), time.perf_counter() - started)
+                self._record(spec, AttemptOutcome.LOAD_FAILED, _reason(exc), time.perf_counter() - started, exc)
                 continue
             settings = self.settings
             for retry in (False, True):
@@ -127,7 +127,7 @@ class RoutedAnswer:
                     settings = replace(settings, max_pixels=budget)
                     continue
                 except Exception as exc:
-                    self._record(spec, AttemptOutcome.ERROR, _reason(exc), time.perf_counter() - started)
+                    self._record(spec, AttemptOutcome.ERROR, _reason(exc), time.perf_counter() - started, exc)
                     break
                 elapsed = time.perf_counter() - started
                 metrics = stream.metrics
@@ -156,8 +156,14 @@ class RoutedAnswer:
         note = f" ({len(others)} other model(s) could not run here.)" if others else ""
         return f"No text found: {', '.join(empty)} read the page and returned nothing (is it blank?).{note}"
 
-    def _record(self, spec: ModelSpec, outcome: AttemptOutcome, reason: str, seconds: float) -> None:
+    def _record(
+        self, spec: ModelSpec, outcome: AttemptOutcome, reason: str, seconds: float, error: Exception | None = None
+    ) -> None:
         self.attempts.append(Attempt(spec.key, outcome, reason, round(seconds, 3)))
+        if error is not None and is_engine_fault(error):
+            # A bug must not hide behind the fallback: the next model answers, the log keeps the traceback.
+            log.error("attempt %s: %s after %.2f s: %s", spec.key, outcome, seconds, reason, exc_info=error)
+            return
         log.info("attempt %s: %s after %.2f s%s", spec.key, outcome, seconds, f" ({reason})" if reason else "")
 
     def _accept(self, spec: ModelSpec, plan: LoadPlan, stream: AnswerStream, reason: str, seconds: float) -> None:
@@ -187,6 +193,17 @@ class RoutedAnswer:
             "metrics": self.metrics.to_dict() if self.metrics else None,
             "error": self.error,
         }
+
+
+def is_engine_fault(exc: BaseException) -> bool:
+    """An error that is the engine's fault (a bug, a broken checkpoint), not the user's set-up
+    (weights not downloaded, a plan that cannot run) nor the GPU's memory (retried smaller)."""
+    cause: BaseException | None = exc
+    while cause is not None:  # an engine wraps what it could not load (weights not on disk) in an EngineError
+        if isinstance(cause, UserError | OutOfMemoryError):
+            return False
+        cause = cause.__cause__
+    return True
 
 
 def _reason(exc: BaseException) -> str:

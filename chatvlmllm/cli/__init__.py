@@ -1,4 +1,4 @@
-"""`chatvlmllm` command line: doctor | ask | ocr | bench | serve | models | pull."""
+"""`chatvlmllm` command line: doctor | ask | index | ocr | bench | serve | models | pull."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from chatvlmllm import __version__, logs
 from chatvlmllm.errors import ChatVlmError
 
 # Subcommand modules, each with `add_parser(subparsers)` and `run(args) -> int`.
-COMMANDS = ("doctor", "ask", "ocr", "bench", "serve", "models", "pull")
+COMMANDS = ("doctor", "ask", "index", "ocr", "bench", "serve", "models", "pull")
 
 
 def build_parser() -> argparse.ArgumentParser:

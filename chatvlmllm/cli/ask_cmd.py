@@ -1,4 +1,9 @@
-"""`chatvlmllm ask FILE QUESTION`: stream an answer about a document to stdout."""
+"""`chatvlmllm ask FILE QUESTION`: stream an answer about a document to stdout.
+
+With no page flag, a multi-page document is asked as a whole (`cli.whole_document`): every page read once
+and indexed, the best-matching passages retrieved, answered offline (extractive) or by a vision-language model
+over the retrieved pages, with citations. `--page N` asks about one page; `--all-pages` sends every page.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,14 @@ import argparse
 import json
 import sys
 
-from chatvlmllm.chat.router import answer, build_chain, chain_for
+from chatvlmllm.chat.router import RoutedAnswer, answer, build_chain, chain_for
 from chatvlmllm.documents.loading import open_document
 from chatvlmllm.engines import GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, PlanError, UserError
 from chatvlmllm.jsonable import json_extras
-from chatvlmllm.models.catalog import get_model, load_catalog, spec_from_path
+from chatvlmllm.models.catalog import ModelSpec, get_model, load_catalog, spec_from_path
 from chatvlmllm.models.choice import choose, default_model
-from chatvlmllm.models.hardware import probe
+from chatvlmllm.models.hardware import HardwareProfile, probe
 from chatvlmllm.models.planner import ATTENTION_CHOICES, PlanOverrides, plan_load
 from chatvlmllm.settings import settings
 
@@ -33,8 +38,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--max-pixels", type=int, help="pixel budget per image (default: the plan's)")
     pages = p.add_mutually_exclusive_group()
-    pages.add_argument("--page", type=int, default=1, help="PDF/TIFF page, 1-based (default 1)")
-    pages.add_argument("--all-pages", action="store_true", help="send every page")
+    pages.add_argument(
+        "--page", type=int, help="PDF/TIFF page, 1-based (default: `ask` covers the whole document, `ocr` page 1)"
+    )
+    pages.add_argument("--all-pages", action="store_true", help="send every page's image in one request")
     p.add_argument("--no-fallback", action="store_true", help="use only the chosen model")
     p.add_argument(
         "--lang",
@@ -45,30 +52,61 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("ask", help="ask a question about a document")
+    from chatvlmllm.cli.index_cmd import add_reading_options
+
+    p = subparsers.add_parser("ask", help="ask a question about a document (the whole document unless --page)")
     add_common(p)
+    add_reading_options(p, with_file=False)
     p.add_argument("question")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_question(args, args.question)
+    return run_question(args, args.question, whole_document=True)
 
 
-def run_question(args: argparse.Namespace, question: str) -> int:
+def run_question(args: argparse.Namespace, question: str, whole_document: bool = False) -> int:
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise UserError("--max-new-tokens must be at least 1")
     doc = open_document(args.file)
+    if whole_document and args.page is None and not args.all_pages and doc.page_count > 1:
+        from chatvlmllm.cli.whole_document import ask_whole_document
+
+        return ask_whole_document(args, doc, question)
     if args.all_pages:
         indices = list(range(doc.page_count))
     else:
-        if not 1 <= args.page <= doc.page_count:
-            raise DocumentError(f"{doc.name} has {doc.page_count} page(s); --page {args.page} does not exist")
-        indices = [args.page - 1]
+        page = args.page if args.page is not None else 1
+        if not 1 <= page <= doc.page_count:
+            raise DocumentError(f"{doc.name} has {doc.page_count} page(s); --page {page} does not exist")
+        indices = [page - 1]
     images = doc.pages(indices)
 
     hw = probe()
     catalog = load_catalog()
+    _, chain, overrides = model_chain(args, question, hw, catalog)
+    routed = answer([Message("user", question, images)], chain, hw, generation_settings(args), overrides)
+    stream_answer(args, routed)
+
+    result = answer_record(routed, doc.name, [i + 1 for i in indices])
+    result["citations"] = []  # one page asked about: the whole-document path cites pages
+    print_result(args, routed, result)
+    return 0
+
+
+def generation_settings(args: argparse.Namespace, page_numbers: tuple[int, ...] = ()) -> GenerationSettings:
+    return GenerationSettings(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        options={"lang": args.lang} if args.lang else {},
+        page_numbers=page_numbers,
+    )
+
+
+def model_chain(
+    args: argparse.Namespace, question: str, hw: HardwareProfile, catalog: dict[str, ModelSpec]
+) -> tuple[ModelSpec, list[ModelSpec], PlanOverrides]:
+    """The model the user chose (or the best one for the question), its fallbacks, and the plan overrides."""
     chain_keys = None if args.no_fallback else chain_for(question, hw, catalog, args.lang)
     if args.model_path:
         first = spec_from_path(args.model_path)
@@ -83,16 +121,14 @@ def run_question(args: argparse.Namespace, question: str) -> int:
     plan = plan_load(hw, first, overrides)
     if not plan.runnable and (args.attn != "auto" or args.no_fallback):
         raise PlanError(f"{first.key} cannot run here: {plan.why_not()}")
-
     chain = build_chain(
         first, fallback=not args.no_fallback, catalog=catalog, chain_keys=chain_keys, language=args.lang
     )
-    generation = GenerationSettings(
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        options={"lang": args.lang} if args.lang else {},
-    )
-    routed = answer([Message("user", question, images)], chain, hw, generation, overrides)
+    return first, chain, overrides
+
+
+def stream_answer(args: argparse.Namespace, routed: RoutedAnswer) -> None:
+    """Stream each attempt to stdout (or only consume it under --json); a failure is one line."""
     for stream in routed:
         if args.json:
             stream.consume()
@@ -105,7 +141,8 @@ def run_question(args: argparse.Namespace, question: str) -> int:
     if routed.model is None and not routed.text:
         raise UserError(routed.error or "no model could answer")
 
-    result = answer_record(routed, doc.name, [i + 1 for i in indices])
+
+def print_result(args: argparse.Namespace, routed: RoutedAnswer, result: dict) -> None:
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
@@ -113,7 +150,6 @@ def run_question(args: argparse.Namespace, question: str) -> int:
         m = routed.metrics
         if m:
             print(f"[{m.caption()} · load {m.load_s:.2f} s · ttft {m.ttft_s or 0:.2f} s]", file=sys.stderr)
-    return 0
 
 
 def answer_record(routed, document: str, pages: list[int]) -> dict:

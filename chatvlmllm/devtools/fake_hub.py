@@ -3,8 +3,9 @@
 It answers the three requests huggingface_hub makes for a snapshot: the repo metadata
 (`/api/models/{repo}/revision/{rev}`), file metadata (`HEAD /{repo}/resolve/{rev}/{file}`) and
 file bodies (`GET`, with `Range` for resumed downloads). Point `HF_ENDPOINT` at its URL.
-Knobs for tests: a per-chunk delay (progress and cancel become observable), gated repos,
-and an unreachable mode (every request answers 503).
+Knobs for tests: a per-chunk delay (progress and cancel become observable), a held file (its
+body stops before its last chunk until the test releases it), gated repos, and an unreachable
+mode (every request answers 503).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
+HOLD_LIMIT_S = 300.0  # a held transfer goes on by itself after this, should a test never release it
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
 _INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/?]+))?/?(?:\?.*)?$")
 _TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/?]+)")
@@ -36,6 +38,10 @@ class FakeHub:
     chunk_delay_s: float = 0.0
     unreachable: bool = False
     requests: list[str] = field(default_factory=list)
+    # file name → release event: that file's body stops before its last chunk until the event is set
+    # (`holding` is set once a transfer waits there), so a test acts mid-file without timing luck.
+    held: dict[str, threading.Event] = field(default_factory=dict)
+    holding: threading.Event = field(default_factory=threading.Event)
 
     def commit(self, repo: str) -> str:
         digest = hashlib.sha1(repo.encode())
@@ -147,11 +153,16 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if not send_body:
                 return
+            release = hub.held.get(match.group("file"))
             with path.open("rb") as handle:
                 handle.seek(start)
                 while chunk := handle.read(CHUNK):
+                    if release is not None and handle.tell() >= size:  # the last chunk waits for the test
+                        hub.holding.set()
+                        release.wait(HOLD_LIMIT_S)
                     try:
                         self.wfile.write(chunk)
+                        self.wfile.flush()
                     except (BrokenPipeError, ConnectionResetError):
                         return
                     if hub.chunk_delay_s:

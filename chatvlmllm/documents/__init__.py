@@ -6,6 +6,9 @@
 - `reading_order`: OCR text boxes → lines in reading order (columns, receipts).
 - `search`: find text in a page's lines.
 - `ocr_cache`: OCR results per page, in memory and in the database.
+- `text_layer`, `layer_check`, `lexicon`: a PDF page's own text layer with line boxes, and whether to trust it.
+- `index`, `reading`, `citations`: every page read once (a background job that resumes), a full-text index per
+  document, retrieval, the extractive answer and the citation checker.
 
 Imports nothing above it (no models, engines or chat).
 """

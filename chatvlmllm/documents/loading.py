@@ -12,6 +12,7 @@ may use at most `settings().max_request_pixels` of pages (`check_request`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 # aspect ratio of 200 or more. Pages inside both limits display and reach every model.
 MAX_SIDE_PX = 30_000
 MAX_ASPECT_RATIO = 100
-MAX_PAGES = 500
+MAX_PAGES = 5_000  # pages render one at a time and are read in the background (documents.reading)
 MAX_NAME_CHARS = 200
 PDF_DPI = 150
 RENDER_CACHE_PAGES = 2  # rendered pages kept per document (a page picker redraws the same page)
@@ -65,8 +66,8 @@ class Document:
     page_sizes: list[tuple[int, int]] = field(default_factory=list, repr=False)
     _pages: OrderedDict[int, Image.Image] = field(default_factory=OrderedDict, repr=False)
 
-    @property
-    def sha256(self) -> str:
+    @functools.cached_property
+    def sha256(self) -> str:  # hashed once: a reading job and every question ask for it
         return hashlib.sha256(self.data).hexdigest()
 
     def page(self, index: int) -> Image.Image:
@@ -147,12 +148,13 @@ def open_document(path: str | Path) -> Document:
 
 
 # -- page size rules ------------------------------------------------------------------------
-def check_page_size(name: str, page: int | None, width: int, height: int) -> None:
-    """Refuse a page that the preview or the models could not take, saying which rule and why."""
+def check_page_size(name: str, page: int | None, width: int, height: int, max_image_pixels: int | None = None) -> None:
+    """Refuse a page that the preview or the models could not take, saying which rule and why
+    (`max_image_pixels`: the setting, read once by a caller that checks many pages)."""
     where = f"{name}" if page is None else f"Page {page} of {name}"
     if width < 1 or height < 1:
         raise DocumentError(f"{where} has no pixels ({width}×{height}).")
-    limit = settings().max_image_pixels
+    limit = max_image_pixels if max_image_pixels is not None else settings().max_image_pixels
     if width * height > limit:
         raise DocumentError(
             f"{where} is {width}×{height} pixels ({width * height / 1e6:.0f} MP), over the "
@@ -299,10 +301,11 @@ def _load_pdf(data: bytes, name: str) -> Document:
         if count > MAX_PAGES:
             raise _too_many_pages(name, count)
         sizes = []
+        limits = settings()  # read once: a thousand pages are sized here
         for index in range(count):
             width_pt, height_pt = pdf.get_page_size(index)
-            width, height, _ = _render_size(width_pt, height_pt)
-            check_page_size(name, index + 1 if count > 1 else None, width, height)
+            width, height, _ = _render_size(width_pt, height_pt, limits.max_page_pixels)
+            check_page_size(name, index + 1 if count > 1 else None, width, height, limits.max_image_pixels)
             sizes.append((width, height))
     except pdfium.PdfiumError as exc:
         raise DocumentError(f"{name} is not a readable PDF ({exc}).") from None
@@ -313,9 +316,16 @@ def _load_pdf(data: bytes, name: str) -> Document:
     return doc
 
 
-def _render_size(width_pt: float, height_pt: float) -> tuple[int, int, float]:
+def render_size(width_pt: float, height_pt: float, max_page_pixels: int | None = None) -> tuple[int, int, float]:
+    """(width px, height px, scale) of a page of this size in points, as `Document.page` renders it
+    (`max_page_pixels`: the setting, read once by a caller that sizes many pages)."""
+    return _render_size(width_pt, height_pt, max_page_pixels)
+
+
+def _render_size(width_pt: float, height_pt: float, max_page_pixels: int | None = None) -> tuple[int, int, float]:
     """(width px, height px, scale) of a page at PDF_DPI, scaled down to the page pixel limit."""
-    scale, limit = PDF_DPI / 72, settings().max_page_pixels
+    scale = PDF_DPI / 72
+    limit = max_page_pixels if max_page_pixels is not None else settings().max_page_pixels
     if width_pt * height_pt * scale * scale > limit:
         scale = (limit / max(width_pt * height_pt, 1e-9)) ** 0.5
     return max(1, round(width_pt * scale)), max(1, round(height_pt * scale)), scale

@@ -7,7 +7,6 @@ file here; the registry itself is `chatvlmllm.models.families`.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from chatvlmllm.engines.base import (
@@ -43,6 +42,5 @@ __all__ = [
 
 def create_engine(spec: ModelSpec) -> Engine:
     """Instantiate (not load) the adapter for a catalog entry."""
-    module_name, _, class_name = family_info(spec.family).engine.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(spec)
+    engine: Engine = family_info(spec.family).engine(spec)
+    return engine

@@ -4,10 +4,8 @@ budget, and the one-line note shown before a transcription when the user asked f
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
 
 from chatvlmllm.engines.base import GenerationSettings, GenerationStats
-from chatvlmllm.errors import UserError
 
 
 def transcription_note(model_name: str, question: str) -> str:
@@ -19,14 +17,10 @@ def transcription_note(model_name: str, question: str) -> str:
     )
 
 
-def transcription_budget(settings: GenerationSettings, options: dict[str, Any], default: int) -> int:
-    """max_new_tokens for a transcription: an explicit option, else the user's setting, else `default`."""
-    explicit = options.get("max_new_tokens")
-    if explicit is not None:
-        if isinstance(explicit, bool) or not isinstance(explicit, int) or explicit < 1:
-            raise UserError(f"max_new_tokens must be a positive whole number, got {explicit!r}")
-        return explicit
-    return settings.budget(default)
+def transcription_budget(settings: GenerationSettings, explicit: int | None, default: int) -> int:
+    """max_new_tokens for a transcription: the `max_new_tokens` option (typed: a positive whole number)
+    when set, else the user's setting, else `default`."""
+    return explicit if explicit is not None else settings.budget(default)
 
 
 def with_note_before_text(

@@ -16,9 +16,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-# FamilyInfo lives in chatvlmllm.models.families (the registry); re-exported here for existing imports.
 from chatvlmllm.decisions import StopReason
-from chatvlmllm.models.families import ATTENTION_PREFERENCE, FamilyInfo  # noqa: F401
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -77,7 +75,9 @@ class GenerationSettings:
     repetition_guard: bool = True
     # Pixel budget for this answer; None uses the plan's.
     max_pixels: int | None = None
-    # Family-specific knobs (e.g. GOT-OCR "format", dots.ocr "prompt_mode"), checked by the family's schema.
+    # One request's options over the catalog entry's (e.g. GOT-OCR "format", the offline OCR "lang"). The
+    # answering engine reads the keys its family declares, typed (`<Family>Options.of`); the others are for
+    # other families of the fallback chain, and a key that no family declares is refused.
     options: dict[str, Any] = field(default_factory=dict)
     # The document's page numbers of the latest question's images, when the caller knows them:
     # engines that label pages use them ("All pages" after page 3 is 1, 2, 3, not positions).

@@ -13,10 +13,14 @@ choice live in `_ocr_readers`.
 
 from __future__ import annotations
 
+import functools
+import logging
 import threading
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, model_validator
 
 from chatvlmllm.decisions import Backend, StopReason, Task
 from chatvlmllm.documents.ocr_cache import default_ocr_cache, page_key
@@ -39,7 +43,6 @@ from chatvlmllm.engines._ocr_readers import (
 )
 from chatvlmllm.engines.base import (
     BaseEngine,
-    FamilyInfo,
     GenerationSettings,
     GenerationStats,
     Message,
@@ -49,13 +52,15 @@ from chatvlmllm.engines.base import (
     latest_user_text,
 )
 from chatvlmllm.errors import EngineError
-from chatvlmllm.models.families import Options
+from chatvlmllm.models.families import FamilyInfo, Options
 from chatvlmllm.models.tasks import OCR_TRANSCRIBES, OFFLINE_AUTO, classify
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from chatvlmllm.models.planner import LoadPlan
+
+log = logging.getLogger(__name__)
 
 __all__ = ["TESSERACT_INSTALL", "tesseract_problem"]
 
@@ -69,18 +74,44 @@ OCR_SETTINGS_VERSION = 2
 class ClassicOcrOptions(Options):
     """What an offline OCR entry (or one answer) may set."""
 
-    lang: str | None = None  # ISO 639-1 document language
-    language: str | None = None  # the same, as the app's settings name it
-    ocr_cache: bool | None = None  # False: read the page again even when its text is cached
-    reader_note: bool | None = None  # False: no "(Read by ...)" line under the text
-    rapidocr_params: dict[str, Any] | None = None  # passed to RapidOCR (detector limits, threads, ...)
+    lang: str | None = Field(
+        None,
+        description="The document's language, ISO 639-1 (en, ru); unset: Tesseract reads every installed "
+        "language it knows (eng+rus). Models files may still spell it `language`, its old name.",
+    )
+    ocr_cache: bool = Field(True, description="false: read the page again even when its text is in the OCR cache.")
+    reader_note: bool = Field(True, description='false: no "(Read by ...)" line under the text.')
+    rapidocr_params: dict[str, Any] | None = Field(
+        None,
+        description="Passed to RapidOCR over the tuned settings (detector limits, threads, ...); "
+        'e.g. { "Det.limit_side_len" = 960 }.',
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_language_key(cls, data: Any) -> Any:
+        """`language` was a second name for `lang`: a models file that still uses it reads as before."""
+        if not isinstance(data, dict) or "language" not in data:
+            return data
+        renamed = {key: value for key, value in data.items() if key != "language"}
+        if "lang" in data and data["lang"] != data["language"]:
+            raise ValueError("set `lang` only (`language` is its old name, and the two differ here)")
+        _warn_old_language_key()
+        renamed.setdefault("lang", data["language"])
+        return renamed
 
 
-def _offline_family(name: str, engine_class: str, note: str, **extra: Any) -> FamilyInfo:
+@functools.cache
+def _warn_old_language_key() -> None:
+    # Once per process: the app reads the models file on every rerun.
+    log.warning("the offline OCR option `language` is now called `lang`; rename it in your models file")
+
+
+def _offline_family(name: str, engine: type[ClassicOcrEngine], note: str, **extra: Any) -> FamilyInfo:
     """What every bundled OCR engine shares: CPU only, no weights to fetch, no attention to plan."""
     return FamilyInfo(
         name,
-        f"chatvlmllm.engines.classic_ocr:{engine_class}",
+        engine,
         backend=Backend.CLASSIC,
         options=ClassicOcrOptions,
         attention=(),
@@ -89,27 +120,6 @@ def _offline_family(name: str, engine_class: str, note: str, **extra: Any) -> Fa
         notes=(note,),
         **extra,
     )
-
-
-FAMILIES = {
-    AUTO: _offline_family(
-        AUTO,
-        "AutoOcrEngine",
-        "Offline OCR, best of both per page: script probe (Cyrillic → Tesseract), then layout "
-        "(prose → Tesseract; receipts, tables, charts → RapidOCR)",
-    ),
-    "rapidocr": _offline_family(
-        "rapidocr",
-        "RapidOcrEngine",
-        "Offline OCR: PP-OCR models bundled in the rapidocr wheel, on onnxruntime (CPU); Latin script",
-    ),
-    "tesseract": _offline_family(
-        "tesseract",
-        "TesseractEngine",
-        f"Offline OCR: Tesseract 5 (needs `{TESSERACT_INSTALL}`); reads Russian",
-        availability=tesseract_problem,
-    ),
-}
 
 
 class ClassicOcrEngine(BaseEngine):
@@ -156,8 +166,8 @@ class ClassicOcrEngine(BaseEngine):
             )
             return GenerationStats(stopped_by=StopReason.EOS, extras={"qa_supported": False})
 
-        language = settings.options.get("lang") or settings.options.get("language")
-        use_cache = settings.options.get("ocr_cache", True) is not False
+        options = ClassicOcrOptions.of(self.spec.options, settings.options)
+        language = options.lang
         task = classify(question)
         # OCR answers a layout, formula or chart request with its text and boxes; the rest get `compose`.
         request = Task.TRANSCRIBE if task in OCR_TRANSCRIBES else task
@@ -177,7 +187,7 @@ class ClassicOcrEngine(BaseEngine):
             resized = fit_to_budget(image.convert("RGB"), budget)
             scale = resized.width / image.width
             try:
-                reading, cached = self._cached_read(resized, language, budget, cancel, use_cache)
+                reading, cached = self._cached_read(resized, language, budget, cancel, options.ocr_cache)
             except Cancelled:
                 return GenerationStats(stopped_by=StopReason.CANCELLED, extras={"lines": lines_out, "pages": pages_out})
             rows = reading.rows
@@ -213,11 +223,7 @@ class ClassicOcrEngine(BaseEngine):
         if request is Task.QUESTION:
             extras["note"] = "offline OCR cannot answer questions; the transcription was returned instead"
         read_any = any(text.strip() for text in texts)  # a blank page stays an empty answer (the router moves on)
-        if (
-            read_any
-            and settings.options.get("reader_note", True)
-            and (self.spec.family == "ocr_auto" or _handed_off(self, pages_out))
-        ):
+        if read_any and options.reader_note and (self.spec.family == "ocr_auto" or _handed_off(self, pages_out)):
             yield f"\n\n({extras['read_by']})"
         return GenerationStats(stopped_by=StopReason.EOS, new_tokens=None, extras=extras)
 
@@ -280,7 +286,7 @@ class RapidOcrEngine(ClassicOcrEngine):
     _params: dict[str, Any] | None = None  # None: the tuned settings
 
     def _load(self, plan: LoadPlan) -> None:
-        params = self.spec.options.get("rapidocr_params") if self.spec.options else None
+        params = ClassicOcrOptions.of(self.spec.options).rapidocr_params
         self._rapid = RapidReader({**DEFAULT_RAPID_PARAMS, **params} if params is not None else None)
         self._tesseract = TesseractReader()
 
@@ -377,3 +383,24 @@ class TesseractEngine(ClassicOcrEngine):
         tesseract_language = self._tesseract_language(language)
         rows = self._tesseract.read(image, tesseract_language, cancel)
         return PageReading(rows, Reader.TESSERACT, f"chosen engine (language {tesseract_language})")
+
+
+FAMILIES = {
+    AUTO: _offline_family(
+        AUTO,
+        AutoOcrEngine,
+        "Offline OCR, best of both per page: script probe (Cyrillic → Tesseract), then layout "
+        "(prose → Tesseract; receipts, tables, charts → RapidOCR)",
+    ),
+    "rapidocr": _offline_family(
+        "rapidocr",
+        RapidOcrEngine,
+        "Offline OCR: PP-OCR models bundled in the rapidocr wheel, on onnxruntime (CPU); Latin script",
+    ),
+    "tesseract": _offline_family(
+        "tesseract",
+        TesseractEngine,
+        f"Offline OCR: Tesseract 5 (needs `{TESSERACT_INSTALL}`); reads Russian",
+        availability=tesseract_problem,
+    ),
+}

@@ -1,7 +1,9 @@
 """What the native transformers document models share (PaddleOCR-VL, LightOnOCR, GLM-OCR,
-DeepSeek-OCR-2, granite-docling): AutoModelForImageTextToText + the model's own processor and
-chat template, the family's task prompt for transcriptions, streaming through `stream_generate`,
-and output normalisation (sanitised tables, boxes into `extras["layout"]`).
+DeepSeek-OCR-2, granite-docling): the family's model class (AutoModelForImageTextToText unless it
+names one) + the model's own processor (built without torchvision) and chat template, or the
+model card's plain prompt where the checkpoint has no template; the family's task prompt for
+transcriptions, streaming through `stream_generate`, and output normalisation (sanitised tables,
+boxes into `extras["layout"]`).
 
 Each family's adapter file declares its FamilyInfo and subclasses `DocVLMEngine` for what
 differs (processor loading, pixel budget keywords, output format).
@@ -24,7 +26,15 @@ from chatvlmllm.engines.base import (
     latest_user_images,
     latest_user_text,
 )
-from chatvlmllm.engines.hf_common import TransformersEngine, chat_messages, stream_generate
+from chatvlmllm.engines.hf_common import (
+    TransformersEngine,
+    chat_messages,
+    load_processor,
+    load_weights,
+    model_class,
+    stream_generate,
+)
+from chatvlmllm.errors import EngineError
 from chatvlmllm.models import weights
 from chatvlmllm.models.families import FamilyInfo, family_info
 from chatvlmllm.models.tasks import classify, needs_understanding
@@ -62,9 +72,7 @@ class DocVLMEngine(TransformersEngine):
 
     # -- hooks -------------------------------------------------------------------------
     def load_processor(self, path: str) -> Any:
-        from transformers import AutoProcessor
-
-        return AutoProcessor.from_pretrained(path)
+        return load_processor(path, self.info.processor_class)
 
     def images_kwargs(self, max_pixels: int | None) -> dict[str, Any]:
         """Processor image keywords for the pixel budget (pages are downscaled to it anyway)."""
@@ -73,6 +81,10 @@ class DocVLMEngine(TransformersEngine):
     def normalise(self, text: str, task: Task, image_size: tuple[int, int]) -> dict[str, Any]:
         """Extras from the finished answer: by default, its tables sanitised."""
         return {"normalised": sanitize_tables(text)}
+
+    def plain_prompt(self, prompt: str, image_count: int) -> str | None:
+        """The prompt text for a model card that prompts without a chat template; None: use the template."""
+        return None
 
     def end_tokens(self) -> list[str]:
         """Tokens that end or pad an answer: removed from text decoded with special tokens kept."""
@@ -83,11 +95,9 @@ class DocVLMEngine(TransformersEngine):
 
     # -- the protocol ----------------------------------------------------------------------
     def _load(self, plan: LoadPlan) -> None:
-        from transformers import AutoModelForImageTextToText
-
         path = weights.resolve(self.spec)
         self.processor = self.load_processor(path)
-        model = AutoModelForImageTextToText.from_pretrained(path, **self.model_kwargs(plan))
+        model = load_weights(model_class(self.info.model_class), path, **self.model_kwargs(plan))
         self.model = self.place(model, plan)
 
     def request(self, messages: Sequence[Message]) -> tuple[Task, str, str]:
@@ -112,25 +122,38 @@ class DocVLMEngine(TransformersEngine):
             content.append({"type": "text", "text": prompt})
         return [{"role": "user", "content": content}]
 
-    def _generate(
-        self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
-    ) -> Generator[str, None, GenerationStats]:
-        assert self.plan is not None
-        max_pixels = settings.max_pixels or self.plan.max_pixels
+    def prepare_inputs(
+        self, messages: Sequence[Message], max_pixels: int | None
+    ) -> tuple[Task, str, str, list[Image.Image], Any]:
+        """(task, prompt, note, pages read, the processor's output on the model's device)."""
         images = [fit_to_budget(image, max_pixels) for image in latest_user_images(messages)]
         if self.max_images is not None:
             images = images[: self.max_images]
         task, prompt, note = self.request(messages)
-        inputs = self.processor.apply_chat_template(
-            self.conversation(messages, task, prompt, images),
-            tokenize=True,
-            add_generation_prompt=True,
-            return_dict=True,
-            return_tensors="pt",
-            processor_kwargs={"images_kwargs": self.images_kwargs(max_pixels)},
-        )
+        images_kwargs = self.images_kwargs(max_pixels)
+        plain = self.plain_prompt(prompt, len(images))
+        if plain is not None:
+            inputs = self.processor(text=plain, images=images or None, return_tensors="pt", **images_kwargs)
+        elif getattr(self.processor, "chat_template", None) is None:
+            raise EngineError(f"{self.spec.key}: the checkpoint has no chat template and its family no plain prompt")
+        else:
+            inputs = self.processor.apply_chat_template(
+                self.conversation(messages, task, prompt, images),
+                tokenize=True,
+                add_generation_prompt=True,
+                return_dict=True,
+                return_tensors="pt",
+                processor_kwargs={"images_kwargs": images_kwargs},
+            )
         inputs = self.on_model(inputs)
         inputs.pop("token_type_ids", None)
+        return task, prompt, note, images, inputs
+
+    def _generate(
+        self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
+    ) -> Generator[str, None, GenerationStats]:
+        assert self.plan is not None
+        task, prompt, note, images, inputs = self.prepare_inputs(messages, settings.max_pixels or self.plan.max_pixels)
         chunks = stream_generate(
             self.model,
             self.processor.tokenizer,

@@ -10,14 +10,14 @@ at a time with torch's `scaled_dot_product_attention` (or `eager` when the plan 
 and runs in the plan's dtype (bfloat16, float16 or float32).
 
 Prompts are dots.ocr's own (its `dots_ocr/utils/prompts.py`), chosen with
-`settings.options["prompt_mode"]`. Without one, an empty message or a transcription
+the `prompt_mode` option (`DotsOptions`). Without one, an empty message or a transcription
 request gets `prompt_layout_all_en`, and any other message is a free question, sent as the
 prompt itself. Layout answers are parsed (`chatvlmllm.documents.layout`) into
 `extras["layout"]` = {"elements", "image_size", "input_size", "truncated", "markdown", ...}
 with boxes on the ORIGINAL image.
 
-Conversation: dots.ocr reads one page at a time by default: image `options["image_index"]`
-(default 0) of the latest user message that has images. `options["all_images"] = True`
+Conversation: dots.ocr reads one page at a time by default: image `image_index`
+(default 0) of the latest user message that has images. The option `all_images = true`
 sends every image of that message in one prompt. The question is the latest user message's
 text; earlier turns are not sent (the model has no use for them).
 
@@ -35,10 +35,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from chatvlmllm.decisions import Reason, Script
-from chatvlmllm.engines._dots_prompts import LAYOUT_MODES, answer_budget, choose_prompt, dots_page
+from chatvlmllm.devtools.tiny_models import build_tiny_dots_ocr
+from chatvlmllm.engines._dots_prompts import LAYOUT_MODES, DotsRequestOptions, answer_budget, choose_prompt, dots_page
 from chatvlmllm.engines.base import (
-    FamilyInfo,
     GenerationSettings,
     GenerationStats,
     Message,
@@ -48,7 +50,7 @@ from chatvlmllm.engines.base import (
 from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate, torch_dtype
 from chatvlmllm.errors import EngineError, UserError
 from chatvlmllm.models import weights
-from chatvlmllm.models.families import CatalogEntry, Options, Scores
+from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Scores
 
 if TYPE_CHECKING:
     from chatvlmllm.models.catalog import ModelSpec
@@ -77,46 +79,12 @@ def plan_check(spec: ModelSpec, dtype: str, vision_attention: str | None) -> tup
     )
 
 
-class DotsOptions(Options):
+class DotsOptions(DotsRequestOptions):
     """What a dots.ocr entry (or one answer) may set; see the module docstring."""
 
-    prompt_mode: str | None = None  # one of dots.ocr's prompts, or "free_question"
-    bbox: list[float] | None = None  # [x1, y1, x2, y2] for prompt_grounding_ocr
-    image_index: int | None = None
-    all_images: bool | None = None
-    max_new_tokens: int | None = None
-
-
-FAMILIES = {
-    "dots_ocr": FamilyInfo(
-        "dots_ocr",
-        "chatvlmllm.engines.dots_ocr:DotsOcrEngine",
-        options=DotsOptions,
-        capabilities=frozenset({"ocr", "layout", "chat"}),
-        default_max_pixels=11_289_600,
-        default_min_pixels=3136,
-        max_pixels_without_fa2=1_003_520,  # 28·28·1280: bounds one image's n×n attention scores
-        plan_check=plan_check,
-        model_types=("dots_ocr",),
-        tiny_builder="chatvlmllm.devtools.tiny_models:build_tiny_dots_ocr",
-        entries=(
-            CatalogEntry(
-                key="dots_ocr",
-                name="dots.ocr",
-                hub_id="rednote-hilab/dots.ocr",
-                revision="c0111ce6bc07803dbc267932ffef0ae3a51dc951",  # pinned weights; their Python code is never run
-                params_b=3.04,
-                weights_gb=6.1,
-                description="Layout-aware OCR (boxes, tables as HTML, formulas as LaTeX); chatvlmllm's own model code.",
-                licence="MIT",
-                scores=Scores(
-                    omnidocbench=88.41, source="OmniDocBench v1.5 overall: PaddleOCR-VL report (arXiv 2510.14528)"
-                ),
-                scripts=frozenset({Script.LATIN, Script.CJK}),
-            ),
-        ),
-    ),
-}
+    all_images: bool = Field(
+        False, description="Send every image of the latest message with images in one prompt (not only image_index)."
+    )
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -232,8 +200,9 @@ class DotsOcrEngine(TransformersEngine):
     def pixel_budget(self, max_pixels: int | None) -> tuple[int, int]:
         """(min_pixels, max_pixels) per page: the plan's (or this answer's) over the processor's defaults."""
         size = self.processor.image_processor.size
-        longest = max_pixels or size.longest_edge
-        return min(self.loaded_plan().min_pixels or size.shortest_edge, longest), longest
+        shortest = self.loaded_plan().min_pixels or size.shortest_edge
+        # Never below the processor's minimum: a smaller page would be fewer tokens than dots.ocr trained on.
+        return shortest, max(max_pixels or size.longest_edge, shortest)
 
     def input_size(self, width: int, height: int, max_pixels: int | None) -> tuple[int, int]:
         """(width, height) the processor will resize this page to."""
@@ -263,7 +232,7 @@ class DotsOcrEngine(TransformersEngine):
     def _generate(
         self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
     ) -> Generator[str, None, GenerationStats]:
-        options = {**self.spec.options, **settings.options}
+        options = DotsOptions.of(self.spec.options, settings.options)
         images = self.images(messages, options)
         max_pixels = settings.max_pixels or self.loaded_plan().max_pixels
         width, height = images[0].size
@@ -297,9 +266,9 @@ class DotsOcrEngine(TransformersEngine):
         return stats
 
     @classmethod
-    def images(cls, messages: Sequence[Message], options: dict[str, Any]) -> list[Any]:
-        """The page (or, with options["all_images"], every image) this answer reads."""
-        if options.get("all_images"):
+    def images(cls, messages: Sequence[Message], options: DotsOptions) -> list[Any]:
+        """The page (or, with the option all_images, every image) this answer reads."""
+        if options.all_images:
             images = latest_user_images(messages)
             if not images:
                 raise UserError("dots.ocr needs a page image: upload an image or a PDF first.")
@@ -307,3 +276,35 @@ class DotsOcrEngine(TransformersEngine):
         return [cls.page(messages, options)]
 
     page = staticmethod(dots_page)
+
+
+FAMILIES = {
+    "dots_ocr": FamilyInfo(
+        "dots_ocr",
+        DotsOcrEngine,
+        options=DotsOptions,
+        capabilities=frozenset({"ocr", "layout", "chat"}),
+        default_max_pixels=11_289_600,
+        default_min_pixels=3136,
+        max_pixels_without_fa2=1_003_520,  # 28·28·1280: bounds one image's n×n attention scores
+        plan_check=plan_check,
+        model_types=("dots_ocr",),
+        tiny_builder=build_tiny_dots_ocr,
+        entries=(
+            CatalogEntry(
+                key="dots_ocr",
+                name="dots.ocr",
+                hub_id="rednote-hilab/dots.ocr",
+                revision="c0111ce6bc07803dbc267932ffef0ae3a51dc951",  # pinned weights; their Python code is never run
+                params_b=3.04,
+                weights_gb=6.1,
+                description="Layout-aware OCR (boxes, tables as HTML, formulas as LaTeX); chatvlmllm's own model code.",
+                licence="MIT",
+                scores=Scores(
+                    omnidocbench=88.41, source="OmniDocBench v1.5 overall: PaddleOCR-VL report (arXiv 2510.14528)"
+                ),
+                scripts=frozenset({Script.LATIN, Script.CJK}),
+            ),
+        ),
+    ),
+}

@@ -10,27 +10,37 @@ from __future__ import annotations
 from typing import Any
 
 from chatvlmllm.decisions import Script, Task
+from chatvlmllm.devtools.tiny_doc_models import build_tiny_glm_ocr
 from chatvlmllm.engines.doc_vlm import DocVLMEngine
-from chatvlmllm.engines.hf_common import image_only_processor
-from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Options, Scores
+from chatvlmllm.engines.hf_common import pixel_bounds_kwargs
+from chatvlmllm.models.families import CatalogEntry, FamilyInfo, LanguageModelOptions, Scores
 
 _PATCH = 28  # patch 14 × merge 2
 
 
-class GlmOcrOptions(Options):
+class GlmOcrOptions(LanguageModelOptions):
     """GLM-OCR takes no extra options; prompts follow the request's task."""
+
+
+class GlmOcrEngine(DocVLMEngine):
+    # The processor (Glm46VProcessor, from the folder) loads image-only: see hf_common.load_processor.
+    def images_kwargs(self, max_pixels: int | None) -> dict[str, Any]:
+        return pixel_bounds_kwargs(self.loaded_plan(), max_pixels)
 
 
 FAMILIES = {
     "glm_ocr": FamilyInfo(
         "glm_ocr",
-        "chatvlmllm.engines.glm_ocr:GlmOcrEngine",
+        GlmOcrEngine,
         capabilities=frozenset({"ocr"}),
-        default_max_pixels=_PATCH * _PATCH * 2048,
-        default_min_pixels=_PATCH * _PATCH * 4,
+        # The real processor's bounds (processor_config.json size: shortest_edge 12544 = 16 merged
+        # patches, longest_edge 9633792); the planner lowers the maximum for memory, saying why.
+        default_max_pixels=9_633_792,
+        default_min_pixels=12_544,
+        max_pixels_without_fa2=_PATCH * _PATCH * 2048,
         cpu_max_pixels=_PATCH * _PATCH * 256,
         model_types=("glm_ocr",),
-        tiny_builder="chatvlmllm.devtools.tiny_doc_models:build_tiny_glm_ocr",
+        tiny_builder=build_tiny_glm_ocr,
         options=GlmOcrOptions,
         prompts={
             Task.TRANSCRIBE: "Text Recognition:",
@@ -52,14 +62,3 @@ FAMILIES = {
         ),
     ),
 }
-
-
-class GlmOcrEngine(DocVLMEngine):
-    def load_processor(self, path: str) -> Any:
-        return image_only_processor(path)
-
-    def images_kwargs(self, max_pixels: int | None) -> dict[str, Any]:
-        if not max_pixels or self.plan is None:
-            return {}
-        min_pixels = min(self.plan.min_pixels or max_pixels, max_pixels)
-        return {"size": {"shortest_edge": min_pixels, "longest_edge": max_pixels}}

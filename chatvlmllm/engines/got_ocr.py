@@ -17,7 +17,7 @@ So this adapter:
     max_new_tokens=N             GOT's own length budget (see below)
 - budgets 4096 new tokens when the user set no limit, not the app's generic chat default: a
   dense page is thousands of tokens, and a transcription cut at 1024 is a wrong transcription.
-  The effective budget is `options["max_new_tokens"]` when given (per request, or per model in
+  The effective budget is the `max_new_tokens` option when given (per request, or per model in
   the catalog TOML), else the user's `settings.max_new_tokens` when set (honoured as given,
   smaller or larger), else 4096; the repetition guard still stops a page that loops.
 
@@ -34,20 +34,22 @@ from collections.abc import Generator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from chatvlmllm.decisions import Task
+from chatvlmllm.devtools.tiny_models import build_tiny_got_ocr2
 from chatvlmllm.engines._transcription import transcription_budget, transcription_note, with_note_before_text
 from chatvlmllm.engines.base import (
-    FamilyInfo,
     GenerationSettings,
     GenerationStats,
     Message,
     latest_user_images,
     latest_user_text,
 )
-from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate
+from chatvlmllm.engines.hf_common import TransformersEngine, load_weights, stream_generate
 from chatvlmllm.errors import UserError
 from chatvlmllm.models import weights
-from chatvlmllm.models.families import CatalogEntry, Options, Scores
+from chatvlmllm.models.families import CatalogEntry, FamilyInfo, LanguageModelOptions, Scores
 from chatvlmllm.models.tasks import FORMATTED_OCR_TRANSCRIBES, classify
 
 if TYPE_CHECKING:
@@ -56,47 +58,28 @@ if TYPE_CHECKING:
     from chatvlmllm.models.planner import LoadPlan
 
 
-class GotOptions(Options):
-    """The real processor's modes (see MODE_OPTIONS)."""
-
-    format: bool | None = None
-    multi_page: bool | None = None
-    crop_to_patches: bool | None = None
-    max_patches: int | None = None
-    max_new_tokens: int | None = None
-
-
-FAMILIES = {
-    "got_ocr2": FamilyInfo(
-        "got_ocr2",
-        "chatvlmllm.engines.got_ocr:GotOcrEngine",
-        attention=("eager",),  # transformers raises for sdpa and flash_attention_2
-        capabilities=frozenset({"ocr"}),
-        notes=("GOT-OCR transcribes; it does not answer questions",),
-        model_types=("got_ocr2",),
-        tiny_builder="chatvlmllm.devtools.tiny_models:build_tiny_got_ocr2",
-        options=GotOptions,
-        # GOT's prompts are fixed by its processor: "OCR" and, with format=True, "OCR with format".
-        prompts={Task.TRANSCRIBE: "OCR", Task.TABLE: "OCR with format", Task.FORMULA: "OCR with format"},
-        entries=(
-            CatalogEntry(
-                key="got_ocr_hf",
-                name="GOT-OCR-2.0-hf",
-                hub_id="stepfun-ai/GOT-OCR-2.0-hf",
-                params_b=0.56,
-                weights_gb=1.4,
-                description="OCR specialist: transcribes (plain or formatted), does not answer questions.",
-                licence="Apache-2.0",
-                scores=Scores(olmocr=48.3, source="olmOCR-bench: allenai/olmocr README, GOT OCR row"),
-            ),
-        ),
-    ),
-}
-
 GOT_MAX_NEW_TOKENS = 4096
 GOT_STOP_STRING = "<|im_end|>"
 DEFAULT_MAX_PATCHES = 6
-MODE_OPTIONS = ("format", "multi_page", "crop_to_patches", "max_patches", "max_new_tokens")
+
+
+class GotOptions(LanguageModelOptions):
+    """The real processor's modes, and GOT's length budget (see the module docstring)."""
+
+    format: bool = Field(False, description='Markdown/LaTeX output ("OCR with format").')
+    multi_page: bool | None = Field(
+        None, description="Read several page images as one document; unset: when the message carries several."
+    )
+    crop_to_patches: bool = Field(False, description="Cut a dense page into tiles (see max_patches).")
+    max_patches: int = Field(
+        DEFAULT_MAX_PATCHES, gt=0, strict=True, description="The most tiles a page is cut into, with crop_to_patches."
+    )
+    max_new_tokens: int | None = Field(
+        None,
+        gt=0,
+        strict=True,
+        description=f"The answer's token limit; unset: the user's, else {GOT_MAX_NEW_TOKENS}.",
+    )
 
 
 class GotOcrEngine(TransformersEngine):
@@ -112,7 +95,7 @@ class GotOcrEngine(TransformersEngine):
         # GotOcr2Processor has no video sub-processor, so it loads without torchvision;
         # its image processor falls back to the PIL backend.
         self.processor = GotOcr2Processor.from_pretrained(path)
-        model = GotOcr2ForConditionalGeneration.from_pretrained(path, **self.model_kwargs(plan))
+        model = load_weights(GotOcr2ForConditionalGeneration, path, **self.model_kwargs(plan))
         self.model = self.place(model, plan)
 
     def image_tokens_per_tile(self) -> int:
@@ -121,18 +104,13 @@ class GotOcrEngine(TransformersEngine):
         side = math.ceil(math.ceil(vision.image_size // vision.patch_size / 2) / 2)
         return side * side
 
-    def mode(self, settings: GenerationSettings, page_count: int) -> dict[str, Any]:
-        """The processor options for this request: catalog entry's options, then the request's."""
-        options = {k: v for k, v in {**self.spec.options, **settings.options}.items() if k in MODE_OPTIONS}
-        mode: dict[str, Any] = {
-            "format": bool(options.get("format", False)),
-            "multi_page": bool(options.get("multi_page", page_count > 1)),
-        }
-        if options.get("crop_to_patches"):
-            max_patches = options.get("max_patches", DEFAULT_MAX_PATCHES)
-            if isinstance(max_patches, bool) or not isinstance(max_patches, int) or max_patches < 1:
-                raise UserError(f"max_patches must be a positive whole number, got {max_patches!r}")
-            mode.update(crop_to_patches=True, max_patches=max_patches)
+    @staticmethod
+    def mode(options: GotOptions, page_count: int) -> dict[str, Any]:
+        """The processor options for this request (the entry's options with the request's over them)."""
+        multi_page = options.multi_page if options.multi_page is not None else page_count > 1
+        mode: dict[str, Any] = {"format": options.format, "multi_page": multi_page}
+        if options.crop_to_patches:
+            mode.update(crop_to_patches=True, max_patches=options.max_patches)
         return mode
 
     def prepare_inputs(self, images: list[Image.Image], mode: dict[str, Any]) -> Any:
@@ -153,12 +131,12 @@ class GotOcrEngine(TransformersEngine):
         images = latest_user_images(messages)
         if not images:
             raise UserError("GOT-OCR needs a page image to transcribe: upload an image or a PDF first.")
-        mode = self.mode(settings, len(images))
+        options = GotOptions.of(self.spec.options, settings.options)
+        mode = self.mode(options, len(images))
         if not mode["multi_page"]:
             images = images[:1]  # one page per answer unless multi-page mode is on
         mode["multi_page"] = len(images) > 1
-        options = {**self.spec.options, **settings.options}
-        budget = transcription_budget(settings, options, GOT_MAX_NEW_TOKENS)
+        budget = transcription_budget(settings, options.max_new_tokens, GOT_MAX_NEW_TOKENS)
         inputs = self.prepare_inputs(images, mode)
 
         question = latest_user_text(messages)
@@ -190,3 +168,31 @@ class GotOcrEngine(TransformersEngine):
             "got_query": query,
             "max_new_tokens": budget,
         }
+
+
+FAMILIES = {
+    "got_ocr2": FamilyInfo(
+        "got_ocr2",
+        GotOcrEngine,
+        attention=("eager",),  # transformers raises for sdpa and flash_attention_2
+        capabilities=frozenset({"ocr"}),
+        notes=("GOT-OCR transcribes; it does not answer questions",),
+        model_types=("got_ocr2",),
+        tiny_builder=build_tiny_got_ocr2,
+        options=GotOptions,
+        # GOT's prompts are fixed by its processor: "OCR" and, with format=True, "OCR with format".
+        prompts={Task.TRANSCRIBE: "OCR", Task.TABLE: "OCR with format", Task.FORMULA: "OCR with format"},
+        entries=(
+            CatalogEntry(
+                key="got_ocr_hf",
+                name="GOT-OCR-2.0-hf",
+                hub_id="stepfun-ai/GOT-OCR-2.0-hf",
+                params_b=0.56,
+                weights_gb=1.4,
+                description="OCR specialist: transcribes (plain or formatted), does not answer questions.",
+                licence="Apache-2.0",
+                scores=Scores(olmocr=48.3, source="olmOCR-bench: allenai/olmocr README, GOT OCR row"),
+            ),
+        ),
+    ),
+}

@@ -13,12 +13,11 @@ import math
 from typing import Any
 
 from chatvlmllm.decisions import Task
+from chatvlmllm.devtools.tiny_doc_models import build_tiny_granite_docling, build_tiny_granite_docling_idefics3
 from chatvlmllm.documents.markup import layout_record, parse_doctags, sanitize_tables
 from chatvlmllm.engines.doc_vlm import DocVLMEngine
-from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Options, Scores
+from chatvlmllm.models.families import CatalogEntry, FamilyInfo, LanguageModelOptions, Scores
 
-_ENGINE = "chatvlmllm.engines.granite_docling:GraniteDoclingEngine"
-_BUILDERS = "chatvlmllm.devtools.tiny_doc_models:"
 GRANITE_PROMPTS = {
     Task.TRANSCRIBE: "Convert this page to docling.",
     Task.LAYOUT: "Convert this page to docling.",
@@ -30,46 +29,8 @@ GRANITE_PROMPTS = {
 LONGEST_EDGE = 2048
 
 
-class GraniteDoclingOptions(Options):
+class GraniteDoclingOptions(LanguageModelOptions):
     """granite-docling takes no extra options; prompts follow the request's task."""
-
-
-FAMILIES = {
-    "granite_docling": FamilyInfo(
-        "granite_docling",
-        _ENGINE,
-        capabilities=frozenset({"ocr", "layout"}),
-        default_max_pixels=LONGEST_EDGE * LONGEST_EDGE,
-        cpu_max_pixels=1024 * 1024,
-        model_types=("idefics3",),
-        tiny_builder=_BUILDERS + "build_tiny_granite_docling_idefics3",
-        options=GraniteDoclingOptions,
-        prompts=GRANITE_PROMPTS,
-        entries=(
-            CatalogEntry(
-                key="granite_docling",
-                name="granite-docling-258M",
-                hub_id="ibm-granite/granite-docling-258M",
-                params_b=0.258,
-                weights_gb=0.5,
-                description="258M page → DocTags (layout boxes, OTSL tables, formulas); usable on a CPU.",
-                licence="Apache-2.0",
-                scores=Scores(source="no OmniDocBench / olmOCR-bench / DocVQA figure published on its model card"),
-            ),
-        ),
-    ),
-    "granite_docling_native": FamilyInfo(
-        "granite_docling_native",
-        _ENGINE + "Native",
-        capabilities=frozenset({"ocr", "layout"}),
-        default_max_pixels=LONGEST_EDGE * LONGEST_EDGE,
-        cpu_max_pixels=1024 * 1024,
-        model_types=("granite_docling",),
-        tiny_builder=_BUILDERS + "build_tiny_granite_docling",
-        options=GraniteDoclingOptions,
-        prompts=GRANITE_PROMPTS,
-    ),
-}
 
 
 class GraniteDoclingEngine(DocVLMEngine):
@@ -94,3 +55,41 @@ class GraniteDoclingEngineNative(GraniteDoclingEngine):
 
     def images_kwargs(self, max_pixels: int | None) -> dict[str, Any]:
         return {}
+
+
+FAMILIES = {
+    "granite_docling": FamilyInfo(
+        "granite_docling",
+        GraniteDoclingEngine,
+        capabilities=frozenset({"ocr", "layout"}),
+        default_max_pixels=LONGEST_EDGE * LONGEST_EDGE,
+        cpu_max_pixels=1024 * 1024,
+        model_types=("idefics3",),
+        tiny_builder=build_tiny_granite_docling_idefics3,
+        options=GraniteDoclingOptions,
+        prompts=GRANITE_PROMPTS,
+        entries=(
+            CatalogEntry(
+                key="granite_docling",
+                name="granite-docling-258M",
+                hub_id="ibm-granite/granite-docling-258M",
+                params_b=0.258,
+                weights_gb=0.5,
+                description="258M page → DocTags (layout boxes, OTSL tables, formulas); usable on a CPU.",
+                licence="Apache-2.0",
+                scores=Scores(source="no OmniDocBench / olmOCR-bench / DocVQA figure published on its model card"),
+            ),
+        ),
+    ),
+    "granite_docling_native": FamilyInfo(
+        "granite_docling_native",
+        GraniteDoclingEngineNative,
+        capabilities=frozenset({"ocr", "layout"}),
+        default_max_pixels=LONGEST_EDGE * LONGEST_EDGE,
+        cpu_max_pixels=1024 * 1024,
+        model_types=("granite_docling",),
+        tiny_builder=build_tiny_granite_docling,
+        options=GraniteDoclingOptions,
+        prompts=GRANITE_PROMPTS,
+    ),
+}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     import torch
 
     from chatvlmllm.models.planner import LoadPlan
+
+log = logging.getLogger(__name__)
 
 FAMILIES: dict = {}  # shared helpers, no family of its own
 
@@ -57,21 +60,89 @@ def image_only_class(base: type) -> type[Any]:
 
 def image_only_processor(path: str, **kwargs: Any) -> Any:
     """The folder's own processor class (its `processor_class`, else its model_type's), image-only."""
+    return load_processor(path, None, **kwargs)
+
+
+def folder_processor_class(path: str) -> str:
+    """The processor class a checkpoint folder names (processor, preprocessor or tokenizer config),
+    else the one transformers maps its model_type to."""
     import json
     from pathlib import Path
 
-    import transformers
     from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
     folder = Path(path)
-    name = None
-    for file in ("processor_config.json", "tokenizer_config.json"):
-        if not name and (folder / file).is_file():
+    for file in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
+        if (folder / file).is_file():
             name = json.loads((folder / file).read_text(encoding="utf-8")).get("processor_class")
-    if not name:
-        model_type = json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"]
-        name = PROCESSOR_MAPPING_NAMES[model_type]
-    return image_only_class(getattr(transformers, name)).from_pretrained(path, **kwargs)
+            if name:
+                return str(name)
+    model_type = json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"]
+    return str(PROCESSOR_MAPPING_NAMES[model_type])
+
+
+def load_processor(path: str, class_name: str | None, **kwargs: Any) -> Any:
+    """A checkpoint's processor from its own files, built from classes that need no torchvision.
+
+    `class_name` (a family's declared class) wins over the folder's: LightOnOCR-2's folder names
+    PixtralProcessor, which refuses to load without torchvision, while its model card loads
+    LightOnOcrProcessor. A class with a video sub-processor loads image-only (`image_only_class`);
+    the image processor is the library's PIL class when torchvision is missing. The folder's own
+    settings (sizes, pixel bounds, special tokens, chat template) are read by `from_pretrained`.
+    """
+    import inspect
+
+    import transformers
+
+    name = class_name or folder_processor_class(path)
+    try:
+        processor_class = getattr(transformers, name)
+    except AttributeError:
+        raise EngineError(f"{path}: transformers has no processor class {name}") from None
+    if "video_processor" in inspect.signature(processor_class.__init__).parameters:
+        processor_class = image_only_class(processor_class)
+    return processor_class.from_pretrained(path, **kwargs)
+
+
+def model_class(class_name: str | None) -> Any:
+    """A family's declared transformers model class, else AutoModelForImageTextToText."""
+    import transformers
+
+    return getattr(transformers, class_name or "AutoModelForImageTextToText")
+
+
+def load_weights(model_class: Any, path: str, **kwargs: Any) -> Any:
+    """`model_class.from_pretrained(path)`, refusing a checkpoint that leaves weights of the class unset.
+
+    transformers only warns about missing weights and initialises them at random: the model then
+    answers garbage (LightOnOCR-2's folder read by the Auto class builds a Mistral3 model with 24
+    weights missing). Unused extra weights are logged, not refused.
+    """
+    model, info = model_class.from_pretrained(path, output_loading_info=True, **kwargs)
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        raise EngineError(
+            f"{path} does not hold {len(missing)} weights of {type(model).__name__} "
+            f"(e.g. {', '.join(missing[:3])}): not a checkpoint of this model class"
+        )
+    unexpected = sorted(info.get("unexpected_keys") or ())
+    if unexpected:
+        name = type(model).__name__
+        log.warning("%s: %d weights unused by %s (e.g. %s)", path, len(unexpected), name, unexpected[:3])
+    return model
+
+
+def pixel_bounds_kwargs(plan: LoadPlan, max_pixels: int | None) -> dict[str, Any]:
+    """Image-processor keywords for a (shortest_edge, longest_edge) pixel-area budget.
+
+    The minimum is the plan's (the real processor's, never lower); a budget below it (a user's
+    --max-pixels, an out-of-memory retry) is raised to it: below the minimum a page would become
+    fewer image tokens than the model was trained on.
+    """
+    if not max_pixels:
+        return {}
+    min_pixels = plan.min_pixels or max_pixels
+    return {"size": {"shortest_edge": min_pixels, "longest_edge": max(max_pixels, min_pixels)}}
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -236,27 +307,31 @@ def stream_generate(
         worker.join()
 
     if "error" in result:
-        exc = result["error"]
-        if is_oom(exc):
-            raise OutOfMemoryError(
-                "The GPU ran out of memory while answering. Try a smaller pixel budget or fewer pages."
-            ) from exc
-        raise EngineError(f"Generation failed: {exc}") from exc
+        raise _generation_error(result["error"]) from result["error"]
     new_tokens = int(result["ids"].shape[1]) - prompt_len
-    if criterion.fired:
-        stopped_by = StopReason.REPETITION
-    elif cancel.is_set():
-        stopped_by = StopReason.CANCELLED
-    elif new_tokens >= max_new_tokens:
-        stopped_by = StopReason.MAX_TOKENS
-    else:
-        stopped_by = StopReason.EOS
     return GenerationStats(
-        stopped_by=stopped_by,
+        stopped_by=_stop_reason(criterion.fired, cancel.is_set(), new_tokens, max_new_tokens),
         prompt_tokens=prompt_len,
         new_tokens=new_tokens,
         first_token_at=streamer.first_token_at,
     )
+
+
+def _generation_error(exc: BaseException) -> Exception:
+    """What `model.generate` raised, as the one-line error the reader gets."""
+    if is_oom(exc):
+        return OutOfMemoryError("The GPU ran out of memory while answering. Try a smaller pixel budget or fewer pages.")
+    return EngineError(f"Generation failed: {exc}")
+
+
+def _stop_reason(repeated: bool, cancelled: bool, new_tokens: int, max_new_tokens: int) -> StopReason:
+    if repeated:
+        return StopReason.REPETITION
+    if cancelled:
+        return StopReason.CANCELLED
+    if new_tokens >= max_new_tokens:
+        return StopReason.MAX_TOKENS
+    return StopReason.EOS
 
 
 class TransformersEngine(BaseEngine):

@@ -29,13 +29,14 @@ import io
 import os
 import threading
 from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
 
 from chatvlmllm.decisions import Backend, StopReason
-from chatvlmllm.engines._dots_prompts import FREE_QUESTION, answer_budget, choose_prompt, dots_page
+from chatvlmllm.engines._dots_prompts import FREE_QUESTION, DotsRequestOptions, answer_budget, choose_prompt, dots_page
 from chatvlmllm.engines.base import (
     BaseEngine,
-    FamilyInfo,
     GenerationSettings,
     GenerationStats,
     Message,
@@ -43,38 +44,13 @@ from chatvlmllm.engines.base import (
     latest_user_text,
 )
 from chatvlmllm.errors import EngineError
-from chatvlmllm.models.families import Options
+from chatvlmllm.models.families import FamilyInfo
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from chatvlmllm.models.planner import LoadPlan
 
-
-class OpenAIOptions(Options):
-    prompt_style: str | None = None
-    timeout_s: float | None = None
-    max_retries: int | None = None
-    stream_usage: bool | None = None
-    # With prompt_style = "dots_ocr": dots.ocr's own request options.
-    prompt_mode: str | None = None
-    bbox: list[float] | None = None
-    image_index: int | None = None
-    max_new_tokens: int | None = None
-
-
-FAMILIES = {
-    "openai": FamilyInfo(
-        "openai",
-        "chatvlmllm.engines.openai_backend:OpenAIEngine",
-        backend=Backend.OPENAI,
-        attention=(),
-        capabilities=frozenset({"chat", "ocr"}),
-        needs_weights=False,
-        notes=("answers come from an OpenAI-compatible server; images are sent as data URLs",),
-        options=OpenAIOptions,
-    ),
-}
 
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_TIMEOUT_S = 120.0
@@ -85,7 +61,25 @@ DOTS_MAX_PIXELS = 11_289_600
 # dots.ocr's vLLM client puts this before its prompt; without it vLLM inserts its own image
 # placeholder followed by "\n", which the model was not trained on (dots_ocr/model/inference.py).
 DOTS_IMAGE_PREFIX = "<|img|><|imgpad|><|endofimg|>"
-PROMPT_STYLES = ("plain", "dots_ocr")
+PromptStyle = Literal["plain", "dots_ocr"]
+
+
+class OpenAIOptions(DotsRequestOptions):
+    """What an `openai` entry may set; with prompt_style = "dots_ocr" also dots.ocr's own request options."""
+
+    prompt_style: PromptStyle = Field(
+        "plain",
+        description="plain: the whole conversation, images as data URLs; dots_ocr: dots.ocr's own client "
+        "conventions (one page, its prompts).",
+    )
+    timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, description="Seconds one request may take.")
+    max_retries: int = Field(
+        0, ge=0, strict=True, description="Retries of a failed request (0: the fallback chain is the retry)."
+    )
+    stream_usage: bool = Field(
+        True,
+        description="Ask the server for token counts (stream_options.include_usage); false for servers that refuse it.",
+    )
 
 
 class RemoteServerError(EngineError):
@@ -130,17 +124,11 @@ class OpenAIEngine(BaseEngine):
                 f"{spec.key}: an `openai` entry needs `base_url` (e.g. http://127.0.0.1:8000/v1) "
                 f"and `served_model` (the name the server knows the model by)"
             )
-        style = self.prompt_style
-        if style not in PROMPT_STYLES:
-            raise EngineError(f"{spec.key}: unknown prompt_style {style!r}; use one of {', '.join(PROMPT_STYLES)}")
-        try:
-            timeout_s = self.timeout_s
-            # The fallback chain is the retry: a dead server should hand over at once.
-            max_retries = int(spec.options.get("max_retries", 0))
-        except (TypeError, ValueError):
-            raise EngineError(f"{spec.key}: `timeout_s` and `max_retries` must be numbers") from None
         self.client = openai.OpenAI(
-            base_url=spec.base_url, api_key=self._api_key(), timeout=timeout_s, max_retries=max_retries
+            base_url=spec.base_url,
+            api_key=self._api_key(),
+            timeout=self.options.timeout_s,
+            max_retries=self.options.max_retries,
         )
         try:
             self._check_served_model()
@@ -184,12 +172,16 @@ class OpenAIEngine(BaseEngine):
 
     # -- entry options ------------------------------------------------------
     @property
-    def prompt_style(self) -> str:
-        return str(self.spec.options.get("prompt_style", "plain"))
+    def options(self) -> OpenAIOptions:
+        return OpenAIOptions.of(self.spec.options)
+
+    @property
+    def prompt_style(self) -> PromptStyle:
+        return self.options.prompt_style
 
     @property
     def timeout_s(self) -> float:
-        return float(self.spec.options.get("timeout_s", DEFAULT_TIMEOUT_S))
+        return self.options.timeout_s
 
     def pixel_budget(self, settings: GenerationSettings) -> int:
         fallback = DOTS_MAX_PIXELS if self.prompt_style == "dots_ocr" else DEFAULT_MAX_PIXELS
@@ -222,7 +214,7 @@ class OpenAIEngine(BaseEngine):
 
         from chatvlmllm.documents.layout import DOTS_MIN_PIXELS, model_input_size
 
-        options = {**self.spec.options, **settings.options}
+        options = OpenAIOptions.of(self.spec.options, settings.options)
         page = dots_page(messages, options)
         budget = self.pixel_budget(settings)
         # dots.ocr's smart_resize: sides in multiples of 28 within [min, max] pixels. The server's
@@ -256,7 +248,7 @@ class OpenAIEngine(BaseEngine):
             "top_p": settings.top_p,
             "stream": True,
         }
-        if self.spec.options.get("stream_usage", True):
+        if self.options.stream_usage:
             request["stream_options"] = {"include_usage": True}
         usage = None
         finish_reason = None
@@ -383,3 +375,17 @@ def _is_too_long(message: str) -> bool:
 def _first_line(value: object) -> str:
     text = str(value).strip()
     return text.splitlines()[0] if text else type(value).__name__
+
+
+FAMILIES = {
+    "openai": FamilyInfo(
+        "openai",
+        OpenAIEngine,
+        backend=Backend.OPENAI,
+        attention=(),
+        capabilities=frozenset({"chat", "ocr"}),
+        needs_weights=False,
+        notes=("answers come from an OpenAI-compatible server; images are sent as data URLs",),
+        options=OpenAIOptions,
+    ),
+}

@@ -10,28 +10,38 @@ from __future__ import annotations
 from typing import Any
 
 from chatvlmllm.decisions import Script, Task
+from chatvlmllm.devtools.tiny_doc_models import build_tiny_paddleocr_vl
 from chatvlmllm.engines.doc_vlm import DocVLMEngine
-from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Options, Scores
+from chatvlmllm.engines.hf_common import pixel_bounds_kwargs
+from chatvlmllm.models.families import CatalogEntry, FamilyInfo, LanguageModelOptions, Scores
 
 # Patch 14 × merge 2: the processor's budget in pixels is a multiple of 28².
 _PATCH = 28
 
 
-class PaddleOptions(Options):
+class PaddleOptions(LanguageModelOptions):
     """PaddleOCR-VL takes no extra options; prompts follow the request's task."""
+
+
+class PaddleOcrVlEngine(DocVLMEngine):
+    def images_kwargs(self, max_pixels: int | None) -> dict[str, Any]:
+        return pixel_bounds_kwargs(self.loaded_plan(), max_pixels)
 
 
 FAMILIES = {
     "paddleocr_vl": FamilyInfo(
         "paddleocr_vl",
-        "chatvlmllm.engines.paddleocr_vl:PaddleOcrVlEngine",
+        PaddleOcrVlEngine,
         capabilities=frozenset({"ocr"}),
         # The class declares sdpa and flash-attention support (PaddleOCRVLPreTrainedModel).
-        default_max_pixels=_PATCH * _PATCH * 2048,
-        default_min_pixels=_PATCH * _PATCH * 4,
+        # The real processor's bounds (preprocessor_config.json min_pixels 147384, max_pixels 2822400);
+        # the planner lowers the maximum for memory, saying why.
+        default_max_pixels=2_822_400,
+        default_min_pixels=147_384,
+        max_pixels_without_fa2=_PATCH * _PATCH * 2048,
         cpu_max_pixels=_PATCH * _PATCH * 256,
         model_types=("paddleocr_vl",),
-        tiny_builder="chatvlmllm.devtools.tiny_doc_models:build_tiny_paddleocr_vl",
+        tiny_builder=build_tiny_paddleocr_vl,
         options=PaddleOptions,
         prompts={
             Task.TRANSCRIBE: "OCR:",
@@ -57,11 +67,3 @@ FAMILIES = {
         ),
     ),
 }
-
-
-class PaddleOcrVlEngine(DocVLMEngine):
-    def images_kwargs(self, max_pixels: int | None) -> dict[str, Any]:
-        if not max_pixels or self.plan is None:
-            return {}
-        min_pixels = min(self.plan.min_pixels or max_pixels, max_pixels)
-        return {"size": {"shortest_edge": min_pixels, "longest_edge": max_pixels}}

@@ -11,13 +11,19 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 from chatvlmllm.decisions import Script, Task
-from chatvlmllm.engines.base import FamilyInfo, GenerationSettings, GenerationStats, Message
-from chatvlmllm.engines.hf_common import TransformersEngine, chat_messages, image_only_processor, stream_generate
+from chatvlmllm.devtools.tiny_models import build_tiny_qwen2_vl, build_tiny_qwen3_vl, build_tiny_qwen25_vl
+from chatvlmllm.engines.base import GenerationSettings, GenerationStats, Message
+from chatvlmllm.engines.hf_common import (
+    TransformersEngine,
+    chat_messages,
+    image_only_processor,
+    load_weights,
+    pixel_bounds_kwargs,
+    stream_generate,
+)
 from chatvlmllm.models import weights
-from chatvlmllm.models.families import CatalogEntry, Options, Scores
+from chatvlmllm.models.families import CatalogEntry, FamilyInfo, LanguageModelOptions, Scores
 
-_ENGINE = "chatvlmllm.engines.qwen_vl:QwenVLEngine"
-_TINY = "chatvlmllm.devtools.tiny_models:"
 _APACHE = "Apache-2.0"
 # Qwen-VL models are prompted in plain words; these are the task wordings of the Qwen cookbooks.
 QWEN_PROMPTS = {
@@ -30,20 +36,60 @@ QWEN_PROMPTS = {
 _QWEN3_SCRIPTS = frozenset({Script.LATIN, Script.CYRILLIC, Script.CJK})  # 32 OCR languages (model card)
 
 
-class QwenOptions(Options):
+class QwenOptions(LanguageModelOptions):
     """Qwen-VL takes no extra options: pixel budgets are the catalog's max_pixels/min_pixels."""
 
 
-# Pixel budgets: Qwen2/2.5-VL patches are 28 px after merging, Qwen3-VL 32 px.
+# Pixel budgets: Qwen2/2.5-VL patches are 28 px after merging, Qwen3-VL 32 px. The defaults are the
+# real processors' bounds (Qwen2/2.5-VL preprocessor_config.json: min_pixels 3136, max_pixels 12845056);
+# the planner lowers the maximum for memory without flash-attn or on a CPU, and says so.
+_QWEN2_MIN_PIXELS = 3_136
+_QWEN2_MAX_PIXELS = 12_845_056
+
+
+class QwenVLEngine(TransformersEngine):
+    def _load(self, plan) -> None:
+        from transformers import AutoModelForImageTextToText
+
+        path = weights.resolve(self.spec)
+        self.processor = image_only_processor(path)
+        model = load_weights(AutoModelForImageTextToText, path, **self.model_kwargs(plan))
+        self.model = self.place(model, plan)
+
+    def prepare_inputs(self, messages: Sequence[Message], max_pixels: int | None) -> Any:
+        images_kwargs = pixel_bounds_kwargs(self.loaded_plan(), max_pixels)
+        inputs = self.processor.apply_chat_template(
+            chat_messages(messages),
+            tokenize=True,
+            add_generation_prompt=True,
+            return_dict=True,
+            return_tensors="pt",
+            processor_kwargs={"images_kwargs": images_kwargs},
+        )
+        return self.on_model(inputs)
+
+    def _generate(
+        self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
+    ) -> Generator[str, None, GenerationStats]:
+        inputs = self.prepare_inputs(messages, settings.max_pixels or self.loaded_plan().max_pixels)
+        stats = yield from stream_generate(self.model, self.processor.tokenizer, inputs, settings, cancel)
+        image_token_id = self.model.config.image_token_id
+        stats.extras["image_tokens"] = int((inputs["input_ids"] == image_token_id).sum())
+        if "image_grid_thw" in inputs:
+            stats.extras["image_grid_thw"] = inputs["image_grid_thw"].tolist()
+        return stats
+
+
 FAMILIES = {
     "qwen2_vl": FamilyInfo(
         "qwen2_vl",
-        _ENGINE,
-        default_max_pixels=28 * 28 * 1280,
-        default_min_pixels=28 * 28 * 4,
+        QwenVLEngine,
+        default_max_pixels=_QWEN2_MAX_PIXELS,
+        default_min_pixels=_QWEN2_MIN_PIXELS,
+        max_pixels_without_fa2=28 * 28 * 1280,
         cpu_max_pixels=28 * 28 * 256,
         model_types=("qwen2_vl",),
-        tiny_builder=_TINY + "build_tiny_qwen2_vl",
+        tiny_builder=build_tiny_qwen2_vl,
         options=QwenOptions,
         prompts=QWEN_PROMPTS,
         entries=(
@@ -61,12 +107,13 @@ FAMILIES = {
     ),
     "qwen25_vl": FamilyInfo(
         "qwen25_vl",
-        _ENGINE,
-        default_max_pixels=28 * 28 * 1280,
-        default_min_pixels=28 * 28 * 4,
+        QwenVLEngine,
+        default_max_pixels=_QWEN2_MAX_PIXELS,
+        default_min_pixels=_QWEN2_MIN_PIXELS,
+        max_pixels_without_fa2=28 * 28 * 1280,
         cpu_max_pixels=28 * 28 * 256,
         model_types=("qwen2_5_vl",),
-        tiny_builder=_TINY + "build_tiny_qwen25_vl",
+        tiny_builder=build_tiny_qwen25_vl,
         options=QwenOptions,
         prompts=QWEN_PROMPTS,
         entries=(
@@ -84,12 +131,14 @@ FAMILIES = {
     ),
     "qwen3_vl": FamilyInfo(
         "qwen3_vl",
-        _ENGINE,
-        default_max_pixels=32 * 32 * 1280,
-        default_min_pixels=32 * 32 * 4,
+        QwenVLEngine,
+        # Qwen3-VL's processor (preprocessor_config.json size): shortest_edge 65536, longest_edge 16777216.
+        default_max_pixels=16_777_216,
+        default_min_pixels=65_536,
+        max_pixels_without_fa2=32 * 32 * 1280,
         cpu_max_pixels=32 * 32 * 256,
         model_types=("qwen3_vl",),
-        tiny_builder=_TINY + "build_tiny_qwen3_vl",
+        tiny_builder=build_tiny_qwen3_vl,
         options=QwenOptions,
         prompts=QWEN_PROMPTS,
         entries=(
@@ -129,39 +178,3 @@ FAMILIES = {
         ),
     ),
 }
-
-
-class QwenVLEngine(TransformersEngine):
-    def _load(self, plan) -> None:
-        from transformers import AutoModelForImageTextToText
-
-        path = weights.resolve(self.spec)
-        self.processor = image_only_processor(path)
-        model = AutoModelForImageTextToText.from_pretrained(path, **self.model_kwargs(plan))
-        self.model = self.place(model, plan)
-
-    def prepare_inputs(self, messages: Sequence[Message], max_pixels: int | None) -> Any:
-        images_kwargs = {}
-        if max_pixels:
-            min_pixels = min(self.loaded_plan().min_pixels or max_pixels, max_pixels)
-            images_kwargs["size"] = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
-        inputs = self.processor.apply_chat_template(
-            chat_messages(messages),
-            tokenize=True,
-            add_generation_prompt=True,
-            return_dict=True,
-            return_tensors="pt",
-            processor_kwargs={"images_kwargs": images_kwargs},
-        )
-        return self.on_model(inputs)
-
-    def _generate(
-        self, messages: Sequence[Message], settings: GenerationSettings, cancel: threading.Event
-    ) -> Generator[str, None, GenerationStats]:
-        inputs = self.prepare_inputs(messages, settings.max_pixels or self.loaded_plan().max_pixels)
-        stats = yield from stream_generate(self.model, self.processor.tokenizer, inputs, settings, cancel)
-        image_token_id = self.model.config.image_token_id
-        stats.extras["image_tokens"] = int((inputs["input_ids"] == image_token_id).sum())
-        if "image_grid_thw" in inputs:
-            stats.extras["image_grid_thw"] = inputs["image_grid_thw"].tolist()
-        return stats

@@ -331,7 +331,6 @@ def benchmark_model(
     total: int | None = None,
 ) -> dict[str, Any]:
     """Measure one catalog model on the evaluation set (OCR on every item, QA when it can chat)."""
-    from chatvlmllm.engines import GenerationSettings
     from chatvlmllm.models.catalog import get_model
     from chatvlmllm.models.planner import plan_load
 
@@ -345,69 +344,133 @@ def benchmark_model(
     except Exception as exc:  # the error is the result for this model; the others still run
         return _failed_model(key, f"failed to load: {exc}", concurrency)
     load_s = time.perf_counter() - started
-    parallel = engines.qsize()
-
-    chat = "chat" in spec.caps
-    qa = [q for q in eval_set.qa if chat]
+    qa = [q for q in eval_set.qa if "chat" in spec.caps]
     total = total if total is not None else len(eval_set.items) + len(qa)
+    load_average = _load_average()
+    with PeakMemory() as memory:
+        ocr, wall_s = _run_all(_ocr_jobs(engines, eval_set), concurrency, progress, f"{key}: OCR", done_before, total)
+        qa_outcomes, _ = _run_all(
+            _qa_jobs(engines, eval_set, qa), concurrency, progress, f"{key}: QA", done_before + len(ocr), total
+        )
+    latencies = [o.seconds for o in ocr if o.error is None]
+    vram = [o.peak_vram_mb for o in [*ocr, *qa_outcomes] if o.peak_vram_mb is not None]
+    result = _model_result(
+        ocr,
+        _text_scores(ocr, eval_set.items),
+        plan,
+        pages_per_s=_round(len(latencies) / wall_s if wall_s > 0 else None),
+        concurrency=concurrency,
+        parallel_requests=engines.qsize(),
+        load_average=load_average,
+        load_s=load_s,
+        peak_rss_mb=round(memory.peak_mb, 1),
+        peak_vram_mb=max(vram) if vram else None,
+    )
+    if qa:
+        result.update(_qa_figures(qa_outcomes, qa))
+    return result
+
+
+def _ocr_jobs(engines: queue.Queue, eval_set: EvalSet) -> list[Callable[[], Outcome]]:
+    from chatvlmllm.engines import GenerationSettings
+
     image_paths = {item.id: item.image for item in eval_set.items}
 
-    def ocr_job(item: EvalItem) -> Callable[[], Outcome]:
+    def job(item: EvalItem) -> Callable[[], Outcome]:
         settings = GenerationSettings(max_new_tokens=OCR_MAX_NEW_TOKENS, options=ocr_options(item))
         return lambda: _with_engine(engines, OCR_PROMPT, image_paths[item.id], settings)
 
-    def qa_job(question: QaItem) -> Callable[[], Outcome]:
+    return [job(item) for item in eval_set.items]
+
+
+def _qa_jobs(engines: queue.Queue, eval_set: EvalSet, qa: Sequence[QaItem]) -> list[Callable[[], Outcome]]:
+    from chatvlmllm.engines import GenerationSettings
+
+    image_paths = {item.id: item.image for item in eval_set.items}
+
+    def job(question: QaItem) -> Callable[[], Outcome]:
         settings = GenerationSettings(max_new_tokens=QA_MAX_NEW_TOKENS)
         prompt = QA_PROMPT.format(question=question.question)
         return lambda: _with_engine(engines, prompt, image_paths[question.id], settings)
 
-    load_average = _load_average()
-    with PeakMemory() as memory:
-        ocr, wall_s = _run_all(
-            [ocr_job(i) for i in eval_set.items], concurrency, progress, f"{key}: OCR", done_before, total
-        )
-        qa_outcomes, _ = _run_all(
-            [qa_job(q) for q in qa], concurrency, progress, f"{key}: QA", done_before + len(ocr), total
-        )
+    return [job(question) for question in qa]
 
-    rows = _text_scores(ocr, eval_set.items)
-    latencies = [o.seconds for o in ocr if o.error is None]
-    vram = [o.peak_vram_mb for o in [*ocr, *qa_outcomes] if o.peak_vram_mb is not None]
-    result: dict[str, Any] = {
+
+def _model_result(
+    outcomes: Sequence[Outcome],
+    rows: list[dict[str, Any]],
+    plan: Any,
+    *,
+    pages_per_s: float | None,
+    concurrency: int,
+    parallel_requests: int,
+    load_average: float | None,
+    load_s: float,
+    peak_rss_mb: float | None,
+    peak_vram_mb: float | None,
+    by_kind: dict[str, dict[str, Any]] | None = None,
+    interleaved: bool = False,
+) -> dict[str, Any]:
+    """One model's figures from its OCR outcomes and their scored `rows` (QA left empty: `_qa_figures`
+    fills it in for a model that chats)."""
+    latencies = [o.seconds for o in outcomes if o.error is None]
+    return {
         **_summary(rows),
         "qa_exact": None,
         "anls": None,
         "qa_n": 0,
         "latency_median_s": _round(em.percentile(latencies, 50)),
         "latency_p95_s": _round(em.percentile(latencies, 95)),
-        "pages_per_s": _round(len(latencies) / wall_s if wall_s > 0 else None),
-        "errors": sum(1 for o in ocr if o.error),
+        "pages_per_s": pages_per_s,
+        "errors": sum(1 for o in outcomes if o.error),
         "concurrency": concurrency,
-        "parallel_requests": parallel,
+        "parallel_requests": parallel_requests,
+        **({"interleaved": True} if interleaved else {}),
         "load_average_1m_at_start": load_average,
         "load_s": round(load_s, 3),
-        "peak_rss_mb": round(memory.peak_mb, 1),
-        "peak_vram_mb": max(vram) if vram else None,
+        "peak_rss_mb": peak_rss_mb,
+        "peak_vram_mb": peak_vram_mb,
         "device": plan.device,
         "attention": plan.attention,
         "dtype": plan.dtype,
-        "by_kind": _grouped(rows, "kind"),
+        "by_kind": by_kind if by_kind is not None else _grouped(rows, "kind"),
         "by_lang": _grouped(rows, "lang"),
         "items": rows,
     }
-    if qa:
-        result["qa_exact"] = _round(
-            em.mean(em.exact_match(o.text, q.answers) for o, q in zip(qa_outcomes, qa, strict=True))
-        )
-        result["anls"] = _round(em.mean(em.anls(o.text, q.answers) for o, q in zip(qa_outcomes, qa, strict=True)))
-        result["qa_n"] = len(qa)
-    return result
+
+
+def _qa_figures(outcomes: Sequence[Outcome], qa: Sequence[QaItem]) -> dict[str, Any]:
+    pairs = list(zip(outcomes, qa, strict=True))
+    return {
+        "qa_exact": _round(em.mean(em.exact_match(o.text, q.answers) for o, q in pairs)),
+        "anls": _round(em.mean(em.anls(o.text, q.answers) for o, q in pairs)),
+        "qa_n": len(qa),
+    }
 
 
 def interleavable(specs: Sequence[Any], concurrency: int) -> bool:
     """Local OCR-only engines, one request at a time: run them taking turns on every item, so each
     sees the same background load (a shared machine's load drifts over a run of minutes)."""
     return concurrency == 1 and len(specs) > 1 and all(s.family_info().backend == "classic" for s in specs)
+
+
+@dataclass
+class _Loaded:
+    """The models an interleaved run loaded (engine, plan, seconds to load), and the ones that failed."""
+
+    engines: dict[str, Any] = field(default_factory=dict)
+    plans: dict[str, Any] = field(default_factory=dict)
+    load_s: dict[str, float] = field(default_factory=dict)
+    failed: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class _Turns:
+    """What each model read in an interleaved run: outcomes in item order, peak RSS per kind, busy time."""
+
+    outcomes: dict[str, list[Outcome]]
+    rss: dict[str, dict[str, float]]
+    busy_s: dict[str, float]
 
 
 def benchmark_interleaved(
@@ -420,78 +483,83 @@ def benchmark_interleaved(
 ) -> dict[str, dict[str, Any]]:
     """Every model on every item, the models taking turns (alternating which goes first); per model the
     same figures as benchmark_model, plus the process's peak RSS while that model read each kind."""
-    from chatvlmllm.engines import GenerationSettings
+    loaded = _load_each(specs, hardware, cache)
+    load_average = _load_average()
+    turns = _take_turns(loaded.engines, eval_set, progress)
+    results = dict(loaded.failed)
+    for key in loaded.engines:
+        results[key] = _interleaved_result(key, turns, eval_set, loaded, load_average)
+    return {spec.key: results[spec.key] for spec in specs}
+
+
+def _load_each(specs: Sequence[Any], hardware: Any, cache: Any) -> _Loaded:
     from chatvlmllm.models.planner import plan_load
 
-    results: dict[str, dict[str, Any]] = {}
-    engines: dict[str, Any] = {}
-    plans: dict[str, Any] = {}
-    load_s: dict[str, float] = {}
+    loaded = _Loaded()
     for spec in specs:
         plan = plan_load(hardware, spec)
         if not plan.runnable:
-            results[spec.key] = _failed_model(spec.key, f"cannot run here: {plan.why_not()}", 1)
+            loaded.failed[spec.key] = _failed_model(spec.key, f"cannot run here: {plan.why_not()}", 1)
             continue
         started = time.perf_counter()
         try:
-            engines[spec.key] = cache.get(spec, plan)
+            loaded.engines[spec.key] = cache.get(spec, plan)
         except Exception as exc:  # the error is the result for this model; the others still run
-            results[spec.key] = _failed_model(spec.key, f"failed to load: {exc}", 1)
+            loaded.failed[spec.key] = _failed_model(spec.key, f"failed to load: {exc}", 1)
             continue
-        plans[spec.key], load_s[spec.key] = plan, time.perf_counter() - started
+        loaded.plans[spec.key], loaded.load_s[spec.key] = plan, time.perf_counter() - started
+    return loaded
+
+
+def _take_turns(engines: dict[str, Any], eval_set: EvalSet, progress: ProgressCallback | None) -> _Turns:
+    from chatvlmllm.engines import GenerationSettings
+
     keys = list(engines)
-    outcomes: dict[str, list[Outcome]] = {key: [] for key in keys}
-    rss: dict[str, dict[str, float]] = {key: {} for key in keys}
-    busy_s = dict.fromkeys(keys, 0.0)
-    load_average = _load_average()
+    turns = _Turns({key: [] for key in keys}, {key: {} for key in keys}, dict.fromkeys(keys, 0.0))
     total = len(eval_set.items) * len(keys)
     for index, item in enumerate(eval_set.items):
         try:
             image = _open_image(item.image)
         except UserError as exc:  # a corrupt scan is one failed page for every model
             for key in keys:
-                outcomes[key].append(Outcome(error=str(exc)))
+                turns.outcomes[key].append(Outcome(error=str(exc)))
             continue
         settings = GenerationSettings(max_new_tokens=OCR_MAX_NEW_TOKENS, options=ocr_options(item))
         for turn, key in enumerate(keys if index % 2 == 0 else keys[::-1]):
             with PeakMemory() as memory:
                 outcome = _ask(engines[key], OCR_PROMPT, image, settings)
-            outcomes[key].append(outcome)
-            busy_s[key] += outcome.seconds
-            rss[key][item.kind] = max(rss[key].get(item.kind, 0.0), round(memory.peak_mb, 1))
+            turns.outcomes[key].append(outcome)
+            turns.busy_s[key] += outcome.seconds
+            turns.rss[key][item.kind] = max(turns.rss[key].get(item.kind, 0.0), round(memory.peak_mb, 1))
             if progress:
                 progress(index * len(keys) + turn + 1, total, f"{key}: {item.id}")
-    for key in keys:
-        rows = _text_scores(outcomes[key], eval_set.items)
-        latencies = [o.seconds for o in outcomes[key] if o.error is None]
-        by_kind = _grouped(rows, "kind")
-        for kind, figures in by_kind.items():
-            figures["peak_rss_mb"] = rss[key].get(kind)
-        results[key] = {
-            **_summary(rows),
-            "qa_exact": None,
-            "anls": None,
-            "qa_n": 0,
-            "latency_median_s": _round(em.percentile(latencies, 50)),
-            "latency_p95_s": _round(em.percentile(latencies, 95)),
-            # Throughput of this model alone: pages over the time it spent reading them.
-            "pages_per_s": _round(len(latencies) / busy_s[key] if busy_s[key] > 0 else None),
-            "errors": sum(1 for o in outcomes[key] if o.error),
-            "concurrency": 1,
-            "parallel_requests": 1,
-            "interleaved": True,
-            "load_average_1m_at_start": load_average,
-            "load_s": round(load_s[key], 3),
-            "peak_rss_mb": max(rss[key].values(), default=None),
-            "peak_vram_mb": None,
-            "device": plans[key].device,
-            "attention": plans[key].attention,
-            "dtype": plans[key].dtype,
-            "by_kind": by_kind,
-            "by_lang": _grouped(rows, "lang"),
-            "items": rows,
-        }
-    return {spec.key: results[spec.key] for spec in specs}
+    return turns
+
+
+def _interleaved_result(
+    key: str, turns: _Turns, eval_set: EvalSet, loaded: _Loaded, load_average: float | None
+) -> dict[str, Any]:
+    outcomes, busy_s = turns.outcomes[key], turns.busy_s[key]
+    rows = _text_scores(outcomes, eval_set.items)
+    by_kind = _grouped(rows, "kind")
+    for kind, figures in by_kind.items():
+        figures["peak_rss_mb"] = turns.rss[key].get(kind)
+    pages = sum(1 for o in outcomes if o.error is None)
+    return _model_result(
+        outcomes,
+        rows,
+        loaded.plans[key],
+        # Throughput of this model alone: pages over the time it spent reading them.
+        pages_per_s=_round(pages / busy_s if busy_s > 0 else None),
+        concurrency=1,
+        parallel_requests=1,
+        load_average=load_average,
+        load_s=loaded.load_s[key],
+        peak_rss_mb=max(turns.rss[key].values(), default=None),
+        peak_vram_mb=None,
+        by_kind=by_kind,
+        interleaved=True,
+    )
 
 
 def _load_average() -> float | None:
@@ -562,12 +630,7 @@ def run_benchmark(
     from chatvlmllm.models.catalog import get_model, load_catalog
     from chatvlmllm.models.hardware import probe
 
-    if limit is not None and limit < 1:
-        raise UserError("--limit must be at least 1")
-    if concurrency < 1:
-        raise UserError("--concurrency must be at least 1")
-    if not models:
-        raise UserError("name at least one model to benchmark")
+    _check_run(limit, concurrency, models)
     catalog = load_catalog()
     specs = [get_model(key, catalog) for key in models]  # unknown keys fail before any work
     eval_set = load_eval_set(eval_dir).limited(limit)
@@ -575,19 +638,51 @@ def run_benchmark(
     # The process-wide cache: a model the chat already holds is not loaded a second time, and
     # the benchmark unloads only what it loaded itself.
     cache = cache or default_cache()
-    held_before = {engine.model for engine in cache.loaded()}
-
-    questions = len(eval_set.qa)
-    totals = [len(eval_set.items) + (questions if "chat" in spec.caps else 0) for spec in specs]
     machine = machine_description(hardware)
-    loaded_specs = list(specs)
+    results = _benchmark_all(specs, eval_set, hardware, cache, concurrency, progress)
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "eval_dir": str(Path(eval_dir).expanduser().resolve()),
+        "limit": limit,
+        "concurrency": concurrency,
+        "n_items": len(eval_set.items),
+        "n_questions": len(eval_set.qa),
+        "machine": {**machine, "load_average_1m_at_end": machine_description(hardware)["load_average_1m"]},
+        "interleaved": interleavable(specs, concurrency),
+        "models": results,
+    }
+
+
+def _check_run(limit: int | None, concurrency: int, models: Sequence[str]) -> None:
+    if limit is not None and limit < 1:
+        raise UserError("--limit must be at least 1")
+    if concurrency < 1:
+        raise UserError("--concurrency must be at least 1")
+    if not models:
+        raise UserError("name at least one model to benchmark")
+
+
+def _benchmark_all(
+    specs: Sequence[Any],
+    eval_set: EvalSet,
+    hardware: Any,
+    cache: Any,
+    concurrency: int,
+    progress: ProgressCallback | None,
+) -> dict[str, Any]:
+    """Every model's figures: taking turns where they can, else one after the other, each unloaded
+    after its run unless the cache held it before."""
+    held_before = {engine.model for engine in cache.loaded()}
+    if interleavable(specs, concurrency):
+        try:
+            return benchmark_interleaved(specs, eval_set, hardware=hardware, cache=cache, progress=progress)
+        finally:
+            _unload_new(specs, held_before, cache)
+    totals = [len(eval_set.items) + (len(eval_set.qa) if "chat" in spec.caps else 0) for spec in specs]
     results: dict[str, Any] = {}
     done = 0
     try:
-        if interleavable(specs, concurrency):
-            results = benchmark_interleaved(specs, eval_set, hardware=hardware, cache=cache, progress=progress)
-            specs = []  # measured
-        for spec, count in zip(specs, totals, strict=False):
+        for spec, count in zip(specs, totals, strict=True):
             results[spec.key] = benchmark_model(
                 spec.key,
                 eval_set,
@@ -599,23 +694,16 @@ def run_benchmark(
                 total=sum(totals),
             )
             done += count
-            if spec.key not in held_before:
-                cache.unload(spec.key)
+            _unload_new([spec], held_before, cache)
     finally:
-        for spec in loaded_specs:
-            if spec.key not in held_before:
-                cache.unload(spec.key)
-    return {
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "eval_dir": str(Path(eval_dir).expanduser().resolve()),
-        "limit": limit,
-        "concurrency": concurrency,
-        "n_items": len(eval_set.items),
-        "n_questions": questions,
-        "machine": {**machine, "load_average_1m_at_end": machine_description(hardware)["load_average_1m"]},
-        "interleaved": interleavable(loaded_specs, concurrency),
-        "models": results,
-    }
+        _unload_new(specs, held_before, cache)
+    return results
+
+
+def _unload_new(specs: Sequence[Any], held_before: set[str], cache: Any) -> None:
+    for spec in specs:
+        if spec.key not in held_before:
+            cache.unload(spec.key)
 
 
 # -- output ---------------------------------------------------------------------------------

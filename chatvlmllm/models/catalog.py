@@ -21,7 +21,7 @@ from typing import Any
 from chatvlmllm.decisions import Backend, Script
 from chatvlmllm.errors import ModelNotFoundError, UserError
 from chatvlmllm.models import families as registry
-from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Scores
+from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Options, Scores
 from chatvlmllm.settings import settings
 
 DEFAULT_MODEL = "qwen_vl_2b"
@@ -51,7 +51,8 @@ class ModelSpec:
     licence: str = ""
     scores: Scores = field(default_factory=Scores)
     scripts: frozenset[Script] = frozenset({Script.LATIN})
-    options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # The family's typed options (its `FamilyInfo.options` schema), as the models file sets them.
+    options: Options = field(default_factory=Options, hash=False, compare=False)
 
     @property
     def display_name(self) -> str:
@@ -88,6 +89,7 @@ def _spec_from_entry(family: str, entry: CatalogEntry) -> ModelSpec:
         scores=entry.scores,
         scripts=entry.scripts,
         builtin=True,
+        options=registry.family_info(family).options(),
     )
 
 
@@ -138,14 +140,19 @@ def _spec_from_toml(key: str, entry: dict[str, Any], base: ModelSpec | None, ori
         if _TRUST_SENSITIVE & known.keys() and "trust_remote_code" not in known:
             # Other weights run other code: the built-in's opt-in does not carry over to them.
             known["trust_remote_code"] = False
-        return replace(base, **known, options={**base.options, **options})
-    if "family" not in known:
-        raise UserError(f"{origin}: [models.{key}] needs a `family` (one of {', '.join(_family_names())})")
-    if known["family"] not in _family_names():
-        raise UserError(
-            f"{origin}: [models.{key}] has unknown family {known['family']!r}; use one of {', '.join(_family_names())}"
-        )
-    return ModelSpec(key=key, options=options, **known)
+        spec = replace(base, **known)
+        options = {**base.options.model_dump(exclude_unset=True), **options}
+    else:
+        if "family" not in known:
+            raise UserError(f"{origin}: [models.{key}] needs a `family` (one of {', '.join(_family_names())})")
+        if known["family"] not in _family_names():
+            raise UserError(
+                f"{origin}: [models.{key}] has unknown family {known['family']!r}; "
+                f"use one of {', '.join(_family_names())}"
+            )
+        spec = ModelSpec(key=key, **known)
+    # The family's typed options schema refuses unknown keys (a typo like `max_pixel` is an error).
+    return replace(spec, options=registry.validate_options(spec.family, options, f"{origin}: [models.{key}]"))
 
 
 def _family_names() -> list[str]:
@@ -161,14 +168,7 @@ def load_user_models(path: Path | None = None) -> dict[str, ModelSpec]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"Cannot read the model catalog {path}: {exc}") from None
     builtins = {spec.key: spec for spec in builtin_models()}
-    specs = {key: _spec_from_toml(key, entry, builtins.get(key), path) for key, entry in data.get("models", {}).items()}
-    return {key: _checked_options(spec, path) for key, spec in specs.items()}
-
-
-def _checked_options(spec: ModelSpec, origin: Path) -> ModelSpec:
-    """The family's typed options schema refuses unknown keys (a typo like `max_pixel` is an error)."""
-    checked = registry.validate_options(spec.family, spec.options, f"{origin}: [models.{spec.key}]")
-    return replace(spec, options=checked)
+    return {key: _spec_from_toml(key, entry, builtins.get(key), path) for key, entry in data.get("models", {}).items()}
 
 
 def load_catalog() -> dict[str, ModelSpec]:
@@ -178,7 +178,12 @@ def load_catalog() -> dict[str, ModelSpec]:
         # Families that need no weights (bundled OCR engines) are usable under their own name.
         if not info.needs_weights and info.backend == Backend.CLASSIC and name not in catalog:
             catalog[name] = ModelSpec(
-                key=name, family=name, name=name, builtin=True, description=info.notes[0] if info.notes else ""
+                key=name,
+                family=name,
+                name=name,
+                builtin=True,
+                description=info.notes[0] if info.notes else "",
+                options=info.options(),
             )
     catalog.update(load_user_models())
     return catalog
@@ -201,14 +206,18 @@ def spec_from_path(path: str | Path, key: str | None = None) -> ModelSpec:
     if not config_file.is_file():
         raise UserError(f"{folder} is not a model folder (no config.json)")
     try:
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type", "")
+        config = json.loads(config_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{config_file} is not valid JSON: {exc}") from None
-    supported = model_type_families()
-    family = supported.get(model_type)
+    if not isinstance(config, dict):
+        raise UserError(f"{config_file} is not a model config (a JSON object)")
+    family = registry.family_for_config(config)
     if family is None:
+        supported = sorted({*model_type_families(), *registry.architecture_to_family()})
         raise UserError(
-            f"{folder}: model_type {model_type!r} is not supported; supported: {', '.join(sorted(supported))}"
+            f"{folder}: model_type {config.get('model_type', '')!r} (architectures "
+            f"{', '.join(config.get('architectures') or ()) or 'none'}) is not supported; "
+            f"supported: {', '.join(supported)}"
         )
     return ModelSpec(
         key=key or folder.name,
@@ -216,6 +225,7 @@ def spec_from_path(path: str | Path, key: str | None = None) -> ModelSpec:
         name=folder.name,
         path=str(folder),
         weights_gb=folder_weights_gb(folder),
+        options=registry.family_info(family).options(),
     )
 
 

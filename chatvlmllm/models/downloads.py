@@ -2,8 +2,8 @@
 
 Everything goes through huggingface_hub (its HTTP client, `HF_ENDPOINT`, proxies, its cache
 layout): the file list and sizes come from `snapshot_download(dry_run=True)`, each file from
-`hf_hub_download` with a progress class that counts bytes and stops the transfer when the
-download is cancelled. Resume is starting the same download again: every file already in the
+`hf_hub_download` (smallest file first) with a progress class that counts bytes and stops the
+transfer when the download is cancelled. Resume is starting the same download again: every file already in the
 cache is kept and not fetched again. The file that was interrupted starts over: since
 huggingface_hub 2.x (PR #4228) each transfer writes a per-process temporary file that is
 removed on failure, so byte-level resume exists only within one run (its own retries).
@@ -232,8 +232,12 @@ class Download:
                 f"cannot download {self.spec.hub_id}: {problem}. Where there is internet: "
                 f"`{download_command(self.spec)}`, then copy the Hugging Face cache here"
             )
-        files = snapshot_download(self.repo_id, revision=self.spec.revision, endpoint=endpoint(), dry_run=True)
-        assert isinstance(files, list)
+        listed = snapshot_download(self.repo_id, revision=self.spec.revision, endpoint=endpoint(), dry_run=True)
+        assert isinstance(listed, list)
+        # The dry run lists files in the order its threads finish (a different order on every run).
+        # Smallest first, always: configs and tokenizer arrive before the weights, and a cancel or a
+        # failure loses only the file in flight, the big one last.
+        files = sorted(listed, key=lambda f: (f.file_size or 0, f.filename))
         total = sum(f.file_size or 0 for f in files)
         cached = sum(f.file_size or 0 for f in files if f.is_cached)
         missing = total - cached  # resumable .incomplete bytes still count: a conservative check

@@ -107,24 +107,10 @@ def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | N
     attention, attention_ok = _choose_attention(hw, spec, device, dtype, overrides, reasons)
     runnable = runnable and attention_ok
 
-    max_pixels = overrides.max_pixels or spec.max_pixels or family.default_max_pixels
-    if device == "cpu" and family.cpu_max_pixels and not (overrides.max_pixels or spec.max_pixels):
-        max_pixels = family.cpu_max_pixels
-        reasons.append(Reason.info(f"CPU: pixel budget {max_pixels:,} to keep answers within seconds"))
-
-    vision_attention = None
-    if family.max_pixels_without_fa2:
-        # The family's own vision tower (dots.ocr) attends one image at a time: eager stays eager,
-        # anything else runs torch's sdpa (it never needs flash-attn).
-        vision_attention = "eager" if attention == "eager" else "sdpa"
-        if attention != "flash_attention_2" and (max_pixels is None or max_pixels > family.max_pixels_without_fa2):
-            max_pixels = family.max_pixels_without_fa2
-            reasons.append(
-                Reason.info(
-                    f"max_pixels capped at {max_pixels:,}: without flash-attn one page's vision attention "
-                    "costs memory in the square of its patches"
-                )
-            )
+    min_pixels, max_pixels = _pixel_budget(hw, spec, family, device, attention, overrides, reasons)
+    # dots.ocr's own vision tower attends one image at a time: eager stays eager, anything else
+    # runs torch's sdpa (it never needs flash-attn).
+    vision_attention = ("eager" if attention == "eager" else "sdpa") if family.plan_check is not None else None
     if family.plan_check is not None:
         extra = family.plan_check(spec, dtype, vision_attention)
         reasons.extend(extra)
@@ -140,13 +126,58 @@ def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | N
         attention=attention,
         quantization=quantization,
         max_pixels=max_pixels,
-        min_pixels=spec.min_pixels or family.default_min_pixels,
+        min_pixels=min_pixels,
         estimated_gb=estimated,
         fits=fits,
         runnable=runnable,
         reasons=tuple(reasons),
         vision_attention=vision_attention,
     )
+
+
+def _pixel_budget(
+    hw: HardwareProfile,
+    spec: ModelSpec,
+    family: FamilyInfo,
+    device: str,
+    attention: str,
+    overrides: PlanOverrides,
+    reasons: list[Reason],
+) -> tuple[int | None, int | None]:
+    """(min_pixels, max_pixels) per page.
+
+    The minimum is the real processor's (a catalog entry may raise it, never lower it): below it a
+    page becomes fewer image tokens than the model was trained on. The maximum is the processor's
+    unless the user sets one or memory asks for less, and then a reason says why.
+    """
+    declared = [value for value in (spec.min_pixels, family.default_min_pixels) if value]
+    min_pixels = max(declared) if declared else None
+    max_pixels = overrides.max_pixels or spec.max_pixels or family.default_max_pixels
+    chosen = bool(overrides.max_pixels or spec.max_pixels)
+    cpu_cap = family.cpu_max_pixels
+    if not chosen and device == "cpu" and cpu_cap and (max_pixels is None or max_pixels > cpu_cap):
+        max_pixels = cpu_cap
+        reasons.append(Reason.info(f"pixels capped at {_megapixels(cpu_cap)}: CPU, to keep answers within seconds"))
+    cap = family.max_pixels_without_fa2
+    if cap and attention != "flash_attention_2" and (max_pixels is None or max_pixels > cap):
+        max_pixels = cap
+        memory = f"{hw.vram_total_gb:.0f} GB" if device == "cuda" and hw.vram_total_gb else device.upper()
+        reasons.append(
+            Reason.info(
+                f"pixels capped at {_megapixels(cap)}: no flash-attn, {memory} (without it a page's vision "
+                "attention costs memory in the square of its patches)"
+            )
+        )
+    if min_pixels and max_pixels is not None and max_pixels < min_pixels:
+        max_pixels = min_pixels
+        reasons.append(
+            Reason.info(f"pixels raised to {_megapixels(min_pixels)}: the processor's minimum for {spec.family}")
+        )
+    return min_pixels, max_pixels
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} MP ({pixels:,} px)"
 
 
 def _plan_without_torch(spec: ModelSpec, family: FamilyInfo, overrides: PlanOverrides) -> LoadPlan:

@@ -1,10 +1,14 @@
 """`chatvlmllm serve`: an OpenAI-compatible HTTP server over the local engines.
 
-    protocol    the request schema, request → engine input, response fields, errors
-    body_limit  the door: request body size and time limits (ASGI middleware)
-    served      the served models, their counters, the shared state
-    streaming   answers on their own thread, relayed whole or as server-sent events
-    app         the FastAPI application and `run_server`
+    protocol        the request schema, request → engine input, response fields, errors
+    routes          the HTTP routes: module-level APIRouters, the API key, `attach_routers(app)`
+    serving         what the routes do: models, stats, a chat completion from request to answer
+    error_handlers  every failure as OpenAI-style JSON: `install_error_handlers(app)`
+    body_limit      the door: request body size and time limits (ASGI middleware)
+    memory          freed memory handed back to the system once a request has ended
+    served          the served models, their counters, the shared state
+    streaming       answers on their own thread, relayed whole or as server-sent events
+    app             `create_app` (the FastAPI application from those parts) and `run_server`
 
 Test and benchmark helpers that start a server live in `chatvlmllm.devtools.servers`.
 """

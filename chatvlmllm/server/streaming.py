@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 DISCONNECT_POLL_S = 0.2
 
+# What the answer's thread hands over: ("chunk", text), ("end", None) or ("error", exception).
+Event = tuple[str, Any]
+
 
 class ChunkPump:
     """Iterates an AnswerStream on a thread and hands its events to the event loop.
@@ -36,7 +39,7 @@ class ChunkPump:
     def __init__(self, stream: AnswerStream, served: ServedModel, state: ServerState):
         self.stream, self.served, self.state = stream, served, state
         self.loop = asyncio.get_running_loop()
-        self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.finished = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"chatvlmllm-answer-{served.id}", daemon=True)
 
@@ -52,7 +55,7 @@ class ChunkPump:
         if not self.finished.is_set():
             self.stream.cancel()
 
-    async def next_event(self) -> tuple[str, Any]:
+    async def next_event(self) -> Event:
         return await self.events.get()
 
     def _post(self, kind: str, value: Any) -> None:
@@ -94,7 +97,7 @@ async def watch_disconnect(request: Request, pump: ChunkPump) -> None:
 
 
 async def complete(
-    pump: ChunkPump, first: tuple[str, Any], request: Request, completion_id: str, model_id: str
+    pump: ChunkPump, first: Event, request: Request, completion_id: str, model_id: str
 ) -> dict[str, Any]:
     watcher = asyncio.create_task(watch_disconnect(request, pump))
     try:
@@ -127,7 +130,7 @@ async def complete(
 
 
 async def stream_events(
-    pump: ChunkPump, first: tuple[str, Any], completion_id: str, model_id: str, include_usage: bool
+    pump: ChunkPump, first: Event, completion_id: str, model_id: str, include_usage: bool
 ) -> AsyncIterator[str]:
     """Server-sent events in the OpenAI chunk format, ending with `data: [DONE]`."""
     created = int(time.time())

@@ -14,9 +14,10 @@ from chatvlmllm.chat.context import (
 from chatvlmllm.chat.conversation import TURNS_NOT_SENT, Turn
 from chatvlmllm.chat.session import AskOptions, ChatSession
 from chatvlmllm.documents.loading import load_document
-from chatvlmllm.models.catalog import spec_from_path
+from chatvlmllm.errors import UserError
+from chatvlmllm.models.catalog import load_catalog, spec_from_path
 from chatvlmllm.models.hardware import probe
-from tests.helpers import image_bytes, text_image
+from tests.helpers import image_bytes, text_image, write_models_file
 
 
 def test_context_is_read_from_the_language_model_config(tiny_qwen2_vl):
@@ -24,6 +25,16 @@ def test_context_is_read_from_the_language_model_config(tiny_qwen2_vl):
     assert context_from_config({"max_position_embeddings": 32768}) == 32768
     assert context_from_config({"text_config": {"max_position_embeddings": 262144}}) == 262144
     assert context_tokens(spec_from_path(tiny_qwen2_vl)) == 4096  # the tiny checkpoint's own config
+
+
+def test_a_models_file_entry_sets_the_context(tiny_qwen2_vl, tmp_path, monkeypatch):
+    entries = {"short": {"family": "qwen2_vl", "path": str(tiny_qwen2_vl), "context_tokens": 2048}}
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(write_models_file(tmp_path / "models.toml", entries)))
+    assert context_tokens(load_catalog()["short"]) == 2048  # over the config's 4096
+    entries["short"]["context_tokens"] = 0
+    write_models_file(tmp_path / "models.toml", entries)
+    with pytest.raises(UserError, match=r"\[models\.short\]: context_tokens: Input should be greater than 0"):
+        load_catalog()
 
 
 def test_images_of_the_earliest_turns_go_first_then_the_turns():

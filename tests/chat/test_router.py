@@ -56,7 +56,7 @@ class PixelBudgetOomEngine(QwenVLEngine):
 
         super()._load(plan)
         real_generate = self.model.generate
-        limit = int(self.spec.options["oom_above_pixels"])
+        limit = OomDoubleOptions.of(self.spec.options).oom_above_pixels
         patch = int(self.model.config.vision_config.patch_size)
 
         def generate(**kwargs):
@@ -85,7 +85,7 @@ def oom_double_family(monkeypatch):
     info = dataclasses.replace(
         families()["qwen2_vl"],
         name="oom_double_qwen2_vl",
-        engine=f"{__name__}:PixelBudgetOomEngine",
+        engine=PixelBudgetOomEngine,
         options=OomDoubleOptions,
         entries=(),  # a test double: no built-in models, model types or builder of its own
         model_types=(),

@@ -23,7 +23,7 @@ from chatvlmllm.models.choice import model_status
 from chatvlmllm.models.hardware import probe
 from chatvlmllm.models.planner import plan_load
 from chatvlmllm.models.tasks import OCR_TRANSCRIBES, classify, offline_engine_for
-from tests.helpers import SHARED_EVAL, engine_for, image_bytes, require_tesseract, text_image
+from tests.helpers import SHARED_EVAL, engine_for, image_bytes, require_tesseract, text_image, write_models_file
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +219,19 @@ def test_rapidocr_warns_that_it_has_no_cyrillic(cache):
     )
     stream.consume()
     assert "tesseract" in stream.extras["warning"]
+
+
+def test_the_entry_language_reaches_the_engine_under_its_old_name_too(cache, tmp_path, monkeypatch):
+    entries = {"rapid_ru": {"family": "rapidocr", "language": "ru"}}  # `lang` since typed options
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(write_models_file(tmp_path / "models.toml", entries)))
+    engine = engine_for(cache, "rapid_ru")
+    page = [Message("user", "Extract all text", [text_image(["TOTAL 12.50"])])]
+    from_entry = engine.stream(page)
+    from_entry.consume()
+    assert "tesseract" in from_entry.extras["warning"]
+    english = engine.stream(page, GenerationSettings(options={"lang": "en"}))  # the request's language wins
+    english.consume()
+    assert "warning" not in english.extras
 
 
 def test_image_bytes_round_trip_through_the_document_loader(cache):

@@ -1,7 +1,7 @@
 """dots.ocr through chatvlmllm's own model code, on a tiny checkpoint in the hub's layout.
 
 The folder is written by `devtools.tiny_models.build_tiny_dots_ocr` with the real config,
-processor and generation values (`devtools.real_contracts.DOTS_OCR`) and read back by the
+processor and generation values (read from ../shared/hubfiles/dots_ocr) and read back by the
 production loader. Agreement with dots.ocr's own hub code is checked numerically by
 benchmarks/dots_remote_check.py (the hub code is not part of this project).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import torch
@@ -18,7 +19,7 @@ from transformers import Qwen2ForCausalLM
 
 from chatvlmllm.chat.engine_cache import EngineCache
 from chatvlmllm.chat.router import answer
-from chatvlmllm.devtools.real_contracts import DOTS_OCR
+from chatvlmllm.devtools.hub_tiny import HubFolder
 from chatvlmllm.documents.layout import CATEGORIES, layout_extras
 from chatvlmllm.engines import GenerationSettings, Message
 from chatvlmllm.engines._dots_prompts import (
@@ -26,11 +27,12 @@ from chatvlmllm.engines._dots_prompts import (
     DOTS_MAX_NEW_TOKENS,
     DOTS_PROMPTS,
     FREE_QUESTION,
+    PromptMode,
     answer_budget,
     choose_prompt,
 )
 from chatvlmllm.engines._dots_vision import DotsOcrForGeneration, VisionAttention
-from chatvlmllm.engines.dots_ocr import PINNED_REVISION, load_model
+from chatvlmllm.engines.dots_ocr import PINNED_REVISION, DotsOptions, load_model
 from chatvlmllm.errors import EngineError, UserError, WeightsMissingError
 from chatvlmllm.models.catalog import get_model, spec_from_path
 from chatvlmllm.models.hardware import HardwareProfile, simulated_gpu
@@ -69,24 +71,26 @@ def ask(engine, text: str = "Extract all text", images=None, max_new_tokens: int
 
 
 def test_tiny_folder_has_the_hub_layout_and_real_values(tiny_dots_ocr):
+    real = HubFolder.of("dots_ocr")
     config = json.loads((tiny_dots_ocr / "config.json").read_text())
     assert config["model_type"] == "dots_ocr" and config["architectures"] == ["DotsOCRForCausalLM"]
-    vision = config["vision_config"]
-    for key, value in DOTS_OCR.extra["vision"].items():
-        assert vision[key] == value, key
+    vision, real_vision = config["vision_config"], real.config["vision_config"]
+    for key in ("attn_implementation", "post_norm", "use_bias", "rms_norm_eps", "is_causal", "init_merger_std"):
+        assert vision[key] == real_vision[key], key
     assert (vision["patch_size"], vision["spatial_merge_size"], vision["temporal_patch_size"]) == (14, 2, 1)
-    assert config["rope_theta"] == DOTS_OCR.rope_theta and config["attention_bias"] is True
+    assert config["rope_theta"] == real.config["rope_theta"] and config["attention_bias"] is True
     processor = json.loads((tiny_dots_ocr / "preprocessor_config.json").read_text())
-    assert (processor["min_pixels"], processor["max_pixels"]) == (DOTS_OCR.min_pixels, DOTS_OCR.max_pixels)
-    assert tuple(processor["image_mean"]) == DOTS_OCR.image_mean and tuple(processor["image_std"]) == DOTS_OCR.image_std
+    assert processor == real.json("preprocessor_config.json")  # min/max pixels, mean/std: the real file
     from transformers import Qwen2Tokenizer
 
     tokenizer = Qwen2Tokenizer.from_pretrained(str(tiny_dots_ocr))
-    assert tokenizer.convert_ids_to_tokens(config["image_token_id"]) == DOTS_OCR.tokens["image"].text
+    assert tokenizer.convert_ids_to_tokens(config["image_token_id"]) == real.token(real.config["image_token_id"])
     generation = json.loads((tiny_dots_ocr / "generation_config.json").read_text())
-    assert tokenizer.convert_ids_to_tokens(generation["eos_token_id"]) == [
-        DOTS_OCR.tokens[role].text for role in DOTS_OCR.eos
-    ]  # <|endoftext|>, <|endofassistant|>: the real order
+    assert (
+        tokenizer.convert_ids_to_tokens(generation["eos_token_id"])
+        == [real.token(i) for i in real.generation["eos_token_id"]]
+        == ["<|endoftext|>", "<|endofassistant|>"]
+    )  # the real order
     assert not list(tiny_dots_ocr.glob("*.py"))  # no model code in the folder
 
 
@@ -219,10 +223,11 @@ def test_temperature_samples_and_zero_is_greedy(tiny_dots_ocr, cache):
 
 def test_user_max_new_tokens_is_honoured_and_the_long_default_only_applies_unset():
     unset, user = GenerationSettings(), GenerationSettings(max_new_tokens=16)
-    assert answer_budget(DEFAULT_PROMPT_MODE, unset, {}) == DOTS_MAX_NEW_TOKENS
-    assert answer_budget(DEFAULT_PROMPT_MODE, user, {}) == 16  # never raised to 8192
-    assert answer_budget(FREE_QUESTION, unset, {}) == 1024 and answer_budget(FREE_QUESTION, user, {}) == 16
-    assert answer_budget(FREE_QUESTION, user, {"max_new_tokens": 40}) == 40  # an explicit option wins
+    none = DotsOptions()
+    assert answer_budget(DEFAULT_PROMPT_MODE, unset, none) == DOTS_MAX_NEW_TOKENS
+    assert answer_budget(DEFAULT_PROMPT_MODE, user, none) == 16  # never raised to 8192
+    assert answer_budget(FREE_QUESTION, unset, none) == 1024 and answer_budget(FREE_QUESTION, user, none) == 16
+    assert answer_budget(FREE_QUESTION, user, DotsOptions(max_new_tokens=40)) == 40  # an explicit option wins
 
 
 def test_the_user_limit_reaches_generate(tiny_dots_ocr, cache):
@@ -271,21 +276,37 @@ def test_prompts_are_dots_own():
     assert DOTS_PROMPTS["prompt_grounding_ocr"].endswith("Bounding Box:\n")
 
 
+def request(**options) -> DotsOptions:
+    """One answer's options over a catalog entry that sets none, as the engine reads them."""
+    return DotsOptions.of(DotsOptions(), options)
+
+
 def test_prompt_choice():
     sizes = ((2000, 1000), (1000, 500))
-    assert choose_prompt("Extract all text", {}, *sizes) == (DEFAULT_PROMPT_MODE, DOTS_PROMPTS[DEFAULT_PROMPT_MODE])
-    assert choose_prompt("", {}, *sizes)[0] == DEFAULT_PROMPT_MODE
-    assert choose_prompt("Who signed the letter?", {}, *sizes) == (FREE_QUESTION, "Who signed the letter?")
-    assert choose_prompt("Who signed?", {"prompt_mode": "prompt_ocr"}, *sizes) == (
+    assert choose_prompt("Extract all text", request(), *sizes) == (
+        DEFAULT_PROMPT_MODE,
+        DOTS_PROMPTS[DEFAULT_PROMPT_MODE],
+    )
+    assert choose_prompt("", request(), *sizes)[0] == DEFAULT_PROMPT_MODE
+    assert choose_prompt("Who signed the letter?", request(), *sizes) == (FREE_QUESTION, "Who signed the letter?")
+    assert choose_prompt("Who signed?", request(prompt_mode="prompt_ocr"), *sizes) == (
         "prompt_ocr",
         DOTS_PROMPTS["prompt_ocr"],
     )
-    mode, prompt = choose_prompt("", {"prompt_mode": "prompt_grounding_ocr", "bbox": [200, 100, 600, 300]}, *sizes)
+    grounding = request(prompt_mode="prompt_grounding_ocr", bbox=[200, 100, 600, 300])
+    mode, prompt = choose_prompt("", grounding, *sizes)
     assert mode == "prompt_grounding_ocr" and prompt.endswith("Bounding Box:\n[100, 50, 300, 150]")  # model pixels
     with pytest.raises(UserError, match="bbox"):
-        choose_prompt("", {"prompt_mode": "prompt_grounding_ocr"}, *sizes)
-    with pytest.raises(UserError, match="prompt_layout_all_en"):
-        choose_prompt("", {"prompt_mode": "layout please"}, *sizes)
+        choose_prompt("", request(prompt_mode="prompt_grounding_ocr"), *sizes)
+    # A mode that is not one of dots.ocr's is refused naming the valid ones, before any page is read.
+    with pytest.raises(UserError, match=r"prompt_mode: .*'prompt_layout_all_en'"):
+        request(prompt_mode="layout please")
+    with pytest.raises(UserError, match="bbox"):
+        request(prompt_mode="prompt_grounding_ocr", bbox=[1, 2, 3])
+
+
+def test_the_prompt_mode_option_names_exactly_dots_prompts():
+    assert get_args(PromptMode) == tuple(DOTS_PROMPTS)
 
 
 def test_no_image_is_a_clear_error(tiny_dots_ocr, cache):

@@ -9,7 +9,7 @@ import pytest
 
 from chatvlmllm.chat.engine_cache import EngineCache
 from chatvlmllm.engines import GenerationSettings, Message
-from chatvlmllm.engines.got_ocr import GOT_MAX_NEW_TOKENS, GotOcrEngine
+from chatvlmllm.engines.got_ocr import DEFAULT_MAX_PATCHES, GOT_MAX_NEW_TOKENS, GotOcrEngine, GotOptions
 from chatvlmllm.errors import UserError
 from chatvlmllm.models.catalog import get_model, load_catalog, spec_from_path
 from chatvlmllm.models.hardware import HardwareProfile
@@ -128,7 +128,7 @@ def test_catalog_options_set_the_default_mode(got_a, cache, tmp_path, monkeypatc
     )
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(models))
     spec = get_model("got_fmt", load_catalog())
-    assert spec.options == {"format": True}
+    assert spec.options == GotOptions(format=True) and spec.options.max_patches == DEFAULT_MAX_PATCHES
     engine = cache.get(spec, plan_load(CPU, spec))
     assert _answer(engine, max_new_tokens=2).extras["got_query"] == "OCR with format"
     assert _answer(engine, max_new_tokens=2, format=False).extras["got_query"] == "OCR"  # the request wins

@@ -69,20 +69,24 @@ def test_progress_events_count_every_byte_of_a_known_total(hub_env, tiny_qwen2_v
 
 
 def test_cancel_keeps_a_partial_that_is_not_ready_and_resume_skips_the_finished_files(hub_env, tiny_qwen2_vl):
+    import threading
+
     weights_size = (tiny_qwen2_vl / "model.safetensors").stat().st_size
     total = folder_bytes(tiny_qwen2_vl)
-    hub_env.chunk_delay_s = 0.02
+    release = hub_env.held["model.safetensors"] = threading.Event()  # the weights stop before their last chunk
     download = Download(spec()).start()
-    # Cancel inside the weights file, once every other file is in (their bytes are counted first).
-    wait_for(lambda: download.progress.done_bytes > total - weights_size, "bytes of the weights file")
+    # Files go smallest first: when the hub holds the weights, every other file is in.
+    wait_for(hub_env.holding.is_set, "the hub holding the weights file", timeout_s=120)
+    wait_for(lambda: download.progress.files_done == download.progress.files_total - 1, "the small files", 120)
     download.cancel()
-    cancelled = download.wait(30)
+    release.set()
+    cancelled = download.wait(120)
     assert cancelled.state is DownloadState.CANCELLED
-    assert 0 < cancelled.done_bytes < cancelled.total_bytes
-    assert cancelled.files_done < cancelled.files_total
+    assert total - weights_size <= cancelled.done_bytes < cancelled.total_bytes == total
+    assert cancelled.files_done == cancelled.files_total - 1
     assert locate(spec()).status != "cached"  # a partial download never shows as ready
 
-    hub_env.chunk_delay_s = 0.0
+    del hub_env.held["model.safetensors"]
     before = len(hub_env.requests)
     events = []
     resumed = Download(spec(), on_progress=events.append)
@@ -90,11 +94,23 @@ def test_cancel_keeps_a_partial_that_is_not_ready_and_resume_skips_the_finished_
     assert resumed.progress.state is DownloadState.DONE and resumed.progress.done_bytes == total
     first_running = next(e for e in events if e.state is DownloadState.RUNNING)
     assert first_running.files_done == cancelled.files_done  # finished files are kept...
-    assert 0 < first_running.done_bytes <= total - weights_size  # ...and count as done at once
-    fetched = {r.split("/resolve/main/")[1].split()[0] for r in hub_env.requests[before:] if "/resolve/" in r}
-    assert "model.safetensors" in fetched
-    assert len(fetched) == cancelled.files_total - cancelled.files_done  # only the unfinished files again
+    assert first_running.done_bytes == total - weights_size  # ...and count as done at once
+    gets = [r for r in hub_env.requests[before:] if r.startswith("GET") and "/resolve/" in r]
+    fetched = {r.split("/resolve/main/")[1].split()[0] for r in gets}
+    assert fetched == {"model.safetensors"}  # only the unfinished file again
     assert locate(spec()).status == "cached"
+
+
+def test_files_go_smallest_first_whatever_order_the_hub_lists_them_in(hub_env, tiny_qwen2_vl):
+    events = []
+    Download(spec(), on_progress=events.append).run()
+    sizes = sorted(f.stat().st_size for f in tiny_qwen2_vl.iterdir())
+    # When the k-th file is done, exactly the k smallest files' bytes are counted.
+    counted: dict[int, int] = {}
+    for event in events:
+        if event.state is DownloadState.RUNNING:
+            counted.setdefault(event.files_done, event.done_bytes)
+    assert [counted[k] for k in range(1, len(sizes) + 1)] == [sum(sizes[:k]) for k in range(1, len(sizes) + 1)]
 
 
 def test_disk_full_is_refused_before_writing_anything(hub_env, monkeypatch, tmp_path):

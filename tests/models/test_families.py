@@ -22,6 +22,7 @@ from chatvlmllm.devtools.tiny_models import builders
 from chatvlmllm.errors import UserError
 from chatvlmllm.models import families
 from chatvlmllm.models.catalog import load_catalog, model_type_families, spec_from_path
+from chatvlmllm.models.families import Options
 from tests.helpers import image_bytes, text_image, write_models_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,9 +36,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from chatvlmllm.engines.base import BaseEngine, FamilyInfo, GenerationStats, latest_user_text
+from chatvlmllm.engines.base import BaseEngine, GenerationStats, latest_user_text
 from chatvlmllm.decisions import Task
-from chatvlmllm.models.families import CatalogEntry, Options
+from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Options
 
 NAME = "{name}"
 
@@ -58,7 +59,7 @@ class MirrorEngine(BaseEngine):
         self.config = json.loads((Path(self.spec.path) / "config.json").read_text())
 
     def _generate(self, messages, settings, cancel):
-        options = MirrorOptions.model_validate({{**self.spec.options, **settings.options}})
+        options = MirrorOptions.of(self.spec.options, settings.options)
         text = latest_user_text(messages) or FAMILIES[NAME].prompt(Task.TRANSCRIBE)
         yield "mirror:" + text + options.suffix
         return GenerationStats(new_tokens=1)
@@ -67,10 +68,10 @@ class MirrorEngine(BaseEngine):
 FAMILIES = {{
     NAME: FamilyInfo(
         NAME,
-        f"{{__name__}}:MirrorEngine",
+        MirrorEngine,
         attention=("eager",),
         model_types=("{model_type}",),
-        tiny_builder=f"{{__name__}}:build_tiny",
+        tiny_builder=build_tiny,
         options=MirrorOptions,
         prompts={{Task.TRANSCRIBE: "mirror the page"}},
         entries=(
@@ -131,7 +132,7 @@ def test_options_schema_refuses_unknown_keys_listing_the_valid_ones(throwaway_fa
     with pytest.raises(UserError, match=r"sufix.*valid options for mirror_\w+: suffix"):
         load_catalog()
     write_models_file(models, {"m": {"family": name, "path": str(folder), "suffix": "!"}})
-    assert load_catalog()["m"].options == {"suffix": "!"}
+    assert load_catalog()["m"].options.model_dump() == {"suffix": "!"}
 
 
 def test_existing_families_declare_their_model_types_builders_and_entries():
@@ -146,7 +147,7 @@ def test_existing_families_declare_their_model_types_builders_and_entries():
 def test_a_typo_in_a_builtin_override_is_refused(tmp_path, monkeypatch):
     models = write_models_file(tmp_path / "models.toml", {"got_ocr_hf": {"formt": True}})
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(models))
-    with pytest.raises(UserError, match=r"formt.*valid options for got_ocr2: crop_to_patches, format"):
+    with pytest.raises(UserError, match=r"formt.*valid options for got_ocr2: context_tokens, crop_to_patches, format"):
         load_catalog()
 
 
@@ -193,5 +194,87 @@ def test_offline_and_dots_options_that_exist_are_kept(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(models))
     catalog = load_catalog()
-    assert catalog["dots_ocr"].options["prompt_mode"] == "prompt_ocr"
-    assert catalog["my_ocr"].options["rapidocr_params"] == {"Det.limit_side_len": 960}
+    assert catalog["dots_ocr"].options.prompt_mode == "prompt_ocr"  # type: ignore[attr-defined]
+    assert catalog["my_ocr"].options.rapidocr_params == {"Det.limit_side_len": 960}  # type: ignore[attr-defined]
+
+
+# -- typed options end to end ---------------------------------------------------------------------
+
+
+def test_every_family_names_its_engine_class_its_builder_and_a_described_schema():
+    from chatvlmllm.engines import BaseEngine, create_engine
+    from chatvlmllm.models.catalog import ModelSpec
+
+    for name, info in families.families().items():
+        assert isinstance(info.engine, type) and issubclass(info.engine, BaseEngine), name
+        assert info.tiny_builder is None or callable(info.tiny_builder), name
+        assert issubclass(info.options, Options) and info.options() == info.options.model_validate({}), name
+        for option in families.option_infos(info.options):
+            assert option.type and option.description, f"{name}.{option.name} needs a type and a description"
+        engine = create_engine(ModelSpec(key=f"probe_{name}", family=name))
+        assert type(engine) is info.engine and engine.plan is None  # made, not loaded
+
+
+def test_options_default_to_the_empty_schema():
+    from chatvlmllm.engines import BaseEngine
+
+    info = families.FamilyInfo("bare", BaseEngine)
+    assert info.options is Options and families.option_infos(info.options) == ()
+
+
+def test_an_answer_reads_the_entry_options_with_its_request_over_them():
+    from chatvlmllm.engines.got_ocr import GotOptions
+
+    entry = GotOptions.model_validate({"format": True, "max_patches": 3})
+    assert GotOptions.of(entry) is entry  # nothing to merge: the entry's own object
+    merged = GotOptions.of(entry, {"format": False, "max_new_tokens": 9, "lang": "ru"})
+    # The request wins where it speaks; a key this family does not take (the document language,
+    # for the offline engines further down the fallback chain) is left out, not refused.
+    assert (merged.format, merged.max_patches, merged.max_new_tokens) == (False, 3, 9)
+    assert GotOptions.of(Options(), {}) == GotOptions()  # a spec made in code: the defaults
+    with pytest.raises(UserError, match=r"^options of this answer: max_patches: Input should be greater than 0$"):
+        GotOptions.of(entry, {"max_patches": 0})
+    with pytest.raises(UserError, match="max_new_tokens: Input should be a valid integer"):
+        GotOptions.of(entry, {"max_new_tokens": True})  # a bool is not a token count
+    # A key that no family takes is a typo in the code that built the request: refused, not dropped.
+    with pytest.raises(UserError, match=r"^options of this answer: language, promt_mode: no model family takes"):
+        GotOptions.of(entry, {"promt_mode": "prompt_ocr", "language": "ru"})  # `language` is `lang` now
+
+
+def test_the_catalog_carries_the_typed_options(tmp_path, monkeypatch):
+    from chatvlmllm.engines.dots_ocr import DotsOptions
+    from chatvlmllm.engines.got_ocr import GotOptions
+
+    models = tmp_path / "models.toml"
+    models.write_text('[models.dots_ocr]\nprompt_mode = "prompt_ocr"\n', encoding="utf-8")
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(models))
+    catalog = load_catalog()
+    assert catalog["dots_ocr"].options == DotsOptions(prompt_mode="prompt_ocr")
+    assert catalog["dots_ocr"].options.model_fields_set == {"prompt_mode"}  # what the file set, nothing more
+    assert catalog["got_ocr_hf"].options == GotOptions()  # a built-in nobody configured: the family's defaults
+    models.write_text('[models.dots_ocr]\nprompt_mode = "layout please"\n', encoding="utf-8")
+    with pytest.raises(UserError, match=r"prompt_mode: Input should be 'prompt_layout_all_en'.*valid options"):
+        load_catalog()
+
+
+@pytest.mark.parametrize(
+    ("entry", "lang"),
+    [
+        ({"lang": "ru"}, "ru"),
+        ({"language": "ru"}, "ru"),  # the old name still reads
+        ({"lang": "ru", "language": "ru"}, "ru"),
+    ],
+)
+def test_offline_ocr_takes_one_language_option(tmp_path, monkeypatch, entry, lang):
+    models = write_models_file(tmp_path / "models.toml", {"my_tess": {"family": "tesseract", **entry}})
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(models))
+    options = load_catalog()["my_tess"].options
+    assert options.lang == lang  # type: ignore[attr-defined]
+    assert "language" not in type(options).model_fields and options.model_dump(exclude_unset=True) == {"lang": lang}
+
+
+def test_two_different_languages_are_refused_naming_the_new_key(tmp_path, monkeypatch):
+    entry = {"my_tess": {"family": "tesseract", "lang": "en", "language": "ru"}}
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(write_models_file(tmp_path / "models.toml", entry)))
+    with pytest.raises(UserError, match=r"\[models\.my_tess\]: set `lang` only .*valid options for tesseract: lang"):
+        load_catalog()

@@ -170,7 +170,7 @@ def test_dots_ocr_without_flash_attn_patches_vision_tower_and_caps_pixels():
     assert plan.attention == "sdpa" and plan.vision_attention == "sdpa"
     assert plan.max_pixels == get_model("dots_ocr").family_info().max_pixels_without_fa2
     assert any("vision tower sdpa" in r and "flash-attn not needed" in r for r in plan.reason_texts())
-    assert any("max_pixels capped" in r and "square" in r for r in plan.reason_texts())
+    assert any(r.startswith("pixels capped at 1.0 MP") and "no flash-attn, 16 GB" in r for r in plan.reason_texts())
     fa2 = plan_load(gpu("RTX 4090", flash_attn=True), get_model("dots_ocr"))
     assert fa2.vision_attention == "sdpa" and fa2.max_pixels > plan.max_pixels  # our tower never uses flash-attn
 

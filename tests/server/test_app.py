@@ -85,8 +85,9 @@ def http(url: str, body: bytes | None = None, key: str | None = API_KEY, timeout
         return error.code, json.loads(error.read())
 
 
-def health(server: str) -> dict:
-    return http(server.removesuffix("/v1") + "/health", key=None)[1]
+def stats(server: str) -> dict:
+    """The server's counters (/stats, behind the API key)."""
+    return http(server.removesuffix("/v1") + "/stats")[1]
 
 
 def wait_for(condition, timeout_s: float = 15.0) -> bool:
@@ -158,7 +159,7 @@ def test_multi_turn_history_reaches_the_model(client, tiny_qwen2_vl):
 
 
 def test_two_concurrent_clients_both_get_answers(server, client, tiny_qwen2_vl):
-    before = health(server)["models"][tiny_qwen2_vl.name]
+    before = stats(server)["models"][tiny_qwen2_vl.name]
     results: dict[int, list] = {}
 
     def ask(index: int) -> None:
@@ -180,7 +181,7 @@ def test_two_concurrent_clients_both_get_answers(server, client, tiny_qwen2_vl):
     assert sorted(results) == [0, 1]
     for chunks in results.values():
         assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens >= 1
-    after = health(server)["models"][tiny_qwen2_vl.name]
+    after = stats(server)["models"][tiny_qwen2_vl.name]
     assert after["requests"] - before["requests"] == 2
     assert after["completed"] - before["completed"] == 2
     assert after["active"] == 0 and after["loaded"]
@@ -264,6 +265,16 @@ def test_api_key_is_required(server, tiny_qwen2_vl):
     assert http(f"{server}/models", key=None)[0] == 401
 
 
+def test_only_health_answers_without_the_key(server):
+    root = server.removesuffix("/v1")
+    assert http(f"{root}/health", key=None) == (200, {"status": "ok"})  # no models, no counters
+    for path in ("/docs", "/openapi.json", "/stats"):
+        status, answer = http(f"{root}{path}", key=None)
+        assert (status, answer["error"]["code"]) == (401, "invalid_api_key"), path
+    status, schema = http(f"{root}/openapi.json")
+    assert status == 200 and "/v1/chat/completions" in schema["paths"]
+
+
 def start_endless_stream(client, model: str):
     """A streamed answer that would run for minutes: " the" repeated, the repetition guard off."""
     return client.chat.completions.create(
@@ -277,7 +288,7 @@ def start_endless_stream(client, model: str):
 
 def test_client_disconnect_mid_stream_cancels_the_generation(server, client, the_looping_qwen2_vl):
     model = the_looping_qwen2_vl.name
-    before = health(server)["models"][model]
+    before = stats(server)["models"][model]
     stream = start_endless_stream(client, model)
     received = []
     for chunk in stream:
@@ -288,14 +299,14 @@ def test_client_disconnect_mid_stream_cancels_the_generation(server, client, the
     stream.close()
     words = "".join(received).split()
     assert len(words) >= 3 and set(words) == {"the"}
-    assert wait_for(lambda: health(server)["models"][model]["cancelled"] == before["cancelled"] + 1)
-    assert health(server)["models"][model]["active"] == 0
+    assert wait_for(lambda: stats(server)["models"][model]["cancelled"] == before["cancelled"] + 1)
+    assert stats(server)["models"][model]["active"] == 0
 
 
 def test_client_that_gives_up_while_queued_is_cancelled_too(server, client, the_looping_qwen2_vl):
     """A second request waits for the engine lock; its client leaves before the first token."""
     model = the_looping_qwen2_vl.name
-    before = health(server)["models"][model]
+    before = stats(server)["models"][model]
     running = start_endless_stream(client, model)
     next(iter(running))  # the first answer now holds the engine
     body = {
@@ -307,9 +318,9 @@ def test_client_that_gives_up_while_queued_is_cancelled_too(server, client, the_
     }
     with pytest.raises(TimeoutError):  # no answer yet: the client gives up and closes the connection
         http(f"{server}/chat/completions", json.dumps(body).encode(), timeout=1.0)
-    assert health(server)["models"][model]["active"] == before["active"] + 2  # still queued behind the first
+    assert stats(server)["models"][model]["active"] == before["active"] + 2  # still queued behind the first
     running.close()
     # Both stop: the queued one gets the engine, sees it was cancelled and ends at its first token.
-    assert wait_for(lambda: health(server)["models"][model]["cancelled"] == before["cancelled"] + 2)
-    after = health(server)["models"][model]
+    assert wait_for(lambda: stats(server)["models"][model]["cancelled"] == before["cancelled"] + 2)
+    after = stats(server)["models"][model]
     assert after["active"] == 0 and after["completed"] == before["completed"]
