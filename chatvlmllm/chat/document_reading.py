@@ -164,24 +164,43 @@ def page_request(
     question: str, passages: Sequence[Passage], documents: Mapping[str, Document], max_pages: int = REQUEST_PAGES
 ) -> PageRequest:
     """The retrieved passages' pages (best first, within the request pixel budget) and their text, labelled
-    with page numbers, with the instruction to cite pages as "[p. N]"."""
+    with page numbers, with the instruction to cite pages as "[p. N]".
+
+    When no passage matches the question's words ("Summarise", a question in other words than the
+    document's), the opening pages of each document go instead: a model can still read them, and
+    its citations are checked the same way."""
+    wanted = [(passage.document, passage.page) for passage in passages] or _opening_pages(documents, max_pages)
+    chosen = _within_budget(wanted, documents, max_pages)
+    images = [documents[sha].page(page - 1) for sha, page in chosen]
+    return PageRequest(Message("user", _prompt(question, chosen, passages, documents), images), chosen, list(passages))
+
+
+def _opening_pages(documents: Mapping[str, Document], max_pages: int) -> list[tuple[str, int]]:
+    return [
+        (sha, page) for sha, document in documents.items() for page in range(1, min(document.page_count, max_pages) + 1)
+    ]
+
+
+def _within_budget(
+    wanted: Sequence[tuple[str, int]], documents: Mapping[str, Document], max_pages: int
+) -> list[tuple[str, int]]:
+    """The pages in `wanted` order, without repeats, at most `max_pages`, within the request pixel budget
+    (the first page always goes)."""
     budget = settings().max_request_pixels
     chosen: list[tuple[str, int]] = []
     used = 0
-    for passage in passages:
-        key = (passage.document, passage.page)
-        document = documents.get(passage.document)
+    for key in wanted:
+        document = documents.get(key[0])
         if key in chosen or document is None:
             continue
-        pixels = document.page_pixels(passage.page - 1)
+        pixels = document.page_pixels(key[1] - 1)
         if chosen and used + pixels > budget:
             continue
         chosen.append(key)
         used += pixels
         if len(chosen) >= max_pages:
             break
-    images = [documents[sha].page(page - 1) for sha, page in chosen]
-    return PageRequest(Message("user", _prompt(question, chosen, passages, documents), images), chosen, list(passages))
+    return chosen
 
 
 def _prompt(
@@ -191,11 +210,12 @@ def _prompt(
     parts = [
         "The images are pages of a document, in this order: "
         + ", ".join(f"{documents[sha].name + ' ' if several else ''}page {page}" for sha, page in chosen)
-        + ". Text found on them:"
+        + (". Text found on them:" if passages else ".")
     ]
     for sha, page in chosen:
         found = [p.text for p in passages if (p.document, p.page) == (sha, page)]
-        parts.append(f"[p. {page}] " + " … ".join(found))
+        if found:
+            parts.append(f"[p. {page}] " + " … ".join(found))
     parts.append(
         "Answer from these pages only. After each fact, cite its page as [p. N], quoting the supporting words "
         'in double quotes before the marker, e.g. "the penalty is 0.1 % per day" [p. 27]. If the pages do not '

@@ -82,7 +82,15 @@ def read_with_progress(
 def _progress_bar(document: Document) -> tuple[Callable[[ReadProgress], None], Callable[[], None]]:
     from tqdm import tqdm
 
-    bar = tqdm(total=document.page_count, unit="page", desc=f"reading {document.name}", file=sys.stderr, leave=False)
+    # disable=None: no bar when stderr is not a terminal (a log or a pipe gets no carriage-return noise)
+    bar = tqdm(
+        total=document.page_count,
+        unit="page",
+        desc=f"reading {document.name}",
+        file=sys.stderr,
+        leave=False,
+        disable=None,
+    )
 
     def update(progress: ReadProgress) -> None:
         bar.n = progress.pages_read

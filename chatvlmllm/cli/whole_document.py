@@ -43,9 +43,7 @@ def ask_whole_document(args: argparse.Namespace, document: Document, question: s
     if first.family_info().backend is Backend.CLASSIC:
         return _print_extractive(args, extractive_answer(question, index, [document.sha256]), document)
     passages = index.search(question, [document.sha256], RETRIEVED_PASSAGES)
-    request = page_request(question, passages, {document.sha256: document})
-    if not request.pages:  # nothing matched: no page to show a model
-        return _print_extractive(args, extractive_answer(question, index, [document.sha256]), document)
+    request = page_request(question, passages, {document.sha256: document})  # the opening pages if nothing matched
     routed = answer([request.message], chain, hw, generation_settings(args, request.page_numbers()), overrides)
     stream_answer(args, routed)
     if routed.model is not None and is_offline_engine(catalog[routed.model].family if routed.model in catalog else ""):

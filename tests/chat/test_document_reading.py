@@ -80,3 +80,15 @@ def test_a_model_request_carries_the_best_pages_within_the_pixel_budget(tmp_path
     one_page = document.page_pixels(0)
     monkeypatch.setenv("CHATVLMLLM_MAX_REQUEST_PIXELS", str(one_page + 1))
     assert len(page_request("penalty arbitration", passages, {document.sha256: document}).pages) == 1
+
+
+def test_a_question_no_passage_matches_sends_the_opening_pages(tmp_path):
+    # "Summarise" shares no word with the pages: a model still gets pages to read, the first ones.
+    document = load_document(build_pdf(filler_pages(6, seed=7)), "d.pdf")
+    index = DocumentIndex(tmp_path / "db.sqlite3")
+    reading_job(document, index).run()
+    passages = index.search("zzzqx", [document.sha256])
+    assert passages == []
+    request = page_request("Summarise this document", passages, {document.sha256: document})
+    assert request.page_numbers() == (1, 2, 3, 4)
+    assert len(request.message.images) == 4 and "Text found on them" not in request.message.text
