@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from chatvlmllm.errors import UserError
-from chatvlmllm.models.doctor import doctor_report
+from chatvlmllm.models.doctor import doctor_report, hardware_facts, memory_words, model_facts
 from ui import state
 
 st.set_page_config(page_title="System · chatvlmllm", page_icon="🖥️", layout="wide")
@@ -32,65 +32,13 @@ except UserError as exc:  # a malformed GPU spec, or a broken models file
     except UserError:
         st.stop()
 
-HARDWARE_NAMES = {
-    "device": "Runs on",
-    "gpu_name": "GPU",
-    "compute_capability": "Compute capability",
-    "vram_total_gb": "GPU memory (GB)",
-    "vram_free_gb": "GPU memory free (GB)",
-    "bf16_supported": "bfloat16 supported",
-    "torch_version": "PyTorch",
-    "cuda_version": "CUDA",
-    "torchvision_available": "torchvision installed",
-    "flash_attn_version": "flash-attn version",
-    "flash_attn_usable": "flash-attn usable",
-    "flash_attn_reason": "flash-attn",
-    "bitsandbytes_available": "bitsandbytes installed",
-    "cpu_count": "CPU cores",
-    "ram_total_gb": "Memory (GB)",
-    "simulated": "Hypothetical",
-}
-MODEL_COLUMNS = {
-    "key": "Model",
-    "status": "Status",
-    "family": "Family",
-    "device": "Runs on",
-    "attention": "Attention",
-    "dtype": "Precision",
-    "estimated_gb": "Memory (GB)",
-    "reasons": "Why",
-}
-
-
-def _plain(value: object) -> str:
-    """A value as a person reads it: nothing for None or "n/a", yes/no for booleans."""
-    if value is None or value == "n/a":
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
 st.subheader("Hardware" + (" (hypothetical)" if report["hardware"]["simulated"] else ""))
-hardware = pd.DataFrame(
-    [
-        {"Property": HARDWARE_NAMES.get(key, key.replace("_", " ").capitalize()), "Value": _plain(value)}
-        if not isinstance(value, list | tuple)
-        else {"Property": HARDWARE_NAMES.get(key, key), "Value": ".".join(map(str, value))}
-        for key, value in report["hardware"].items()
-    ]
-)
+hardware = pd.DataFrame(hardware_facts(report["hardware"]), columns=["Property", "Value"])
 st.dataframe(hardware, hide_index=True, width="stretch")
 
 st.subheader("Models on this machine")
 st.caption("The planner's view, the same as `chatvlmllm doctor`.")
-rows = [
-    {
-        label: _plain("; ".join(model[key]) if key == "reasons" else model.get(key))
-        for key, label in MODEL_COLUMNS.items()
-    }
-    for model in report["models"]
-]
+rows = [model_facts(model) for model in report["models"]]
 st.table(pd.DataFrame(rows).set_index("Model"))  # a table wraps the reasons instead of cutting them
 
 st.subheader("Loaded engines")
@@ -106,9 +54,9 @@ else:
                     "Runs on": entry.plan.device,
                     "Precision": entry.plan.dtype,
                     "Attention": entry.plan.attention,
-                    "Quantization": entry.plan.quantization or "",
+                    "Quantization": entry.plan.quantization or "none",
                     "Load time (s)": round(entry.load_s, 2),
-                    "Memory (MB)": entry.memory_mb,
+                    "Memory (MB)": memory_words(entry.memory_mb),
                     "Loads so far": cache.load_counts[entry.model],
                 }
                 for entry in loaded

@@ -9,21 +9,35 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from chatvlmllm.errors import UserError
-from chatvlmllm.eval.benchmark import default_results_path, read_results, run_benchmark, summary_rows, write_results
+from chatvlmllm.eval.benchmark import (
+    SUMMARY_LABELS,
+    default_results_path,
+    latency_rows,
+    read_results,
+    run_benchmark,
+    summary_rows,
+    write_results,
+)
 from chatvlmllm.models.catalog import load_catalog
 from chatvlmllm.models.tasks import is_offline_engine
 
 st.set_page_config(page_title="Benchmark · chatvlmllm", page_icon="📊", layout="wide")
 st.title("Benchmark")
-st.caption(
-    "CER on whitespace-normalised text (case counts), order-insensitive word F1, QA exact match and ANLS for models "
-    "that can chat, latency and throughput. The folder needs manifest.jsonl, truth/ and optionally qa.jsonl, "
-    "like ../shared/eval."
+st.markdown(
+    "Runs models on a folder of documents whose correct text is known, and compares what each model read "
+    "with it:\n"
+    "- **Character errors (CER)**: the share of characters wrong, missing or extra. 0 is perfect; lower is better.\n"
+    "- **Words found (F1)**: how many of the right words were read, in any order. 1 is perfect; higher is better.\n"
+    "- **Answers** (models that can chat): questions about receipts (the total, the date), *exactly right*, "
+    "and *closeness* (ANLS, 0 to 1) for nearly right ones. Higher is better.\n"
+    "- **Speed**: seconds per page, the median and the slowest 5%."
 )
+st.caption("The folder needs manifest.jsonl, truth/ and optionally qa.jsonl, like ../shared/eval.")
 
 SHARED_EVAL = Path("../shared/eval")
 
@@ -109,24 +123,40 @@ def show(results: dict) -> None:
             st.error(f"{model}: {figures['error']}")
     overall = rows[rows["kind"] == "all"].drop(columns=["kind"]).set_index("model")
     st.subheader("Overall")
-    st.dataframe(overall.dropna(axis="columns", how="all").round(3), width="stretch")
+    st.dataframe(overall.dropna(axis="columns", how="all").round(3).rename(columns=SUMMARY_LABELS), width="stretch")
 
     per_kind = rows[rows["kind"] != "all"]
-    if per_kind.empty:
-        return
-    st.subheader("By kind")
-    st.dataframe(per_kind.pivot(index="kind", columns="model", values=["cer", "word_f1"]).round(3), width="stretch")
-    cer_col, f1_col = st.columns(2)
-    with cer_col:
-        st.caption("CER by kind (lower is better)")
-        st.bar_chart(per_kind, x="kind", y="cer", color="model", stack=False)
-    with f1_col:
-        st.caption("Word F1 by kind (higher is better)")
-        st.bar_chart(per_kind, x="kind", y="word_f1", color="model", stack=False)
-    latency = overall[["latency_median_s", "latency_p95_s"]].dropna(how="all")
+    if not per_kind.empty:
+        st.subheader("By kind")
+        table = per_kind.pivot(index="kind", columns="model", values=["cer", "word_f1"]).round(3)
+        st.dataframe(table.rename(columns=SUMMARY_LABELS, level=0), width="stretch")
+        cer_col, f1_col = st.columns(2)
+        with cer_col:
+            bars(per_kind, "kind", "cer", "model", "Character errors by kind (lower is better)", ".0%")
+        with f1_col:
+            bars(per_kind, "kind", "word_f1", "model", "Words found by kind (higher is better)", ".0%")
+    latency = pd.DataFrame(latency_rows(results))
     if not latency.empty:
-        st.caption("Latency per page, seconds")
-        st.bar_chart(latency, stack=False)
+        bars(latency, "model", "seconds", "measure", "Seconds per page (lower is better)", ".1f")
+
+
+def bars(data: pd.DataFrame, x: str, y: str, group: str, title: str, number_format: str) -> None:
+    """Grouped bars on an axis that starts at 0, with a few readable ticks (never below 0, never cut off)."""
+    top = float(data[y].max()) if data[y].notna().any() else 0.0
+    scale = alt.Scale(domain=[0, top if top > 0 else 1], nice=True, zero=True)
+    chart = (
+        alt.Chart(data.dropna(subset=[y]), title=title)
+        .mark_bar()
+        .encode(
+            x=alt.X(f"{x}:N", title=None, axis=alt.Axis(labelAngle=0)),
+            xOffset=alt.XOffset(f"{group}:N"),
+            y=alt.Y(f"{y}:Q", title=None, scale=scale, axis=alt.Axis(format=number_format, tickCount=5)),
+            color=alt.Color(f"{group}:N", title=None, legend=alt.Legend(orient="bottom")),
+            tooltip=[x, group, alt.Tooltip(f"{y}:Q", format=number_format)],
+        )
+        .properties(height=280)
+    )
+    st.altair_chart(chart, width="stretch")
 
 
 run_form()

@@ -14,6 +14,7 @@ from chatvlmllm.errors import UserError
 from chatvlmllm.models import downloads
 from chatvlmllm.models.catalog import ModelSpec, load_catalog
 from chatvlmllm.models.downloads import DownloadState, WeightsStatus, human_bytes, model_row
+from chatvlmllm.models.weights import download_command
 
 POLL_S = 1.0
 
@@ -68,12 +69,13 @@ def download_controls(spec: ModelSpec, problem: str | None) -> None:
     size = f" ({spec.weights_gb:.1f} GB)" if spec.weights_gb else ""
     resume = status is WeightsStatus.PARTIAL or (current is not None and current.progress.done_bytes > 0)
     verb = "Resume download" if resume else "Download"
-    help_text = f"{problem}. Where there is internet: `hf download {spec.hub_id}`" if problem else None
+    command = download_command(spec)  # with --revision where the catalog pins one, as the set-up dialog says
+    help_text = f"{problem}. Where there is internet: `{command}`" if problem else None
     if st.button(f"{verb}{size}", key=f"download_{spec.key}", disabled=problem is not None, help=help_text):
         manager.start(spec)
         st.rerun()
     if problem:
-        st.caption(f"Download unavailable: {problem}. Where there is internet: `hf download {spec.hub_id}`")
+        st.caption(f"Download unavailable: {problem}. Where there is internet: `{command}`")
 
 
 try:

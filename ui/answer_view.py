@@ -98,7 +98,7 @@ def _assistant_body(session: ChatSession, turn: Turn, question: Turn | None, key
 
         text_view.render_verbatim(turn, asked, key, page_image, question.document if question else None)
     elif turn.text:
-        text_view.render_prose(turn.text)
+        text_view.render_prose(turn.text, key)
     if turn.stopped_by == StopReason.CANCELLED:
         st.info(STOPPED_NOTE if turn.text.strip() else "Stopped by you before the answer started.")
     elif turn.error and turn.text:

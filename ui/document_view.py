@@ -6,7 +6,9 @@ import logging
 
 import streamlit as st
 
+from chatvlmllm.chat.archive import missing_documents, missing_note
 from chatvlmllm.chat.conversation import DEFAULT_TITLE
+from chatvlmllm.chat.document_labels import document_labels
 from chatvlmllm.chat.session import ChatSession
 from chatvlmllm.chat.store import StoreError
 from chatvlmllm.documents import loading as documents
@@ -30,6 +32,7 @@ def upload_limits() -> str:
 
 
 def render(session: ChatSession) -> None:
+    note = st.empty()  # filled after the uploader: a document attached in this run is no longer missing
     has_document = session.document is not None
     if has_document:
         with st.expander(_("Add another document"), icon=":material/upload_file:"):
@@ -37,6 +40,9 @@ def render(session: ChatSession) -> None:
     else:
         st.subheader(_("Document"))
         _uploader(session)
+    missing = missing_documents(session.conversation, session.documents)
+    if missing:  # a resumed chat whose pages did not come with it: say so where they would be
+        note.info(missing_note(missing), icon=":material/attach_file:")
     try:
         _document_picker(session)
         _page_picker(session)
@@ -73,7 +79,7 @@ def _document_picker(session: ChatSession) -> None:
     if len(session.documents) < 2:
         return
     shas = list(session.documents)
-    labels = {sha: f"{session.documents[sha].name} ({session.documents[sha].page_count} p., {sha[:6]})" for sha in shas}
+    labels = document_labels(session.documents, session.added)
     chosen = st.selectbox(
         "Document in use",
         shas,

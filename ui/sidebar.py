@@ -6,6 +6,7 @@ from datetime import datetime
 
 import streamlit as st
 
+from chatvlmllm.chat.archive import MAX_ARCHIVE_MB, missing_documents, missing_note, to_archive
 from chatvlmllm.chat.engine_cache import EngineCache, LoadedEngine
 from chatvlmllm.chat.session import AskOptions, ChatSession
 from chatvlmllm.chat.store import SessionInfo
@@ -28,7 +29,6 @@ STATUS_ICONS: dict[str, str] = {
 }
 MAX_NEW_TOKENS_LIMIT = 8192
 LANGUAGES = {"auto": "Not set", "en": "English / Latin script", "ru": "Russian (Cyrillic)"}
-TRANSCRIPT_MAX_MB = 20
 
 
 def status_label(key: str, status: ModelStatus | None) -> str:
@@ -62,8 +62,9 @@ def model_picker(
     )
     options = _generation_settings(key, attention, language)
     plan = plan_load(hw, models[key], options.overrides())
-    if not plan.runnable:
-        reason = (plan.why_not() or "").rstrip(".")
+    reason = (plan.why_not() or "").rstrip(".")
+    status = statuses.get(key)
+    if not plan.runnable and (status is None or reason != status.reason.rstrip(".")):  # not said just above
         st.warning(f"{key} cannot run here with these settings ({reason}).")
     return options
 
@@ -261,7 +262,7 @@ def _rename(session: ChatSession, key: str) -> None:
 
 
 def transcript_panel(session: ChatSession) -> None:
-    """Download the chat (Markdown, JSON, CSV) or resume a downloaded JSON transcript."""
+    """Download the chat (Markdown, JSON, CSV, or a .zip with its documents) or resume a downloaded one."""
     st.header("Transcript")
     conversation = session.conversation
     stem = "chat-" + conversation.id[:8]
@@ -274,15 +275,33 @@ def transcript_panel(session: ChatSession) -> None:
             "JSON", conversation.to_json(), f"{stem}.json", "application/json", on_click="ignore", disabled=empty
         )
         st.download_button("CSV", conversation.to_csv(), f"{stem}.csv", "text/csv", on_click="ignore", disabled=empty)
-    uploaded = st.file_uploader("Resume a JSON transcript", key="transcript_upload", max_upload_size=TRANSCRIPT_MAX_MB)
+    documents, added = dict(session.documents), dict(session.added)
+    st.download_button(
+        "JSON with the documents (.zip)",
+        lambda: to_archive(conversation, documents, added),  # built on click: documents can be large
+        f"{stem}.zip",
+        "application/zip",
+        on_click="ignore",
+        disabled=empty,
+        icon=":material/folder_zip:",
+        key="download_archive",
+        help="The JSON transcript and the documents it is about, in one file: resumed, the chat has its pages.",
+    )
+    uploaded = st.file_uploader(
+        "Resume a chat (.json, or .zip with its documents)", key="transcript_upload", max_upload_size=MAX_ARCHIVE_MB
+    )
     resumed = state.handle_upload(
         uploaded, "transcript", lambda f: ChatSession.from_transcript(state.chat_store(), f.getvalue())
     )
     if resumed is not None:
         state.set_session(resumed)  # a new chat id: the URL follows
-        documents = sorted({t.document for t in resumed.conversation.turns if t.document})
-        again = f" Upload {', '.join(documents)} again to ask more about it." if documents else ""
-        state.flash(
-            "success", f"Resumed “{resumed.conversation.title}” ({len(resumed.conversation.turns)} turns).{again}"
-        )
+        state.flash("success", resumed_message(resumed))
         st.rerun()
+
+
+def resumed_message(session: ChatSession) -> str:
+    said = f"Resumed “{session.conversation.title}” ({len(session.conversation.turns)} turns)"
+    missing = missing_documents(session.conversation, session.documents)
+    if missing:
+        return f"{said}. {missing_note(missing)}"
+    return f"{said}, with its documents." if session.documents else f"{said}."

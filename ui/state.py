@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CHAT_KEY = "chat_session"
 FLASH_KEY = "flash_messages"
+NOTICE_KEY = "store_notice_shown"
 
 
 @st.cache_resource(show_spinner="Probing the hardware…")
@@ -98,6 +99,9 @@ def chat_store() -> ChatStore | None:
     if isinstance(store, str):
         flash("error", f"{store} Chats are not being saved.")
         return None
+    if store.notice and not st.session_state.get(NOTICE_KEY):  # a damaged file set aside at start: say so once
+        st.session_state[NOTICE_KEY] = True
+        flash("warning", store.notice)
     return store
 
 
@@ -118,13 +122,16 @@ def _initial_session() -> ChatSession:
     if store is None:
         return ChatSession()
     wanted = st.query_params.get("chat")
+    if not wanted:
+        return ChatSession(store=store)
     try:
-        if wanted and store.exists(wanted):
-            return _open(store, wanted)
-    except StoreError as exc:
-        flash("warning", f"{exc} Starting a new chat; it may not be saved.")
-    if wanted:
-        flash("warning", "That chat no longer exists (deleted?); this is a new chat.")
+        found = store.exists(wanted, quiet=False)
+    except StoreError as exc:  # the history cannot be read: the chat may well exist
+        flash("warning", f"{exc} That chat cannot be opened now; this is a new chat.")
+        return ChatSession(store=store)
+    if found:
+        return _open(store, wanted)
+    flash("warning", "That chat no longer exists (deleted?); this is a new chat.")
     return ChatSession(store=store)
 
 
@@ -140,19 +147,20 @@ def _open(store: ChatStore, session_id: str) -> ChatSession:
         return ChatSession(store=store)
 
 
-def saved_chats(store: ChatStore | None) -> list[SessionInfo]:
-    """Every saved chat, most recent first; none (with a warning) when the store cannot be read."""
+def saved_chats(store: ChatStore | None, warn: bool = True) -> list[SessionInfo]:
+    """Every saved chat, most recent first; none (with a warning, where `warn`) when the store cannot be read."""
     if store is None:
         return []
     chats = store.list_sessions()  # empty, with `store.fault` set, when the history cannot be read
-    if not chats and store.fault is not None:
+    if warn and not chats and store.fault is not None:
         st.warning(f"{store.fault} Saved chats cannot be listed right now.")
     return chats
 
 
 def last_chat(session: ChatSession) -> SessionInfo | None:
-    """The most recently used saved chat other than this one (for "Continue your last chat")."""
-    return next((info for info in saved_chats(chat_store()) if info.id != session.id), None)
+    """The most recently used saved chat other than this one (for "Continue your last chat"); the chat
+    list says it when the history cannot be read, so this says nothing."""
+    return next((info for info in saved_chats(chat_store(), warn=False) if info.id != session.id), None)
 
 
 def switch_to(session_id: str) -> None:

@@ -6,11 +6,14 @@ import streamlit as st
 
 # - the document preview sticks beside the text while the conversation scrolls;
 # - Streamlit's own Stop (status widget) is hidden: it would stop the page's run but not the
-#   answer (that runs on a worker thread); the app's Stop ends the answer itself.
+#   answer (that runs on a worker thread); the app's Stop ends the answer itself;
+# - a page with its line boxes sits lower than the "Highlight a line" picker above it: the image's
+#   full-screen button appears above the image's top right corner and covered the picker's arrow.
 CSS = """
 <style>
 .st-key-document_preview { position: sticky; top: 3.5rem; max-height: calc(100vh - 4.5rem); overflow-y: auto; }
 [data-testid="stStatusWidget"] button { display: none; }
+[class*="st-key-line_boxes_"] { padding-top: 2.75rem; }
 </style>
 """
 

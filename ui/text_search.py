@@ -21,8 +21,8 @@ SHOWN_LINES = 20
 def render(session: ChatSession) -> None:
     """A search box under the document once an answer with line boxes exists; nothing before."""
     ocr = latest_ocr_text(session.conversation.turns, session.active_document)
-    if ocr is None or ocr.document_sha256 is None:
-        return
+    if ocr is None or ocr.document_sha256 not in session.documents:
+        return  # nothing read yet, or the page is not here (a chat resumed without its documents)
     query = st.text_input(
         "Search the text",
         key=f"text_search_{session.id}",

@@ -3,7 +3,9 @@
 A transcription (offline OCR, or any model asked to extract the text) goes into a plain-text
 block per page: line breaks kept, `$` and `*` left alone, a copy button and a .txt download.
 A model's own words render as Markdown with dollar signs escaped (no LaTeX surprises) and
-raw HTML still escaped by st.markdown's default.
+raw HTML still escaped by st.markdown's default. Tables in an answer are drawn as tables (CSV
+download, Markdown to copy) and JSON once, formatted, with a copy button
+(chatvlmllm.chat.answer_parts cuts the text).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import streamlit as st
 
+from chatvlmllm.chat.answer_parts import PartKind, Table, has_structure, split_answer
 from chatvlmllm.chat.conversation import Turn
-from chatvlmllm.decisions import StopReason
-from chatvlmllm.models.tasks import is_extract_all_text
+from chatvlmllm.decisions import StopReason, Task
+from chatvlmllm.models.tasks import classify, is_extract_all_text
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -52,13 +56,29 @@ class PageText:
     text: str
 
 
+# Requests whose answer is a table or JSON: drawn as such, not as the text of a page.
+STRUCTURED_TASKS = frozenset({Task.TABLE, Task.KEY_FIELDS})
+
+
 def style_of(answer: Turn, question: Turn | None) -> TextStyle:
-    """Verbatim for OCR engines' output and for answers to "Extract all text"."""
+    """Verbatim for OCR engines' output and for answers to "Extract all text"; prose (tables drawn as
+    tables, JSON as JSON) for answers to a table or key-fields request."""
+    if _structured(answer, question):
+        return TextStyle.PROSE
     if "lines" in answer.extras or answer.extras.get("qa_supported") is False:
         return TextStyle.VERBATIM
     if question is not None and is_extract_all_text(question.text):
         return TextStyle.VERBATIM
     return TextStyle.PROSE
+
+
+def _structured(answer: Turn, question: Turn | None) -> bool:
+    """The offline engines name the request they answered (and write those answers as Markdown); another
+    engine's answer to a table or key-fields question counts when it holds a table or JSON."""
+    request = answer.extras.get("request")
+    if isinstance(request, str) and request:
+        return request in STRUCTURED_TASKS
+    return question is not None and classify(question.text) in STRUCTURED_TASKS and has_structure(answer.text)
 
 
 def escape_math(text: str) -> str:
@@ -83,8 +103,39 @@ def missing_pages(asked: list[int], sections: list[PageText]) -> list[int]:
     return [page for page in asked if page not in found]
 
 
-def render_prose(text: str) -> None:
-    st.markdown(escape_math(text))
+def render_prose(text: str, key: str | None = None) -> None:
+    """Markdown, with its tables drawn as tables and its JSON formatted once; `key` names the widgets
+    (CSV download, none without a key: a live answer is redrawn many times a second)."""
+    for index, part in enumerate(split_answer(text)):
+        if part.kind is PartKind.TABLE and part.table is not None:
+            render_table(part.table, f"{key}_table_{index}" if key else None)
+        elif part.kind is PartKind.JSON:
+            st.code(part.pretty_json(), language="json")
+        elif part.kind is PartKind.CODE:
+            st.code(part.text, language=part.language, wrap_lines=True)
+            if part.problem:
+                st.caption(f":material/warning: This block is {part.problem}.")
+        else:
+            st.markdown(escape_math(part.text))
+
+
+def render_table(table: Table, key: str | None) -> None:
+    """A real table (cells as text, never markup), then its CSV and its Markdown to copy."""
+    st.table(pd.DataFrame(list(table.rows), columns=table.column_names()), hide_index=True)
+    if key is None:
+        return
+    with st.container(horizontal=True, key=key):
+        st.download_button(
+            "Download CSV",
+            table.to_csv(),
+            file_name="table.csv",
+            mime="text/csv",
+            on_click="ignore",
+            icon=":material/download:",
+            key=f"{key}_csv",
+        )
+        with st.popover("Copy as Markdown", icon=":material/content_copy:"):
+            st.code(table.markdown, language="markdown")
 
 
 def render_verbatim(
@@ -168,7 +219,8 @@ def _draw_lines(lines: list[Mapping[str, Any]], image: Image.Image | None, key: 
         placeholder="Pick a line to see where it was read",
         key=key,
     )
-    st.image(draw_boxes(image, [_box(line) for line in lines], picked), width="stretch")
+    with st.container(key=f"line_boxes_{key}"):  # room above for the image's full-screen button (ui.style)
+        st.image(draw_boxes(image, [_box(line) for line in lines], picked), width="stretch")
 
 
 def draw_boxes(

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from chatvlmllm.chat import router
 from chatvlmllm.chat.answer import Answer, new_chat_title
+from chatvlmllm.chat.archive import read_chat
 from chatvlmllm.chat.context import PromptBudget, prompt_budget
-from chatvlmllm.chat.conversation import Conversation, Turn
+from chatvlmllm.chat.conversation import Conversation, Turn, now_iso
 from chatvlmllm.chat.store import StoreError
 from chatvlmllm.documents.loading import Document, load_document
 from chatvlmllm.engines import GenerationSettings, Message
@@ -77,6 +78,7 @@ class ChatSession:
         self.conversation = conversation or Conversation()
         self.store = store
         self.documents: dict[str, Document] = dict(documents or {})
+        self.added: dict[str, str] = {}  # sha256 → when the document was added to the chat (ISO time)
         self.active_document = active_document if active_document in self.documents else None
         self.pages = list(pages or [1])
         self.saved = store is not None and store.exists(self.conversation.id)
@@ -121,18 +123,28 @@ class ChatSession:
             except DocumentError as exc:  # e.g. the size limit was lowered since; the transcript still opens
                 log.warning("chat %s: the stored document %s is left out: %s", session_id, doc.name, exc)
                 continue
-        return cls(stored.conversation, store, documents, stored.active_document, stored.pages)
+        session = cls(stored.conversation, store, documents, stored.active_document, stored.pages)
+        session.added = {sha: doc.added_at for sha, doc in stored.documents.items() if sha in documents}
+        return session
 
     @classmethod
     def from_transcript(cls, store: ChatStore | None, data: bytes | str) -> ChatSession:
-        """Resume a downloaded JSON transcript as a new saved chat (its documents must be uploaded again)."""
-        conversation = Conversation.from_json(data)
+        """Resume a downloaded chat as a new saved chat: a JSON transcript (its documents must be uploaded
+        again) or a .zip archive with its documents (chatvlmllm.chat.archive)."""
+        conversation, archived = read_chat(data)
         if store is not None and store.exists(conversation.id):
             # Resuming the same transcript twice gives two chats, not one overwritten.
             conversation = Conversation(title=conversation.title, turns=conversation.turns)
-        session = cls(conversation, store)
+        by_sha = {item.document.sha256: item.document for item in archived}
+        asked = [t.document_sha256 for t in conversation.turns if t.role == "user" and t.document_sha256 in by_sha]
+        active = asked[-1] if asked else next(iter(by_sha), None)  # the document of the last question
+        session = cls(conversation, store, by_sha, active)
+        session.added = {item.document.sha256: item.added_at or now_iso() for item in archived}
         if store is not None:
             store.save_conversation(conversation)
+            store.save_session(conversation, active, session.pages)
+            for sha, doc in by_sha.items():
+                store.save_document(conversation.id, sha, doc.name, doc.data, session.added[sha])
             session.saved = True
         return session
 
@@ -144,6 +156,7 @@ class ChatSession:
     def attach(self, document: Document) -> None:
         """Make `document` the one in use (page 1) and keep its bytes with the chat."""
         self.documents[document.sha256] = document
+        self.added.setdefault(document.sha256, now_iso())
         self.active_document = document.sha256
         self.pages = [1]
         if self.store is not None:

@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import quote
@@ -43,6 +44,7 @@ class StoredDocument:
     sha256: str
     name: str
     data: bytes = field(repr=False)
+    added_at: str = ""  # ISO time it was added to the chat
 
 
 @dataclass
@@ -57,12 +59,21 @@ class StoreFault(StrEnum):
     READ_ONLY = "read_only"
     FULL = "full"
     LOCKED = "locked"
+    DAMAGED = "damaged"  # not a SQLite file, or a malformed one
     UNAVAILABLE = "unavailable"
 
 
+# SQLite's own codes for a file that is not a database or is malformed (primary codes: the low byte).
+_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
 def fault_of(exc: BaseException, folder: Path | None = None) -> StoreFault:
-    """What went wrong, from the disk itself when it can say (SQLite reports a full disk or a
-    read-only mount as "disk I/O error" or "unable to open database file"), else from the message."""
+    """What went wrong: SQLite's error code for a damaged file, the disk itself when it can say (SQLite
+    reports a full disk or a read-only mount as "disk I/O error" or "unable to open database file"), else
+    the message."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in _DAMAGE_CODES:
+        return StoreFault.DAMAGED
     if folder is not None:
         try:
             disk = os.statvfs(folder)
@@ -95,25 +106,84 @@ class ChatStore:
         self.path = Path(path) if path is not None else settings().database_path
         # The last fault met (None once an operation succeeds again): the UI shows it as a warning.
         self.fault: StoreError | None = None
+        # Said once to the user: a damaged file found at start was moved aside and a new one started.
+        self.notice: str | None = None
+        damage = self._damage()
+        if damage is not None:
+            self._start_again(damage)
+            return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
-                db.execute("PRAGMA journal_mode = WAL")  # readers do not wait for a writer (kept in the file)
-                migrate(db)  # the schema: chatvlmllm.database
-                # Mirrors the migration count for sqlite3 users, and is the write that finds a read-only file now.
-                db.execute(f"PRAGMA user_version = {len(applied(db))}")
-        except (OSError, sqlite3.Error, StoreError) as exc:
-            if self.path.is_file() and self._readable():
-                # A read-only or full data folder: the history stays readable, new chats are not saved.
-                self.fault = StoreError(
-                    f"The chat history at {self.path} is read-only now ({exc}); new messages are not saved.",
-                    fault_of(exc, self.path.parent),
-                )
-                return
-            raise StoreError(
-                f"Cannot open the chat history at {self.path}: {exc}. Set CHATVLMLLM_DATA_DIR to a writable folder.",
+            self._prepare()
+        except StoreError as exc:
+            if exc.fault is StoreFault.DAMAGED:
+                self._start_again(exc)
+            else:
+                self._cannot_open(exc)
+        except OSError as exc:  # the data folder cannot be made
+            self._cannot_open(exc)
+
+    def _prepare(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode = WAL")  # readers do not wait for a writer (kept in the file)
+            migrate(db)  # the schema: chatvlmllm.database
+            # Mirrors the migration count for sqlite3 users, and is the write that finds a read-only file now.
+            db.execute(f"PRAGMA user_version = {len(applied(db))}")
+
+    def _damage(self) -> sqlite3.Error | None:
+        """Why the file is not a readable database, found read-only: a read-write connection to a damaged
+        file deletes its write-ahead log on closing, and that log may hold the latest chats."""
+        if not self.path.is_file():
+            return None
+        try:
+            db = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True, timeout=10)
+        except sqlite3.Error:
+            return None  # not a question of damage: the read-write open says what it is
+        try:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return None
+        except sqlite3.Error as exc:
+            return exc if fault_of(exc) is StoreFault.DAMAGED else None
+        finally:
+            db.close()
+
+    def _cannot_open(self, exc: BaseException) -> None:
+        """A read-only or full data folder keeps the history readable (new chats are not saved); else an error."""
+        cause = _cause(exc)
+        if self.path.is_file() and self._readable():
+            self.fault = StoreError(
+                f"The chat history at {self.path} is read-only now ({cause}); new messages are not saved.",
                 fault_of(exc, self.path.parent),
+            )
+            return
+        raise StoreError(
+            f"The chat history at {self.path} cannot be opened ({cause}). "
+            "Set CHATVLMLLM_DATA_DIR to a writable folder.",
+            fault_of(exc, self.path.parent),
+        ) from None
+
+    def _start_again(self, exc: BaseException) -> None:
+        """Move a damaged file aside (never deleted: older chats may be recovered from it) and start a new one."""
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        try:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                part = Path(f"{self.path}{suffix}")
+                if part.exists():
+                    part.rename(f"{aside}{suffix}")
+            self._prepare()
+        except (OSError, StoreError) as again:
+            raise StoreError(
+                f"The chat history file {self.path} is damaged ({_cause(exc)}) and could not be moved aside "
+                f"({_cause(again)}). Move it out of {self.path.parent} and start the app again.",
+                StoreFault.DAMAGED,
             ) from None
+        self.notice = (
+            f"The chat history file {self.path} was damaged ({_cause(exc)}), so a new, empty one was started. "
+            f"The damaged file is kept as {aside}: nothing was deleted, and `sqlite3 {aside} .recover` may "
+            "get older chats back from it."
+        )
+        log.warning("%s", self.notice)
 
     def _readable(self) -> bool:
         try:
@@ -171,7 +241,13 @@ class ChatStore:
             raise self._failed(f"The chat history at {self.path} cannot be read: {exc}.", exc) from exc
 
     def _failed(self, message: str, exc: BaseException) -> StoreError:
-        error = StoreError(message, fault_of(exc, self.path.parent))
+        fault = fault_of(exc, self.path.parent)
+        if fault is StoreFault.DAMAGED:  # not a question of permissions: say what happened and what to do
+            message = (
+                f"The chat history file {self.path} is damaged ({exc}). Restart the app: it keeps the damaged "
+                "file as a copy and starts a new one."
+            )
+        error = StoreError(message, fault)
         self.fault = error
         log.warning("%s", message)
         return error
@@ -215,11 +291,12 @@ class ChatStore:
                 (turn.role, _turn_json(turn), conversation.id, position),
             )
 
-    def save_document(self, session_id: str, sha256: str, name: str, data: bytes) -> None:
+    def save_document(self, session_id: str, sha256: str, name: str, data: bytes, added_at: str | None = None) -> None:
+        """Keep a document's bytes with the chat; `added_at` (ISO) when it was added earlier (a resumed chat)."""
         with self._connect() as db:
             db.execute(
                 "INSERT OR IGNORE INTO documents (session_id, sha256, name, data, added_at) VALUES (?, ?, ?, ?, ?)",
-                (session_id, sha256, name, sqlite3.Binary(data), now_iso()),
+                (session_id, sha256, name, sqlite3.Binary(data), added_at or now_iso()),
             )
 
     def save_conversation(self, conversation: Conversation) -> None:
@@ -252,12 +329,15 @@ class ChatStore:
             db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
     # -- reading -----------------------------------------------------------
-    def exists(self, session_id: str) -> bool:
-        """Whether the chat is stored (False, with `fault` set, when the history cannot be read)."""
+    def exists(self, session_id: str, quiet: bool = True) -> bool:
+        """Whether the chat is stored. When the history cannot be read: False with `fault` set, or, when
+        not `quiet`, the StoreError (a caller that must not say "it was deleted" when it cannot know)."""
         try:
             with self._reading() as db:
                 return db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is not None
         except StoreError:
+            if not quiet:
+                raise
             return False
 
     def list_sessions(self) -> list[SessionInfo]:
@@ -288,7 +368,8 @@ class ChatStore:
                 "SELECT data FROM turns WHERE session_id = ? ORDER BY position", (session_id,)
             ).fetchall()
             doc_rows = db.execute(
-                "SELECT sha256, name, data FROM documents WHERE session_id = ? ORDER BY added_at", (session_id,)
+                "SELECT sha256, name, data, added_at FROM documents WHERE session_id = ? ORDER BY added_at",
+                (session_id,),
             ).fetchall()
         title, created_at, updated_at, active_document, pages = row
         conversation = Conversation(
@@ -298,8 +379,14 @@ class ChatStore:
             updated_at=updated_at,
             turns=[_stored_turn(data) for (data,) in turn_rows],
         )
-        documents = {sha: StoredDocument(sha, name, bytes(data)) for sha, name, data in doc_rows}
+        documents = {sha: StoredDocument(sha, name, bytes(data), added) for sha, name, data, added in doc_rows}
         return StoredSession(conversation, documents, active_document, _stored_pages(pages))
+
+
+def _cause(exc: BaseException) -> str:
+    """The underlying reason in a few words ("file is not a database"), without a message's own ending."""
+    root = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ is not None else exc
+    return str(root).strip().rstrip(".")
 
 
 def _turn_json(turn: Turn) -> str:

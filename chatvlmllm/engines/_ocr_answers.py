@@ -4,7 +4,8 @@ OCR reads text and where it is; it understands nothing. So each request gets the
 honestly give, labelled as such:
 
 - a transcription request → the text in reading order;
-- "table → Markdown" → a Markdown table built from the line boxes' columns, where they line up;
+- "table → Markdown" → a Markdown table per page laid out as one (chatvlmllm.documents.box_table), else
+  a plain "no table found";
 - "key fields → JSON" → the fields a pattern can find (totals, dates, ...), labelled heuristic;
 - "summarise" → plainly: summaries need a vision-language model; here is the text;
 - any other question → the same plain statement, the lines that contain the question's words, then the text.
@@ -15,22 +16,24 @@ from __future__ import annotations
 import json
 import logging
 import re
-import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from chatvlmllm.decisions import Task
+from chatvlmllm.documents.box_table import BoxTable, read_table
 from chatvlmllm.documents.reading_order import TextBox
 
 log = logging.getLogger(__name__)
+
+
+Page = tuple[int, Sequence[Sequence[TextBox]]]  # (page number, its rows in reading order)
 
 
 def preface(request: Task, engine: str) -> str:
     """The sentence that opens a non-transcription answer."""
     if request is Task.TABLE:
         return (
-            f"{engine} is an offline OCR engine: it does not understand tables. Below is a Markdown table built from "
-            "where the text lines sit on the page (columns where the boxes line up); check it against the page.\n\n"
+            f"{engine} is an offline OCR engine: it does not understand tables. A table is built only where most "
+            "of a page's text lines line up in columns; check it against the page.\n\n"
         )
     if request is Task.KEY_FIELDS:
         return (
@@ -45,14 +48,10 @@ def preface(request: Task, engine: str) -> str:
     return f"{engine} is an offline OCR engine and cannot answer questions; a vision-language model is needed for Q&A. "
 
 
-def compose(request: Task, engine: str, rows: Sequence[Sequence[TextBox]], text: str, question: str) -> str:
+def compose(request: Task, engine: str, pages: Sequence[Page], text: str, question: str) -> str:
     """The whole answer for a non-transcription request (the engine has read every page first)."""
     if request is Task.TABLE:
-        table = markdown_table(rows)
-        body = (
-            table if table else "No columns line up on this page, so there is no table to build. The text:\n\n" + text
-        )
-        return preface(request, engine) + body
+        return preface(request, engine) + tables_answer(pages)
     if request is Task.KEY_FIELDS:
         fields = key_fields(text)
         found = json.dumps(fields, indent=2, ensure_ascii=False) if fields else "{}"
@@ -62,7 +61,7 @@ def compose(request: Task, engine: str, rows: Sequence[Sequence[TextBox]], text:
         return preface(request, engine) + f"```json\n{found}\n```" + note
     if request is Task.SUMMARY:
         return preface(request, engine) + text
-    hits = lines_with_words(rows, question)
+    hits = lines_with_words([row for _page, rows in pages for row in rows], question)
     found = (
         "Lines with your question's words:\n" + "\n".join(f"- {line}" for line in hits) + "\n\nThe whole text:\n\n"
         if hits
@@ -71,56 +70,21 @@ def compose(request: Task, engine: str, rows: Sequence[Sequence[TextBox]], text:
     return preface(request, engine) + found + text
 
 
-# -- table from boxes -----------------------------------------------------------------------
-
-# Column starts closer than this many line heights are one column.
-COLUMN_TOLERANCE_HEIGHTS = 1.5
-# A column must start boxes in at least this share of the multi-cell rows.
-COLUMN_SUPPORT = 0.3
+# -- tables from boxes ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Column:
-    x0: float
-    support: int
+def tables_answer(pages: Sequence[Page]) -> str:
+    """One Markdown table per page that is laid out as one; the others say plainly that they are not."""
+    tables = [(number, read_table(rows)) for number, rows in pages]
+    if len(tables) == 1:
+        return _page_table(tables[0][1])
+    return "\n\n".join(f"**Page {number}**\n\n{_page_table(table)}" for number, table in tables)
 
 
-def table_columns(rows: Sequence[Sequence[TextBox]]) -> list[float]:
-    """Left edges of the columns that several rows share, left to right (empty: no table)."""
-    multi = [row for row in rows if len(row) > 1]
-    if len(multi) < 2:
-        return []
-    height = statistics.median(b.height for row in multi for b in row)
-    tolerance = COLUMN_TOLERANCE_HEIGHTS * height
-    starts = sorted(b.x0 for row in multi for b in row)
-    clusters: list[list[float]] = []
-    for x in starts:
-        if clusters and x - clusters[-1][-1] <= tolerance:
-            clusters[-1].append(x)
-        else:
-            clusters.append([x])
-    columns = [_Column(statistics.median(c), len(c)) for c in clusters if len(c) >= max(2, COLUMN_SUPPORT * len(multi))]
-    return [c.x0 for c in columns] if len(columns) > 1 else []
-
-
-def markdown_table(rows: Sequence[Sequence[TextBox]]) -> str:
-    """A Markdown table of the rows, each box in the column whose left edge is nearest its own."""
-    columns = table_columns(rows)
-    if not columns:
-        return ""
-    cells_per_row = []
-    for row in rows:
-        cells = [""] * len(columns)
-        for box in row:
-            index = min(range(len(columns)), key=lambda i: abs(columns[i] - box.x0))
-            cells[index] = (cells[index] + " " + box.text.strip()).strip()
-        cells_per_row.append(cells)
-    header, *body = cells_per_row
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
-    return "\n".join([line(header), "|" + "---|" * len(columns), *(line(cells) for cells in body)])
+def _page_table(table: BoxTable) -> str:
+    if table.found:
+        return table.markdown()
+    return f"No table found: {table.why_not()}. Use Extract text for its text."
 
 
 # -- key fields by pattern ------------------------------------------------------------------

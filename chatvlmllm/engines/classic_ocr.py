@@ -182,7 +182,7 @@ class ClassicOcrEngine(BaseEngine):
             if request is Task.TRANSCRIBE:
                 yield _page_prefix(read, index, len(images)) + text
         if request is not Task.TRANSCRIBE:
-            yield compose(request, self.spec.key, read.rows, read.text(len(images)), question)
+            yield compose(request, self.spec.key, read.page_rows, read.text(len(images)), question)
         return GenerationStats(stopped_by=StopReason.EOS, new_tokens=None, extras=self._extras(read, request, settings))
 
     def _options(self, settings: GenerationSettings) -> ClassicOcrOptions:
@@ -237,7 +237,7 @@ class PagesRead:
 
     lines: list[dict[str, Any]] = field(default_factory=list)
     pages: list[dict[str, Any]] = field(default_factory=list)
-    rows: list[list[TextBox]] = field(default_factory=list)
+    page_rows: list[tuple[int, list[list[TextBox]]]] = field(default_factory=list)  # (page, its rows)
     texts: list[str] = field(default_factory=list)
 
     def add(self, page: int, reading: PageReading, cached: bool, scale: float) -> None:
@@ -247,7 +247,7 @@ class PagesRead:
             {"page": page, "text": " ".join(b.text for b in row), "box": _union(row, scale), "score": _mean_score(row)}
             for row in reading.rows
         )
-        self.rows.extend(reading.rows)
+        self.page_rows.append((page, reading.rows))
         self.texts.append(lines_text(reading.rows) if reading.rows else "")
 
     def text(self, count: int) -> str:

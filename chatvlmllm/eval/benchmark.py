@@ -728,6 +728,37 @@ SUMMARY_COLUMNS = (
 )
 
 
+# The summary columns in plain words (the Benchmark page's headers).
+SUMMARY_LABELS = {
+    "model": "model",
+    "kind": "kind",
+    "cer": "character errors (CER)",
+    "cer_nocase": "CER, case ignored",
+    "word_f1": "words found (F1)",
+    "qa_exact": "answers exactly right",
+    "anls": "answer closeness (ANLS)",
+    "latency_median_s": "median s/page",
+    "latency_p95_s": "slowest 5% s/page",
+    "pages_per_s": "pages/s",
+    "n": "items",
+    "peak_rss_mb": "peak memory (MB)",
+    "peak_vram_mb": "peak GPU memory (MB)",
+    "error": "error",
+}
+# The two latency figures, named for a chart legend.
+LATENCY_MEASURES = {"latency_median_s": "median", "latency_p95_s": "slowest 5%"}
+
+
+def latency_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model and latency figure (model, measure, seconds): the latency chart's data."""
+    return [
+        {"model": model, "measure": label, "seconds": float(metrics[key])}
+        for model, metrics in results.get("models", {}).items()
+        for key, label in LATENCY_MEASURES.items()
+        if isinstance(metrics.get(key), int | float) and not isinstance(metrics.get(key), bool)
+    ]
+
+
 def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per model and kind ("all" first): the CSV and the Benchmark page's table."""
     rows = []

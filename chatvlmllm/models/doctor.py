@@ -67,3 +67,80 @@ def doctor_report(gpu: str | None = None, assume_flash_attn: bool = False) -> di
         entry["pick_ready"] = pick_for_task(task, hw, catalog, language, available=ready).key
         picks[label] = entry
     return {"hardware": hw.to_dict(), "models": models, "picks": picks}
+
+
+# -- the report in words (the System page) ----------------------------------------------------
+
+HARDWARE_LABELS = {
+    "device": "Runs on",
+    "gpu_name": "GPU",
+    "compute_capability": "Compute capability",
+    "vram_total_gb": "GPU memory (GB)",
+    "vram_free_gb": "GPU memory free (GB)",
+    "bf16_supported": "bfloat16 supported",
+    "torch_version": "PyTorch",
+    "cuda_version": "CUDA",
+    "torchvision_available": "torchvision installed",
+    "flash_attn_version": "flash-attn version",
+    "flash_attn_usable": "flash-attn usable",
+    "flash_attn_reason": "flash-attn",
+    "bitsandbytes_available": "bitsandbytes installed",
+    "cpu_count": "CPU cores",
+    "ram_total_gb": "Memory (GB)",
+    "simulated": "Hypothetical",
+}
+MODEL_LABELS = {
+    "key": "Model",
+    "status": "Status",
+    "family": "Family",
+    "device": "Runs on",
+    "attention": "Attention",
+    "dtype": "Precision",
+    "estimated_gb": "Memory (GB)",
+    "reasons": "Why",
+}
+# Facts about a GPU: on a machine without one, they say so instead of staying blank.
+GPU_FACTS = frozenset({"gpu_name", "compute_capability", "vram_total_gb", "vram_free_gb"})
+# What an empty value means for the facts where it means something else than "not measured".
+MISSING_WORDS = {"torch_version": "not installed", "cuda_version": "none", "flash_attn_version": "not installed"}
+
+
+def hardware_facts(hardware: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value in words) for every hardware fact: "no GPU", "not installed" or "not measured" where
+    the profile has no value, never a blank or "None"."""
+    return [
+        (HARDWARE_LABELS.get(key, key.replace("_", " ").capitalize()), _fact(key, value, hardware))
+        for key, value in hardware.items()
+    ]
+
+
+def model_facts(model: dict[str, Any]) -> dict[str, str]:
+    """One row of the models table, by label; a model without a size estimate says "unknown"."""
+    row = {}
+    for key, label in MODEL_LABELS.items():
+        value = model.get(key)
+        row[label] = "; ".join(value) if isinstance(value, list) else in_words(value, missing="unknown")
+    return row
+
+
+def memory_words(megabytes: float | None) -> str:
+    """A loaded engine's memory: "1,234" (MB), or "not measured" (the offline engines, a remote server)."""
+    return f"{megabytes:,.0f}" if megabytes else "not measured"
+
+
+def in_words(value: Any, missing: str = "not measured") -> str:
+    if value is None or value == "":
+        return missing
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, list | tuple):
+        return ".".join(map(str, value))
+    return str(value)
+
+
+def _fact(key: str, value: Any, hardware: dict[str, Any]) -> str:
+    if value is None and key in GPU_FACTS and hardware.get("device") != "cuda":
+        return "no GPU"
+    return in_words(value, MISSING_WORDS.get(key, "not measured"))

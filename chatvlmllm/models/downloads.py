@@ -28,7 +28,7 @@ from typing import Any
 
 from chatvlmllm.errors import UserError
 from chatvlmllm.models.catalog import ModelSpec
-from chatvlmllm.models.weights import endpoint, hub_problem, locate
+from chatvlmllm.models.weights import download_command, endpoint, hub_problem, locate
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ class Download:
         if problem:
             raise DownloadError(
                 f"cannot download {self.spec.hub_id}: {problem}. Where there is internet: "
-                f"`hf download {self.spec.hub_id}`, then copy the Hugging Face cache here"
+                f"`{download_command(self.spec)}`, then copy the Hugging Face cache here"
             )
         listed = snapshot_download(self.repo_id, revision=self.spec.revision, endpoint=endpoint(), dry_run=True)
         assert isinstance(listed, list)

@@ -15,6 +15,8 @@ BYTES_PER_PARAM = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "8bit": 1.0,
 OVERHEAD_FACTOR = 1.2
 OVERHEAD_GB = 1.0
 VRAM_RESERVE_GB = 0.5
+# On a CPU a model may use this share of the RAM; the OS and the app keep the rest.
+RAM_SHARE_FOR_MODELS = 0.8
 
 
 @dataclass(frozen=True)
@@ -224,16 +226,45 @@ def _choose_dtype(hw: HardwareProfile, device: str, overrides: PlanOverrides, re
     return "float32"
 
 
+@dataclass(frozen=True)
+class _Memory:
+    """The memory a model may use on a device: the total, less what the system keeps (the OS and this
+    app on a CPU, the CUDA context on a GPU)."""
+
+    kind: str  # "RAM" or "VRAM"
+    total_gb: float | None
+    budget_gb: float
+    kept_for: str  # who needs the rest
+
+    def describe(self) -> str:
+        return f"{self.total_gb:.0f} GB {self.kind}" if self.total_gb else self.kind
+
+    def too_small(self, needed_gb: float, how: str) -> str:
+        """ "needs about 22.3 GB of the 25 GB RAM in float32, and the OS and the app need the rest: …" """
+        if not self.total_gb:
+            return f"needs about {needed_gb:.1f} GB {how}, and the {self.kind} size could not be measured"
+        if needed_gb > self.total_gb:
+            return f"needs about {needed_gb:.1f} GB {how}, more than the {self.total_gb:.0f} GB {self.kind}"
+        return (
+            f"needs about {needed_gb:.1f} GB of the {self.total_gb:.0f} GB {self.kind} {how}, and {self.kept_for} "
+            f"need the rest: a model may use about {max(self.budget_gb, 0.0):.1f} GB here"
+        )
+
+
+def _memory(hw: HardwareProfile, device: str) -> _Memory:
+    if device == "cuda":
+        total = hw.vram_total_gb
+        return _Memory("VRAM", total, (total or 0.0) - VRAM_RESERVE_GB, "the CUDA context and the activations")
+    total = hw.ram_total_gb
+    return _Memory("RAM", total, (total or 0.0) * RAM_SHARE_FOR_MODELS, "the OS and the app")
+
+
 def _choose_quantization(
     hw: HardwareProfile, spec: ModelSpec, device: str, dtype: str, overrides: PlanOverrides, reasons: list[Reason]
 ) -> tuple[str | None, float | None, bool]:
     estimated = estimate_gb(spec, dtype)
-    if device == "cuda":
-        budget = (hw.vram_total_gb or 0.0) - VRAM_RESERVE_GB
-        where = f"{hw.vram_total_gb:.0f} GB VRAM" if hw.vram_total_gb else "VRAM"
-    else:
-        budget = (hw.ram_total_gb or 0.0) * 0.8
-        where = f"{hw.ram_total_gb:.0f} GB RAM" if hw.ram_total_gb else "RAM"
+    memory = _memory(hw, device)
+    budget, where = memory.budget_gb, memory.describe()
 
     if overrides.quantization in ("8bit", "4bit"):
         if device != "cuda":
@@ -249,25 +280,22 @@ def _choose_quantization(
         reasons.append(Reason.info("size unknown: assuming it fits"))
         return None, None, True
     if estimated <= budget:
-        reasons.append(Reason.info(f"fits: about {estimated} GB in {dtype} of {where}"))
+        reasons.append(Reason.info(f"fits: about {estimated:.1f} GB in {dtype} of {where}"))
         return None, estimated, True
     if device != "cuda" or overrides.quantization == "none":
-        reasons.append(
-            Reason(ReasonKind.NO_FIT, f"won't fit: needs about {estimated} GB in {dtype}, {where} available")
-        )
+        reasons.append(Reason(ReasonKind.NO_FIT, memory.too_small(estimated, f"in {dtype}")))
         return None, estimated, False
     for precision in ("8bit", "4bit"):
         est = estimate_gb(spec, precision)
         if est is not None and est <= budget:
             reasons.append(
                 Reason.info(
-                    f"{precision} quantization: {dtype} needs about {estimated} GB, {where}; {precision} about {est} GB"
+                    f"{precision} quantization: {dtype} needs about {estimated:.1f} GB, {where}; "
+                    f"{precision} about {est:.1f} GB"
                 )
             )
             return precision, est, True
-    reasons.append(
-        Reason(ReasonKind.NO_FIT, f"won't fit: about {estimate_gb(spec, '4bit')} GB even in 4-bit, {where} available")
-    )
+    reasons.append(Reason(ReasonKind.NO_FIT, memory.too_small(estimate_gb(spec, "4bit") or 0.0, "even in 4-bit")))
     return None, estimated, False
 
 

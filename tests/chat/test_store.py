@@ -107,8 +107,45 @@ def test_concurrent_sessions_write_without_losing_turns(tmp_path):
 def test_an_unusable_data_dir_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(UserError, match="CHATVLMLLM_DATA_DIR"):
+    with pytest.raises(UserError, match="CHATVLMLLM_DATA_DIR") as error:
         ChatStore(blocker / "chats.sqlite3")
+    assert ".." not in str(error.value) and str(error.value).count("cannot be opened") == 1
+
+
+DAMAGED = b"this is not a database" * 100
+
+
+def test_a_damaged_file_at_start_is_kept_aside_and_a_new_history_starts(tmp_path):
+    path = tmp_path / "chats.sqlite3"
+    path.write_bytes(DAMAGED)
+    Path(f"{path}-wal").write_bytes(b"half a log")
+    store = ChatStore(path)
+
+    (aside,) = tmp_path.glob("chats.sqlite3.damaged-*[0-9]")
+    assert aside.read_bytes() == DAMAGED and Path(f"{aside}-wal").read_bytes() == b"half a log"  # nothing lost
+    assert store.notice is not None and str(path) in store.notice and str(aside) in store.notice
+    assert "damaged (file is not a database)" in store.notice and "CHATVLMLLM_DATA_DIR" not in store.notice
+    conversation = Conversation(title="After the repair")
+    conversation.add(Turn("user", "saved again"))
+    store.save_conversation(conversation)
+    assert [s.title for s in ChatStore(path).list_sessions()] == ["After the repair"]
+
+
+def test_a_file_damaged_while_running_says_so_and_what_to_do(tmp_path):
+    path = tmp_path / "chats.sqlite3"
+    store = ChatStore(path)
+    conversation = Conversation(title="Before")
+    store.save_conversation(conversation)
+    for part in tmp_path.glob("chats.sqlite3*"):
+        part.write_bytes(DAMAGED)
+
+    assert store.list_sessions() == [] and store.fault is not None
+    message = str(store.fault)
+    assert message.startswith(f"The chat history file {path} is damaged (file is not a database).")
+    assert "Restart the app" in message and "CHATVLMLLM_DATA_DIR" not in message and ".." not in message
+    assert store.fault.fault == "damaged"
+    with pytest.raises(UserError, match="is damaged"):
+        store.exists(conversation.id, quiet=False)  # not "deleted": the history cannot be read
 
 
 def test_two_tabs_on_one_chat_keep_both_answers(tmp_path):

@@ -275,7 +275,8 @@ def test_quick_prompts_get_distinct_honest_answers_on_a_real_receipt(cache):
     answers = {label: ask(engine, [page], prompt)[0] for label, prompt in QUICK_PROMPTS.items()}
     assert len(set(answers.values())) == len(answers)
     table = answers["Table → Markdown"]
-    assert "does not understand tables" in table and "|---|---|" in table
+    # A receipt's lines do not line up in columns: no table forced out of it (chatvlmllm.documents.box_table).
+    assert "does not understand tables" in table and "No table found" in table and "|---|" not in table
     fields = answers["Key fields → JSON"]
     assert "heuristic" in fields
     found = json.loads(fields.split("```json\n", 1)[1].split("\n```", 1)[0])

@@ -15,8 +15,11 @@ import pytest
 from chatvlmllm.errors import ModelNotFoundError, UserError
 from chatvlmllm.eval import metrics as em
 from chatvlmllm.eval.benchmark import (
+    SUMMARY_COLUMNS,
+    SUMMARY_LABELS,
     Outcome,
     _run_all,
+    latency_rows,
     load_eval_set,
     markdown_table,
     read_results,
@@ -280,3 +283,17 @@ def test_an_unreadable_page_is_one_failed_item_not_a_failed_run(tmp_path):
     failed = next(item for item in metrics["items"] if item["id"] == "line_a")
     assert failed["error"] and failed["cer"] == 1.0 and failed["word_f1"] == 0.0
     assert metrics["by_kind"]["receipt"]["cer"] < 0.1  # the others were read
+
+
+def test_latency_rows_name_the_two_figures_and_skip_missing_ones():
+    results = {
+        "models": {
+            "fast": {"latency_median_s": 0.25, "latency_p95_s": 0.5},
+            "failed": {"error": "cannot run here", "latency_median_s": None},
+        }
+    }
+    assert latency_rows(results) == [
+        {"model": "fast", "measure": "median", "seconds": 0.25},
+        {"model": "fast", "measure": "slowest 5%", "seconds": 0.5},
+    ]
+    assert set(SUMMARY_LABELS) >= {"model", "kind", *SUMMARY_COLUMNS}  # every column has plain words

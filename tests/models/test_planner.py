@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from chatvlmllm.decisions import Reason, ReasonKind
+from chatvlmllm.decisions import Readiness, Reason, ReasonKind
 from chatvlmllm.models.catalog import get_model
 from chatvlmllm.models.hardware import HardwareProfile, simulated_gpu
 from chatvlmllm.models.planner import PlanOverrides, plan_load
@@ -94,7 +94,21 @@ def test_too_big_even_in_4bit():
     tiny_gpu = replace(gpu("T4"), vram_total_gb=2.0)
     plan = plan_load(tiny_gpu, get_model("qwen25_vl_3b"))
     assert not plan.fits and not plan.runnable
-    assert "won't fit" in plan.why_not()
+    assert "even in 4-bit, more than the 2 GB VRAM" in plan.why_not()
+
+
+def test_a_model_that_almost_fits_says_the_margin_once():
+    """22.3 GB on a 25 GB machine must not read as if it fits: the OS and the app keep a fifth of the RAM."""
+    from chatvlmllm.models.choice import model_status
+
+    status = model_status(get_model("qwen3_vl_4b"), replace(CPU, ram_total_gb=25.0), check_hub=False)
+    assert status.status == Readiness.WONT_FIT
+    assert status.reason == (
+        "needs about 22.3 GB of the 25 GB RAM in float32, and the OS and the app need the rest: "
+        "a model may use about 20.0 GB here"
+    )
+    shown = f"{status.status}: {status.reason}"  # how the app and `doctor` put them together
+    assert shown.count("won't fit") == 1 and ".." not in shown
 
 
 def test_no_quantization_on_cpu():

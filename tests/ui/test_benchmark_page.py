@@ -42,3 +42,25 @@ def test_a_folder_that_is_not_an_eval_set_is_a_clear_error(tmp_path):
     at.button(key="bench_run").click().run()
     assert not at.exception
     assert any("not an evaluation folder" in e.value for e in at.error)
+
+
+@pytest.mark.slow
+def test_results_read_in_plain_words_and_charts_start_at_zero(tmp_path):
+    from chatvlmllm.eval.benchmark import run_benchmark, write_results
+
+    results = run_benchmark(str(make_eval_folder(tmp_path / "eval")), ["rapidocr"], limit=2)
+    write_results(results, default_results_path())  # what the page shows on a fresh visit
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception
+    intro = at.markdown[0].value
+    assert "share of characters wrong, missing or extra" in intro and "lower is better" in intro  # CER explained
+    assert "ANLS" in intro and "closeness" in intro
+    assert "character errors (CER)" in at.dataframe[0].value.columns  # headers in words, not cer_nocase
+    charts = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+    assert len(charts) == 3  # errors and words by kind, seconds per page
+    for spec in charts:
+        y = spec["encoding"]["y"]
+        assert y["scale"]["domain"][0] == 0 and y["scale"]["zero"] is True  # never below 0
+        assert y["scale"]["domain"][1] > 0 and y["axis"]["tickCount"] == 5
+    latency = charts[2]
+    assert latency["title"] == "Seconds per page (lower is better)"

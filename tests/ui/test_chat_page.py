@@ -417,7 +417,7 @@ def test_the_system_page_shows_hardware_plans_and_loaded_engines(app_env):
     assert "flash-attn usable" in set(hardware["Property"]) and "None" not in set(hardware["Value"])
     assert {"tiny2", "tiny3", "qwen_vl_2b"} <= set(plans.index)
     assert plans.loc["tiny2", "Status"] == "ready" and "_" not in "".join(plans.columns)  # plain headers
-    assert list(loaded["Model"]) == ["tiny2"] and loaded["Memory (MB)"][0] > 0
+    assert list(loaded["Model"]) == ["tiny2"] and float(loaded["Memory (MB)"][0].replace(",", "")) > 0
 
     at.text_input(key="system_gpu").input("12.0:16").run()
     assert "(hypothetical)" in at.subheader[0].value
