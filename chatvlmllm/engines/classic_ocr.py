@@ -69,7 +69,7 @@ AUTO = OFFLINE_AUTO
 # ISO 639-1 → Tesseract's traineddata names.
 TESSERACT_LANGUAGES = {"en": "eng", "ru": "rus"}
 # Part of the OCR cache key: bump when a change makes the engines return different text.
-OCR_SETTINGS_VERSION = 3
+OCR_SETTINGS_VERSION = 4  # 4: readings keep RapidOCR's cells for tables
 
 
 class ClassicOcrOptions(Options):
@@ -247,7 +247,7 @@ class PagesRead:
             {"page": page, "text": " ".join(b.text for b in row), "box": _union(row, scale), "score": _mean_score(row)}
             for row in reading.rows
         )
-        self.page_rows.append((page, reading.rows))
+        self.page_rows.append((page, reading.cell_rows or reading.rows))  # cells, where known, for tables
         self.texts.append(lines_text(reading.rows) if reading.rows else "")
 
     def text(self, count: int) -> str:
@@ -303,20 +303,30 @@ class PageReading:
     rows: list[list[TextBox]]
     reader: Reader
     reason: str
+    # RapidOCR's rows when it read the page too but Tesseract's text was kept: its boxes are cells, the
+    # unit a table is built from (Tesseract's are whole lines).
+    cell_rows: list[list[TextBox]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "rows": [[[b.text, list(b.box), b.score] for b in row] for row in self.rows],
-            "reader": self.reader.value,
-            "reason": self.reason,
-        }
+        data: dict[str, Any] = {"rows": _rows_data(self.rows), "reader": self.reader.value, "reason": self.reason}
+        if self.cell_rows is not None:
+            data["cell_rows"] = _rows_data(self.cell_rows)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PageReading:
-        rows = [
-            [TextBox(text, (box[0], box[1], box[2], box[3]), score) for text, box, score in row] for row in data["rows"]
-        ]
-        return cls(rows, Reader(data["reader"]), data["reason"])
+        cells = data.get("cell_rows")
+        return cls(
+            _rows_from(data["rows"]), Reader(data["reader"]), data["reason"], _rows_from(cells) if cells else None
+        )
+
+
+def _rows_data(rows: Sequence[Sequence[TextBox]]) -> list[list[list[Any]]]:
+    return [[[b.text, list(b.box), b.score] for b in row] for row in rows]
+
+
+def _rows_from(data: Sequence[Sequence[Sequence[Any]]]) -> list[list[TextBox]]:
+    return [[TextBox(text, (box[0], box[1], box[2], box[3]), score) for text, box, score in row] for row in data]
 
 
 class RapidOcrEngine(ClassicOcrEngine):
@@ -414,9 +424,8 @@ class AutoOcrEngine(RapidOcrEngine):
         agreement = word_agreement(lines_text(rapid_lines), lines_text(tesseract_lines))
         log.debug("Tesseract unsure (%s); word agreement with RapidOCR %.2f", evidence.describe(), agreement)
         if agreement >= MIN_AGREEMENT:
-            return PageReading(
-                tesseract_lines, Reader.TESSERACT, "both engines read the same words, in Tesseract's reading order"
-            )
+            why = "both engines read the same words, in Tesseract's reading order"
+            return PageReading(tesseract_lines, Reader.TESSERACT, why, cell_rows=rapid_lines)
         return PageReading(rapid_lines, Reader.RAPIDOCR, "Tesseract was unsure of this page and RapidOCR read it")
 
     def _language_note(self, language: str | None) -> str | None:
