@@ -1,6 +1,7 @@
 """Chat: a conversation about documents, answered by models, kept in the database.
 
-- `session`: `ChatSession`, a conversation with its documents and its answers.
+- `session`: `ChatSession`, a conversation with its documents; `ask` records a question.
+- `answer`: `Answer`, one answer's lifecycle (states, Stop, partial saves, the saved turn).
 - `conversation`: turns, transcripts and their exports.
 - `context`: what fits in one request (turns, pages, pixels).
 - `router`: answer with the chosen model, then the fallback chain.
