@@ -28,16 +28,6 @@ EXTRACT = QUICK_PROMPTS["Extract all text"]
 WAIT_S = 120  # generous: the machine may be busy
 
 
-@pytest.fixture(scope="module")
-def cache() -> EngineCache:
-    return EngineCache()
-
-
-@pytest.fixture
-def catalog(tiny_qwen2_vl):
-    return {"tiny": spec_from_path(tiny_qwen2_vl, "tiny")}
-
-
 @pytest.fixture
 def session(tmp_path) -> ChatSession:
     chat = ChatSession(store=ChatStore(tmp_path / "chats.sqlite3"))

@@ -6,27 +6,15 @@ from __future__ import annotations
 import pytest
 
 from chatvlmllm.chat.conversation import Conversation
-from chatvlmllm.chat.engine_cache import EngineCache
 from chatvlmllm.chat.session import AskOptions, ChatSession
 from chatvlmllm.chat.store import ChatStore
 from chatvlmllm.documents.loading import load_document
 from chatvlmllm.errors import DocumentError, ModelNotFoundError, UserError
-from chatvlmllm.models.catalog import spec_from_path
 from chatvlmllm.models.hardware import probe
 from chatvlmllm.models.planner import plan_load
 from tests.helpers import image_bytes, text_image
 
 SHORT = AskOptions(model="tiny", max_new_tokens=8, fallback=False)
-
-
-@pytest.fixture(scope="module")
-def cache() -> EngineCache:
-    return EngineCache()
-
-
-@pytest.fixture
-def catalog(tiny_qwen2_vl):
-    return {"tiny": spec_from_path(tiny_qwen2_vl, "tiny")}
 
 
 @pytest.fixture
