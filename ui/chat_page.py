@@ -50,7 +50,7 @@ def render() -> None:
 
     document_col, chat_col = st.columns([1, 1], gap="large")
     with document_col:
-        document_view.render(session)
+        document_view.render(session, options.language)
         text_search.render(session)
     with chat_col:
         quick = answer_view.quick_prompts(session, ocr_only, busy)
