@@ -22,6 +22,7 @@ from chatvlmllm.documents import reading
 from chatvlmllm.documents.index import ReadState
 from chatvlmllm.documents.reading import ReadingJob, job_of
 from tests.documents.test_text_layer import ENGLISH
+from tests.helpers import contract_pdf
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "app.py")
@@ -59,12 +60,6 @@ def media(monkeypatch) -> dict[str, bytes]:
 
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
     return files
-
-
-def contract_pdf() -> bytes:
-    pages = filler_pages(6, seed=11)
-    pages[3] = PageSpec(ENGLISH)  # the penalty clause, on page 4
-    return build_pdf(pages)
 
 
 def start() -> AppTest:
