@@ -193,9 +193,10 @@ CONTRACT_PAGE = 4
 
 
 def contract_pdf(pages: int = 6) -> bytes:
-    """A born-digital PDF of `pages` filler pages, the penalty clause on page `CONTRACT_PAGE`."""
+    """A born-digital PDF of `pages` filler pages, the penalty clause atop page `CONTRACT_PAGE`."""
     from chatvlmllm.devtools.pdfs import PageSpec, build_pdf, filler_pages
 
-    specs = filler_pages(pages, seed=11)
-    specs[CONTRACT_PAGE - 1] = PageSpec(CONTRACT_CLAUSE)
+    specs = filler_pages(pages + 1, seed=11, lines_per_page=20)
+    specs[CONTRACT_PAGE - 1] = PageSpec(CONTRACT_CLAUSE + specs[-1].lines)  # the clause, then running text
+    specs = specs[:pages]
     return build_pdf(specs)
