@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from chatvlmllm.chat.conversation import Turn
-from chatvlmllm.chat.document_answer import COVERAGE, NO_MODEL_NOTE, unread_note
+from chatvlmllm.chat.document_answer import COVERAGE, METHOD, NO_MODEL_NOTE, AnswerMethod, unread_note
 from chatvlmllm.chat.session import ChatSession
 from chatvlmllm.documents.citations import Citation, CitationStatus
 from chatvlmllm.documents.search import highlight
@@ -85,7 +85,7 @@ def render_chips(session: ChatSession, turn: Turn, key: str) -> None:
         st.caption(f":material/info: {note}")
     coverage = turn.extras.get(COVERAGE)
     unread = unread_note(coverage) if isinstance(coverage, list) else None
-    if unread and turn.extras.get("method") != "extractive":  # the extractive text says it itself
+    if unread and turn.extras.get(METHOD) != AnswerMethod.EXTRACTIVE:  # the extractive text says it itself
         st.caption(f":material/hourglass_top: {unread}")
     groups = by_page(turn.citations)
     if not groups:

@@ -4,7 +4,7 @@ When the last user message of a chat completion request carries one document of 
 multi-page TIFF as a data URL) and asks a question, the server answers it as the app and `chatvlmllm ask` do:
 
 - the document is read once (its text layer first, the offline OCR otherwise) into the index, which keeps it
-  for the next request about the same file;
+  for the next request about the same file (the first request about a long scan waits for its OCR);
 - a model that chats gets the retrieved pages' images and passages, labelled with their page numbers, and is
   asked to cite pages; its citations are checked against the pages it was sent;
 - an offline engine (it understands nothing) gives the extractive answer: the best-matching passages, each with
@@ -23,13 +23,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatvlmllm.chat.document_answer import DocumentAnswer, DocumentRoute, document_route, extractive_stream
-from chatvlmllm.chat.document_reading import PageRequest, answer_citations, reading_job
+from chatvlmllm.chat.document_reading import PageRequest, answer_citations, read_in_background
 from chatvlmllm.documents.citations import Citation
-from chatvlmllm.documents.index import DocumentIndex
+from chatvlmllm.documents.index import DocumentIndex, ReadState
 from chatvlmllm.documents.loading import Document
 from chatvlmllm.engines import AnswerStream, Message
 from chatvlmllm.models.catalog import ModelSpec
-from chatvlmllm.server.protocol import ChatCompletionRequest, ChatMessage, ImagePart, TextPart, decode_document
+from chatvlmllm.server.protocol import (
+    ApiError,
+    ChatCompletionRequest,
+    ChatMessage,
+    ImagePart,
+    TextPart,
+    decode_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +84,7 @@ def whole_document_answer(request: ChatCompletionRequest, spec: ModelSpec) -> Wh
     if route is None:
         return None  # a page task: every page goes, as before
     index = DocumentIndex()
-    reading_job(document, index).run()  # pages read before stay read (a second request reads nothing)
+    _read(document, index)
     plan = DocumentAnswer(question, route, index, {document.sha256: document.name})
     answer = WholeDocumentAnswer(document, question, plan, [])
     if route is not DocumentRoute.EXTRACTIVE:
@@ -85,6 +92,14 @@ def whole_document_answer(request: ChatCompletionRequest, spec: ModelSpec) -> Wh
         answer.request = plan.request
     log.info("whole-document answer over %d pages of %s (%s)", document.page_count, document.name, route.value)
     return answer
+
+
+def _read(document: Document, index: DocumentIndex) -> None:
+    """Every page of `document` in the index: pages read before stay read (a second request reads nothing), and
+    requests about the same document at once share one reading job."""
+    read = read_in_background(document, index).wait()
+    if read.state is ReadState.FAILED:
+        raise ApiError(500, f"reading {document.name} failed: {read.error}", "document_reading_failed", "server_error")
 
 
 def _question_and_document(request: ChatCompletionRequest) -> tuple[str, Document] | None:

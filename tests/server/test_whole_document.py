@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 
 from chatvlmllm.documents.citations import CitationStatus
 from chatvlmllm.documents.loading import load_document
-from chatvlmllm.models.catalog import get_model
+from chatvlmllm.models.catalog import get_model, load_catalog
 from chatvlmllm.server import create_app
 from chatvlmllm.server.protocol import ChatCompletionRequest
 from chatvlmllm.server.served import plan_models
 from chatvlmllm.server.whole_document import whole_document_answer
-from tests.helpers import CONTRACT_CLAUSE, CONTRACT_PAGE, CONTRACT_QUESTION, contract_pdf
+from tests.helpers import CONTRACT_CLAUSE, CONTRACT_PAGE, CONTRACT_QUESTION, contract_pdf, write_models_file
 
 OPENAI_FIELDS = {"id", "object", "created", "model", "choices", "usage"}
 
@@ -105,3 +105,22 @@ def _one_page() -> bytes:
     from chatvlmllm.devtools.pdfs import PageSpec, build_pdf
 
     return build_pdf([PageSpec(CONTRACT_CLAUSE)])
+
+
+@pytest.mark.slow
+def test_a_tiny_real_qwen2_vl_answers_over_the_retrieved_pages_with_citations(tmp_path, monkeypatch, tiny_qwen2_vl):
+    """The production loader reads a tiny random Qwen2-VL back; its words mean nothing, so whatever it cites is
+    checked like any model's (a random page marker would be unverified), and the field is there either way."""
+    write_models_file(tmp_path / "models.toml", {"tiny": {"family": "qwen2_vl", "path": str(tiny_qwen2_vl)}})
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(tmp_path / "models.toml"))
+    client = TestClient(create_app(plan_models([load_catalog()["tiny"]])))
+    body = {**question_about(contract_pdf(pages=8)), "model": "tiny", "max_tokens": 12}
+    response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert set(answer) == OPENAI_FIELDS | {"metrics", "citations"} and answer["model"] == "tiny"
+    assert answer["metrics"]["image_tokens"] > 0 and answer["usage"]["completion_tokens"] >= 1
+    assert isinstance(answer["citations"], list)
+    for citation in answer["citations"]:  # each one checked: verified with its box, or said not to be
+        assert citation["verified"] == (citation["status"] == CitationStatus.VERIFIED.value)
+        assert citation["verified"] or citation["box"] is None
