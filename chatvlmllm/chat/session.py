@@ -187,7 +187,7 @@ class ChatSession:
             self.saved = True
 
     def select_pages(self, pages: list[int]) -> None:
-        """Pages (1-based) of the active document the next question is about."""
+        """Pages (1-based) of the active document the next question is about (the scope becomes those pages)."""
         doc = self.document
         if doc is None:
             raise DocumentError("Upload a document before choosing pages.")
@@ -196,6 +196,7 @@ class ChatSession:
             raise DocumentError(
                 f"{doc.name} has {doc.page_count} page(s); choose pages between 1 and {doc.page_count}."
             )
+        self.scope = QuestionScope.PAGES
         if pages != self.pages:
             self.pages = list(pages)
             if self.store is not None and self.saved:
