@@ -42,6 +42,19 @@ def isolated_config(tmp_path, monkeypatch):
     for variable in ("CHATVLMLLM_UI_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("LANG", "C.UTF-8")
+    yield
+    _stop_background_readings()
+
+
+def _stop_background_readings() -> None:
+    """A document the app began reading in the background stops with its test (not on the next test's engines)."""
+    import sys
+
+    reading = sys.modules.get("chatvlmllm.documents.reading")
+    if reading is not None:
+        reading.cancel_all()
+        with reading._jobs_lock:
+            reading._jobs.clear()
 
 
 @pytest.fixture(scope="session")

@@ -178,3 +178,25 @@ def english_texts(texts: list[ShownText]) -> list[ShownText]:
     """The texts with English prose in them: on a page in another language, each is a string that was not
     translated (or a name missing from KNOWN_ENGLISH)."""
     return [shown for shown in texts if english_words(shown.text)]
+
+
+# A clause on one page of a born-digital PDF among filler pages: the whole-document tests' contract.
+CONTRACT_CLAUSE = [
+    "Section 27. Penalties for late delivery of the goods",
+    "If the supplier fails to deliver the goods on the agreed date, it shall",
+    "pay the buyer a penalty of one tenth of one percent of the price of the",
+    "goods not delivered for each day of delay, up to ten percent in total.",
+    "Payment of the penalty does not release either party from its duties.",
+]
+CONTRACT_QUESTION = "What is the penalty for late delivery?"
+CONTRACT_PAGE = 4
+
+
+def contract_pdf(pages: int = 6) -> bytes:
+    """A born-digital PDF of `pages` filler pages, the penalty clause atop page `CONTRACT_PAGE`."""
+    from chatvlmllm.devtools.pdfs import PageSpec, build_pdf, filler_pages
+
+    specs = filler_pages(pages + 1, seed=11, lines_per_page=20)
+    specs[CONTRACT_PAGE - 1] = PageSpec(CONTRACT_CLAUSE + specs[-1].lines)  # the clause, then running text
+    specs = specs[:pages]
+    return build_pdf(specs)

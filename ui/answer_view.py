@@ -23,7 +23,7 @@ from chatvlmllm.i18n import N_, _
 from chatvlmllm.models.catalog import ModelSpec
 from chatvlmllm.models.hardware import HardwareProfile
 from chatvlmllm.models.tasks import QUICK_PROMPTS
-from ui import answer_job, text_view
+from ui import answer_job, citations, text_view
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ def _assistant_body(session: ChatSession, turn: Turn, question: Turn | None, key
         text_view.render_verbatim(turn, asked, key, page_image, question.document if question else None)
     elif turn.text:
         text_view.render_prose(turn.text, key)
+    citations.render_chips(session, turn, key)  # an answer over whole documents: where each fact comes from
     if turn.stopped_by == StopReason.CANCELLED:
         st.info(STOPPED_NOTE if turn.text.strip() else "Stopped by you before the answer started.")
     elif turn.error and turn.text:

@@ -50,7 +50,7 @@ def render() -> None:
 
     document_col, chat_col = st.columns([1, 1], gap="large")
     with document_col:
-        document_view.render(session)
+        document_view.render(session, options.language)
         text_search.render(session)
     with chat_col:
         quick = answer_view.quick_prompts(session, ocr_only, busy)
@@ -89,6 +89,8 @@ def _placeholder(session: ChatSession, ocr_only: bool, busy: bool) -> str:
         return _("Answering… press Stop to end it")
     if ocr_only and session.document is None:
         return _("Upload a document first: this engine reads text, it does not chat")
+    if ocr_only and session.whole_documents:  # answered with the passages that match (ui.citations)
+        return _("Ask about the document: the offline engine answers with the passages that match, and their pages")
     if ocr_only:
         return _("Ask to extract the text (this engine reads text; it does not answer questions)")
     return _("Ask about the document…") if session.document else _("Ask anything, or upload a document first…")
@@ -96,7 +98,12 @@ def _placeholder(session: ChatSession, ocr_only: bool, busy: bool) -> str:
 
 def _empty_state(session: ChatSession, ocr_only: bool) -> None:
     """What this engine can do, and the way back to the last chat (never opened silently)."""
-    if ocr_only:
+    if ocr_only and session.whole_documents:
+        text = _(
+            "Ask about the document: the offline engine answers with the passages that match your question, each "
+            "with its page (no model reads them). **{button}** reads the page in view."
+        ).format(button=_(OCR_QUICK_LABEL))
+    elif ocr_only:
         text = (
             _("Press **{button}** to read it.").format(button=_(OCR_QUICK_LABEL))
             if session.document

@@ -1,4 +1,5 @@
-"""The document panel: upload, page picker and a large preview that stays in view while reading."""
+"""The document panel: upload, what questions cover (the whole document, or a page), the background reading,
+and a large preview that stays in view while reading (or the page a citation chip opened)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,19 @@ import logging
 import streamlit as st
 
 from chatvlmllm.chat.archive import missing_documents, missing_note
-from chatvlmllm.chat.conversation import DEFAULT_TITLE
+from chatvlmllm.chat.conversation import DEFAULT_TITLE, QuestionScope
 from chatvlmllm.chat.document_labels import document_labels
 from chatvlmllm.chat.session import ChatSession
 from chatvlmllm.chat.store import StoreError
 from chatvlmllm.documents import loading as documents
 from chatvlmllm.i18n import _, format_number, format_size, ngettext
 from chatvlmllm.settings import settings
-from ui import state
+from ui import citations, reading_status, state
 
 log = logging.getLogger(__name__)
 
 ALL_PAGES = 0  # the page picker's "All pages" entry
+WHOLE_DOCUMENT = -1  # its "Whole document" entry: questions cover every document of the chat (the default)
 PREVIEW_PAGES = 6  # pages shown when several are in use
 THUMBNAILS_PER_ROW = 2
 
@@ -31,7 +33,7 @@ def upload_limits() -> str:
     )
 
 
-def render(session: ChatSession) -> None:
+def render(session: ChatSession, language: str | None = None) -> None:
     note = st.empty()  # filled after the uploader: a document attached in this run is no longer missing
     has_document = session.document is not None
     if has_document:
@@ -46,6 +48,7 @@ def render(session: ChatSession) -> None:
     try:
         _document_picker(session)
         _page_picker(session)
+        reading_status.render(session, language)
         _preview(session)
     except Exception as exc:  # a page that cannot be drawn must not take the chat with it
         log.exception("document preview failed")
@@ -92,18 +95,31 @@ def _document_picker(session: ChatSession) -> None:
 
 
 def _page_picker(session: ChatSession) -> None:
+    """What the next question covers: the whole document (every document of the chat, through the pages read),
+    one page, or every page's image ("All pages")."""
     doc = session.document
-    if doc is None or doc.page_count < 2:
+    if doc is None or session.page_count < 2:
         return
-    choices = [*range(1, doc.page_count + 1), ALL_PAGES]
-    current = ALL_PAGES if len(session.pages) == doc.page_count else session.pages[0]
+    several_pages = doc.page_count > 1
+    choices = [WHOLE_DOCUMENT, *range(1, doc.page_count + 1), *([ALL_PAGES] if several_pages else [])]
+    if session.whole_documents:
+        current = WHOLE_DOCUMENT
+    else:
+        current = ALL_PAGES if several_pages and len(session.pages) == doc.page_count else session.pages[0]
+    whole = _("Whole document") if len(session.documents) < 2 else _("Every document of this chat")
     choice = st.selectbox(
         f"Page ({doc.page_count} in this {doc.kind})",
         choices,
         index=choices.index(current) if current in choices else 0,
-        format_func=lambda p: "All pages" if p == ALL_PAGES else f"Page {p}",
+        format_func=lambda p: whole if p == WHOLE_DOCUMENT else "All pages" if p == ALL_PAGES else f"Page {p}",
         key=f"page_picker_{session.id}_{doc.sha256[:12]}",
-    )
+        help=_("Whole document: a question is answered from the passages that match it, on any page, with the "
+               "pages cited. A page: the question goes with that page's image."),
+    )  # fmt: skip
+    if choice == WHOLE_DOCUMENT:
+        session.select_scope(QuestionScope.DOCUMENTS)
+        return
+    session.select_scope(QuestionScope.PAGES)
     pages = list(range(1, doc.page_count + 1)) if choice == ALL_PAGES else [choice]
     try:
         session.select_pages(pages)
@@ -118,6 +134,8 @@ def _preview(session: ChatSession) -> None:
     if doc is None:
         return
     with st.container(key="document_preview"):  # sticky (ui.style): stays beside the text while scrolling
+        if citations.render_open(session):  # a citation chip opened its page
+            return
         if len(session.pages) == 1:
             page = session.pages[0]
             st.image(doc.page(page - 1), caption=f"{doc.name} — page {page} of {doc.page_count}", width="stretch")

@@ -76,6 +76,9 @@ def new_chat_title(conversation: Conversation, document: str | None, question: s
 
 StateListener = Callable[["AnswerState"], None]
 ChunkListener = Callable[[str], None]
+# Completes an assistant turn (final or stopped) before it is saved: an answer over whole documents adds its
+# citations (chatvlmllm.chat.document_answer.DocumentAnswer.complete).
+TurnCompleter = Callable[[Turn, router.RoutedAnswer], None]
 
 
 class Answer:
@@ -89,6 +92,7 @@ class Answer:
         spec: ModelSpec,
         options: AskOptions,
         turns_not_sent: int = 0,
+        complete: TurnCompleter | None = None,
     ):
         self.session = session
         self.question = question
@@ -96,6 +100,7 @@ class Answer:
         self.spec = spec  # the model asked for (a fallback may answer instead: see `model`)
         self.options = options
         self.turns_not_sent = turns_not_sent
+        self._completer = complete
         self.turn: Turn | None = None  # the assistant turn, once settled
         self.started_at = now_iso()
         self.created = time.perf_counter()
@@ -305,6 +310,7 @@ class Answer:
         turn.metrics = final.metrics or turn.metrics
         turn.attempts = final.attempts
         turn.extras = final.extras
+        turn.citations = final.citations
         self._save(turn)
 
     def _save(self, turn: Turn) -> None:
@@ -322,7 +328,7 @@ class Answer:
             measured.update(model=measured.get("model", model), stopped_by=StopReason.CANCELLED)
         if error is None and routed.model is None and not incomplete:
             error = routed.error or (NOT_STARTED if stream is None else None)
-        return Turn(
+        turn = Turn(
             "assistant",
             routed.text or (stream.text if stream is not None else ""),
             model=model,
@@ -335,6 +341,18 @@ class Answer:
             extras=self._extras(stream),
             incomplete=incomplete,
         )
+        if self._completer is not None and not incomplete:
+            self._complete(turn, routed)
+        return turn
+
+    def _complete(self, turn: Turn, routed: router.RoutedAnswer) -> None:
+        """Citations and such join the turn; should that fail, the answer is still saved, saying so."""
+        assert self._completer is not None
+        try:
+            self._completer(turn, routed)
+        except Exception as exc:
+            log.exception("completing the answer in chat %s failed", self.session.id)
+            turn.extras["warning"] = f"The citations could not be checked ({type(exc).__name__}: {exc})."
 
     def _extras(self, stream: AnswerStream | None) -> dict:
         extras = dict(self.routed.extras or (stream.extras if stream is not None else {}))

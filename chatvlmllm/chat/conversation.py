@@ -1,9 +1,10 @@
 """A conversation about documents: turns with their metadata, exports, and engine messages.
 
 A turn keeps everything needed to understand an answer later: which model answered, with
-which attention and timings, the fallback attempts, and the document page(s) the question
-was about. Transcripts export to Markdown (to read), JSON (versioned, re-importable) and
-CSV (one row per turn).
+which attention and timings, the fallback attempts, the document page(s) the question
+was about and, for an answer over whole documents, its citations (page, supporting text,
+boxes, checked or not). Transcripts export to Markdown (to read), JSON (versioned,
+re-importable) and CSV (one row per turn).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -28,6 +30,7 @@ from pydantic import (
 
 from chatvlmllm.chat.context import Fit, PlannedTurn, PromptBudget, fit_turns
 from chatvlmllm.decisions import AttemptOutcome
+from chatvlmllm.documents.citations import Citation, CitationStatus
 from chatvlmllm.engines.base import AnswerMetrics, Message
 from chatvlmllm.errors import UserError
 
@@ -41,6 +44,9 @@ DEFAULT_TITLE = "New chat"
 TITLE_LENGTH = 48
 # extras key: how many of the earliest turns were left out of the prompt to fit the context.
 TURNS_NOT_SENT = "turns_not_sent"
+# extras key of a question over whole documents: its `QuestionScope`, and the names of the documents it covers.
+SCOPE = "scope"
+SCOPE_DOCUMENTS = "documents"
 
 # Answer metrics copied into the CSV export (AnswerMetrics field names).
 METRIC_COLUMNS = (
@@ -64,6 +70,7 @@ CSV_COLUMNS = (
     *METRIC_COLUMNS,
     "document",
     "pages",
+    "citations",
     "attempts",
     "error",
     "started_at",
@@ -83,8 +90,17 @@ MAX_TEXT_CHARS = 1_000_000
 MAX_SHORT_CHARS = 1_000  # model keys, file names, timestamps, reasons
 MAX_ATTEMPTS = 50
 MAX_PAGES_PER_TURN = 500
+MAX_CITATIONS = 200  # per answer
+MAX_CITATION_BOXES = 200  # line boxes of one citation
 MAX_EXTRA_DEPTH = 8  # settings and extras: JSON nested at most this deep
 MAX_EXTRA_ITEMS = 20_000  # values in a turn's settings or extras, all levels together
+
+
+class QuestionScope(StrEnum):
+    """What a question is about."""
+
+    DOCUMENTS = "documents"  # every page of every document of the chat, through retrieval (the default)
+    PAGES = "pages"  # the page(s) chosen in the picker: their images go with the question
 
 
 class TranscriptError(UserError):
@@ -160,6 +176,28 @@ class LayoutRecord(_Record):
     truncated: bool = False
 
 
+Coordinate = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class CitationRecord(_Record):
+    """A citation as `Citation.to_dict()` writes it (`box` and `verified` are derived: read back from the rest)."""
+
+    page: Annotated[int, Field(ge=1, le=100_000)]
+    text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] = ""
+    boxes: Annotated[
+        list[Annotated[list[Coordinate], Field(min_length=4, max_length=4)]], Field(max_length=MAX_CITATION_BOXES)
+    ] = []
+    # Not strict: the status arrives as its JSON string. An unknown one is refused (never shown as verified).
+    status: Annotated[CitationStatus, Field(strict=False)] = CitationStatus.NO_TEXT
+    document: Annotated[str, StringConstraints(max_length=128)] | None = None
+    document_name: ShortText | None = None
+    similarity: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
+
+    def citation(self) -> Citation:
+        boxes = [(box[0], box[1], box[2], box[3]) for box in self.boxes]
+        return Citation(self.page, self.text, boxes, self.status, self.document, self.document_name, self.similarity)
+
+
 class TurnRecord(_Record):
     role: Literal["user", "assistant", "system"]
     text: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
@@ -175,6 +213,7 @@ class TurnRecord(_Record):
     settings: FreeJson = {}
     extras: FreeJson = {}
     incomplete: bool = False
+    citations: Annotated[list[CitationRecord], Field(max_length=MAX_CITATIONS)] = []
 
     @field_validator("extras")
     @classmethod
@@ -210,6 +249,7 @@ def _turn_values(record: TurnRecord) -> dict[str, Any]:
     values = record.model_dump(exclude_unset=True)
     values["metrics"] = record.metrics.model_dump(exclude_unset=True)
     values["attempts"] = [a.model_dump() for a in record.attempts]
+    values["citations"] = [c.citation() for c in record.citations]
     for stamp in ("started_at", "finished_at"):
         if values.get(stamp) is not None:
             values[stamp] = _iso_or_none(values[stamp]) or now_iso()
@@ -262,9 +302,13 @@ class Turn:
     extras: dict[str, Any] = field(default_factory=dict)  # engine extras (image_tokens, layout, ...)
     # An answer still streaming when it was last saved; after a crash it stays marked so.
     incomplete: bool = False
+    # An answer over whole documents: where each fact comes from (verified or not).
+    citations: list[Citation] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["citations"] = [citation.to_dict() for citation in self.citations]  # with `box` and `verified`
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> Turn:
@@ -315,6 +359,9 @@ class Turn:
     def document_label(self) -> str:
         if not self.document:
             return ""
+        if self.extras.get(SCOPE) == QuestionScope.DOCUMENTS:
+            others = len(self.extras.get(SCOPE_DOCUMENTS) or []) - 1
+            return f"{self.document}, whole document" + (f" and {others} more" if others > 0 else "")
         if not self.pages:
             return self.document
         word = "page" if len(self.pages) == 1 else "pages"
@@ -449,6 +496,8 @@ class Conversation:
                 lines += [f"> **Error:** {turn.error}", ""]
             if turn.metrics:
                 lines += [f"_{turn.caption()}_", ""]
+            if turn.citations:
+                lines += ["Sources:", *(f"- {citation_line(c)}" for c in turn.citations), ""]
             if turn.fell_back:
                 lines.append("Attempts:")
                 lines += [
@@ -472,6 +521,7 @@ class Conversation:
                     **{k: m.get(k) for k in METRIC_COLUMNS},
                     "document": turn.document,
                     "pages": " ".join(str(p) for p in turn.pages),
+                    "citations": "; ".join(citation_cell(c) for c in turn.citations),
                     "attempts": "; ".join(f"{a.get('model')}: {a.get('outcome')}" for a in turn.attempts),
                     "error": turn.error,
                     "started_at": turn.started_at,
@@ -482,6 +532,20 @@ class Conversation:
 
     def to_csv(self) -> str:
         return self.to_dataframe().to_csv(index=False)
+
+
+def citation_line(citation: Citation) -> str:
+    """A Markdown source line: "p. 27 (contract.pdf): “the quoted text”", an unverified one said so."""
+    where = f"p. {citation.page}" + (f" ({citation.document_name})" if citation.document_name else "")
+    if not citation.verified:
+        where += f", **unverified** ({citation.status.value})"
+    return f"{where}: “{' '.join(citation.text.split())}”"
+
+
+def citation_cell(citation: Citation) -> str:
+    """ "p. 27", or "p. 31 (unverified: page not sent)", for the CSV's citations column."""
+    where = f"{citation.document_name} p. {citation.page}" if citation.document_name else f"p. {citation.page}"
+    return where if citation.verified else f"{where} (unverified: {citation.status.value})"
 
 
 def title_from(text: str) -> str:

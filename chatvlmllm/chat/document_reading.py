@@ -26,7 +26,7 @@ from chatvlmllm.decisions import Backend
 from chatvlmllm.documents.citations import Citation, check_citations, parse_citations
 from chatvlmllm.documents.index import DocumentIndex, Passage
 from chatvlmllm.documents.loading import Document
-from chatvlmllm.documents.reading import OcrResult, ReadingJob, ReadProgress
+from chatvlmllm.documents.reading import OcrResult, ReadingJob, ReadProgress, job_of, reads_by_itself, start_reading
 from chatvlmllm.documents.text_layer import TextLine
 from chatvlmllm.engines import Engine, GenerationSettings, Message
 from chatvlmllm.models.catalog import ModelSpec, get_model
@@ -145,6 +145,23 @@ def reading_job(
     """A reading job whose pages without a usable text layer are OCR'd by `ocr_model` (default: offline)."""
     ocr = EngineOcr(ocr_model, language)
     return ReadingJob(document, index or DocumentIndex(), ocr, ocr.sample, on_progress)
+
+
+def keep_reading(document: Document, index: DocumentIndex, language: str | None = None) -> ReadingJob | None:
+    """The app's background reading of a chat's document: started when it was never read, resumed when a crash
+    or a restart stopped it, left alone after Cancel or a failure. Returns this process's job for it (running
+    or finished), if any."""
+    job = job_of(document.sha256, index)
+    if reads_by_itself(index.status(document.sha256), job):
+        return read_in_background(document, index, language)
+    return job
+
+
+def read_in_background(document: Document, index: DocumentIndex, language: str | None = None) -> ReadingJob:
+    """Read (or go on reading) a document on a background thread, pages without a usable text layer by the
+    offline engine for `language`; one job per document and database."""
+    ocr = EngineOcr(language=language)
+    return start_reading(document, index, ocr, ocr.sample)
 
 
 # -- a vision-language model over the retrieved pages ---------------------------------------------

@@ -4,6 +4,11 @@
 use, and keeps the store up to date. `ChatSession.ask` records the question (saved at once)
 and returns its `chatvlmllm.chat.answer.Answer`, queued: `run()` it here or `start()` it on a
 worker thread; it saves the assistant turn itself, and `stop()` ends it from any thread.
+
+A question's scope (`QuestionScope`) is every document of the chat by default, once the chat holds more
+than one page: a question is then answered from the passages that match it, with citations
+(`chatvlmllm.chat.document_answer`); the page picker chooses pages instead. Page tasks (extract the text, a
+table, key fields) always go to the page(s) in view.
 """
 
 from __future__ import annotations
@@ -17,8 +22,17 @@ from chatvlmllm.chat import router
 from chatvlmllm.chat.answer import Answer, new_chat_title
 from chatvlmllm.chat.archive import read_chat
 from chatvlmllm.chat.context import PromptBudget, prompt_budget
-from chatvlmllm.chat.conversation import Conversation, Turn, now_iso
+from chatvlmllm.chat.conversation import SCOPE, SCOPE_DOCUMENTS, Conversation, QuestionScope, Turn, now_iso
+from chatvlmllm.chat.document_answer import (
+    DocumentAnswer,
+    DocumentRoute,
+    ExtractiveRoute,
+    document_route,
+    understands_questions,
+)
+from chatvlmllm.chat.engine_cache import default_cache
 from chatvlmllm.chat.store import StoreError
+from chatvlmllm.documents.index import DocumentIndex
 from chatvlmllm.documents.loading import Document, load_document
 from chatvlmllm.engines import GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, UserError
@@ -84,6 +98,9 @@ class ChatSession:
         self.saved = store is not None and store.exists(self.conversation.id)
         self.pending: Answer | None = None  # the latest answer (settled, or still on its way)
         self.save_error: str | None = None  # why the last turn is not in the store, if it is not
+        # Questions cover every document of the chat (when it has more than one page), or the pages chosen.
+        self.scope = QuestionScope.DOCUMENTS
+        self._index: DocumentIndex | None = None
 
     @property
     def id(self) -> str:
@@ -170,7 +187,7 @@ class ChatSession:
             self.saved = True
 
     def select_pages(self, pages: list[int]) -> None:
-        """Pages (1-based) of the active document the next question is about."""
+        """Pages (1-based) of the active document the next question is about (the scope becomes those pages)."""
         doc = self.document
         if doc is None:
             raise DocumentError("Upload a document before choosing pages.")
@@ -179,10 +196,33 @@ class ChatSession:
             raise DocumentError(
                 f"{doc.name} has {doc.page_count} page(s); choose pages between 1 and {doc.page_count}."
             )
+        self.scope = QuestionScope.PAGES
         if pages != self.pages:
             self.pages = list(pages)
             if self.store is not None and self.saved:
                 self._store_call(self.store.save_session, self.conversation, self.active_document, self.pages)
+
+    @property
+    def index(self) -> DocumentIndex:
+        """The pages read and their passages, in the chats' database file."""
+        if self._index is None:
+            self._index = DocumentIndex(self.store.path if self.store is not None else None)
+        return self._index
+
+    @property
+    def page_count(self) -> int:
+        """Pages in all the chat's documents."""
+        return sum(document.page_count for document in self.documents.values())
+
+    @property
+    def whole_documents(self) -> bool:
+        """Questions are asked over every document of the chat (the default once it has more than one page)."""
+        return self.scope is QuestionScope.DOCUMENTS and self.page_count > 1
+
+    def select_scope(self, scope: QuestionScope) -> None:
+        """DOCUMENTS: questions cover every document (the pages in use stay the ones in view); PAGES: the pages
+        chosen with `select_pages`."""
+        self.scope = scope
 
     def page_image(self, sha256: str, page: int) -> Image.Image | None:
         doc = self.documents.get(sha256)
@@ -250,15 +290,15 @@ class ChatSession:
         if self.pending is not None and not self.pending.settled:
             raise UserError("The answer before is still being written: wait for it, or press Stop.")
         spec = get_model(options.model, dict(catalog))
+        route = document_route(question, spec) if self.whole_documents else None
+        if route is not None:
+            return self._ask_documents(question, route, spec, options, hardware, catalog, cache)
         generation = options.generation()
         doc = self.document
         if doc is not None:
             doc.check_request([p - 1 for p in self.pages])  # refuse before rendering anything
         budget = prompt_budget(spec, plan_load(hardware, spec, options.overrides()), generation.budget())
-        chain_keys = router.chain_for(question, hardware, catalog, options.language) if options.fallback else ()
-        chain = router.build_chain(
-            spec, fallback=options.fallback, catalog=dict(catalog), chain_keys=chain_keys, language=options.language
-        )
+        chain = self._chain(question, spec, options, hardware, catalog)
         title = new_chat_title(self.conversation, doc.name if doc else None, question)
         turn = Turn(
             "user",
@@ -276,6 +316,77 @@ class ChatSession:
         self.pending = Answer(self, turn, routed, spec, options, self.conversation.dropped_turns)
         self.pending.record_question(title)
         return self.pending
+
+    def _ask_documents(
+        self,
+        question: str,
+        route: DocumentRoute,
+        spec: ModelSpec,
+        options: AskOptions,
+        hardware: HardwareProfile,
+        catalog: Mapping[str, ModelSpec],
+        cache: EngineCache | None,
+    ) -> Answer:
+        """A question over every document of the chat: the extractive answer, or a model over the retrieved pages."""
+        generation = options.generation()
+        doc = self.document
+        names = {sha: document.name for sha, document in self.documents.items()}
+        turn = Turn(
+            "user",
+            question,
+            document=doc.name if doc else None,
+            document_sha256=doc.sha256 if doc else None,
+            settings=options.to_dict(),
+            extras={SCOPE: QuestionScope.DOCUMENTS.value, SCOPE_DOCUMENTS: list(names.values())},
+        )
+        turn.finished_at = turn.started_at
+        title = new_chat_title(self.conversation, doc.name if doc else None, question)
+        plan = DocumentAnswer(question, route, self.index, names)
+        routed: router.RoutedAnswer
+        if route is DocumentRoute.EXTRACTIVE:
+            self.conversation.add(turn)
+            self.conversation.dropped_turns = 0
+            engines = cache or default_cache()
+            routed = ExtractiveRoute([spec], [], generation, hardware, options.overrides(), engines, source=plan)
+        else:
+            budget = prompt_budget(spec, plan_load(hardware, spec, options.overrides()), generation.budget())
+            messages = self._document_messages(turn, plan, budget)
+            assert plan.request is not None
+            generation.page_numbers = plan.request.page_numbers()
+            chain = [
+                model
+                for model in self._chain(question, spec, options, hardware, catalog)
+                if understands_questions(model)
+            ]
+            routed = router.answer(messages, chain, hardware, generation, options.overrides(), cache)
+        self.pending = Answer(self, turn, routed, spec, options, self.conversation.dropped_turns, plan.complete)
+        self.pending.record_question(title)
+        return self.pending
+
+    def _chain(
+        self,
+        question: str,
+        spec: ModelSpec,
+        options: AskOptions,
+        hardware: HardwareProfile,
+        catalog: Mapping[str, ModelSpec],
+    ) -> list[ModelSpec]:
+        chain_keys = router.chain_for(question, hardware, catalog, options.language) if options.fallback else ()
+        return router.build_chain(
+            spec, fallback=options.fallback, catalog=dict(catalog), chain_keys=chain_keys, language=options.language
+        )
+
+    def _document_messages(self, question: Turn, plan: DocumentAnswer, budget: PromptBudget) -> list[Message]:
+        """The conversation so far as text (within the budget), then the question with its retrieved pages."""
+        title = self.conversation.title
+        self.conversation.add(question)
+        try:
+            history = self.conversation.engine_messages(None, budget)
+            return [*history[:-1], plan.model_message(self.documents)]
+        except DocumentError:
+            self.conversation.turns.pop()
+            self.conversation.title = title
+            raise
 
     def _messages_for(self, question: Turn, budget: PromptBudget) -> list[Message]:
         """Add the question to the conversation and render what is sent; a page that cannot be

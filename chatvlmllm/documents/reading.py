@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from chatvlmllm.documents.index import DocumentIndex, PageSource, PageText, ReadState
+from chatvlmllm.documents.index import DocumentIndex, PageSource, PageText, ReadState, ReadStatus
 from chatvlmllm.documents.layer_check import LineSampler, judge_scan, judge_text
 from chatvlmllm.documents.loading import Document, DocumentKind
 from chatvlmllm.documents.text_layer import TextLine, read_layer
@@ -289,3 +289,30 @@ def start_reading(
         job = ReadingJob(document, index, ocr, sampler).start()
         _jobs[key] = job
         return job
+
+
+def job_of(document: str, index: DocumentIndex) -> ReadingJob | None:
+    """This process's latest job for `document` (sha256) and this database: running or finished; None if none."""
+    with _jobs_lock:
+        return _jobs.get((str(index.path), document))
+
+
+def reads_by_itself(status: ReadStatus | None, job: ReadingJob | None) -> bool:
+    """Whether a document should be read (or its reading resumed) without anyone asking: never read, or stopped
+    by a crash or a restart (its stored state still says running, and no job of this process runs it). Never
+    after Cancel or a failure: the user resumes those."""
+    if job is not None and not job.progress().finished:
+        return False  # already being read
+    if status is None:
+        return True
+    return not status.complete and status.state is ReadState.RUNNING and job is None
+
+
+def cancel_all(timeout_s: float = 30.0) -> None:
+    """Cancel every job of this process and wait for each to stop (at the end of a process, or of a test)."""
+    with _jobs_lock:
+        jobs = list(_jobs.values())
+    for job in jobs:
+        job.cancel()
+    for job in jobs:
+        job.wait(timeout_s)

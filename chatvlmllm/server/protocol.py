@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatvlmllm.decisions import StopReason
-from chatvlmllm.documents.loading import load_document
+from chatvlmllm.documents.loading import Document, load_document
 from chatvlmllm.engines import AnswerStream, GenerationSettings, Message
 from chatvlmllm.errors import ChatVlmError, DocumentError, OutOfMemoryError, UserError
 from chatvlmllm.jsonable import json_extras
@@ -95,6 +95,23 @@ def error_response(status: int, message: str, code: str, kind: str = "invalid_re
 def decode_image_url(url: str, number: int, pages_left: int = MAX_IMAGES_PER_REQUEST) -> list[Image.Image]:
     """A base64 data URL → page images (a PDF or multi-page TIFF gives several), at most `pages_left`."""
     label = f"image {number}"
+    document = decode_document(url, number)
+    try:
+        if document.page_count > pages_left:  # refuse before rendering hundreds of pages
+            raise ApiError(
+                400,
+                f"{label} has {document.page_count} pages; the limit is {MAX_IMAGES_PER_REQUEST} images (pages) "
+                "per request",
+                "too_many_images",
+            )
+        return document.pages()
+    except DocumentError as exc:
+        raise ApiError(400, str(exc), "invalid_image") from None
+
+
+def decode_document(url: str, number: int) -> Document:
+    """A base64 data URL → the document it carries (an image, a PDF, a multi-page TIFF), pages not rendered."""
+    label = f"image {number}"
     if not url.strip():
         raise ApiError(400, f"{label}: image_url.url is empty; send the image as a data URL", "missing_image_data")
     if url.startswith(("http://", "https://")):
@@ -123,15 +140,7 @@ def decode_image_url(url: str, number: int, pages_left: int = MAX_IMAGES_PER_REQ
     except (binascii.Error, ValueError):
         raise ApiError(400, f"{label}: the image data is not valid base64", "invalid_base64") from None
     try:
-        document = load_document(data, label)
-        if document.page_count > pages_left:  # refuse before rendering hundreds of pages
-            raise ApiError(
-                400,
-                f"{label} has {document.page_count} pages; the limit is {MAX_IMAGES_PER_REQUEST} images (pages) "
-                "per request",
-                "too_many_images",
-            )
-        return document.pages()
+        return load_document(data, label)
     except DocumentError as exc:
         raise ApiError(400, str(exc), "invalid_image") from None
 

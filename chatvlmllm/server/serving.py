@@ -30,6 +30,7 @@ from chatvlmllm.server.protocol import (
 )
 from chatvlmllm.server.served import ServedModel, ServerState
 from chatvlmllm.server.streaming import ChunkPump, Event, complete, stream_events, watch_disconnect
+from chatvlmllm.server.whole_document import whole_document_answer
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +90,25 @@ async def start_answer(state: ServerState, served: ServedModel, body: ChatComple
     The decoded pages live in this frame and then in the engine's stream only, so they are
     released as soon as the answer ends, not when the response has been sent.
     """
-    messages = await run_in_threadpool(to_messages, body)  # image decoding is CPU work
+    whole = await run_in_threadpool(whole_document_answer, body, served.spec)  # reads and indexes the document
+    if whole is not None and whole.extractive:  # an offline engine: the passages, no engine to load
+        _refuse_when_busy(state)
+        return ChunkPump(whole.extractive_stream(served.id), served, state, whole).start()
+    messages = whole.messages if whole is not None else await run_in_threadpool(to_messages, body)
     settings = to_settings(body)
+    if whole is not None:
+        settings.page_numbers = whole.page_numbers()
     too_long = await run_in_threadpool(overflow, served.spec, served.plan, messages, answer_budget(body))
     if too_long:
         raise ApiError(400, too_long, "context_length_exceeded")
     engine = await load_engine(state, served)
+    _refuse_when_busy(state)
+    return ChunkPump(engine.stream(messages, settings), served, state, whole).start()
+
+
+def _refuse_when_busy(state: ServerState) -> None:
     if state.pending >= state.max_pending:
         raise ApiError(429, f"{state.pending} answers are already queued; try again later", "server_busy")
-    return ChunkPump(engine.stream(messages, settings), served, state).start()
 
 
 async def load_engine(state: ServerState, served: ServedModel) -> Engine:

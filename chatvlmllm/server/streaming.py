@@ -20,6 +20,7 @@ from chatvlmllm.decisions import StopReason
 from chatvlmllm.engines import AnswerStream
 from chatvlmllm.server.protocol import engine_error, finish_reason, is_server_fault, metrics_of, sse, usage_of
 from chatvlmllm.server.served import ServedModel, ServerState
+from chatvlmllm.server.whole_document import CITATIONS_FIELD, WholeDocumentAnswer
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,11 @@ class ChunkPump:
     engine lock while the running one still needs to hand over its chunks.
     """
 
-    def __init__(self, stream: AnswerStream, served: ServedModel, state: ServerState):
+    def __init__(
+        self, stream: AnswerStream, served: ServedModel, state: ServerState, whole: WholeDocumentAnswer | None = None
+    ):
         self.stream, self.served, self.state = stream, served, state
+        self.whole = whole  # a question over a whole document: its answer carries citations
         self.loop = asyncio.get_running_loop()
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.finished = threading.Event()
@@ -126,7 +130,15 @@ async def complete(
         ],
         "usage": usage_of(stream),
         "metrics": metrics_of(stream),
+        **await citations_of(pump),
     }
+
+
+async def citations_of(pump: ChunkPump) -> dict[str, Any]:
+    """The extension field of an answer over a whole document (checking a model's citations reads the index)."""
+    if pump.whole is None:
+        return {}
+    return {CITATIONS_FIELD: await asyncio.to_thread(pump.whole.citations, pump.stream.text)}
 
 
 async def stream_events(
@@ -161,7 +173,7 @@ async def stream_events(
             return
         await asyncio.to_thread(pump.finished.wait)
         stream = pump.stream
-        yield chunk({}, finish_reason(stream), metrics=metrics_of(stream))
+        yield chunk({}, finish_reason(stream), metrics=metrics_of(stream), **await citations_of(pump))
         if include_usage:
             yield sse(
                 {

@@ -331,7 +331,7 @@ def test_quick_prompts_and_all_pages_of_a_pdf(app_env):
     upload(at, "report.pdf", buffer.getvalue(), "application/pdf")
     session = chat(at)
     picker = at.main.selectbox(key=f"page_picker_{session.id}_{session.document.sha256[:12]}")
-    assert picker.options == ["Page 1", "Page 2", "Page 3", "All pages"]
+    assert picker.options == ["Whole document", "Page 1", "Page 2", "Page 3", "All pages"]
     picker.set_value(0).run()  # "All pages"
     at.main.button(key="quick_extract_all_text").click().run()
 
