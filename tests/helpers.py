@@ -103,6 +103,9 @@ KNOWN_ENGLISH = frozenset(
         # formats, standards and hardware
         "png", "jpeg", "jpg", "webp", "bmp", "tiff", "pdf", "json", "csv", "markdown", "txt", "html", "latex",
         "ocr", "vlm", "gpu", "cpu", "cuda", "vram", "ram", "api", "url", "sqlite", "toml", "doctags", "otsl",
+        "rtx", "ti",  # a GPU's name (GeForce RTX 5070 Ti)
+        "cer",  # a metric's name (character error rate), as ANLS and F1
+        "bitsandbytes", "sdpa", "eager",  # a package, and transformers' attention implementations (their names)
         # each language in its own name (the switch lists them so)
         "english",
     }

@@ -53,6 +53,7 @@ from chatvlmllm.engines.base import (
     latest_user_text,
 )
 from chatvlmllm.errors import EngineError
+from chatvlmllm.i18n import N_
 from chatvlmllm.models.families import FamilyInfo, Options
 from chatvlmllm.models.tasks import OCR_TRANSCRIBES, OFFLINE_AUTO, classify
 
@@ -471,18 +472,21 @@ FAMILIES = {
     AUTO: _offline_family(
         AUTO,
         AutoOcrEngine,
-        "Offline OCR, best of both per page: script probe (Cyrillic or unsure → Tesseract), then Tesseract "
-        "unless it is unsure of the page (receipts, tables, charts → RapidOCR)",
+        N_(
+            "Offline OCR, best of both per page: script probe (Cyrillic or unsure → Tesseract), then Tesseract "
+            "unless it is unsure of the page (receipts, tables, charts → RapidOCR)"
+        ),
     ),
     "rapidocr": _offline_family(
         "rapidocr",
         RapidOcrEngine,
-        "Offline OCR: PP-OCR models bundled in the rapidocr wheel, on onnxruntime (CPU); Latin script",
+        N_("Offline OCR: PP-OCR models bundled in the rapidocr wheel, on onnxruntime (CPU); Latin script"),
     ),
     "tesseract": _offline_family(
         "tesseract",
         TesseractEngine,
-        f"Offline OCR: Tesseract 5 (needs `{TESSERACT_INSTALL}`); reads Russian",
+        # The command is written out (not the TESSERACT_INSTALL constant) so that the note can be translated.
+        N_("Offline OCR: Tesseract 5 (needs `apt-get install tesseract-ocr tesseract-ocr-rus`); reads Russian"),
         availability=tesseract_problem,
     ),
 }

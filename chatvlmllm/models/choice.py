@@ -238,11 +238,11 @@ def model_status(
     if why_not is not None:
         status, reason = (Readiness.WONT_FIT if not plan.fits else Readiness.INCOMPATIBLE), why_not
     elif weights.status == "missing":
-        status, reason = Readiness.UNAVAILABLE, weights.message
+        status, reason = Readiness.UNAVAILABLE, str(weights.message)
     elif weights.status == "downloadable":
-        status, reason = Readiness.NEEDS_DOWNLOAD, weights.message
+        status, reason = Readiness.NEEDS_DOWNLOAD, str(weights.message)
     else:
-        status, reason = Readiness.READY, plan.reasons[0].text if plan.reasons else weights.message
+        status, reason = Readiness.READY, str(plan.reasons[0] if plan.reasons else weights.message)
     return ModelStatus(spec, plan, weights, status, reason)
 
 
