@@ -203,11 +203,16 @@ class Message:
 
     msgid: str
     values: tuple[tuple[str, object], ...] = ()
+    plural: str | None = None  # a counted message (`lazy_plural`): its English plural and the count
+    count: int = 1
 
     def render(self, language: str | None = None) -> str:
         """The message in `language` (by default the current one)."""
         language = language or current_language()
-        translated = translate(self.msgid, language)
+        if self.plural is None:
+            translated = translate(self.msgid, language)
+        else:
+            translated = translations(language).ngettext(self.msgid, self.plural, self.count)
         if not self.values:  # a text without values may hold braces of its own (a model's note)
             return translated
         values = {name: value.render(language) if isinstance(value, Message) else value for name, value in self.values}
@@ -225,6 +230,12 @@ def lazy_message(msgid: str, **values: object) -> Message:
     """`lazy_message("needs about {size} GB", size=3.2)`: marked for the catalogue (extracted by this
     name), formatted with `values` and translated each time it is shown (`str()`, `.render(language)`)."""
     return Message(msgid, tuple(values.items()))
+
+
+def lazy_plural(singular: str, plural: str, count: int, **values: object) -> Message:
+    """`lazy_message` for a counted message: the plural form is chosen for `count` in the language it is
+    shown in (Russian has three); `count` is also a value of the message."""
+    return Message(singular, tuple({"count": count, **values}.items()), plural, count)
 
 
 def english(text: str | Message) -> str:

@@ -30,6 +30,7 @@ from chatvlmllm.chat.context import Fit, PlannedTurn, PromptBudget, fit_turns
 from chatvlmllm.decisions import AttemptOutcome
 from chatvlmllm.engines.base import AnswerMetrics, Message
 from chatvlmllm.errors import UserError
+from chatvlmllm.i18n import N_, _, format_datetime, ngettext
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -306,10 +307,15 @@ class Turn:
         notes = []
         dropped = self.extras.get(TURNS_NOT_SENT)
         if isinstance(dropped, int) and not isinstance(dropped, bool) and dropped > 0:
-            what = "the first turn was" if dropped == 1 else f"the first {dropped} turns were"
-            notes.append(f"{what} not sent (context limit)")
+            notes.append(
+                ngettext(
+                    "the first {count} turn was not sent (context limit)",
+                    "the first {count} turns were not sent (context limit)",
+                    dropped,
+                ).format(count=dropped)
+            )
         if self.incomplete:
-            notes.append("incomplete: the app stopped while this answer was being written")
+            notes.append(_("incomplete: the app stopped while this answer was being written"))
         return notes
 
     def document_label(self) -> str:
@@ -317,8 +323,9 @@ class Turn:
             return ""
         if not self.pages:
             return self.document
-        word = "page" if len(self.pages) == 1 else "pages"
-        return f"{self.document}, {word} {_page_ranges(self.pages)}"
+        return ngettext("{document}, page {pages}", "{document}, pages {pages}", len(self.pages)).format(
+            document=self.document, pages=_page_ranges(self.pages)
+        )
 
 
 @dataclass
@@ -438,21 +445,27 @@ class Conversation:
         return cls.from_dict(data)
 
     def to_markdown(self) -> str:
-        lines = [f"# {self.title}", "", f"_Exported from chatvlmllm on {now_iso()}_", ""]
+        """The chat for a person to read, its headings and labels in the interface language (the JSON export
+        is the language-neutral one). Stored texts (reasons, errors) stay as they were written."""
+        exported = _("Exported from chatvlmllm on {date}").format(date=format_datetime(datetime.now(UTC)))
+        lines = [f"# {self.title}", "", f"_{exported}_", ""]
         for turn in self.turns:
             if turn.role == "user":
-                where = f" — {turn.document_label()}" if turn.document else ""
-                lines += [f"## You{where}", "", turn.text, ""]
+                heading = _("You — {document}").format(document=turn.document_label()) if turn.document else _("You")
+                lines += [f"## {heading}", "", turn.text, ""]
                 continue
-            lines += [f"## Assistant ({turn.model or 'no model'})", "", turn.text or "_(no answer)_", ""]
+            heading = _("Assistant ({model})").format(model=turn.model or _("no model"))
+            lines += [f"## {heading}", "", turn.text or "_{}_".format(_("(no answer)")), ""]
             if turn.error:
-                lines += [f"> **Error:** {turn.error}", ""]
+                lines += ["> **{}** {}".format(_("Error:"), turn.error), ""]
             if turn.metrics:
                 lines += [f"_{turn.caption()}_", ""]
             if turn.fell_back:
-                lines.append("Attempts:")
+                lines.append(_("Attempts:"))
                 lines += [
-                    f"- {a.get('model')}: {a.get('outcome')} {a.get('reason') or ''}".rstrip() for a in turn.attempts
+                    f"- {a.get('model')}: {outcome_words(a.get('outcome'))}"
+                    + (f" ({a['reason']})" if a.get("reason") else "")
+                    for a in turn.attempts
                 ]
                 lines.append("")
         return "\n".join(lines).rstrip() + "\n"
@@ -482,6 +495,23 @@ class Conversation:
 
     def to_csv(self) -> str:
         return self.to_dataframe().to_csv(index=False)
+
+
+# How a model's try ended, in words (marked here, translated where shown; the JSON keeps the enum's value).
+OUTCOME_WORDS = {
+    AttemptOutcome.ANSWERED: N_("answered"),
+    AttemptOutcome.SKIPPED: N_("skipped"),
+    AttemptOutcome.LOAD_FAILED: N_("failed to load"),
+    AttemptOutcome.ERROR: N_("failed"),
+    AttemptOutcome.OOM_RETRY: N_("out of memory, retried"),
+    AttemptOutcome.EMPTY: N_("empty answer"),
+    AttemptOutcome.REPETITION: N_("repeated itself"),
+}
+
+
+def outcome_words(outcome: Any) -> str:
+    """An attempt's outcome in the interface language; a value this version does not know, as stored."""
+    return _(OUTCOME_WORDS[AttemptOutcome(outcome)]) if outcome in set(AttemptOutcome) else str(outcome)
 
 
 def title_from(text: str) -> str:

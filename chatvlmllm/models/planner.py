@@ -341,28 +341,7 @@ def _choose_quantization(
     budget, where = memory.budget_gb, memory.describe()
 
     if overrides.quantization in ("8bit", "4bit"):
-        if device != "cuda":
-            reasons.append(
-                Reason(
-                    ReasonKind.REFUSED,
-                    lazy_message(
-                        "refused {quantization} quantization: bitsandbytes needs CUDA",
-                        quantization=overrides.quantization,
-                    ),
-                )
-            )
-            return None, estimated, estimated is None or estimated <= budget
-        est = estimate_gb(spec, overrides.quantization)
-        reasons.append(
-            Reason.info(
-                lazy_message(
-                    "{quantization} quantization (your choice), about {size}",
-                    quantization=overrides.quantization,
-                    size=_gigabytes(est) if est is not None else "?",
-                )
-            )
-        )
-        return overrides.quantization, est, est is None or est <= budget
+        return _quantization_asked(spec, device, estimated, budget, overrides.quantization, reasons)
 
     if estimated is None:
         reasons.append(Reason.info(lazy_message("size unknown: assuming it fits")))
@@ -401,6 +380,34 @@ def _choose_quantization(
     return None, estimated, False
 
 
+def _quantization_asked(
+    spec: ModelSpec, device: str, estimated: float | None, budget: float, quantization: str, reasons: list[Reason]
+) -> tuple[str | None, float | None, bool]:
+    """The quantization the user asked for: refused without CUDA, else used whatever the size."""
+    if device != "cuda":
+        reasons.append(
+            Reason(
+                ReasonKind.REFUSED,
+                lazy_message(
+                    "refused {quantization} quantization: bitsandbytes needs CUDA",
+                    quantization=quantization,
+                ),
+            )
+        )
+        return None, estimated, estimated is None or estimated <= budget
+    est = estimate_gb(spec, quantization)
+    reasons.append(
+        Reason.info(
+            lazy_message(
+                "{quantization} quantization (your choice), about {size}",
+                quantization=quantization,
+                size=_gigabytes(est) if est is not None else "?",
+            )
+        )
+    )
+    return quantization, est, est is None or est <= budget
+
+
 def _choose_attention(
     hw: HardwareProfile, spec: ModelSpec, device: str, dtype: str, overrides: PlanOverrides, reasons: list[Reason]
 ) -> tuple[str, bool]:
@@ -409,41 +416,7 @@ def _choose_attention(
     wanted = overrides.attention or "auto"
 
     if wanted != "auto":
-        if wanted not in ATTENTION_CHOICES:
-            reasons.append(
-                Reason(
-                    ReasonKind.REFUSED,
-                    lazy_message(
-                        "refused attention {attention}: choose one of {choices}",
-                        attention=repr(wanted),
-                        choices=", ".join(ATTENTION_CHOICES),
-                    ),
-                )
-            )
-            return wanted, False
-        if wanted not in supported:
-            reasons.append(
-                Reason(
-                    ReasonKind.REFUSED,
-                    lazy_message(
-                        "refused attention {attention}: {family} supports only {supported}",
-                        attention=wanted,
-                        family=spec.family,
-                        supported=", ".join(supported),
-                    ),
-                )
-            )
-            return wanted, False
-        if wanted == "flash_attention_2" and fa2_problem:
-            reasons.append(
-                Reason(
-                    ReasonKind.REFUSED,
-                    lazy_message("refused attention flash_attention_2: {problem}", problem=fa2_problem),
-                )
-            )
-            return wanted, False
-        reasons.append(Reason.info(lazy_message("attention {attention} (your choice)", attention=wanted)))
-        return wanted, True
+        return _attention_asked(spec, wanted, supported, fa2_problem, reasons)
 
     if "flash_attention_2" in supported and not fa2_problem:
         reasons.append(Reason.info(lazy_message("flash_attention_2: {why}", why=hw.flash_attn_reason)))
@@ -472,6 +445,47 @@ def _choose_attention(
         )
     )
     return "eager", False
+
+
+def _attention_asked(
+    spec: ModelSpec, wanted: str, supported: tuple[str, ...], fa2_problem: str | Message | None, reasons: list[Reason]
+) -> tuple[str, bool]:
+    """The attention the user asked for: refused when unknown, unsupported or (flash-attn) not usable here."""
+    if wanted not in ATTENTION_CHOICES:
+        reasons.append(
+            Reason(
+                ReasonKind.REFUSED,
+                lazy_message(
+                    "refused attention {attention}: choose one of {choices}",
+                    attention=repr(wanted),
+                    choices=", ".join(ATTENTION_CHOICES),
+                ),
+            )
+        )
+        return wanted, False
+    if wanted not in supported:
+        reasons.append(
+            Reason(
+                ReasonKind.REFUSED,
+                lazy_message(
+                    "refused attention {attention}: {family} supports only {supported}",
+                    attention=wanted,
+                    family=spec.family,
+                    supported=", ".join(supported),
+                ),
+            )
+        )
+        return wanted, False
+    if wanted == "flash_attention_2" and fa2_problem:
+        reasons.append(
+            Reason(
+                ReasonKind.REFUSED,
+                lazy_message("refused attention flash_attention_2: {problem}", problem=fa2_problem),
+            )
+        )
+        return wanted, False
+    reasons.append(Reason.info(lazy_message("attention {attention} (your choice)", attention=wanted)))
+    return wanted, True
 
 
 def _flash_attention_problem(hw: HardwareProfile, device: str, dtype: str) -> str | Message | None:

@@ -443,7 +443,9 @@ def test_attention_override_is_honoured_or_refused_with_the_reason(app_env):
     assert "refused attention flash_attention_2" in at.chat_message[5].error[0].value
 
     at.sidebar.button(key="unload_models").click().run()
-    assert default_cache().loaded() == [] and any("Unloaded 2 models; their memory is free." in t.value for t in at.toast)
+    assert default_cache().loaded() == [] and any(
+        "Unloaded 2 models; their memory is free." in t.value for t in at.toast
+    )
 
 
 def test_an_unusable_data_dir_is_explained_and_the_chat_still_works(app_env, monkeypatch):
