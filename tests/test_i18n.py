@@ -229,7 +229,7 @@ def test_a_stored_counted_message_takes_the_russian_plural_form_where_it_is_show
             ("(1 реплика)", "(3 реплики)", "(5 реплик)"),
         ),
         (
-            "the first {count} turn was not sent (context limit)",
+            "the first turn was not sent (context limit)",
             "the first {count} turns were not sent (context limit)",
             ("первая 1 реплика", "первые 3 реплики", "первые 5 реплик"),
         ),

@@ -309,7 +309,7 @@ class Turn:
         if isinstance(dropped, int) and not isinstance(dropped, bool) and dropped > 0:
             notes.append(
                 ngettext(
-                    "the first {count} turn was not sent (context limit)",
+                    "the first turn was not sent (context limit)",
                     "the first {count} turns were not sent (context limit)",
                     dropped,
                 ).format(count=dropped)
@@ -412,7 +412,7 @@ class Conversation:
     def from_dict(cls, data: Any) -> Conversation:
         """A transcript checked field by field; TranscriptError names the first bad field."""
         if not isinstance(data, dict) or data.get("format") != TRANSCRIPT_FORMAT:
-            raise TranscriptError("This JSON is not a chatvlmllm transcript (download one with the JSON button).")
+            raise TranscriptError(_("This JSON is not a chatvlmllm transcript (download one with the JSON button)."))
         version = data.get("version")
         if not isinstance(version, int) or isinstance(version, bool) or version > TRANSCRIPT_VERSION:
             raise TranscriptError(
@@ -439,9 +439,9 @@ class Conversation:
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise TranscriptError(f"The transcript is not valid JSON: {exc}.") from None
+            raise TranscriptError(_("The transcript is not valid JSON: {error}.").format(error=exc)) from None
         except RecursionError:
-            raise TranscriptError("The transcript is nested too deeply to be a chatvlmllm transcript.") from None
+            raise TranscriptError(_("The transcript is nested too deeply to be a chatvlmllm transcript.")) from None
         return cls.from_dict(data)
 
     def to_markdown(self) -> str:

@@ -127,7 +127,7 @@ def model_chain(
     overrides = PlanOverrides(attention=args.attn, max_pixels=args.max_pixels)
     plan = plan_load(hw, first, overrides)
     if not plan.runnable and (args.attn != "auto" or args.no_fallback):
-        raise PlanError(f"{first.key} cannot run here: {plan.why_not()}")
+        raise PlanError(_("{model} cannot run here: {reason}").format(model=first.key, reason=plan.why_not()))
     chain = build_chain(
         first, fallback=not args.no_fallback, catalog=catalog, chain_keys=chain_keys, language=args.lang
     )

@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     cache = default_cache()
     for served in models:
         if not served.plan.runnable:
-            raise PlanError(f"{served.id} cannot run here: {served.plan.why_not()}")
+            raise PlanError(
+                _("{model} cannot run here: {reason}").format(model=served.id, reason=served.plan.why_not())
+            )
         print(
             _("loading {model} ({device}, {attention}, {dtype})").format(
                 model=served.id, device=served.plan.device, attention=served.plan.attention, dtype=served.plan.dtype

@@ -33,7 +33,7 @@ from chatvlmllm.decisions import Backend
 from chatvlmllm.documents.scripts import wrong_script_words
 from chatvlmllm.errors import UserError
 from chatvlmllm.eval import metrics as em
-from chatvlmllm.i18n import N_, _
+from chatvlmllm.i18n import N_, SOURCE_LANGUAGE, _
 from chatvlmllm.models.tasks import OCR_PROMPT
 from chatvlmllm.settings import settings
 
@@ -356,7 +356,7 @@ def benchmark_model(
     spec = get_model(key)
     plan = plan_load(hardware, spec)
     if not plan.runnable:
-        return _failed_model(key, f"cannot run here: {plan.why_not()}", concurrency)
+        return _failed_model(key, f"cannot run here: {plan.why_not(SOURCE_LANGUAGE)}", concurrency)  # the JSON: English
     started = time.perf_counter()
     try:
         engines = _engine_pool(spec, plan, cache, concurrency)
@@ -518,7 +518,7 @@ def _load_each(specs: Sequence[Any], hardware: Any, cache: Any) -> _Loaded:
     for spec in specs:
         plan = plan_load(hardware, spec)
         if not plan.runnable:
-            loaded.failed[spec.key] = _failed_model(spec.key, f"cannot run here: {plan.why_not()}", 1)
+            loaded.failed[spec.key] = _failed_model(spec.key, f"cannot run here: {plan.why_not(SOURCE_LANGUAGE)}", 1)
             continue
         started = time.perf_counter()
         try:

@@ -76,6 +76,19 @@ class LoadPlan:
         said = "; ".join(_in(reason, language) for reason in problems)
         return said or lazy_message("the planner gave no reason").render(language)
 
+    def why_not_message(self) -> Message | None:
+        """`why_not` as a Message, for an error that may be stored (English) and shown (translated)."""
+        if self.runnable:
+            return None
+        problems = [reason for reason in self.reasons if reason.is_problem] or list(self.reasons)
+        if not problems:
+            return lazy_message("the planner gave no reason")
+        said = [r.message if isinstance(r.message, Message) else Message(r.message) for r in problems]
+        joined = said[0]
+        for message in said[1:]:  # "a; b": a list joined the same way in every language (not in the catalogue)
+            joined = Message("{first}; {then}", (("first", joined), ("then", message)))
+        return joined
+
 
 def _in(reason: Reason, language: str | None) -> str:
     message = reason.message

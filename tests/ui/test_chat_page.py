@@ -278,7 +278,7 @@ def test_a_fallback_is_shown_and_kept_in_the_transcript(app_env, monkeypatch, eo
     assert assistant.caption[0].value.startswith("tiny2 · ")
     assert assistant.expander[0].label == "Fallback: 2 attempt(s)"
     assert "silent: empty — the answer was empty" in shown_all(assistant.expander[0].markdown)
-    assert "- silent: empty the answer was empty" in chat(at).conversation.to_markdown()
+    assert "- silent: empty answer (the answer was empty)" in chat(at).conversation.to_markdown()
 
 
 def test_a_json_transcript_resumes_and_model_html_stays_text(app_env):
