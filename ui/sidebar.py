@@ -73,6 +73,7 @@ def model_picker(
         _("Attention"),
         ATTENTION_CHOICES,
         key="attention",
+        format_func=in_this_language(lambda choice: _("auto") if choice == "auto" else choice),
         help=_("`auto` lets the planner choose (`flash_attention_2` where it really runs, else `sdpa`, else `eager`)."),
     )
     options = _generation_settings(key, attention, language)
@@ -313,7 +314,7 @@ def chats_panel(session: ChatSession) -> None:
             )
             st.button(_("Delete"), type="primary", key="delete_chat_confirm", on_click=state.delete_current)
     if store is not None:
-        st.caption(_("Saved in {path}").format(path=store.path))
+        st.caption(_("Saved in {path}").format(path=f"`{store.path}`"))
 
 
 def _chat_help(turns: int, current: bool) -> str:

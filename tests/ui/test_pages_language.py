@@ -109,3 +109,17 @@ def test_the_models_pages_reasons_follow_the_language_switch(offline_app):
     assert not at.exception
     assert at.title[0].value == "Models"
     assert at.warning[0].value == "Downloads are unavailable: HF_HUB_OFFLINE is set."  # not the Russian one cached
+
+
+@pytest.mark.slow
+def test_the_sidebar_outside_the_chat_page_reads_russian(offline_app):
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.context = {"locale": "ru-RU"}
+    at.run()
+    assert not at.exception
+    # The chat page's own toggle (ui/chat_page.py) is translated by the Chat page's sweep.
+    texts = [shown for shown in shown_texts(at.sidebar) if shown.key != "show_details"]
+    assert len(texts) >= 15 and english_texts(without_names(texts)) == []
+    assert at.sidebar.selectbox(key="attention").options[0] == "авто"
+    assert at.sidebar.selectbox(key="language").value == "ru"  # the document language followed, in Russian words
+    assert "Русский (кириллица)" in at.sidebar.selectbox(key="language").options
