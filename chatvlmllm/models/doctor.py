@@ -172,4 +172,6 @@ def in_words(value: Any, missing: str | None = None) -> str:
 def _fact(key: str, value: Any, hardware: dict[str, Any]) -> str:
     if value is None and key in GPU_FACTS and hardware.get("device") != "cuda":
         return _("no GPU")
+    if key == "flash_attn_reason" and isinstance(value, str) and value:
+        return _(value)  # the fixed reasons are marked in models.hardware
     return in_words(value, _(MISSING_WORDS.get(key, NOT_MEASURED)))

@@ -432,7 +432,7 @@ def _choose_attention(
         return _attention_asked(spec, wanted, supported, fa2_problem, reasons)
 
     if "flash_attention_2" in supported and not fa2_problem:
-        reasons.append(Reason.info(lazy_message("flash_attention_2: {why}", why=hw.flash_attn_reason)))
+        reasons.append(Reason.info(lazy_message("flash_attention_2: {why}", why=Message(hw.flash_attn_reason))))
         return "flash_attention_2", True
     listed = ", ".join(supported)
     if "sdpa" in supported:
@@ -505,7 +505,7 @@ def _flash_attention_problem(hw: HardwareProfile, device: str, dtype: str) -> st
     if device != "cuda":
         return lazy_message("flash-attn needs a CUDA GPU")
     if not hw.flash_attn_usable:
-        return hw.flash_attn_reason
+        return Message(hw.flash_attn_reason)  # translated where shown when it is one of the marked reasons
     if dtype not in ("bfloat16", "float16"):
         return lazy_message("flash-attn needs float16 or bfloat16, not {dtype}", dtype=dtype)
     if hw.compute_capability and hw.compute_capability < (8, 0):
