@@ -464,7 +464,7 @@ class Conversation:
                 lines.append(_("Attempts:"))
                 lines += [
                     f"- {a.get('model')}: {outcome_words(a.get('outcome'))}"
-                    + (f" ({a['reason']})" if a.get("reason") else "")
+                    + (f" ({_(a['reason'])})" if a.get("reason") else "")
                     for a in turn.attempts
                 ]
                 lines.append("")

@@ -22,7 +22,7 @@ from chatvlmllm.chat.engine_cache import EngineCache, default_cache
 from chatvlmllm.decisions import AttemptOutcome, StopReason
 from chatvlmllm.engines import AnswerMetrics, AnswerStream, GenerationSettings, Message
 from chatvlmllm.errors import ChatVlmError, OutOfMemoryError, UserError
-from chatvlmllm.i18n import SOURCE_LANGUAGE
+from chatvlmllm.i18n import N_, SOURCE_LANGUAGE  # reasons are stored in English; marked ones show with _()
 from chatvlmllm.models.catalog import ModelSpec, load_catalog
 from chatvlmllm.models.hardware import HardwareProfile
 from chatvlmllm.models.planner import LoadPlan, PlanOverrides, plan_load
@@ -138,14 +138,14 @@ class RoutedAnswer:
                 elapsed = time.perf_counter() - started
                 metrics = stream.metrics
                 if metrics and metrics.stopped_by == StopReason.CANCELLED:
-                    self._accept(spec, plan, stream, "stopped by the user", elapsed)
+                    self._accept(spec, plan, stream, N_("stopped by the user"), elapsed)
                     return
                 if metrics and metrics.stopped_by == StopReason.REPETITION:
-                    self._record(spec, AttemptOutcome.REPETITION, "the answer started repeating itself", elapsed)
+                    self._record(spec, AttemptOutcome.REPETITION, N_("the answer started repeating itself"), elapsed)
                     self._keep_best(spec, plan, stream)
                     break
                 if is_empty_answer(stream.text):
-                    self._record(spec, AttemptOutcome.EMPTY, "the answer was empty", elapsed)
+                    self._record(spec, AttemptOutcome.EMPTY, N_("the answer was empty"), elapsed)
                     break
                 self._accept(spec, plan, stream, "", elapsed)
                 return

@@ -159,6 +159,7 @@ def test_markdown_follows_the_interface_language_and_json_does_not():
     assert "## Вы — receipt.pdf, страница 2" in russian and "## Ассистент (tiny)" in russian
     assert "_Выгружено из chatvlmllm " in russian and "Попытки:" in russian
     assert "- broken: не загрузилась (no config.json)" in russian  # the stored reason stays as it was written
+    assert "- tiny: ответила" in russian
     assert "**Ошибка:** No model could answer." in russian and "остановлено: предел токенов" in russian
     assert "## You — receipt.pdf, page 2" in english and "Attempts:" in english and "stopped: token limit" in english
     assert not re.search("[А-Яа-яЁё]", english)
