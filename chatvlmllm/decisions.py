@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only the type: this module imports nothing of chatvlmllm at run time
+    from chatvlmllm.i18n import Message
 
 
 class Readiness(StrEnum):
@@ -71,22 +75,27 @@ class ReasonKind(StrEnum):
 
 @dataclass(frozen=True)
 class Reason:
-    """One line of a load plan's explanation; `str(reason)` is its text."""
+    """One line of a load plan's explanation. `text` is its English (what JSON and stored attempts
+    keep); `str(reason)` reads in the current interface language."""
 
     kind: ReasonKind
-    text: str
+    message: str | Message  # a Message is translated where it is shown (plans are cached across sessions)
 
     @classmethod
-    def info(cls, text: str) -> Reason:
+    def info(cls, message: str | Message) -> Reason:
         """A choice the planner made, and why."""
-        return cls(ReasonKind.INFO, text)
+        return cls(ReasonKind.INFO, message)
 
     @property
     def is_problem(self) -> bool:
         return self.kind is not ReasonKind.INFO
 
+    @property
+    def text(self) -> str:
+        return self.message if isinstance(self.message, str) else self.message.english
+
     def __str__(self) -> str:
-        return self.text
+        return str(self.message)
 
 
 class Task(StrEnum):

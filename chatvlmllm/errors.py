@@ -15,7 +15,14 @@ from __future__ import annotations
 
 
 class ChatVlmError(Exception):
-    """Any error of ours; `str(err)` is the whole message."""
+    """Any error of ours; `str(err)` is the whole message. Raised with an `i18n.Message` (`lazy_message`),
+    `str(err)` reads in the interface language of whoever shows it and `err.english` is what the app
+    stores (an attempt's reason in a transcript)."""
+
+    @property
+    def english(self) -> str:
+        message = self.args[0] if len(self.args) == 1 else str(self)
+        return str(getattr(message, "english", message))
 
 
 class UserError(ChatVlmError):

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from io import BytesIO
@@ -192,6 +193,54 @@ def lazy_gettext(message: str) -> LazyString:
     """A module constant that reads in the language of each use: `str(MESSAGE)` (or an f-string, or
     `.format`) translates it then. Streamlit wants a real str: pass `str(MESSAGE)`."""
     return LazyProxy(gettext, message, enable_cache=False)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message kept as its English text and named values, translated where it is shown: what the app
+    stores or caches (a planner's reason, a note saved with an answer) stays English and reads in the
+    language of whoever looks at it. A value that is itself a Message is translated along."""
+
+    msgid: str
+    values: tuple[tuple[str, object], ...] = ()
+    plural: str | None = None  # a counted message (`lazy_plural`): its English plural and the count
+    count: int = 1
+
+    def render(self, language: str | None = None) -> str:
+        """The message in `language` (by default the current one)."""
+        language = language or current_language()
+        if self.plural is None:
+            translated = translate(self.msgid, language)
+        else:
+            translated = translations(language).ngettext(self.msgid, self.plural, self.count)
+        if not self.values:  # a text without values may hold braces of its own (a model's note)
+            return translated
+        values = {name: value.render(language) if isinstance(value, Message) else value for name, value in self.values}
+        return translated.format(**values)
+
+    @property
+    def english(self) -> str:
+        return self.render(SOURCE_LANGUAGE)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def lazy_message(msgid: str, **values: object) -> Message:
+    """`lazy_message("needs about {size} GB", size=3.2)`: marked for the catalogue (extracted by this
+    name), formatted with `values` and translated each time it is shown (`str()`, `.render(language)`)."""
+    return Message(msgid, tuple(values.items()))
+
+
+def lazy_plural(singular: str, plural: str, count: int, **values: object) -> Message:
+    """`lazy_message` for a counted message: the plural form is chosen for `count` in the language it is
+    shown in (Russian has three); `count` is also a value of the message."""
+    return Message(singular, tuple({"count": count, **values}.items()), plural, count)
+
+
+def english(text: str | Message) -> str:
+    """The English of a text that may be a Message (what the app stores)."""
+    return text.english if isinstance(text, Message) else text
 
 
 # -- writing numbers, sizes and dates -------------------------------------------------------------

@@ -11,20 +11,25 @@ import pandas as pd
 import streamlit as st
 
 from chatvlmllm.errors import UserError
+from chatvlmllm.i18n import _, current_language, format_size
 from chatvlmllm.models import downloads
 from chatvlmllm.models.catalog import ModelSpec, load_catalog
-from chatvlmllm.models.downloads import DownloadState, WeightsStatus, human_bytes, model_row
+from chatvlmllm.models.downloads import DownloadState, WeightsStatus, model_row, weights_words
 from chatvlmllm.models.weights import download_command
 
 POLL_S = 1.0
 
-st.set_page_config(page_title="Models · chatvlmllm", page_icon="📦", layout="wide")
-st.title("Models")
+st.set_page_config(page_title=_("Models") + " · chatvlmllm", page_icon="📦", layout="wide")
+st.title(_("Models"))
+
+
+def hub_problem() -> str | None:
+    """Why downloads cannot start (offline, unreachable hub), rechecked every 30 s."""
+    return _hub_problem(current_language())
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def hub_problem() -> str | None:
-    """Why downloads cannot start (offline, unreachable hub), rechecked every 30 s."""
+def _hub_problem(language: str) -> str | None:  # cached per language: the reason is written in it
     return downloads.hub_problem()
 
 
@@ -34,12 +39,12 @@ def table(catalog: dict[str, ModelSpec]) -> pd.DataFrame:
         row = model_row(spec)
         rows.append(
             {
-                "model": row["key"],
-                "name": row["name"],
-                "status": row["status"],
-                "on disk": human_bytes(row["size_on_disk_bytes"]) if row["size_on_disk_bytes"] else "",
-                "download": f"{row['download_gb']:.1f} GB" if row["download_gb"] else "",
-                "licence": row["licence"],
+                _("model"): row["key"],
+                _("name"): row["name"],
+                _("status"): weights_words(row["status"]),
+                _("on disk"): format_size(row["size_on_disk_bytes"]) if row["size_on_disk_bytes"] else "",
+                _("download"): format_size(row["download_gb"] * 1e9) if row["download_gb"] else "",
+                _("licence"): row["licence"],
             }
         )
     return pd.DataFrame(rows)
@@ -50,32 +55,50 @@ def download_controls(spec: ModelSpec, problem: str | None) -> None:
     manager = downloads.manager()
     current = manager.get(spec.key)
     status = downloads.weights_status(spec)
-    label = f"{spec.display_name} · {spec.licence or 'licence: see the model card'}"
+    label = f"{spec.display_name} · {spec.licence or _('licence: see the model card')}"
     st.markdown(f"**{spec.key}** — {label}")
     if current is not None and current.running:
         progress = current.progress
-        st.progress(progress.fraction, text=f"Downloading {spec.key}: {progress.summary()}")
-        if st.button("Cancel", key=f"cancel_{spec.key}"):
+        st.progress(
+            progress.fraction,
+            text=_("Downloading {model}: {progress}").format(model=spec.key, progress=progress.summary()),
+        )
+        if st.button(_("Cancel"), key=f"cancel_{spec.key}"):
             current.cancel()
             st.rerun()
         return
     if current is not None and current.progress.state is DownloadState.FAILED:
-        st.error(current.progress.error or "the download failed")
+        st.error(str(current.progress.error or _("the download failed")))
     elif current is not None and current.progress.state is DownloadState.CANCELLED:
-        st.info(f"Cancelled at {current.progress.summary()}; finished files are kept.")
+        st.info(_("Cancelled at {progress}; finished files are kept.").format(progress=current.progress.summary()))
     if status is WeightsStatus.READY:
-        st.caption(f"ready ({human_bytes(downloads.size_on_disk(spec))} on disk)")
+        st.caption(_("ready ({size} on disk)").format(size=format_size(downloads.size_on_disk(spec))))
         return
-    size = f" ({spec.weights_gb:.1f} GB)" if spec.weights_gb else ""
     resume = status is WeightsStatus.PARTIAL or (current is not None and current.progress.done_bytes > 0)
-    verb = "Resume download" if resume else "Download"
     command = download_command(spec)  # with --revision where the catalog pins one, as the set-up dialog says
-    help_text = f"{problem}. Where there is internet: `{command}`" if problem else None
-    if st.button(f"{verb}{size}", key=f"download_{spec.key}", disabled=problem is not None, help=help_text):
+    help_text = _("{problem}. Where there is internet: `{command}`").format(problem=problem, command=command)
+    if st.button(
+        download_label(spec, resume),
+        key=f"download_{spec.key}",
+        disabled=problem is not None,
+        help=help_text if problem else None,
+    ):
         manager.start(spec)
         st.rerun()
     if problem:
-        st.caption(f"Download unavailable: {problem}. Where there is internet: `{command}`")
+        st.caption(
+            _("Download unavailable: {problem}. Where there is internet: `{command}`").format(
+                problem=problem, command=command
+            )
+        )
+
+
+def download_label(spec: ModelSpec, resume: bool) -> str:
+    """ "Download (4.4 GB)", "Resume download", ... in the interface language."""
+    if spec.weights_gb:
+        size = format_size(spec.weights_gb * 1e9)
+        return (_("Resume download ({size})") if resume else _("Download ({size})")).format(size=size)
+    return _("Resume download") if resume else _("Download")
 
 
 try:
@@ -86,7 +109,7 @@ except UserError as exc:
 
 problem = hub_problem()
 if problem:
-    st.warning(f"Downloads are unavailable: {problem}.")
+    st.warning(_("Downloads are unavailable: {problem}.").format(problem=problem))
 st.dataframe(table(catalog), hide_index=True, width="stretch")
 
 downloadable = [spec for spec in catalog.values() if spec.hub_id and not spec.path]
@@ -102,5 +125,5 @@ def downloads_panel() -> None:
         st.rerun()  # a download just finished: refresh the table above
 
 
-st.subheader("Download")
+st.subheader(_("Download"))
 downloads_panel()

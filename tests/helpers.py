@@ -101,8 +101,11 @@ KNOWN_ENGLISH = frozenset(
         # model families and names
         "qwen", "got-ocr", "glm-ocr", "paddleocr-vl", "lightonocr", "deepseek-ocr", "granite-docling", "granite",
         # formats, standards and hardware
-        "png", "jpeg", "jpg", "webp", "bmp", "tiff", "pdf", "json", "csv", "markdown", "txt", "html", "latex",
+        "png", "jpeg", "jpg", "webp", "bmp", "tiff", "pdf", "json", "csv", "markdown", "txt", "html", "latex", "zip",
         "ocr", "vlm", "gpu", "cpu", "cuda", "vram", "ram", "api", "url", "sqlite", "toml", "doctags", "otsl",
+        "rtx", "ti",  # a GPU's name (GeForce RTX 5070 Ti)
+        "cer",  # a metric's name (character error rate), as ANLS and F1
+        "bitsandbytes", "sdpa", "eager",  # a package, and transformers' attention implementations (their names)
         # each language in its own name (the switch lists them so)
         "english",
     }

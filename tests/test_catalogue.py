@@ -19,7 +19,7 @@ from chatvlmllm import i18n
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = [REPO / "app.py", *sorted((REPO / "chatvlmllm").rglob("*.py")), *sorted((REPO / "ui").rglob("*.py"))]
 SOURCES += sorted((REPO / "pages").rglob("*.py"))
-MARKERS = {"_", "gettext", "ngettext", "N_", "lazy_gettext"}
+MARKERS = {"_", "gettext", "ngettext", "N_", "lazy_gettext", "lazy_message", "lazy_plural"}
 POT = i18n.LOCALE_DIR / f"{i18n.DOMAIN}.pot"
 TRANSLATED = [language for language in i18n.LANGUAGES if language != i18n.SOURCE_LANGUAGE]
 

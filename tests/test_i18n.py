@@ -13,8 +13,8 @@ import pytest
 from babel import Locale
 
 from chatvlmllm import i18n
-from chatvlmllm.errors import UserError
-from chatvlmllm.i18n import _, lazy_gettext, ngettext, use_language
+from chatvlmllm.errors import DocumentError, UserError
+from chatvlmllm.i18n import _, lazy_gettext, lazy_message, lazy_plural, ngettext, use_language
 
 # The CLI's page message: a real catalogue entry with three Russian forms (chatvlmllm/cli/ask_cmd.py).
 PAGES_SINGULAR = "{name} has {count} page; --page {page} does not exist"
@@ -181,3 +181,67 @@ def test_an_aware_moment_is_shown_in_local_time():
         else:
             os.environ["TZ"] = before
         time.tzset()
+
+
+def test_a_stored_message_is_english_and_reads_in_the_language_of_whoever_shows_it():
+    # What the app caches or stores (a planner's reason, a document error) is a Message: English inside,
+    # translated where it is shown, nested values too.
+    reason = lazy_message("needs about {needed} {how}, more than the {total} {memory}", needed="3.2 GB",
+                          how=lazy_message("in {dtype}", dtype="float32"), total="2 GB", memory="RAM")  # fmt: skip
+    error = DocumentError(reason)
+    with use_language("ru"):
+        assert str(reason) == str(error) == "нужно около 3.2 GB в float32, больше, чем 2 GB RAM"
+        assert reason.english == error.english == "needs about 3.2 GB in float32, more than the 2 GB RAM"
+    assert str(error) == error.english  # English where no language is set (the server, the JSON)
+
+
+@pytest.mark.parametrize(("count", "form"), [(1, "страница"), (3, "страницы"), (5, "страниц"), (21, "страница")])
+def test_a_stored_counted_message_takes_the_russian_plural_form_where_it_is_shown(count, form):
+    error = DocumentError(
+        lazy_plural(
+            "{name} has {count} page; the limit is {limit}. Split it and upload the part you need.",
+            "{name} has {count} pages; the limit is {limit}. Split it and upload the part you need.",
+            count,
+            name="a.pdf",
+            limit=0,
+        )
+    )
+    with use_language("ru"):
+        assert str(error).startswith(f"В a.pdf {count} {form}; предел — 0.")
+    assert error.english.startswith(f"a.pdf has {count} page{'s' if count != 1 else ''}; the limit is 0.")
+
+
+@pytest.mark.parametrize(
+    ("singular", "plural", "forms"),
+    [
+        (
+            "Unloaded {count} model; its memory is free.",
+            "Unloaded {count} models; their memory is free.",
+            ("Выгружена 1 модель", "Выгружено 3 модели", "Выгружено 5 моделей"),
+        ),
+        ("{count} message", "{count} messages", ("1 сообщение", "3 сообщения", "5 сообщений")),
+        ("{count} CPU core", "{count} CPU cores", ("1 ядро CPU", "3 ядра CPU", "5 ядер CPU")),
+        ("{count} item", "{count} items", ("1 документ", "3 документа", "5 документов")),
+        ("Show all {count} chats", "Show all {count} chats", ("весь 1 чат", "все 3 чата", "все 5 чатов")),
+        (
+            "Resumed “{title}” ({count} turn)",
+            "Resumed “{title}” ({count} turns)",
+            ("(1 реплика)", "(3 реплики)", "(5 реплик)"),
+        ),
+        (
+            "the first turn was not sent (context limit)",
+            "the first {count} turns were not sent (context limit)",
+            ("первая 1 реплика", "первые 3 реплики", "первые 5 реплик"),
+        ),
+        (
+            "{document}, page {pages}",
+            "{document}, pages {pages}",
+            ("a.pdf, страница 1", "a.pdf, страницы 1", "a.pdf, страницы 1"),
+        ),
+    ],
+)
+def test_the_sweeps_plural_messages_take_the_russian_forms(singular, plural, forms):
+    values = {"title": "t", "document": "a.pdf", "pages": "1"}
+    with use_language("ru"):
+        shown = [ngettext(singular, plural, count).format(count=count, **values) for count in (1, 3, 5)]
+    assert all(form in text for form, text in zip(forms, shown, strict=True))

@@ -25,6 +25,7 @@ from chatvlmllm.documents.layout import (
     strip_math_delimiters,
     table_csv,
 )
+from chatvlmllm.i18n import _, ngettext
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -43,16 +44,26 @@ def render_layout(elements: list[dict] | dict[str, Any], image: Image.Image | No
         # The page was rendered again at another size: move the boxes with it.
         parsed = rescale_elements(parsed, tuple(layout["image_size"]), image.size)
     if not parsed:
-        st.info("The layout answer had no complete element to show.")
+        st.info(_("The layout answer had no complete element to show."))
         return
     if layout.get("truncated"):
         st.warning(
-            f"The model stopped before the end of the page (token limit): showing its {len(parsed)} complete elements."
+            ngettext(
+                "The model stopped before the end of the page (token limit): showing its {count} complete element.",
+                "The model stopped before the end of the page (token limit): showing its {count} complete elements.",
+                len(parsed),
+            ).format(count=len(parsed))
         )
     if image is not None:
-        st.image(draw_layout(image, parsed), caption=f"Layout: {len(parsed)} elements", width="stretch")
+        st.image(
+            draw_layout(image, parsed),
+            caption=ngettext("Layout: {count} element", "Layout: {count} elements", len(parsed)).format(
+                count=len(parsed)
+            ),
+            width="stretch",
+        )
     else:
-        st.caption("The page image is not available here, so the boxes cannot be drawn.")
+        st.caption(_("The page image is not available here, so the boxes cannot be drawn."))
     base_key = key or _digest(parsed)
     for index, element in enumerate(parsed, start=1):
         _render_element(element, index, image, base_key)
@@ -69,7 +80,7 @@ def _render_element(element: LayoutElement, index: int, image: Image.Image | Non
         box = (left, top, right, bottom)
         # A box clamped to the page edge can have no area; PIL cannot encode an empty crop.
         if image is not None and box[2] > box[0] and box[3] > box[1]:
-            st.image(image.crop(box), caption=f"Picture {index}")
+            st.image(image.crop(box), caption=_("Picture {number}").format(number=index))
     elif element.category in PAGE_FURNITURE:
         if text:
             st.caption(text)
@@ -81,10 +92,10 @@ def _render_table(html: str, index: int, base_key: str) -> None:
     st.html(sanitize_table_html(html))
     csv = table_csv(html)
     if csv is None:
-        st.caption("This table could not be read into rows and columns (it may be cut off).")
+        st.caption(_("This table could not be read into rows and columns (it may be cut off)."))
         return
     st.download_button(
-        "Download table as CSV",
+        _("Download table as CSV"),
         csv,
         file_name=f"table-{index}.csv",
         mime="text/csv",

@@ -21,6 +21,7 @@ from chatvlmllm.chat.session import ChatSession
 from chatvlmllm.chat.store import ChatStore, SessionInfo, StoreError
 from chatvlmllm.documents.loading import safe_name
 from chatvlmllm.errors import UserError
+from chatvlmllm.i18n import _, current_language
 from chatvlmllm.models.catalog import BUILTIN_MODELS, ModelSpec, load_catalog, models_file
 from chatvlmllm.models.choice import ModelStatus, default_model, model_status
 from chatvlmllm.models.hardware import HardwareProfile, probe
@@ -33,8 +34,14 @@ FLASH_KEY = "flash_messages"
 NOTICE_KEY = "store_notice_shown"
 
 
-@st.cache_resource(show_spinner="Probing the hardware…")
 def hardware_profile() -> HardwareProfile:
+    # A spinner of our own: the cache's would be worded once, in English (st.spinner waits 0.5 s to show).
+    with st.spinner(_("Probing the hardware…")):
+        return _hardware_profile()
+
+
+@st.cache_resource(show_spinner=False)
+def _hardware_profile() -> HardwareProfile:
     return probe()
 
 
@@ -67,9 +74,15 @@ def _catalog(path: str, stamp: int) -> CatalogState:
         return CatalogState({spec.key: spec for spec in BUILTIN_MODELS}, version, str(exc))
 
 
-@st.cache_resource(show_spinner="Checking which models can run here…", ttl=120)
 def statuses(version: str) -> dict[str, ModelStatus]:
-    """Planner status of every catalog model on this machine (cached: it looks at disk and network)."""
+    """Planner status of every catalog model on this machine, its reasons in this session's language."""
+    with st.spinner(_("Checking which models can run here…")):
+        return _statuses(version, current_language())
+
+
+@st.cache_resource(show_spinner=False, ttl=120)
+def _statuses(version: str, language: str) -> dict[str, ModelStatus]:
+    """Cached per language (the reasons are written in it): it looks at disk and network."""
     hw = hardware_profile()
     return {key: model_status(spec, hw) for key, spec in catalog().models.items()}
 
@@ -97,7 +110,7 @@ def chat_store() -> ChatStore | None:
     """The SQLite store, or None (with a flash message) when the data dir is unusable."""
     store = _store(str(settings().database_path))
     if isinstance(store, str):
-        flash("error", f"{store} Chats are not being saved.")
+        flash("error", _("{problem} Chats are not being saved.").format(problem=store))
         return None
     if store.notice and not st.session_state.get(NOTICE_KEY):  # a damaged file set aside at start: say so once
         st.session_state[NOTICE_KEY] = True
@@ -127,11 +140,11 @@ def _initial_session() -> ChatSession:
     try:
         found = store.exists(wanted, quiet=False)
     except StoreError as exc:  # the history cannot be read: the chat may well exist
-        flash("warning", f"{exc} That chat cannot be opened now; this is a new chat.")
+        flash("warning", _("{problem} That chat cannot be opened now; this is a new chat.").format(problem=exc))
         return ChatSession(store=store)
     if found:
         return _open(store, wanted)
-    flash("warning", "That chat no longer exists (deleted?); this is a new chat.")
+    flash("warning", _("That chat no longer exists (deleted?); this is a new chat."))
     return ChatSession(store=store)
 
 
@@ -139,11 +152,11 @@ def _open(store: ChatStore, session_id: str) -> ChatSession:
     try:
         return ChatSession.open(store, session_id)
     except UserError as exc:  # StoreError included: a broken chat opens as a new one, with the reason
-        flash("error", f"That chat cannot be opened: {exc}")
+        flash("error", _("That chat cannot be opened: {problem}").format(problem=exc))
         return ChatSession(store=store)
     except Exception as exc:  # stored data this version cannot read: never a page that fails to load
         log.exception("cannot open chat %s", session_id)
-        flash("error", f"That chat cannot be opened ({type(exc).__name__}); this is a new chat.")
+        flash("error", _("That chat cannot be opened ({error}); this is a new chat.").format(error=type(exc).__name__))
         return ChatSession(store=store)
 
 
@@ -153,7 +166,7 @@ def saved_chats(store: ChatStore | None, warn: bool = True) -> list[SessionInfo]
         return []
     chats = store.list_sessions()  # empty, with `store.fault` set, when the history cannot be read
     if warn and not chats and store.fault is not None:
-        st.warning(f"{store.fault} Saved chats cannot be listed right now.")
+        st.warning(_("{problem} Saved chats cannot be listed right now.").format(problem=store.fault))
     return chats
 
 
@@ -170,10 +183,10 @@ def switch_to(session_id: str) -> None:
     try:
         exists = store.exists(session_id)
     except StoreError as exc:
-        flash("warning", f"{exc} That chat cannot be opened right now.")
+        flash("warning", _("{problem} That chat cannot be opened right now.").format(problem=exc))
         return
     if not exists:
-        flash("error", "That chat no longer exists (deleted in another tab?).")
+        flash("error", _("That chat no longer exists (deleted in another tab?)."))
         return
     st.session_state[CHAT_KEY] = _open(store, session_id)
 
@@ -197,9 +210,9 @@ def delete_current() -> None:
         try:
             store.delete(session.id)
         except StoreError as exc:
-            flash("warning", f"{exc} The chat was not deleted.")
+            flash("warning", _("{problem} The chat was not deleted.").format(problem=exc))
             return
-        flash("success", f"Deleted “{session.conversation.title}”.")
+        flash("success", _("Deleted “{title}”.").format(title=session.conversation.title))
     st.session_state[CHAT_KEY] = ChatSession(store=store)
 
 
@@ -254,7 +267,7 @@ def handle_upload(uploaded: Any, slot: str, load: Callable[[Any], T]) -> T | Non
             return load(uploaded)
         except UserError as exc:  # StoreError too: the chat goes on, the file is not saved
             shown = safe_name(uploaded.name)  # control characters in a file name are never echoed raw
-            message = str(exc) if shown in str(exc) else f"{shown}: {exc}"
+            message = str(exc) if shown in str(exc) else _("{name}: {problem}").format(name=shown, problem=exc)
             st.session_state[error_key] = (uploaded.file_id, message)
     failed = st.session_state.get(error_key)
     if failed and failed[0] == uploaded.file_id:

@@ -12,6 +12,7 @@ import streamlit as st
 
 from chatvlmllm.chat.session import ChatSession
 from chatvlmllm.documents.search import highlight, latest_ocr_text, pages_with_matches, search_lines
+from chatvlmllm.i18n import _, ngettext
 
 log = logging.getLogger(__name__)
 
@@ -24,25 +25,33 @@ def render(session: ChatSession) -> None:
     if ocr is None or ocr.document_sha256 not in session.documents:
         return  # nothing read yet, or the page is not here (a chat resumed without its documents)
     query = st.text_input(
-        "Search the text",
+        _("Search the text"),
         key=f"text_search_{session.id}",
-        placeholder="e.g. total",
-        help="Finds the lines of the OCR'd text that contain these words (OCR slips forgiven) and marks them "
-        "on the page.",
+        placeholder=_("e.g. total"),
+        help=_(
+            "Finds the lines of the OCR'd text that contain these words (OCR slips forgiven) and marks them "
+            "on the page."
+        ),
     )
     if not query.strip():
         return
     matches = search_lines(ocr.lines, query)
     if not matches:
-        st.caption(f"No line of the OCR'd text contains “{query}”.")
+        st.caption(_("No line of the OCR'd text contains “{query}”.").format(query=query))
         return
-    st.caption(f"{len(matches)} matching line(s) for “{query}”")
+    st.caption(
+        ngettext("{count} matching line for “{query}”", "{count} matching lines for “{query}”", len(matches)).format(
+            count=len(matches), query=query
+        )
+    )
     for answer_page in pages_with_matches(matches):
         page = ocr.document_page(answer_page)
         image = session.page_image(ocr.document_sha256, page)
         if image is not None:
             st.image(
-                highlight(image, matches, answer_page), caption=f"Page {page}: matches highlighted", width="stretch"
+                highlight(image, matches, answer_page),
+                caption=_("Page {page}: matches highlighted").format(page=page),
+                width="stretch",
             )
     for match in matches[:SHOWN_LINES]:
-        st.text(f"p. {ocr.document_page(match.page)}: {match.text}")
+        st.text(_("p. {page}: {text}").format(page=ocr.document_page(match.page), text=match.text))

@@ -36,6 +36,7 @@ from chatvlmllm.chat.conversation import (
 )
 from chatvlmllm.documents.loading import Document, load_document, safe_name
 from chatvlmllm.errors import DocumentError
+from chatvlmllm.i18n import _, ngettext
 from chatvlmllm.settings import settings
 
 log = logging.getLogger(__name__)
@@ -102,14 +103,20 @@ def read_archive(data: bytes) -> tuple[Conversation, list[ArchivedDocument]]:
     """The conversation and its documents from an archive, checked as the module doc says."""
     limit = MAX_ARCHIVE_MB * 1_000_000
     if len(data) > limit:
-        raise TranscriptError(f"The archive is {len(data) / 1e6:.0f} MB; the limit is {MAX_ARCHIVE_MB} MB.")
+        raise TranscriptError(
+            _("The archive is {size} MB; the limit is {limit} MB.").format(
+                size=format(len(data) / 1e6, ".0f"), limit=MAX_ARCHIVE_MB
+            )
+        )
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             entries = _read_entries(archive)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
-        raise TranscriptError(f"The archive cannot be read: {exc}.") from None
+        raise TranscriptError(_("The archive cannot be read: {error}.").format(error=exc)) from None
     if TRANSCRIPT_ENTRY not in entries:
-        raise TranscriptError(f"The archive has no {TRANSCRIPT_ENTRY}: it is not a chatvlmllm chat archive.")
+        raise TranscriptError(
+            _("The archive has no {entry}: it is not a chatvlmllm chat archive.").format(entry=TRANSCRIPT_ENTRY)
+        )
     conversation = Conversation.from_json(entries[TRANSCRIPT_ENTRY])
     return conversation, _documents(entries)
 
@@ -117,21 +124,31 @@ def read_archive(data: bytes) -> tuple[Conversation, list[ArchivedDocument]]:
 def _read_entries(archive: zipfile.ZipFile) -> dict[str, bytes]:
     infos = archive.infolist()
     if len(infos) > MAX_DOCUMENTS + 2:
-        raise TranscriptError(f"The archive has {len(infos)} entries; a chat archive has at most {MAX_DOCUMENTS + 2}.")
+        raise TranscriptError(
+            _("The archive has {count} entries; a chat archive has at most {limit}.").format(
+                count=len(infos), limit=MAX_DOCUMENTS + 2
+            )
+        )
     entries: dict[str, bytes] = {}
     budget = MAX_ARCHIVE_MB * 1_000_000
     for info in infos:
         name = info.filename
         shown = safe_name(name)
         if name not in (TRANSCRIPT_ENTRY, MANIFEST_ENTRY) and not DOCUMENT_ENTRY.match(name):
-            raise TranscriptError(f"The archive holds {shown!r}, which is not part of a chat archive.")
+            raise TranscriptError(
+                _("The archive holds {name}, which is not part of a chat archive.").format(name=repr(shown))
+            )
         if name in entries:
-            raise TranscriptError(f"The archive holds {shown!r} twice.")
+            raise TranscriptError(_("The archive holds {name} twice.").format(name=repr(shown)))
         if info.flag_bits & 0x1:
-            raise TranscriptError(f"{shown} in the archive is encrypted.")
+            raise TranscriptError(_("{name} in the archive is encrypted.").format(name=shown))
         entry_limit = MAX_TRANSCRIPT_BYTES if name == TRANSCRIPT_ENTRY else _document_limit()
         if info.file_size > min(entry_limit, budget):
-            raise TranscriptError(f"{shown} in the archive unpacks to {info.file_size / 1e6:.0f} MB: too large.")
+            raise TranscriptError(
+                _("{name} in the archive unpacks to {size} MB: too large.").format(
+                    name=shown, size=format(info.file_size / 1e6, ".0f")
+                )
+            )
         entries[name] = _bounded_read(archive, info, min(entry_limit, budget), shown)
         budget -= len(entries[name])
     return entries
@@ -142,7 +159,7 @@ def _bounded_read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, s
     with archive.open(info) as entry:
         data = entry.read(limit + 1)
     if len(data) > limit:
-        raise TranscriptError(f"{shown} in the archive is larger than its header says: too large.")
+        raise TranscriptError(_("{name} in the archive is larger than its header says: too large.").format(name=shown))
     return data
 
 
@@ -159,15 +176,19 @@ def _documents(entries: Mapping[str, bytes]) -> list[ArchivedDocument]:
     names = {entry.sha256: entry.name for entry in manifest.documents}
     added = {entry.sha256: _iso_time(entry.added_at) for entry in manifest.documents}
     if set(names) != set(stored):
-        raise TranscriptError(f"The archive's {MANIFEST_ENTRY} does not list the documents it holds.")
+        raise TranscriptError(
+            _("The archive's {entry} does not list the documents it holds.").format(entry=MANIFEST_ENTRY)
+        )
     documents = []
     for sha, data in stored.items():
         if hashlib.sha256(data).hexdigest() != sha:
-            raise TranscriptError(f"{safe_name(names[sha])} in the archive is damaged (its checksum differs).")
+            raise TranscriptError(
+                _("{name} in the archive is damaged (its checksum differs).").format(name=safe_name(names[sha]))
+            )
         try:
             documents.append(ArchivedDocument(load_document(data, names[sha]), added[sha]))
         except DocumentError as exc:
-            raise TranscriptError(f"A document in the archive cannot be used: {exc}") from None
+            raise TranscriptError(_("A document in the archive cannot be used: {error}").format(error=exc)) from None
     return documents
 
 
@@ -196,9 +217,10 @@ def missing_note(names: Collection[str]) -> str:
     if not names:
         return ""
     listed = ", ".join(safe_name(name) for name in names)
-    verb = "was" if len(names) == 1 else "were"
-    pronoun = "it" if len(names) == 1 else "them"
-    return (
-        f"{listed} {verb} not part of the export: upload {pronoun} again to see the pages and ask more. "
-        "(The .zip export keeps the documents with the chat.)"
-    )
+    return ngettext(
+        "{names} was not part of the export: upload it again to see the pages and ask more. "
+        "(The .zip export keeps the documents with the chat.)",
+        "{names} were not part of the export: upload them again to see the pages and ask more. "
+        "(The .zip export keeps the documents with the chat.)",
+        len(names),
+    ).format(names=listed)

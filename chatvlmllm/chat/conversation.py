@@ -30,9 +30,10 @@ from pydantic import (
 
 from chatvlmllm.chat.context import Fit, PlannedTurn, PromptBudget, fit_turns
 from chatvlmllm.decisions import AttemptOutcome
-from chatvlmllm.documents.citations import Citation, CitationStatus
+from chatvlmllm.documents.citations import UNVERIFIED_WORDS, Citation, CitationStatus
 from chatvlmllm.engines.base import AnswerMetrics, Message
 from chatvlmllm.errors import UserError
+from chatvlmllm.i18n import N_, _, format_datetime, ngettext
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -350,10 +351,15 @@ class Turn:
         notes = []
         dropped = self.extras.get(TURNS_NOT_SENT)
         if isinstance(dropped, int) and not isinstance(dropped, bool) and dropped > 0:
-            what = "the first turn was" if dropped == 1 else f"the first {dropped} turns were"
-            notes.append(f"{what} not sent (context limit)")
+            notes.append(
+                ngettext(
+                    "the first turn was not sent (context limit)",
+                    "the first {count} turns were not sent (context limit)",
+                    dropped,
+                ).format(count=dropped)
+            )
         if self.incomplete:
-            notes.append("incomplete: the app stopped while this answer was being written")
+            notes.append(_("incomplete: the app stopped while this answer was being written"))
         return notes
 
     def document_label(self) -> str:
@@ -361,11 +367,18 @@ class Turn:
             return ""
         if self.extras.get(SCOPE) == QuestionScope.DOCUMENTS:
             others = len(self.extras.get(SCOPE_DOCUMENTS) or []) - 1
-            return f"{self.document}, whole document" + (f" and {others} more" if others > 0 else "")
+            if others > 0:
+                return ngettext(
+                    "whole documents: {document} and {count} more",
+                    "whole documents: {document} and {count} more",
+                    others,
+                ).format(document=self.document, count=others)
+            return _("{document}, whole document").format(document=self.document)
         if not self.pages:
             return self.document
-        word = "page" if len(self.pages) == 1 else "pages"
-        return f"{self.document}, {word} {_page_ranges(self.pages)}"
+        return ngettext("{document}, page {pages}", "{document}, pages {pages}", len(self.pages)).format(
+            document=self.document, pages=_page_ranges(self.pages)
+        )
 
 
 @dataclass
@@ -452,7 +465,7 @@ class Conversation:
     def from_dict(cls, data: Any) -> Conversation:
         """A transcript checked field by field; TranscriptError names the first bad field."""
         if not isinstance(data, dict) or data.get("format") != TRANSCRIPT_FORMAT:
-            raise TranscriptError("This JSON is not a chatvlmllm transcript (download one with the JSON button).")
+            raise TranscriptError(_("This JSON is not a chatvlmllm transcript (download one with the JSON button)."))
         version = data.get("version")
         if not isinstance(version, int) or isinstance(version, bool) or version > TRANSCRIPT_VERSION:
             raise TranscriptError(
@@ -479,29 +492,35 @@ class Conversation:
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise TranscriptError(f"The transcript is not valid JSON: {exc}.") from None
+            raise TranscriptError(_("The transcript is not valid JSON: {error}.").format(error=exc)) from None
         except RecursionError:
-            raise TranscriptError("The transcript is nested too deeply to be a chatvlmllm transcript.") from None
+            raise TranscriptError(_("The transcript is nested too deeply to be a chatvlmllm transcript.")) from None
         return cls.from_dict(data)
 
     def to_markdown(self) -> str:
-        lines = [f"# {self.title}", "", f"_Exported from chatvlmllm on {now_iso()}_", ""]
+        """The chat for a person to read, its headings and labels in the interface language (the JSON export
+        is the language-neutral one). Stored texts (reasons, errors) stay as they were written."""
+        exported = _("Exported from chatvlmllm on {date}").format(date=format_datetime(datetime.now(UTC)))
+        lines = [f"# {self.title}", "", f"_{exported}_", ""]
         for turn in self.turns:
             if turn.role == "user":
-                where = f" — {turn.document_label()}" if turn.document else ""
-                lines += [f"## You{where}", "", turn.text, ""]
+                heading = _("You — {document}").format(document=turn.document_label()) if turn.document else _("You")
+                lines += [f"## {heading}", "", turn.text, ""]
                 continue
-            lines += [f"## Assistant ({turn.model or 'no model'})", "", turn.text or "_(no answer)_", ""]
+            heading = _("Assistant ({model})").format(model=turn.model or _("no model"))
+            lines += [f"## {heading}", "", turn.text or "_{}_".format(_("(no answer)")), ""]
             if turn.error:
-                lines += [f"> **Error:** {turn.error}", ""]
+                lines += ["> **{}** {}".format(_("Error:"), turn.error), ""]
             if turn.metrics:
                 lines += [f"_{turn.caption()}_", ""]
             if turn.citations:
-                lines += ["Sources:", *(f"- {citation_line(c)}" for c in turn.citations), ""]
+                lines += [_("Sources:"), *(f"- {citation_line(c)}" for c in turn.citations), ""]
             if turn.fell_back:
-                lines.append("Attempts:")
+                lines.append(_("Attempts:"))
                 lines += [
-                    f"- {a.get('model')}: {a.get('outcome')} {a.get('reason') or ''}".rstrip() for a in turn.attempts
+                    f"- {a.get('model')}: {outcome_words(a.get('outcome'))}"
+                    + (f" ({_(a['reason'])})" if a.get("reason") else "")
+                    for a in turn.attempts
                 ]
                 lines.append("")
         return "\n".join(lines).rstrip() + "\n"
@@ -535,10 +554,14 @@ class Conversation:
 
 
 def citation_line(citation: Citation) -> str:
-    """A Markdown source line: "p. 27 (contract.pdf): “the quoted text”", an unverified one said so."""
-    where = f"p. {citation.page}" + (f" ({citation.document_name})" if citation.document_name else "")
+    """A Markdown source line in the interface language: "p. 27 (contract.pdf): “the quoted text”", an
+    unverified one said so."""
+    where = _("p. {page}").format(page=citation.page)
+    if citation.document_name:
+        where += f" ({citation.document_name})"
     if not citation.verified:
-        where += f", **unverified** ({citation.status.value})"
+        why = _(UNVERIFIED_WORDS.get(citation.status, N_("not checked")))
+        where = _("{where}, **unverified** ({why})").format(where=where, why=why)
     return f"{where}: “{' '.join(citation.text.split())}”"
 
 
@@ -546,6 +569,23 @@ def citation_cell(citation: Citation) -> str:
     """ "p. 27", or "p. 31 (unverified: page not sent)", for the CSV's citations column."""
     where = f"{citation.document_name} p. {citation.page}" if citation.document_name else f"p. {citation.page}"
     return where if citation.verified else f"{where} (unverified: {citation.status.value})"
+
+
+# How a model's try ended, in words (marked here, translated where shown; the JSON keeps the enum's value).
+OUTCOME_WORDS = {
+    AttemptOutcome.ANSWERED: N_("answered"),
+    AttemptOutcome.SKIPPED: N_("skipped"),
+    AttemptOutcome.LOAD_FAILED: N_("failed to load"),
+    AttemptOutcome.ERROR: N_("failed"),
+    AttemptOutcome.OOM_RETRY: N_("out of memory, retried"),
+    AttemptOutcome.EMPTY: N_("empty answer"),
+    AttemptOutcome.REPETITION: N_("repeated itself"),
+}
+
+
+def outcome_words(outcome: Any) -> str:
+    """An attempt's outcome in the interface language; a value this version does not know, as stored."""
+    return _(OUTCOME_WORDS[AttemptOutcome(outcome)]) if outcome in set(AttemptOutcome) else str(outcome)
 
 
 def title_from(text: str) -> str:

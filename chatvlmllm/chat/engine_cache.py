@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from chatvlmllm.engines import Engine, create_engine
 from chatvlmllm.errors import PlanError
+from chatvlmllm.i18n import lazy_message
 from chatvlmllm.models.catalog import ModelSpec
 from chatvlmllm.models.planner import LoadPlan
 
@@ -43,7 +44,9 @@ class EngineCache:
     def get(self, spec: ModelSpec, plan: LoadPlan) -> Engine:
         """The loaded engine for this model and plan, loading it on first use."""
         if not plan.runnable:
-            raise PlanError(f"{spec.key} cannot run here: {plan.why_not()}")
+            raise PlanError(
+                lazy_message("{model} cannot run here: {reason}", model=spec.key, reason=plan.why_not_message())
+            )
         key = self.key_for(spec, plan)
         with self._guard:
             engine = self._engines.get(key)

@@ -22,6 +22,7 @@ from chatvlmllm.chat.engine_cache import EngineCache, default_cache
 from chatvlmllm.decisions import AttemptOutcome, StopReason
 from chatvlmllm.engines import AnswerMetrics, AnswerStream, GenerationSettings, Message
 from chatvlmllm.errors import ChatVlmError, OutOfMemoryError, UserError
+from chatvlmllm.i18n import N_, SOURCE_LANGUAGE  # reasons are stored in English; marked ones show with _()
 from chatvlmllm.models.catalog import ModelSpec, load_catalog
 from chatvlmllm.models.hardware import HardwareProfile
 from chatvlmllm.models.planner import LoadPlan, PlanOverrides, plan_load
@@ -97,7 +98,7 @@ class RoutedAnswer:
             overrides = self.overrides if index == 0 else PlanOverrides()
             plan = plan_load(self.hardware, spec, overrides)
             if not plan.runnable:
-                self._record(spec, AttemptOutcome.SKIPPED, plan.why_not() or "", 0.0)
+                self._record(spec, AttemptOutcome.SKIPPED, plan.why_not(SOURCE_LANGUAGE) or "", 0.0)  # stored: English
                 continue
             if self.on_load is not None and self.cache.peek(spec, plan) is None:
                 self.on_load(spec)
@@ -137,14 +138,14 @@ class RoutedAnswer:
                 elapsed = time.perf_counter() - started
                 metrics = stream.metrics
                 if metrics and metrics.stopped_by == StopReason.CANCELLED:
-                    self._accept(spec, plan, stream, "stopped by the user", elapsed)
+                    self._accept(spec, plan, stream, N_("stopped by the user"), elapsed)
                     return
                 if metrics and metrics.stopped_by == StopReason.REPETITION:
-                    self._record(spec, AttemptOutcome.REPETITION, "the answer started repeating itself", elapsed)
+                    self._record(spec, AttemptOutcome.REPETITION, N_("the answer started repeating itself"), elapsed)
                     self._keep_best(spec, plan, stream)
                     break
                 if is_empty_answer(stream.text):
-                    self._record(spec, AttemptOutcome.EMPTY, "the answer was empty", elapsed)
+                    self._record(spec, AttemptOutcome.EMPTY, N_("the answer was empty"), elapsed)
                     break
                 self._accept(spec, plan, stream, "", elapsed)
                 return
@@ -212,7 +213,8 @@ def is_engine_fault(exc: BaseException) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
-    detail = " ".join(str(exc).split()).strip(" .")
+    # Stored with the answer: English (an error raised with a Message is translated where it is shown).
+    detail = " ".join((exc.english if isinstance(exc, ChatVlmError) else str(exc)).split()).strip(" .")
     if isinstance(exc, ChatVlmError) and detail:
         return detail
     return f"{type(exc).__name__}: {detail}" if detail else f"{type(exc).__name__} (the engine gave no details)"

@@ -36,6 +36,7 @@ from chatvlmllm.documents.index import DocumentIndex
 from chatvlmllm.documents.loading import Document, load_document
 from chatvlmllm.engines import GenerationSettings, Message
 from chatvlmllm.errors import DocumentError, UserError
+from chatvlmllm.i18n import _, ngettext
 from chatvlmllm.models.catalog import ModelSpec, get_model
 from chatvlmllm.models.planner import PlanOverrides, plan_load
 
@@ -66,7 +67,7 @@ class AskOptions:
 
     def generation(self) -> GenerationSettings:
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise UserError("Max new tokens must be at least 1.")
+            raise UserError(_("Max new tokens must be at least 1."))
         return GenerationSettings(
             max_new_tokens=self.max_new_tokens,
             temperature=self.temperature,
@@ -190,11 +191,15 @@ class ChatSession:
         """Pages (1-based) of the active document the next question is about (the scope becomes those pages)."""
         doc = self.document
         if doc is None:
-            raise DocumentError("Upload a document before choosing pages.")
+            raise DocumentError(_("Upload a document before choosing pages."))
         bad = [p for p in pages if not 1 <= p <= doc.page_count]
         if not pages or bad:
             raise DocumentError(
-                f"{doc.name} has {doc.page_count} page(s); choose pages between 1 and {doc.page_count}."
+                ngettext(
+                    "{name} has {count} page; choose pages between 1 and {count}.",
+                    "{name} has {count} pages; choose pages between 1 and {count}.",
+                    doc.page_count,
+                ).format(name=doc.name, count=doc.page_count)
             )
         self.scope = QuestionScope.PAGES
         if pages != self.pages:
@@ -239,7 +244,7 @@ class ChatSession:
     def rename(self, title: str) -> None:
         title = " ".join(title.split())
         if not title:
-            raise UserError("A chat needs a name.")
+            raise UserError(_("A chat needs a name."))
         self.conversation.title = title
         if self.store is not None and self.saved:
             self._store_call(self.store.rename, self.id, title)
@@ -286,9 +291,9 @@ class ChatSession:
         """
         question = question.strip()
         if not question:
-            raise UserError("Type a question first.")
+            raise UserError(_("Type a question first."))
         if self.pending is not None and not self.pending.settled:
-            raise UserError("The answer before is still being written: wait for it, or press Stop.")
+            raise UserError(_("The answer before is still being written: wait for it, or press Stop."))
         spec = get_model(options.model, dict(catalog))
         route = document_route(question, spec) if self.whole_documents else None
         if route is not None:

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from chatvlmllm.chat.conversation import Conversation, Turn, UserError, now_iso
 from chatvlmllm.database import applied, migrate
+from chatvlmllm.i18n import _
 from chatvlmllm.settings import settings
 
 log = logging.getLogger(__name__)
@@ -320,7 +321,7 @@ class ChatStore:
     def rename(self, session_id: str, title: str) -> None:
         title = " ".join(title.split())
         if not title:
-            raise UserError("A chat needs a name.")
+            raise UserError(_("A chat needs a name."))
         with self._connect() as db:
             db.execute("UPDATE sessions SET title = ? WHERE id = ?", (title, session_id))
 
@@ -363,7 +364,9 @@ class ChatStore:
                 (session_id,),
             ).fetchone()
             if row is None:
-                raise UserError(f"There is no saved chat {session_id!r} (it may have been deleted).")
+                raise UserError(
+                    _("There is no saved chat {chat} (it may have been deleted).").format(chat=repr(session_id))
+                )
             turn_rows = db.execute(
                 "SELECT data FROM turns WHERE session_id = ? ORDER BY position", (session_id,)
             ).fetchall()

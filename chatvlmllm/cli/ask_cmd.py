@@ -13,9 +13,9 @@ import sys
 
 from chatvlmllm.chat.router import RoutedAnswer, answer, build_chain, chain_for
 from chatvlmllm.documents.loading import open_document
-from chatvlmllm.engines import GenerationSettings, Message
+from chatvlmllm.engines import GenerationSettings, Message, reader_summary
 from chatvlmllm.errors import DocumentError, PlanError, UserError
-from chatvlmllm.i18n import ngettext
+from chatvlmllm.i18n import _, format_number, ngettext
 from chatvlmllm.jsonable import json_extras
 from chatvlmllm.models.catalog import ModelSpec, get_model, load_catalog, spec_from_path
 from chatvlmllm.models.choice import choose, default_model
@@ -91,7 +91,7 @@ def run_question(args: argparse.Namespace, question: str, whole_document: bool =
 
     hw = probe()
     catalog = load_catalog()
-    _, chain, overrides = model_chain(args, question, hw, catalog)
+    _first, chain, overrides = model_chain(args, question, hw, catalog)
     routed = answer([Message("user", question, images)], chain, hw, generation_settings(args), overrides)
     stream_answer(args, routed)
 
@@ -127,7 +127,7 @@ def model_chain(
     overrides = PlanOverrides(attention=args.attn, max_pixels=args.max_pixels)
     plan = plan_load(hw, first, overrides)
     if not plan.runnable and (args.attn != "auto" or args.no_fallback):
-        raise PlanError(f"{first.key} cannot run here: {plan.why_not()}")
+        raise PlanError(_("{model} cannot run here: {reason}").format(model=first.key, reason=plan.why_not()))
     chain = build_chain(
         first, fallback=not args.no_fallback, catalog=catalog, chain_keys=chain_keys, language=args.lang
     )
@@ -144,9 +144,10 @@ def stream_answer(args: argparse.Namespace, routed: RoutedAnswer) -> None:
             sys.stdout.write(chunk)
             sys.stdout.flush()
         if routed.attempts and stream.metrics and routed.model is None:
-            print(f"\n[{stream.metrics.model} gave no usable answer; trying the next model]", file=sys.stderr)
+            said = _("{model} gave no usable answer; trying the next model").format(model=stream.metrics.model)
+            print(f"\n[{said}]", file=sys.stderr)
     if routed.model is None and not routed.text:
-        raise UserError(routed.error or "no model could answer")
+        raise UserError(routed.error or _("no model could answer"))
 
 
 def print_result(args: argparse.Namespace, routed: RoutedAnswer, result: dict) -> None:
@@ -155,12 +156,15 @@ def print_result(args: argparse.Namespace, routed: RoutedAnswer, result: dict) -
     else:
         print()
         # Which engine read the page is said beside the text: stdout stays the page's text (`ocr page.png > page.txt`).
-        read_by = routed.extras.get("read_by") if routed.extras else None
-        if read_by:
+        pages = routed.extras.get("pages") if routed.extras else None
+        read_by = reader_summary(pages) if routed.extras.get("read_by") and isinstance(pages, list) else None
+        if read_by:  # in the terminal's language (the stored one is English)
             print(f"[{read_by}]", file=sys.stderr)
         m = routed.metrics
         if m:
-            print(f"[{m.caption()} · load {m.load_s:.2f} s · ttft {m.ttft_s or 0:.2f} s]", file=sys.stderr)
+            load = _("load {seconds} s").format(seconds=format_number(m.load_s, 2))
+            ttft = _("first token {seconds} s").format(seconds=format_number(m.ttft_s or 0, 2))
+            print(f"[{m.caption()} · {load} · {ttft}]", file=sys.stderr)
 
 
 def answer_record(routed, document: str, pages: list[int]) -> dict:

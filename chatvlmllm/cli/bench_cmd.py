@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from chatvlmllm.i18n import _
+
 DEFAULT_MODELS = "rapidocr,tesseract,ocr_auto"
 DEFAULT_OUT = "artifacts/bench.json"
 
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         close()
     json_path, csv_path = write_results(results, args.out)
     print_table(results)
-    print(f"\nwrote {json_path} and {csv_path}")
+    print("\n" + _("wrote {json} and {csv}").format(json=json_path, csv=csv_path))
     if all(m.get("error") for m in results["models"].values()):
         raise UserError(
             "no model could be benchmarked: " + "; ".join(f"{k}: {m['error']}" for k, m in results["models"].items())

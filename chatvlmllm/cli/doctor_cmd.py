@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from chatvlmllm.models.doctor import doctor_report
+from chatvlmllm.i18n import _
+from chatvlmllm.models.doctor import doctor_report, readiness_words
 
 
 def add_parser(subparsers) -> None:
@@ -22,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     hw = report["hardware"]
-    print("Hardware" + (" (hypothetical)" if hw["simulated"] else ""))
+    print(_("Hardware (hypothetical)") if hw["simulated"] else _("Hardware"))
     for key in (
         "device",
         "gpu_name",
@@ -43,14 +44,19 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(value, float):
             value = f"{value:.1f}"
         print(f"  {key:22} {value}")
-    print("\nBest model per task (ranked by public scores among those that fit; docs/models.md)")
+    print("\n" + _("Best model per task (ranked by public scores among those that fit; docs/models.md)"))
     for label, pick in report["picks"].items():
-        ready = f"; on disk now: {pick['pick_ready']}" if pick["pick_ready"] not in (None, pick["pick"]) else ""
+        ready = (
+            "; " + _("on disk now: {model}").format(model=pick["pick_ready"])
+            if pick["pick_ready"] not in (None, pick["pick"])
+            else ""
+        )
         print(f"  {label:22} {pick['pick'] or '-':16} {pick['why']}{ready}")
-    print("\nModels")
+    print("\n" + _("Models"))
     for m in report["models"]:
         quant = f" {m['quantization']}" if m["quantization"] else ""
-        print(f"  {m['key']:14} {m['status']:15} {m['attention']:18} {m['dtype']}{quant}  ({m['source']})")
+        status = readiness_words(m["status"])
+        print(f"  {m['key']:14} {status:15} {m['attention']:18} {m['dtype']}{quant}  ({m['source']})")
         for reason in m["reasons"]:
             print(f"  {'':14} - {reason}")
     return 0

@@ -17,6 +17,7 @@ from chatvlmllm.documents.index import DocumentIndex
 from chatvlmllm.documents.loading import Document, open_document
 from chatvlmllm.documents.reading import ReadProgress
 from chatvlmllm.errors import UserError
+from chatvlmllm.i18n import _, format_number, ngettext
 from chatvlmllm.models.catalog import ModelSpec, get_model
 
 
@@ -48,11 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(reading_record(final, index, document), indent=2, ensure_ascii=False))
     else:
-        sources = ", ".join(f"{count} from {source}" for source, count in sorted(final.sources.items()))
-        resumed = f", {final.resumed_from} read before" if final.resumed_from else ""
-        print(
-            f"{document.name}: {final.pages_read} of {final.page_count} pages read ({sources or 'none new'}{resumed})."
-        )
+        print(reading_summary(document.name, final))
     return 0
 
 
@@ -75,7 +72,7 @@ def read_with_progress(
     finally:
         close()
     if final.error:
-        raise UserError(f"reading {document.name} failed: {final.error}")
+        raise UserError(_("reading {name} failed: {error}").format(name=document.name, error=final.error))
     return final
 
 
@@ -85,8 +82,8 @@ def _progress_bar(document: Document) -> tuple[Callable[[ReadProgress], None], C
     # disable=None: no bar when stderr is not a terminal (a log or a pipe gets no carriage-return noise)
     bar = tqdm(
         total=document.page_count,
-        unit="page",
-        desc=f"reading {document.name}",
+        unit=_("page"),
+        desc=_("reading {name}").format(name=document.name),
         file=sys.stderr,
         leave=False,
         disable=None,
@@ -98,6 +95,28 @@ def _progress_bar(document: Document) -> tuple[Callable[[ReadProgress], None], C
         bar.refresh()
 
     return update, bar.close
+
+
+def reading_summary(name: str, final: ReadProgress) -> str:
+    """ "scan.pdf: 3 of 5 pages read (2 from text layer, 1 from ocr_auto)." in the interface language."""
+    sources = ", ".join(
+        _("{count} from {source}").format(count=format_number(count), source=source)
+        for source, count in sorted(final.sources.items())
+    )
+    if final.resumed_from:
+        sources = _("{sources}, {count} read before").format(
+            sources=sources or _("none new"), count=format_number(final.resumed_from)
+        )
+    return ngettext(
+        "{name}: {read} of {count} page read ({sources}).",
+        "{name}: {read} of {count} pages read ({sources}).",
+        final.page_count,
+    ).format(
+        name=name,
+        read=format_number(final.pages_read),
+        count=format_number(final.page_count),
+        sources=sources or _("none new"),
+    )
 
 
 def reading_record(final: ReadProgress, index: DocumentIndex, document: Document) -> dict[str, Any]:

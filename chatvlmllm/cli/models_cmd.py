@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from chatvlmllm.i18n import _
 from chatvlmllm.models.catalog import ModelSpec, get_model, load_catalog, models_file
 from chatvlmllm.models.downloads import human_bytes, model_row
 from chatvlmllm.models.families import option_infos
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"models": rows}, indent=2))
         return 0
-    print(f"{'model':18} {'status':15} {'on disk':>9} {'download':>9}  licence")
+    print(f"{_('model'):18} {_('status'):15} {_('on disk'):>9} {_('download'):>9}  {_('licence')}")
     for row in rows:
         download = f"{row['download_gb']:.1f} GB" if row["download_gb"] else "-"
         on_disk = human_bytes(row["size_on_disk_bytes"]) if row["size_on_disk_bytes"] else "-"
@@ -68,19 +69,23 @@ def print_options(spec: ModelSpec, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"model": spec.key, "family": spec.family, "options": rows}, indent=2, ensure_ascii=False))
         return 0
-    print(f"{spec.key} (family {spec.family}): options of its [models.{spec.key}] table in {models_file()}")
+    print(
+        _("{model} (family {family}): options of its {table} table in {file}").format(
+            model=spec.key, family=spec.family, table=f"[models.{spec.key}]", file=models_file()
+        )
+    )
     if not rows:
-        print("none: this family takes no options")
+        print(_("none: this family takes no options"))
         return 0
     name_width = max(len("option"), *(len(row["name"]) for row in rows))
     description_width = max(MIN_DESCRIPTION_WIDTH, _terminal_width() - name_width - TYPE_WIDTH - DEFAULT_WIDTH - 3)
     widths = (name_width, TYPE_WIDTH, DEFAULT_WIDTH, description_width)
-    print(_table_line(("option", "type", "default", "description"), widths))
+    print(_table_line((_("option"), _("type"), _("default"), _("description")), widths))
     for row in rows:
         print(_table_line((row["name"], row["type"], _toml_value(row["default"]), row["description"]), widths))
     chosen = [f"  {row['name']} = {_toml_value(row['value'])}" for row in rows if row["set"]]
     if chosen:
-        print("\nThis entry sets:", *chosen, sep="\n")
+        print("\n" + _("This entry sets:"), *chosen, sep="\n")
     return 0
 
 

@@ -6,8 +6,9 @@ import argparse
 import sys
 from typing import Any
 
+from chatvlmllm.i18n import _, format_size
 from chatvlmllm.models.catalog import get_model
-from chatvlmllm.models.downloads import Download, DownloadError, Progress, human_bytes
+from chatvlmllm.models.downloads import Download, DownloadError, Progress
 
 
 def add_parser(subparsers) -> None:
@@ -37,11 +38,11 @@ def run(args: argparse.Namespace) -> int:
         path = download.run()
     except KeyboardInterrupt:
         download.cancel()
-        print(f"interrupted: `chatvlmllm pull {spec.key}` resumes the download", file=sys.stderr)
+        print(_("interrupted: `chatvlmllm pull {model}` resumes the download").format(model=spec.key), file=sys.stderr)
         return 130
     finally:
         for bar in bars:
             bar.close()
     done = download.progress
-    print(f"{spec.key}: {human_bytes(done.total_bytes)} in {path}")
+    print(_("{model}: {size} in {path}").format(model=spec.key, size=format_size(done.total_bytes), path=path))
     return 0

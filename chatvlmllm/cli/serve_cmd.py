@@ -9,6 +9,7 @@ import socket
 import sys
 
 from chatvlmllm.errors import PlanError, UserError
+from chatvlmllm.i18n import _
 from chatvlmllm.models.planner import ATTENTION_CHOICES, PlanOverrides
 from chatvlmllm.settings import settings
 
@@ -54,19 +55,27 @@ def run(args: argparse.Namespace) -> int:
     cache = default_cache()
     for served in models:
         if not served.plan.runnable:
-            raise PlanError(f"{served.id} cannot run here: {served.plan.why_not()}")
+            raise PlanError(
+                _("{model} cannot run here: {reason}").format(model=served.id, reason=served.plan.why_not())
+            )
         print(
-            f"loading {served.id} ({served.plan.device}, {served.plan.attention}, {served.plan.dtype})", file=sys.stderr
+            _("loading {model} ({device}, {attention}, {dtype})").format(
+                model=served.id, device=served.plan.device, attention=served.plan.attention, dtype=served.plan.dtype
+            ),
+            file=sys.stderr,
         )
         cache.get(served.spec, served.plan)  # load now: a broken model fails here, not at the first request
     if not api_key and not is_loopback(args.host):
         print(
-            f"warning: serving on {args.host} without an API key; anyone who can reach this port can use it "
-            f"(set --api-key or ${API_KEY_ENV})",
+            _(
+                "warning: serving on {host} without an API key; anyone who can reach this port can use it "
+                "(set --api-key or {variable})"
+            ).format(host=args.host, variable=f"${API_KEY_ENV}"),
             file=sys.stderr,
         )
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"serving {', '.join(m.id for m in models)} at http://{host}:{args.port}/v1", file=sys.stderr)
+    names = ", ".join(m.id for m in models)
+    print(_("serving {models} at {url}").format(models=names, url=f"http://{host}:{args.port}/v1"), file=sys.stderr)
     server.run_server(server.create_app(models, api_key=api_key, cache=cache), args.host, args.port)
     return 0
 
@@ -82,7 +91,7 @@ def served_specs(keys: list[str], paths: list[str]) -> list:
         from chatvlmllm.models.hardware import probe
 
         key, why = default_model(probe(), catalog)
-        print(f"no --model given: serving {key} ({why})", file=sys.stderr)
+        print(_("no --model given: serving {model} ({why})").format(model=key, why=why), file=sys.stderr)
         specs = [get_model(key, catalog)]
     ids = [spec.key for spec in specs]
     duplicates = sorted({key for key in ids if ids.count(key) > 1})

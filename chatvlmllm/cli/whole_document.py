@@ -25,6 +25,7 @@ from chatvlmllm.decisions import Backend
 from chatvlmllm.documents.citations import Citation, ExtractiveAnswer, extractive_answer
 from chatvlmllm.documents.index import DocumentIndex, ReadStatus
 from chatvlmllm.documents.loading import Document
+from chatvlmllm.i18n import _
 from chatvlmllm.models.catalog import get_model, load_catalog
 from chatvlmllm.models.hardware import probe
 from chatvlmllm.models.tasks import is_offline_engine
@@ -47,10 +48,11 @@ def ask_whole_document(args: argparse.Namespace, document: Document, question: s
     routed = answer([request.message], chain, hw, generation_settings(args, request.page_numbers()), overrides)
     stream_answer(args, routed)
     if routed.model is not None and is_offline_engine(catalog[routed.model].family if routed.model in catalog else ""):
-        print("\n[the fallback was an offline engine: here is the extractive answer instead]", file=sys.stderr)
+        said = _("the fallback was an offline engine: here is the extractive answer instead")
+        print(f"\n[{said}]", file=sys.stderr)
         return _print_extractive(args, extractive_answer(question, index, [document.sha256]), document)
     citations = answer_citations(routed.text, request, index)
-    _print_model_answer(args, routed, document, [page for _, page in request.pages], citations, index)
+    _print_model_answer(args, routed, document, [page for _document, page in request.pages], citations, index)
     return 0
 
 
@@ -97,10 +99,12 @@ def _print_model_answer(
         return
     print()
     for citation in citations:
-        mark = "✓" if citation.verified else f"unverified: {citation.status.value}"
-        print(f"[p. {citation.page} ({mark})] {citation.text}", file=sys.stderr)
+        mark = "✓" if citation.verified else _("unverified: {status}").format(status=citation.status.value)
+        where = _("p. {page} ({mark})").format(page=citation.page, mark=mark)
+        print(f"[{where}] {citation.text}", file=sys.stderr)
     if routed.metrics:
-        print(f"[{routed.metrics.caption()} · pages sent: {', '.join(map(str, pages))}]", file=sys.stderr)
+        sent = _("pages sent: {pages}").format(pages=", ".join(map(str, pages)))
+        print(f"[{routed.metrics.caption()} · {sent}]", file=sys.stderr)
 
 
 def _coverage(status: ReadStatus) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 from chatvlmllm.documents.index import DocumentIndex, Passage, ReadStatus, union
 from chatvlmllm.documents.search import LineMatch
 from chatvlmllm.documents.text_layer import Box, TextLine
+from chatvlmllm.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,14 @@ class CitationStatus(StrEnum):
     PAGE_NOT_SENT = "page not sent"  # the model cites a page it was not given
     NOT_ON_PAGE = "not found on the page"  # the quoted text does not match the cited page
     NO_TEXT = "page text unknown"  # the cited page has not been read yet
+
+
+# Why a citation is not verified, in words for a reader (marked here, translated where shown).
+UNVERIFIED_WORDS = {
+    CitationStatus.PAGE_NOT_SENT: N_("page not sent"),
+    CitationStatus.NOT_ON_PAGE: N_("not found on the page"),
+    CitationStatus.NO_TEXT: N_("page text unknown"),
+}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from chatvlmllm.errors import DocumentError
+from chatvlmllm.i18n import N_, Message, lazy_message, lazy_plural
 from chatvlmllm.settings import settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ MAX_PAGES = 5_000  # pages render one at a time and are read in the background (
 MAX_NAME_CHARS = 200
 PDF_DPI = 150
 RENDER_CACHE_PAGES = 2  # rendered pages kept per document (a page picker redraws the same page)
-SUPPORTED = "an image (PNG, JPEG, WebP, BMP, TIFF) or a PDF"
+SUPPORTED = N_("an image (PNG, JPEG, WebP, BMP, TIFF) or a PDF")  # translated where it is said
 # Multi-page: TIFF only. An MPO's second frame is a stereo view or a preview, an animated
 # WebP's frames are animation, not pages.
 IMAGE_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "TIFF", "MPO"})
@@ -73,7 +74,15 @@ class Document:
     def page(self, index: int) -> Image.Image:
         """Page `index` (0-based) as an RGB image; only the last few rendered pages are kept."""
         if not 0 <= index < self.page_count:
-            raise DocumentError(f"{self.name} has {self.page_count} page(s); page {index + 1} does not exist")
+            raise DocumentError(
+                lazy_plural(
+                    "{name} has {count} page; page {page} does not exist",
+                    "{name} has {count} pages; page {page} does not exist",
+                    self.page_count,
+                    name=self.name,
+                    page=index + 1,
+                )
+            )
         if index in self._pages:
             self._pages.move_to_end(index)
             return self._pages[index]
@@ -100,8 +109,15 @@ class Document:
         limit = settings().max_request_pixels
         if total > limit:
             raise DocumentError(
-                f"{len(indices)} pages of {self.name} are {total / 1e6:.0f} MP together; one question can use "
-                f"{limit / 1e6:.0f} MP. Choose fewer pages."
+                lazy_plural(
+                    "{count} page of {name} is {total} MP; one question can use {limit} MP. Choose fewer pages.",
+                    "{count} pages of {name} are {total} MP together; one question can use {limit} MP. "
+                    "Choose fewer pages.",
+                    len(indices),
+                    name=self.name,
+                    total=_megapixels(total),
+                    limit=_megapixels(limit),
+                )
             )
 
     def pages(self, indices: list[int] | None = None) -> list[Image.Image]:
@@ -121,10 +137,10 @@ def load_document(data: bytes, name: str = "document") -> Document:
     """Validate bytes and return a Document, or raise DocumentError with a human message."""
     name = safe_name(name)
     if not data:
-        raise DocumentError(f"{name} is empty (0 bytes).")
+        raise DocumentError(lazy_message("{name} is empty (0 bytes).", name=name))
     size_mb, limit_mb = len(data) / 1e6, settings().max_upload_mb
     if size_mb > limit_mb:
-        raise DocumentError(f"{name} is {size_mb:.0f} MB; the limit is {limit_mb:.0f} MB.")
+        raise DocumentError(_too_large(name, size_mb, limit_mb))
     if data[:5] == b"%PDF-":
         return _load_pdf(data, name)
     return _load_image(data, name)
@@ -134,16 +150,18 @@ def open_document(path: str | Path) -> Document:
     path = Path(path)
     shown = safe_name(str(path))
     if not path.exists():
-        raise DocumentError(f"{shown}: no such file.")
+        raise DocumentError(lazy_message("{name}: no such file.", name=shown))
     if path.is_dir():
-        raise DocumentError(f"{shown} is a folder, not a document.")
+        raise DocumentError(lazy_message("{name} is a folder, not a document.", name=shown))
     try:
         size, limit_mb = path.stat().st_size, settings().max_upload_mb
         if size > limit_mb * 1e6:  # do not read gigabytes just to refuse them
-            raise DocumentError(f"{shown} is {size / 1e6:.0f} MB; the limit is {limit_mb:.0f} MB.")
+            raise DocumentError(_too_large(shown, size / 1e6, limit_mb))
         data = path.read_bytes()
     except OSError as exc:
-        raise DocumentError(f"Cannot read {shown}: {exc.strerror or exc}.") from None
+        raise DocumentError(
+            lazy_message("Cannot read {name}: {error}.", name=shown, error=exc.strerror or exc)
+        ) from None
     return load_document(data, path.name)
 
 
@@ -151,30 +169,68 @@ def open_document(path: str | Path) -> Document:
 def check_page_size(name: str, page: int | None, width: int, height: int, max_image_pixels: int | None = None) -> None:
     """Refuse a page that the preview or the models could not take, saying which rule and why
     (`max_image_pixels`: the setting, read once by a caller that checks many pages)."""
-    where = f"{name}" if page is None else f"Page {page} of {name}"
+    where = name if page is None else lazy_message("Page {page} of {name}", page=page, name=name)
+    size = f"{width}×{height}"
     if width < 1 or height < 1:
-        raise DocumentError(f"{where} has no pixels ({width}×{height}).")
+        raise DocumentError(lazy_message("{where} has no pixels ({size}).", where=where, size=size))
     limit = max_image_pixels if max_image_pixels is not None else settings().max_image_pixels
     if width * height > limit:
         raise DocumentError(
-            f"{where} is {width}×{height} pixels ({width * height / 1e6:.0f} MP), over the "
-            f"{limit / 1e6:.0f} MP limit. Downscale it and upload again."
+            lazy_message(
+                "{where} is {size} pixels ({pixels} MP), over the {limit} MP limit. Downscale it and upload again.",
+                where=where,
+                size=size,
+                pixels=_megapixels(width * height),
+                limit=_megapixels(limit),
+            )
         )
     if max(width, height) > MAX_SIDE_PX:
         raise DocumentError(
-            f"{where} is {width}×{height} pixels; the longest side may be {MAX_SIDE_PX:,} px. "
-            "Downscale or split it and upload again."
+            lazy_message(
+                "{where} is {size} pixels; the longest side may be {longest} px. Downscale or split it and upload "
+                "again.",
+                where=where,
+                size=size,
+                longest=format(MAX_SIDE_PX, ","),
+            )
         )
     ratio = max(width, height) / min(width, height)
     if ratio > MAX_ASPECT_RATIO:
         raise DocumentError(
-            f"{where} is {width}×{height} pixels, a {ratio:.0f}:1 strip; pages up to {MAX_ASPECT_RATIO}:1 can be "
-            "read. Crop or split it and upload again."
+            lazy_message(
+                "{where} is {size} pixels, a {ratio}:1 strip; pages up to {limit}:1 can be read. Crop or split it "
+                "and upload again.",
+                where=where,
+                size=size,
+                ratio=format(ratio, ".0f"),
+                limit=MAX_ASPECT_RATIO,
+            )
         )
 
 
 def _too_many_pages(name: str, count: int) -> DocumentError:
-    return DocumentError(f"{name} has {count} pages; the limit is {MAX_PAGES}. Split it and upload the part you need.")
+    return DocumentError(
+        lazy_plural(
+            "{name} has {count} page; the limit is {limit}. Split it and upload the part you need.",
+            "{name} has {count} pages; the limit is {limit}. Split it and upload the part you need.",
+            count,
+            name=name,
+            limit=MAX_PAGES,
+        )
+    )
+
+
+def _too_large(name: str, size_mb: float, limit_mb: float) -> Message:
+    return lazy_message(
+        "{name} is {size} MB; the limit is {limit} MB.",
+        name=name,
+        size=format(size_mb, ".0f"),
+        limit=format(limit_mb, ".0f"),
+    )
+
+
+def _megapixels(pixels: float) -> str:
+    return format(pixels / 1e6, ".0f")
 
 
 # -- images -----------------------------------------------------------------------------------
@@ -189,15 +245,27 @@ def _load_image(data: bytes, name: str) -> Document:
     except DocumentError:
         raise
     except UnidentifiedImageError:
-        raise DocumentError(f"{name} is not a supported document. Upload {SUPPORTED}.") from None
+        raise DocumentError(
+            lazy_message(
+                "{name} is not a supported document. Upload {supported}.", name=name, supported=Message(SUPPORTED)
+            )
+        ) from None
     except Image.DecompressionBombError:
         raise DocumentError(
-            f"{name} claims an enormous size and looks like a decompression bomb; it was not opened."
+            lazy_message(
+                "{name} claims an enormous size and looks like a decompression bomb; it was not opened.", name=name
+            )
         ) from None
     except _DECODE_ERRORS as exc:
-        raise DocumentError(f"{name} could not be read as an image: {_why(exc)}.") from None
+        raise DocumentError(
+            lazy_message("{name} could not be read as an image: {error}.", name=name, error=_why(exc))
+        ) from None
     if fmt not in IMAGE_FORMATS:
-        raise DocumentError(f"{name} is a {fmt} image; supported: PNG, JPEG, WebP, BMP, TIFF and PDF.")
+        raise DocumentError(
+            lazy_message(
+                "{name} is a {format} image; supported: PNG, JPEG, WebP, BMP, TIFF and PDF.", name=name, format=fmt
+            )
+        )
     for number, (width, height) in enumerate(sizes, start=1):
         check_page_size(name, number if frames > 1 else None, width, height)
     doc = Document(name=name, kind=DocumentKind.IMAGE, data=data, page_count=frames, page_sizes=sizes)
@@ -227,7 +295,7 @@ def _orientation(img: Image.Image) -> int:
 
 
 def _image_frame(doc: Document, index: int) -> Image.Image:
-    label = doc.name if doc.page_count == 1 else f"page {index + 1} of {doc.name}"
+    label = doc.name if doc.page_count == 1 else lazy_message("page {page} of {name}", page=index + 1, name=doc.name)
     try:
         with Image.open(io.BytesIO(doc.data)) as img:
             img.seek(index)
@@ -238,11 +306,13 @@ def _image_frame(doc: Document, index: int) -> Image.Image:
     except DocumentError:
         raise
     except Image.DecompressionBombError:
-        raise DocumentError(f"{label} claims an enormous size; it was not decoded.") from None
+        raise DocumentError(lazy_message("{name} claims an enormous size; it was not decoded.", name=label)) from None
     except MemoryError:
-        raise DocumentError(f"{label} is too large to decode in memory.") from None
+        raise DocumentError(lazy_message("{name} is too large to decode in memory.", name=label)) from None
     except _DECODE_ERRORS as exc:
-        raise DocumentError(f"{label} is damaged or truncated and cannot be decoded ({_why(exc)}).") from None
+        raise DocumentError(
+            lazy_message("{name} is damaged or truncated and cannot be decoded ({error}).", name=label, error=_why(exc))
+        ) from None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -289,15 +359,17 @@ def _load_pdf(data: bytes, name: str) -> Document:
         # PDFium's error code is stale after an earlier failed load, so read the file's own markers.
         if b"/Encrypt" in data:
             raise DocumentError(
-                f"{name} is encrypted (password protected). Remove the password and upload again."
+                lazy_message(
+                    "{name} is encrypted (password protected). Remove the password and upload again.", name=name
+                )
             ) from None
         if re.search(rb"/Count\s+0\b", data):
-            raise DocumentError(f"{name} has no pages.") from None
-        raise DocumentError(f"{name} is not a readable PDF ({exc}).") from None
+            raise DocumentError(lazy_message("{name} has no pages.", name=name)) from None
+        raise DocumentError(lazy_message("{name} is not a readable PDF ({error}).", name=name, error=exc)) from None
     try:
         count = len(pdf)
         if count == 0:
-            raise DocumentError(f"{name} has no pages.")
+            raise DocumentError(lazy_message("{name} has no pages.", name=name))
         if count > MAX_PAGES:
             raise _too_many_pages(name, count)
         sizes = []
@@ -308,7 +380,7 @@ def _load_pdf(data: bytes, name: str) -> Document:
             check_page_size(name, index + 1 if count > 1 else None, width, height, limits.max_image_pixels)
             sizes.append((width, height))
     except pdfium.PdfiumError as exc:
-        raise DocumentError(f"{name} is not a readable PDF ({exc}).") from None
+        raise DocumentError(lazy_message("{name} is not a readable PDF ({error}).", name=name, error=exc)) from None
     finally:
         pdf.close()
     doc = Document(name=name, kind=DocumentKind.PDF, data=data, page_count=count, page_sizes=sizes)
@@ -344,9 +416,15 @@ def _render_pdf_page(doc: Document, index: int) -> Image.Image:
         finally:
             page.close()
     except pdfium.PdfiumError as exc:
-        raise DocumentError(f"Page {index + 1} of {doc.name} cannot be rendered ({exc}).") from None
+        raise DocumentError(
+            lazy_message(
+                "Page {page} of {name} cannot be rendered ({error}).", page=index + 1, name=doc.name, error=exc
+            )
+        ) from None
     except MemoryError:
-        raise DocumentError(f"Page {index + 1} of {doc.name} is too large to render in memory.") from None
+        raise DocumentError(
+            lazy_message("Page {page} of {name} is too large to render in memory.", page=index + 1, name=doc.name)
+        ) from None
     finally:
         pdf.close()
 

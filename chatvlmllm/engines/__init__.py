@@ -18,6 +18,7 @@ from chatvlmllm.engines.base import (
     GenerationStats,
     Message,
     Progress,
+    reader_summary,
 )
 from chatvlmllm.models.families import FamilyInfo, families, family_info
 
@@ -37,6 +38,7 @@ __all__ = [
     "create_engine",
     "families",
     "family_info",
+    "reader_summary",
 ]
 
 

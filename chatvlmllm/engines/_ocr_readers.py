@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from chatvlmllm.decisions import Script as WritingSystem
 from chatvlmllm.documents.reading_order import TextBox, box_from_points, reading_order
 from chatvlmllm.documents.scripts import distinctive_letters, repair_lines
+from chatvlmllm.engines.base import reader_name
 from chatvlmllm.errors import EngineError
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class Reader(StrEnum):
     @property
     def label(self) -> str:
         """The engine's own name, as a person writes it."""
-        return {Reader.RAPIDOCR: "RapidOCR", Reader.TESSERACT: "Tesseract"}[self]
+        return reader_name(self.value)
 
 
 class Script(StrEnum):

@@ -16,7 +16,9 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from chatvlmllm import i18n
 from chatvlmllm.decisions import StopReason
+from chatvlmllm.i18n import N_, _, format_number, lazy_message, lazy_plural
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -63,6 +65,62 @@ def fit_to_budget(image: Image.Image, max_pixels: int | None) -> Image.Image:
 
 
 DEFAULT_MAX_NEW_TOKENS = 1024
+# Why a generation stopped, in words (marked here, translated where shown; metrics keep the enum's value).
+STOP_WORDS = {
+    StopReason.EOS: N_("finished"),
+    StopReason.MAX_TOKENS: N_("token limit"),
+    StopReason.REPETITION: N_("repeating itself"),
+    StopReason.CANCELLED: N_("stopped by you"),
+    StopReason.ERROR: N_("error"),
+}
+
+
+# The offline OCR readers by their own names (extras["pages"][i]["engine"] holds the key).
+READER_NAMES = {"rapidocr": "RapidOCR", "tesseract": "Tesseract"}
+
+
+def reader_name(engine: str) -> str:
+    return READER_NAMES.get(engine, engine)
+
+
+def reader_summary(pages: Sequence[dict[str, Any]], language: str | None = None) -> str:
+    """Which engine read the pages, in words and in `language` (by default the interface's): "Read by
+    Tesseract: the page is in Cyrillic script, which RapidOCR's models do not read."
+
+    One page: the engine and why. Several: which pages each engine read (the reasons stay per page
+    in extras["pages"], so a long PDF does not get a paragraph of them).
+    """
+    if not pages:
+        return ""
+    if len(pages) == 1:
+        page = pages[0]
+        engine = reader_name(page["engine"])
+        reason = i18n.Message(str(page["reason"]))  # the reasons are marked where they are given
+        if page["cached"]:
+            said = lazy_message("Read by {engine} (from the OCR cache): {reason}.", engine=engine, reason=reason)
+        else:
+            said = lazy_message("Read by {engine}: {reason}.", engine=engine, reason=reason)
+        return said.render(language)
+    by_engine: dict[str, list[str]] = {}
+    for page in pages:
+        by_engine.setdefault(reader_name(page["engine"]), []).append(str(page["page"]))
+    parts = [
+        lazy_plural(
+            "page {pages} by {engine}",
+            "pages {pages} by {engine}",
+            len(numbers),
+            pages=", ".join(numbers),
+            engine=label,
+        )
+        for label, numbers in by_engine.items()
+    ]
+    listed = "; ".join(part.render(language) for part in parts)
+    return lazy_message("Read {parts}.", parts=listed).render(language)
+
+
+def stop_words(reason: StopReason | str) -> str:
+    """Why a generation stopped, in the interface language."""
+    return _(STOP_WORDS[StopReason(reason)]) if reason in set(StopReason) else str(reason)
 
 
 @dataclass
@@ -136,12 +194,13 @@ class AnswerMetrics:
         return asdict(self)
 
     def caption(self) -> str:
+        """ "model · sdpa · 2.31 s · 12.5 tok/s", in the interface language."""
         parts = [self.model, self.attention if self.attention != "n/a" else self.device]
-        parts.append(f"{self.total_s:.2f} s")
+        parts.append(_("{seconds} s").format(seconds=format_number(self.total_s, 2)))
         if self.tokens_per_s:
-            parts.append(f"{self.tokens_per_s:.1f} tok/s")
+            parts.append(_("{rate} tok/s").format(rate=format_number(self.tokens_per_s, 1)))
         if self.stopped_by != StopReason.EOS:
-            parts.append(f"stopped: {self.stopped_by}")
+            parts.append(_("stopped: {reason}").format(reason=stop_words(self.stopped_by)))
         return " · ".join(parts)
 
 
@@ -215,7 +274,7 @@ class AnswerStream:
 
     def consume(self) -> str:
         """Run to the end and return the whole text."""
-        for _ in self:
+        for _chunk in self:
             pass
         return self.text
 

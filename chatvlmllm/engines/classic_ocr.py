@@ -51,8 +51,10 @@ from chatvlmllm.engines.base import (
     fit_to_budget,
     latest_user_images,
     latest_user_text,
+    reader_summary,
 )
 from chatvlmllm.errors import EngineError
+from chatvlmllm.i18n import N_, SOURCE_LANGUAGE
 from chatvlmllm.models.families import FamilyInfo, Options
 from chatvlmllm.models.tasks import OCR_TRANSCRIBES, OFFLINE_AUTO, classify
 
@@ -209,13 +211,16 @@ class ClassicOcrEngine(BaseEngine):
             "engine": self.spec.family,
             "request": request.value,
             # Said beside the text, never inside it: the text is the page's, for copy, download and export.
-            "read_by": reader_summary(read.pages),
+            # Stored in English (the JSON stays language-neutral); `reader_summary(extras["pages"])` says it
+            # again in the language of whoever reads it.
+            "read_by": reader_summary(read.pages, SOURCE_LANGUAGE),
         }
         note = self._language_note(self._options(settings).lang)
         if note and not any(p["engine"] == Reader.TESSERACT for p in read.pages):
             extras["warning"] = note
         if request is Task.QUESTION:
-            extras["note"] = "offline OCR cannot answer questions; the transcription was returned instead"
+            # Stored in English; marked, so that `_(note)` shows it translated.
+            extras["note"] = N_("offline OCR cannot answer questions; the transcription was returned instead")
         return extras
 
 
@@ -259,31 +264,8 @@ class PagesRead:
         return "\n\n".join(self.texts).strip()
 
     def stopped(self) -> GenerationStats:
-        extras = {"lines": self.lines, "pages": self.pages, "read_by": reader_summary(self.pages)}
+        extras = {"lines": self.lines, "pages": self.pages, "read_by": reader_summary(self.pages, SOURCE_LANGUAGE)}
         return GenerationStats(stopped_by=StopReason.CANCELLED, extras=extras)
-
-
-def reader_summary(pages: Sequence[dict[str, Any]]) -> str:
-    """Which engine read the page(s), in words: "Read by Tesseract: the page is in Cyrillic script."
-
-    One page: the engine and why. Several: which pages each engine read (the reasons stay per page
-    in extras["pages"], so a long PDF does not get a paragraph of them).
-    """
-    if not pages:
-        return ""
-    if len(pages) == 1:
-        page = pages[0]
-        cached = " (from the OCR cache)" if page["cached"] else ""
-        return f"Read by {Reader(page['engine']).label}{cached}: {page['reason']}."
-    by_engine: dict[str, list[str]] = {}
-    for page in pages:
-        by_engine.setdefault(Reader(page["engine"]).label, []).append(str(page["page"]))
-    parts = [f"{_pages_label(numbers)} by {label}" for label, numbers in by_engine.items()]
-    return "Read " + "; ".join(parts) + "."
-
-
-def _pages_label(numbers: Sequence[str]) -> str:
-    return f"page {numbers[0]}" if len(numbers) == 1 else f"pages {', '.join(numbers)}"
 
 
 def _union(row: Sequence[TextBox], scale: float = 1.0) -> list[float]:
@@ -353,9 +335,11 @@ class RapidOcrEngine(ClassicOcrEngine):
     def _read_page(self, image: Image.Image, language: str | None, cancel: threading.Event) -> PageReading:
         detection = self.rapid.detect(image)
         if detection.empty:
-            return PageReading([], Reader.RAPIDOCR, "no text was found on the page")
+            return PageReading([], Reader.RAPIDOCR, N_("no text was found on the page"))
         if tesseract_problem():  # RapidOCR is the only reader here
-            return PageReading(self.rapid.recognise(detection, cancel), Reader.RAPIDOCR, "Tesseract is not installed")
+            return PageReading(
+                self.rapid.recognise(detection, cancel), Reader.RAPIDOCR, N_("Tesseract is not installed")
+            )
         guess = probe_script(detection.crops, self._tesseract, cancel)
         if guess.script is Script.CYRILLIC:
             return self._read_cyrillic(image, language, cancel)
@@ -366,13 +350,13 @@ class RapidOcrEngine(ClassicOcrEngine):
     def _read_latin(
         self, image: Image.Image, detection: Detection, guess: ScriptGuess, cancel: threading.Event
     ) -> PageReading:
-        return PageReading(self.rapid.recognise(detection, cancel), Reader.RAPIDOCR, "the chosen engine")
+        return PageReading(self.rapid.recognise(detection, cancel), Reader.RAPIDOCR, N_("the chosen engine"))
 
     def _read_cyrillic(self, image: Image.Image, language: str | None, cancel: threading.Event) -> PageReading:
         wanted = TESSERACT_LANGUAGES.get((language or "").lower()[:2])
         tesseract_language = wanted if wanted and wanted != "eng" else "rus+eng"
         rows = self._tesseract.read(image, tesseract_language, cancel)
-        why = "the page is in Cyrillic script, which RapidOCR's models do not read"
+        why = N_("the page is in Cyrillic script, which RapidOCR's models do not read")
         return PageReading(rows, Reader.TESSERACT, why)
 
     def _read_unsure(
@@ -383,7 +367,7 @@ class RapidOcrEngine(ClassicOcrEngine):
         "CHARLIE" gave "СНАВЫЕ"). The document's language, when set, wins a tie: it is often only the
         interface's language, and the page itself says more (an English receipt in a Russian UI)."""
         log.debug("script unsure: %s", guess.describe())
-        why = "too little text to tell Latin from Cyrillic, and Tesseract reads both"
+        why = N_("too little text to tell Latin from Cyrillic, and Tesseract reads both")
         wanted = TESSERACT_LANGUAGES.get((language or "").lower()[:2])
         order = [wanted] if wanted in ("eng", "rus") else []
         order += [name for name in ("eng", "rus") if name not in order]
@@ -419,14 +403,14 @@ class AutoOcrEngine(RapidOcrEngine):
         evidence = TesseractEvidence.from_words(words)
         if evidence.reads_well():
             log.debug("Tesseract kept: %s", evidence.describe())
-            return PageReading(tesseract_lines, Reader.TESSERACT, "Tesseract was sure of its reading")
+            return PageReading(tesseract_lines, Reader.TESSERACT, N_("Tesseract was sure of its reading"))
         rapid_lines = self.rapid.recognise(detection, cancel)
         agreement = word_agreement(lines_text(rapid_lines), lines_text(tesseract_lines))
         log.debug("Tesseract unsure (%s); word agreement with RapidOCR %.2f", evidence.describe(), agreement)
         if agreement >= MIN_AGREEMENT:
-            why = "both engines read the same words, in Tesseract's reading order"
+            why = N_("both engines read the same words, in Tesseract's reading order")
             return PageReading(tesseract_lines, Reader.TESSERACT, why, cell_rows=rapid_lines)
-        return PageReading(rapid_lines, Reader.RAPIDOCR, "Tesseract was unsure of this page and RapidOCR read it")
+        return PageReading(rapid_lines, Reader.RAPIDOCR, N_("Tesseract was unsure of this page and RapidOCR read it"))
 
     def _language_note(self, language: str | None) -> str | None:
         return None
@@ -464,25 +448,29 @@ class TesseractEngine(ClassicOcrEngine):
     def _read_page(self, image: Image.Image, language: str | None, cancel: threading.Event) -> PageReading:
         tesseract_language = self._tesseract_language(language)
         rows = self._tesseract.read(image, tesseract_language, cancel)
-        return PageReading(rows, Reader.TESSERACT, f"chosen engine (language {tesseract_language})")
+        # A fixed reason (the language is in the answer's settings): it is translated where it is shown.
+        return PageReading(rows, Reader.TESSERACT, N_("the chosen engine"))
 
 
 FAMILIES = {
     AUTO: _offline_family(
         AUTO,
         AutoOcrEngine,
-        "Offline OCR, best of both per page: script probe (Cyrillic or unsure → Tesseract), then Tesseract "
-        "unless it is unsure of the page (receipts, tables, charts → RapidOCR)",
+        N_(
+            "Offline OCR, best of both per page: script probe (Cyrillic or unsure → Tesseract), then Tesseract "
+            "unless it is unsure of the page (receipts, tables, charts → RapidOCR)"
+        ),
     ),
     "rapidocr": _offline_family(
         "rapidocr",
         RapidOcrEngine,
-        "Offline OCR: PP-OCR models bundled in the rapidocr wheel, on onnxruntime (CPU); Latin script",
+        N_("Offline OCR: PP-OCR models bundled in the rapidocr wheel, on onnxruntime (CPU); Latin script"),
     ),
     "tesseract": _offline_family(
         "tesseract",
         TesseractEngine,
-        f"Offline OCR: Tesseract 5 (needs `{TESSERACT_INSTALL}`); reads Russian",
+        # The command is written out (not the TESSERACT_INSTALL constant) so that the note can be translated.
+        N_("Offline OCR: Tesseract 5 (needs `apt-get install tesseract-ocr tesseract-ocr-rus`); reads Russian"),
         availability=tesseract_problem,
     ),
 }

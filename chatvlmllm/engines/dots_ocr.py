@@ -49,6 +49,7 @@ from chatvlmllm.engines.base import (
 )
 from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate, torch_dtype
 from chatvlmllm.errors import EngineError, UserError
+from chatvlmllm.i18n import lazy_message
 from chatvlmllm.models import weights
 from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Scores
 
@@ -70,11 +71,16 @@ def vision_attention_for(attention: str) -> str:
 def plan_check(spec: ModelSpec, dtype: str, vision_attention: str | None) -> tuple[Reason, ...]:
     """The planner's dots.ocr reasons: which code runs (ours, no remote code) and how it attends."""
     tower = vision_attention or "sdpa"
-    kernel = "torch scaled_dot_product_attention" if tower == "sdpa" else "explicit matmul + softmax"
+    kernel = "torch scaled_dot_product_attention" if tower == "sdpa" else lazy_message("explicit matmul + softmax")
     return (
         Reason.info(
-            f"dots.ocr runs chatvlmllm's own model code (no remote code from the hub): vision tower {tower} "
-            f"one image at a time ({kernel}, flash-attn not needed), in {dtype}; language model: transformers' Qwen2"
+            lazy_message(
+                "dots.ocr runs chatvlmllm's own model code (no remote code from the hub): vision tower {tower} one "
+                "image at a time ({kernel}, flash-attn not needed), in {dtype}; language model: transformers' Qwen2",
+                tower=tower,
+                kernel=kernel,
+                dtype=dtype,
+            )
         ),
     )
 

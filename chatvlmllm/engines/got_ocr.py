@@ -48,6 +48,7 @@ from chatvlmllm.engines.base import (
 )
 from chatvlmllm.engines.hf_common import TransformersEngine, load_weights, stream_generate
 from chatvlmllm.errors import UserError
+from chatvlmllm.i18n import N_
 from chatvlmllm.models import weights
 from chatvlmllm.models.families import CatalogEntry, FamilyInfo, LanguageModelOptions, Scores
 from chatvlmllm.models.tasks import FORMATTED_OCR_TRANSCRIBES, classify
@@ -176,7 +177,7 @@ FAMILIES = {
         GotOcrEngine,
         attention=("eager",),  # transformers raises for sdpa and flash_attention_2
         capabilities=frozenset({"ocr"}),
-        notes=("GOT-OCR transcribes; it does not answer questions",),
+        notes=(N_("GOT-OCR transcribes; it does not answer questions"),),
         model_types=("got_ocr2",),
         tiny_builder=build_tiny_got_ocr2,
         options=GotOptions,

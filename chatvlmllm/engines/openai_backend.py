@@ -44,6 +44,7 @@ from chatvlmllm.engines.base import (
     latest_user_text,
 )
 from chatvlmllm.errors import EngineError
+from chatvlmllm.i18n import N_
 from chatvlmllm.models.families import FamilyInfo
 
 if TYPE_CHECKING:
@@ -385,7 +386,7 @@ FAMILIES = {
         attention=(),
         capabilities=frozenset({"chat", "ocr"}),
         needs_weights=False,
-        notes=("answers come from an OpenAI-compatible server; images are sent as data URLs",),
+        notes=(N_("answers come from an OpenAI-compatible server; images are sent as data URLs"),),
         options=OpenAIOptions,
     ),
 }

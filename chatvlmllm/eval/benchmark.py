@@ -33,6 +33,7 @@ from chatvlmllm.decisions import Backend
 from chatvlmllm.documents.scripts import wrong_script_words
 from chatvlmllm.errors import UserError
 from chatvlmllm.eval import metrics as em
+from chatvlmllm.i18n import N_, SOURCE_LANGUAGE, _
 from chatvlmllm.models.tasks import OCR_PROMPT
 from chatvlmllm.settings import settings
 
@@ -96,9 +97,11 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise UserError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
+            raise UserError(
+                _("{file}, line {line}: not valid JSON ({error})").format(file=path, line=number, error=exc.msg)
+            ) from None
         if not isinstance(row, dict):
-            raise UserError(f"{path}, line {number}: expected a JSON object")
+            raise UserError(_("{file}, line {line}: expected a JSON object").format(file=path, line=number))
         rows.append(row)
     return rows
 
@@ -109,18 +112,26 @@ def load_eval_set(folder: str | Path) -> EvalSet:
     manifest = folder / "manifest.jsonl"
     if not manifest.is_file():
         raise UserError(
-            f"{folder} is not an evaluation folder: no manifest.jsonl there "
-            "(expected manifest.jsonl, truth/ and optionally qa.jsonl, like ../shared/eval)"
+            _(
+                "{folder} is not an evaluation folder: no manifest.jsonl there "
+                "(expected manifest.jsonl, truth/ and optionally qa.jsonl, like ../shared/eval)"
+            ).format(folder=folder)
         )
     items = []
     for number, row in enumerate(_read_jsonl(manifest), start=1):
         missing = [k for k in ("id", "image", "truth") if not row.get(k)]
         if missing:
-            raise UserError(f"{manifest}, item {number}: missing {', '.join(missing)}")
+            raise UserError(
+                _("{file}, item {item}: missing {fields}").format(file=manifest, item=number, fields=", ".join(missing))
+            )
         image, truth = folder / row["image"], folder / row["truth"]
         for path in (image, truth):
             if not path.is_file():
-                raise UserError(f"{manifest}: item {row['id']} points at {path}, which does not exist")
+                raise UserError(
+                    _("{file}: item {item} points at {path}, which does not exist").format(
+                        file=manifest, item=row["id"], path=path
+                    )
+                )
         items.append(
             EvalItem(
                 id=str(row["id"]),
@@ -131,7 +142,7 @@ def load_eval_set(folder: str | Path) -> EvalSet:
             )
         )
     if not items:
-        raise UserError(f"{manifest} lists no items")
+        raise UserError(_("{file} lists no items").format(file=manifest))
     qa = []
     qa_file = folder / "qa.jsonl"
     if qa_file.is_file():
@@ -139,7 +150,11 @@ def load_eval_set(folder: str | Path) -> EvalSet:
         for line, row in enumerate(_read_jsonl(qa_file), start=1):
             answers = row.get("answers") or []
             if row.get("id") and str(row["id"]) not in item_ids:
-                raise UserError(f"{qa_file}, question {line}: id {row['id']!r} is not in {manifest.name}")
+                raise UserError(
+                    _("{file}, question {line}: id {item} is not in {manifest}").format(
+                        file=qa_file, line=line, item=repr(row["id"]), manifest=manifest.name
+                    )
+                )
             if row.get("id") and row.get("question") and answers:
                 qa.append(
                     QaItem(str(row["id"]), str(row["question"]), tuple(map(str, answers)), str(row.get("field", "")))
@@ -234,7 +249,7 @@ def _engine_pool(spec: Any, plan: Any, cache: Any, concurrency: int) -> queue.Qu
     """
     engine = cache.get(spec, plan)
     engines: queue.Queue = queue.Queue()
-    for _ in range(concurrency if spec.family_info().backend == Backend.OPENAI else 1):
+    for _copy in range(concurrency if spec.family_info().backend == Backend.OPENAI else 1):
         engines.put(engine)
     return engines
 
@@ -341,7 +356,7 @@ def benchmark_model(
     spec = get_model(key)
     plan = plan_load(hardware, spec)
     if not plan.runnable:
-        return _failed_model(key, f"cannot run here: {plan.why_not()}", concurrency)
+        return _failed_model(key, f"cannot run here: {plan.why_not(SOURCE_LANGUAGE)}", concurrency)  # the JSON: English
     started = time.perf_counter()
     try:
         engines = _engine_pool(spec, plan, cache, concurrency)
@@ -353,7 +368,7 @@ def benchmark_model(
     load_average = _load_average()
     with PeakMemory() as memory:
         ocr, wall_s = _run_all(_ocr_jobs(engines, eval_set), concurrency, progress, f"{key}: OCR", done_before, total)
-        qa_outcomes, _ = _run_all(
+        qa_outcomes, _qa_wall_s = _run_all(
             _qa_jobs(engines, eval_set, qa), concurrency, progress, f"{key}: QA", done_before + len(ocr), total
         )
     latencies = [o.seconds for o in ocr if o.error is None]
@@ -503,7 +518,7 @@ def _load_each(specs: Sequence[Any], hardware: Any, cache: Any) -> _Loaded:
     for spec in specs:
         plan = plan_load(hardware, spec)
         if not plan.runnable:
-            loaded.failed[spec.key] = _failed_model(spec.key, f"cannot run here: {plan.why_not()}", 1)
+            loaded.failed[spec.key] = _failed_model(spec.key, f"cannot run here: {plan.why_not(SOURCE_LANGUAGE)}", 1)
             continue
         started = time.perf_counter()
         try:
@@ -659,11 +674,11 @@ def run_benchmark(
 
 def _check_run(limit: int | None, concurrency: int, models: Sequence[str]) -> None:
     if limit is not None and limit < 1:
-        raise UserError("--limit must be at least 1")
+        raise UserError(_("{option} must be at least 1").format(option="--limit"))
     if concurrency < 1:
-        raise UserError("--concurrency must be at least 1")
+        raise UserError(_("{option} must be at least 1").format(option="--concurrency"))
     if not models:
-        raise UserError("name at least one model to benchmark")
+        raise UserError(_("name at least one model to benchmark"))
 
 
 def _benchmark_all(
@@ -729,24 +744,25 @@ SUMMARY_COLUMNS = (
 
 
 # The summary columns in plain words (the Benchmark page's headers).
+# Column headers in words (marked: the Benchmark page translates them where it shows them).
 SUMMARY_LABELS = {
-    "model": "model",
-    "kind": "kind",
-    "cer": "character errors (CER)",
-    "cer_nocase": "CER, case ignored",
-    "word_f1": "words found (F1)",
-    "qa_exact": "answers exactly right",
-    "anls": "answer closeness (ANLS)",
-    "latency_median_s": "median s/page",
-    "latency_p95_s": "slowest 5% s/page",
-    "pages_per_s": "pages/s",
-    "n": "items",
-    "peak_rss_mb": "peak memory (MB)",
-    "peak_vram_mb": "peak GPU memory (MB)",
-    "error": "error",
+    "model": N_("model"),
+    "kind": N_("kind"),
+    "cer": N_("character errors (CER)"),
+    "cer_nocase": N_("CER, case ignored"),
+    "word_f1": N_("words found (F1)"),
+    "qa_exact": N_("answers exactly right"),
+    "anls": N_("answer closeness (ANLS)"),
+    "latency_median_s": N_("median s/page"),
+    "latency_p95_s": N_("slowest 5%, s/page"),
+    "pages_per_s": N_("pages/s"),
+    "n": N_("items"),
+    "peak_rss_mb": N_("peak memory (MB)"),
+    "peak_vram_mb": N_("peak GPU memory (MB)"),
+    "error": N_("error"),
 }
-# The two latency figures, named for a chart legend.
-LATENCY_MEASURES = {"latency_median_s": "median", "latency_p95_s": "slowest 5%"}
+# The two latency figures, named for a chart legend (marked, translated where shown).
+LATENCY_MEASURES = {"latency_median_s": N_("median"), "latency_p95_s": N_("slowest 5%")}
 
 
 def latency_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -806,7 +822,9 @@ def write_results(results: dict[str, Any], out: str | Path) -> tuple[Path, Path]
         csv_path = json_path.with_suffix(".csv")
         pd.DataFrame(summary_rows(results), columns=["model", "kind", *SUMMARY_COLUMNS]).to_csv(csv_path, index=False)
     except OSError as exc:
-        raise UserError(f"Cannot write the results to {json_path}: {exc.strerror or exc}") from None
+        raise UserError(
+            _("Cannot write the results to {path}: {error}").format(path=json_path, error=exc.strerror or exc)
+        ) from None
     return json_path, csv_path
 
 
@@ -816,11 +834,11 @@ def read_results(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"No benchmark results at {path}") from None
+        raise UserError(_("No benchmark results at {path}").format(path=path)) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not a benchmark results file: {exc}") from None
+        raise UserError(_("{path} is not a benchmark results file: {error}").format(path=path, error=exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
-        raise UserError(f'{path} is not a benchmark results file (no "models" object)')
+        raise UserError(_('{path} is not a benchmark results file (no "models" object)').format(path=path))
     return data
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from chatvlmllm.decisions import Backend, Readiness, Script, Task
 from chatvlmllm.errors import ModelNotFoundError
+from chatvlmllm.i18n import _
 from chatvlmllm.models.catalog import DEFAULT_MODEL, ModelSpec, load_catalog
 from chatvlmllm.models.hardware import HardwareProfile
 from chatvlmllm.models.planner import LoadPlan, PlanOverrides, plan_load
@@ -58,7 +59,7 @@ class Candidate:
 
     def score_text(self) -> str:
         if self.benchmark is None or self.score is None:
-            return "no public score"
+            return _("no public score")
         return f"{BENCHMARK_NAMES[self.benchmark]} {self.score:g}"
 
 
@@ -104,9 +105,11 @@ def _fits(plan: LoadPlan, spec: ModelSpec, hw: HardwareProfile) -> str | None:
     if not plan.runnable:
         return plan.why_not()
     if plan.quantization:
-        return f"needs {plan.quantization} quantization to fit"
+        return _("needs {quantization} quantization to fit").format(quantization=plan.quantization)
     if plan.device == "cpu" and (spec.params_b or 0) > CPU_MAX_PARAMS_B:
-        return f"{spec.params_b}B parameters is too slow on a CPU (limit {CPU_MAX_PARAMS_B}B)"
+        return _("{size}B parameters is too slow on a CPU (limit {limit}B)").format(
+            size=spec.params_b, limit=CPU_MAX_PARAMS_B
+        )
     return None
 
 
@@ -124,7 +127,7 @@ def rank(
         if problem:
             notes.append(f"{spec.key}: {problem}")
             continue
-        _, benchmark, score = _score(spec, task)
+        _tier, benchmark, score = _score(spec, task)
         fitting.append(Candidate(spec, plan, benchmark, score))
     if task is Task.LAYOUT and any("layout" in c.spec.caps for c in fitting):
         fitting = [c for c in fitting if "layout" in c.spec.caps]
@@ -134,7 +137,7 @@ def rank(
         if readers:
             fitting = readers
         else:
-            notes.append(f"no model that fits reads {script} well; ranking all")
+            notes.append(_("no model that fits reads {script} well; ranking all").format(script=script))
     fitting.sort(key=lambda c: (_score(c.spec, task)[0], -(c.score or 0.0), c.spec.params_b or 0.0))
     return fitting, notes
 
@@ -151,14 +154,22 @@ def pick_for_task(
     if available is not None:
         ranked = [c for c in ranked if c.key in available]
     if not ranked:
-        return TaskPick(task, language, None, "nothing fits: " + "; ".join(notes), ())
+        return TaskPick(task, language, None, _("nothing fits: {notes}").format(notes="; ".join(notes)), ())
     best = ranked[0]
-    where = f"{hw.vram_total_gb:.0f} GB VRAM" if best.plan.device == "cuda" and hw.vram_total_gb else best.plan.device
+    where = (
+        _("{size} GB VRAM").format(size=format(hw.vram_total_gb, ".0f"))
+        if best.plan.device == "cuda" and hw.vram_total_gb
+        else best.plan.device
+    )
     script = script_for(language)
-    reader = f", reads {script}" if script is not Script.LATIN else ""
-    why = (
-        f"best {best.score_text()} among {len(ranked)} that fit ({best.plan.estimated_gb} GB "
-        f"in {best.plan.dtype} on {where}{reader})"
+    reader = _(", reads {script}").format(script=script) if script is not Script.LATIN else ""
+    why = _("best {score} among {count} that fit ({size} GB in {dtype} on {where}{reader})").format(
+        score=best.score_text(),
+        count=len(ranked),
+        size=best.plan.estimated_gb,
+        dtype=best.plan.dtype,
+        where=where,
+        reader=reader,
     )
     return TaskPick(task, language, best.key, why, tuple(ranked))
 
@@ -195,9 +206,15 @@ def choose(text: str, hw: HardwareProfile, catalog: Mapping[str, ModelSpec], lan
     offline = [key for key in _offline_tail(language) if key in catalog]
     hint = ""
     if best.key and best.key != ready.key:
-        hint = f"{best.key} would be better for this ({best.why}); download it first: chatvlmllm pull {best.key}"
+        hint = _("{model} would be better for this ({why}); download it first: chatvlmllm pull {model}").format(
+            model=best.key, why=best.why
+        )
     chain = tuple(dict.fromkeys([*fallback_keys(ready, available), *offline]))
-    why = f"{task} request: {ready.why}" if ready.key else f"{task} request: no ranked model has its weights here"
+    why = (
+        _("{task} request: {why}").format(task=task, why=ready.why)
+        if ready.key
+        else _("{task} request: no ranked model has its weights here").format(task=task)
+    )
     return Choice(ready.key, why, chain, hint)
 
 
@@ -238,11 +255,11 @@ def model_status(
     if why_not is not None:
         status, reason = (Readiness.WONT_FIT if not plan.fits else Readiness.INCOMPATIBLE), why_not
     elif weights.status == "missing":
-        status, reason = Readiness.UNAVAILABLE, weights.message
+        status, reason = Readiness.UNAVAILABLE, str(weights.message)
     elif weights.status == "downloadable":
-        status, reason = Readiness.NEEDS_DOWNLOAD, weights.message
+        status, reason = Readiness.NEEDS_DOWNLOAD, str(weights.message)
     else:
-        status, reason = Readiness.READY, plan.reasons[0].text if plan.reasons else weights.message
+        status, reason = Readiness.READY, str(plan.reasons[0] if plan.reasons else weights.message)
     return ModelStatus(spec, plan, weights, status, reason)
 
 
@@ -260,17 +277,19 @@ def default_model(
     chosen = settings().default_model
     if chosen:
         if chosen not in catalog:
-            raise ModelNotFoundError(f"CHATVLMLLM_DEFAULT_MODEL={chosen} is not in the catalog")
-        return chosen, "set by CHATVLMLLM_DEFAULT_MODEL"
+            raise ModelNotFoundError(
+                _("{setting} is not in the catalog").format(setting=f"CHATVLMLLM_DEFAULT_MODEL={chosen}")
+            )
+        return chosen, _("set by {variable}").format(variable="CHATVLMLLM_DEFAULT_MODEL")
     problems = []
     for key in VLM_PREFERENCE:
         if key not in catalog:
             continue
         status = (statuses or {}).get(key) or model_status(catalog[key], hw)
         if status.status.usable:
-            return key, f"{key} can run here ({status.status})"
+            return key, _("{model} can run here ({status})").format(model=key, status=status.status)
         problems.append(f"{key}: {status.status} ({status.reason})")
     offline = offline_engine_for(language)
     if offline in catalog:
-        return offline, "no VLM can run here right now — " + "; ".join(problems)
+        return offline, _("no VLM can run here right now — {problems}").format(problems="; ".join(problems))
     return DEFAULT_MODEL, "; ".join(problems)

@@ -7,6 +7,7 @@ from typing import Any
 
 from chatvlmllm.decisions import Readiness, Task
 from chatvlmllm.errors import UserError
+from chatvlmllm.i18n import N_, _, format_number
 from chatvlmllm.models.catalog import load_catalog
 from chatvlmllm.models.choice import model_status, pick_for_task
 from chatvlmllm.models.hardware import probe, simulated_gpu
@@ -56,7 +57,7 @@ def doctor_report(gpu: str | None = None, assume_flash_attn: bool = False) -> di
                 "runnable": plan.runnable,
                 "weights": status.weights.status,
                 "reasons": plan.reason_texts()
-                + ([status.weights.message] if status.weights.status == "missing" else []),
+                + ([str(status.weights.message)] if status.weights.status == "missing" else []),
             }
         )
     ready = [str(m["key"]) for m in models if m["status"] == Readiness.READY]
@@ -70,46 +71,68 @@ def doctor_report(gpu: str | None = None, assume_flash_attn: bool = False) -> di
 
 
 # -- the report in words (the System page) ----------------------------------------------------
+# Labels and words are marked here and translated when shown (`_()` at call time: a language per call).
 
 HARDWARE_LABELS = {
-    "device": "Runs on",
+    "device": N_("Runs on"),
     "gpu_name": "GPU",
-    "compute_capability": "Compute capability",
-    "vram_total_gb": "GPU memory (GB)",
-    "vram_free_gb": "GPU memory free (GB)",
-    "bf16_supported": "bfloat16 supported",
+    "compute_capability": N_("Compute capability"),
+    "vram_total_gb": N_("GPU memory (GB)"),
+    "vram_free_gb": N_("GPU memory free (GB)"),
+    "bf16_supported": N_("bfloat16 supported"),
     "torch_version": "PyTorch",
     "cuda_version": "CUDA",
-    "torchvision_available": "torchvision installed",
-    "flash_attn_version": "flash-attn version",
-    "flash_attn_usable": "flash-attn usable",
+    "torchvision_available": N_("torchvision installed"),
+    "flash_attn_version": N_("flash-attn version"),
+    "flash_attn_usable": N_("flash-attn usable"),
     "flash_attn_reason": "flash-attn",
-    "bitsandbytes_available": "bitsandbytes installed",
-    "cpu_count": "CPU cores",
-    "ram_total_gb": "Memory (GB)",
-    "simulated": "Hypothetical",
+    "bitsandbytes_available": N_("bitsandbytes installed"),
+    "cpu_count": N_("CPU cores"),
+    "ram_total_gb": N_("Memory (GB)"),
+    "simulated": N_("Hypothetical"),
 }
 MODEL_LABELS = {
-    "key": "Model",
-    "status": "Status",
-    "family": "Family",
-    "device": "Runs on",
-    "attention": "Attention",
-    "dtype": "Precision",
-    "estimated_gb": "Memory (GB)",
-    "reasons": "Why",
+    "key": N_("Model"),
+    "status": N_("Status"),
+    "family": N_("Family"),
+    "device": N_("Runs on"),
+    "attention": N_("Attention"),
+    "dtype": N_("Precision"),
+    "estimated_gb": N_("Memory (GB)"),
+    "reasons": N_("Why"),
+}
+READINESS_WORDS = {
+    Readiness.READY: N_("ready"),
+    Readiness.NEEDS_DOWNLOAD: N_("needs download"),
+    Readiness.WONT_FIT: N_("won't fit"),
+    Readiness.INCOMPATIBLE: N_("incompatible"),
+    Readiness.UNAVAILABLE: N_("unavailable"),
 }
 # Facts about a GPU: on a machine without one, they say so instead of staying blank.
 GPU_FACTS = frozenset({"gpu_name", "compute_capability", "vram_total_gb", "vram_free_gb"})
 # What an empty value means for the facts where it means something else than "not measured".
-MISSING_WORDS = {"torch_version": "not installed", "cuda_version": "none", "flash_attn_version": "not installed"}
+MISSING_WORDS = {
+    "torch_version": N_("not installed"),
+    "cuda_version": N_("none"),
+    "flash_attn_version": N_("not installed"),
+}
+NOT_MEASURED = N_("not measured")
+
+
+def readiness_words(status: Readiness | str | None) -> str:
+    """A model's readiness in the interface language ("ready", "нужна загрузка")."""
+    word = READINESS_WORDS.get(Readiness(status)) if status in set(Readiness) else None
+    return _(word) if word else str(status)
 
 
 def hardware_facts(hardware: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, value in words) for every hardware fact: "no GPU", "not installed" or "not measured" where
     the profile has no value, never a blank or "None"."""
     return [
-        (HARDWARE_LABELS.get(key, key.replace("_", " ").capitalize()), _fact(key, value, hardware))
+        (
+            _(HARDWARE_LABELS[key]) if key in HARDWARE_LABELS else key.replace("_", " ").capitalize(),
+            _fact(key, value, hardware),
+        )
         for key, value in hardware.items()
     ]
 
@@ -119,22 +142,28 @@ def model_facts(model: dict[str, Any]) -> dict[str, str]:
     row = {}
     for key, label in MODEL_LABELS.items():
         value = model.get(key)
-        row[label] = "; ".join(value) if isinstance(value, list) else in_words(value, missing="unknown")
+        if isinstance(value, list):
+            words = "; ".join(value)
+        elif key == "status":
+            words = readiness_words(value)
+        else:
+            words = in_words(value, missing=_("unknown"))
+        row[_(label)] = words
     return row
 
 
 def memory_words(megabytes: float | None) -> str:
     """A loaded engine's memory: "1,234" (MB), or "not measured" (the offline engines, a remote server)."""
-    return f"{megabytes:,.0f}" if megabytes else "not measured"
+    return format_number(megabytes, 0) if megabytes else _(NOT_MEASURED)
 
 
-def in_words(value: Any, missing: str = "not measured") -> str:
+def in_words(value: Any, missing: str | None = None) -> str:
     if value is None or value == "":
-        return missing
+        return missing if missing is not None else _(NOT_MEASURED)
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return _("yes") if value else _("no")
     if isinstance(value, float):
-        return f"{value:.1f}"
+        return format_number(value, 1)
     if isinstance(value, list | tuple):
         return ".".join(map(str, value))
     return str(value)
@@ -142,5 +171,7 @@ def in_words(value: Any, missing: str = "not measured") -> str:
 
 def _fact(key: str, value: Any, hardware: dict[str, Any]) -> str:
     if value is None and key in GPU_FACTS and hardware.get("device") != "cuda":
-        return "no GPU"
-    return in_words(value, MISSING_WORDS.get(key, "not measured"))
+        return _("no GPU")
+    if key == "flash_attn_reason" and isinstance(value, str) and value:
+        return _(value)  # the fixed reasons are marked in models.hardware
+    return in_words(value, _(MISSING_WORDS.get(key, NOT_MEASURED)))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from chatvlmllm.errors import UserError
+from chatvlmllm.i18n import N_, Message, _, format_number, format_size, lazy_message, ngettext
 from chatvlmllm.models.catalog import ModelSpec
 from chatvlmllm.models.weights import download_command, endpoint, hub_problem, locate
 
@@ -65,7 +66,7 @@ class Progress:
     speed_bps: float | None = None
     files_total: int = 0
     files_done: int = 0
-    error: str | None = None
+    error: str | Message | None = None  # a Message reads in the language of the page that shows it
 
     @property
     def fraction(self) -> float:
@@ -78,12 +79,14 @@ class Progress:
         return max(0.0, (self.total_bytes - self.done_bytes) / self.speed_bps)
 
     def summary(self) -> str:
-        text = f"{human_bytes(self.done_bytes)} of {human_bytes(self.total_bytes)}"
+        """ "1.2 GB of 4.4 GB · 25 MB/s · 128 s left", in the interface language."""
+        parts = [_("{done} of {total}").format(done=format_size(self.done_bytes), total=format_size(self.total_bytes))]
         if self.speed_bps:
-            text += f" · {human_bytes(self.speed_bps)}/s"
+            parts.append(_("{size}/s").format(size=format_size(self.speed_bps)))
         if self.eta_s is not None:
-            text += f" · {self.eta_s:.0f} s left"
-        return text
+            seconds = round(self.eta_s)
+            parts.append(ngettext("{count} s left", "{count} s left", seconds).format(count=format_number(seconds)))
+        return " · ".join(parts)
 
 
 def human_bytes(count: float) -> str:
@@ -118,24 +121,39 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def _friendly(exc: BaseException, spec: ModelSpec) -> str:
+def _friendly(exc: BaseException, spec: ModelSpec) -> Message:
     """One clear line for what went wrong, with what to do."""
     from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     command = f"chatvlmllm pull {spec.key}"
     causes = _causes(exc)
     if any(isinstance(e, GatedRepoError) for e in causes):
-        return (
-            f"{spec.hub_id} is gated: accept its licence on https://huggingface.co/{spec.hub_id} "
-            f"and log in (`hf auth login`), then run `{command}`"
+        return lazy_message(
+            "{repo} is gated: accept its licence on https://huggingface.co/{repo} and log in (`hf auth login`), "
+            "then run `{command}`",
+            repo=spec.hub_id,
+            command=command,
         )
     if any(isinstance(e, RepositoryNotFoundError) for e in causes):
-        return f"{spec.hub_id} was not found on {endpoint()} (check `hub_id` or your token)"
+        return lazy_message(
+            "{repo} was not found on {endpoint} (check `hub_id` or your token)", repo=spec.hub_id, endpoint=endpoint()
+        )
     if any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in causes):
-        return f"the disk is full while downloading {spec.hub_id}; free some space, then `{command}` resumes"
+        return lazy_message(
+            "the disk is full while downloading {repo}; free some space, then `{command}` resumes",
+            repo=spec.hub_id,
+            command=command,
+        )
     if isinstance(exc, LocalEntryNotFoundError):
-        return f"the hub cannot be reached ({exc}); `{command}` resumes when it can"
-    return f"the download of {spec.hub_id} was interrupted ({type(exc).__name__}: {exc}); `{command}` resumes it"
+        return lazy_message(
+            "the hub cannot be reached ({error}); `{command}` resumes when it can", error=exc, command=command
+        )
+    return lazy_message(
+        "the download of {repo} was interrupted ({error}); `{command}` resumes it",
+        repo=spec.hub_id,
+        error="{}: {}".format(type(exc).__name__, exc),  # noqa: UP032 (no f-string: it is a marked call's value)
+        command=command,
+    )
 
 
 class Download:
@@ -143,7 +161,7 @@ class Download:
 
     def __init__(self, spec: ModelSpec, on_progress: Callable[[Progress], None] | None = None):
         if not spec.hub_id:
-            raise DownloadError(f"{spec.key} has no hub_id to download")
+            raise DownloadError(lazy_message("{model} has no hub_id to download", model=spec.key))
         self.spec = spec
         self.repo_id: str = spec.hub_id
         self.on_progress = on_progress
@@ -209,10 +227,15 @@ class Download:
             self._transfer(files)
         except Cancelled:
             self._update(state=DownloadState.CANCELLED, speed_bps=None)
-            resume = f"`chatvlmllm pull {self.spec.key}` resumes it"
-            raise DownloadError(f"download of {self.spec.hub_id} cancelled; {resume}") from None
+            raise DownloadError(
+                lazy_message(
+                    "download of {repo} cancelled; `chatvlmllm pull {model}` resumes it",
+                    repo=self.spec.hub_id,
+                    model=self.spec.key,
+                )
+            ) from None
         except DownloadError as exc:
-            self._update(state=DownloadState.FAILED, error=str(exc), speed_bps=None)
+            self._update(state=DownloadState.FAILED, error=exc.args[0] if exc.args else str(exc), speed_bps=None)
             raise
         except Exception as exc:
             message = _friendly(exc, self.spec)
@@ -229,8 +252,13 @@ class Download:
         problem = hub_problem()
         if problem:
             raise DownloadError(
-                f"cannot download {self.spec.hub_id}: {problem}. Where there is internet: "
-                f"`{download_command(self.spec)}`, then copy the Hugging Face cache here"
+                lazy_message(
+                    "cannot download {repo}: {problem}. Where there is internet: `{command}`, then copy the "
+                    "Hugging Face cache here",
+                    repo=self.spec.hub_id,
+                    problem=problem,
+                    command=download_command(self.spec),
+                )
             )
         listed = snapshot_download(self.repo_id, revision=self.spec.revision, endpoint=endpoint(), dry_run=True)
         assert isinstance(listed, list)
@@ -244,8 +272,13 @@ class Download:
         free = free_bytes(cache_dir())
         if missing + DISK_MARGIN_BYTES > free:
             raise DownloadError(
-                f"not enough disk space for {self.spec.hub_id}: {human_bytes(missing)} to download, "
-                f"{human_bytes(free)} free in {cache_dir()}"
+                lazy_message(
+                    "not enough disk space for {repo}: {missing} to download, {free} free in {folder}",
+                    repo=self.spec.hub_id,
+                    missing=human_bytes(missing),
+                    free=human_bytes(free),
+                    folder=cache_dir(),
+                )
             )
         self._started_at = time.monotonic()
         self._bytes_at_start = cached
@@ -349,6 +382,21 @@ class WeightsStatus(StrEnum):
     BUNDLED = "bundled"
     REMOTE = "remote"
     MISSING = "missing"
+
+
+WEIGHTS_WORDS = {
+    WeightsStatus.READY: N_("ready"),
+    WeightsStatus.PARTIAL: N_("partly downloaded"),
+    WeightsStatus.NOT_DOWNLOADED: N_("not downloaded"),
+    WeightsStatus.BUNDLED: N_("bundled"),
+    WeightsStatus.REMOTE: N_("remote"),
+    WeightsStatus.MISSING: N_("missing"),
+}
+
+
+def weights_words(status: WeightsStatus | str) -> str:
+    """A weights status in the interface language (the JSON keeps the enum's value)."""
+    return _(WEIGHTS_WORDS[WeightsStatus(status)]) if status in set(WeightsStatus) else str(status)
 
 
 def weights_status(spec: ModelSpec) -> WeightsStatus:

@@ -9,6 +9,8 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from chatvlmllm.i18n import N_
+
 
 @dataclass(frozen=True)
 class HardwareProfile:
@@ -23,7 +25,8 @@ class HardwareProfile:
     torchvision_available: bool = False
     flash_attn_version: str | None = None
     flash_attn_usable: bool = False
-    flash_attn_reason: str = "flash-attn is not installed"
+    # In English (the profile is JSON); the fixed reasons are marked, so a page shows them with `_()`.
+    flash_attn_reason: str = N_("flash-attn is not installed")
     bitsandbytes_available: bool = False
     cpu_count: int = 1
     ram_total_gb: float | None = None
@@ -79,9 +82,9 @@ def probe_flash_attn(device: str) -> tuple[str | None, bool, str]:
     """
     version = _package_version("flash-attn") or _package_version("flash_attn")
     if version is None and importlib.util.find_spec("flash_attn") is None:
-        return None, False, "flash-attn is not installed"
+        return None, False, N_("flash-attn is not installed")
     if device != "cuda":
-        return version, False, "flash-attn needs a CUDA GPU"
+        return version, False, N_("flash-attn needs a CUDA GPU")
     try:
         run_flash_attn_kernel()
     except Exception as exc:  # ImportError (ABI), RuntimeError (no kernel image), ...
@@ -161,9 +164,9 @@ def simulated_gpu(spec: str, assume_flash_attn: bool = False, base: HardwareProf
         flash_attn_version=base.flash_attn_version,
         flash_attn_usable=assume_flash_attn,
         flash_attn_reason=(
-            "assumed usable (--assume-flash-attn)"
+            N_("assumed usable (--assume-flash-attn)")
             if assume_flash_attn
-            else "not verified: no test kernel can run on a hypothetical GPU (pass --assume-flash-attn)"
+            else N_("not verified: no test kernel can run on a hypothetical GPU (pass --assume-flash-attn)")
         ),
         bitsandbytes_available=base.bitsandbytes_available,
         cpu_count=base.cpu_count,

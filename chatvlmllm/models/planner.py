@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from chatvlmllm.decisions import Backend, Reason, ReasonKind
+from chatvlmllm.i18n import SOURCE_LANGUAGE, Message, lazy_message
 from chatvlmllm.models.catalog import ModelSpec
 from chatvlmllm.models.families import FamilyInfo
 from chatvlmllm.models.hardware import HardwareProfile
@@ -59,18 +60,39 @@ class LoadPlan:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data["reasons"] = self.reason_texts()
+        data["reasons"] = self.reason_texts(SOURCE_LANGUAGE)  # JSON stays English
         return data
 
-    def reason_texts(self) -> list[str]:
-        return [reason.text for reason in self.reasons]
+    def reason_texts(self, language: str | None = None) -> list[str]:
+        """The reasons in `language` (by default the interface's)."""
+        return [_in(reason, language) for reason in self.reasons]
 
-    def why_not(self) -> str | None:
-        """Why this plan cannot run, in words for a person; None when it can."""
+    def why_not(self, language: str | None = None) -> str | None:
+        """Why this plan cannot run, in words for a person (in `language`, by default the interface's);
+        None when it can."""
         if self.runnable:
             return None
         problems = [reason for reason in self.reasons if reason.is_problem] or list(self.reasons)
-        return "; ".join(reason.text for reason in problems) or "the planner gave no reason"
+        said = "; ".join(_in(reason, language) for reason in problems)
+        return said or lazy_message("the planner gave no reason").render(language)
+
+    def why_not_message(self) -> Message | None:
+        """`why_not` as a Message, for an error that may be stored (English) and shown (translated)."""
+        if self.runnable:
+            return None
+        problems = [reason for reason in self.reasons if reason.is_problem] or list(self.reasons)
+        if not problems:
+            return lazy_message("the planner gave no reason")
+        said = [r.message if isinstance(r.message, Message) else Message(r.message) for r in problems]
+        joined = said[0]
+        for message in said[1:]:  # "a; b": a list joined the same way in every language (not in the catalogue)
+            joined = Message("{first}; {then}", (("first", joined), ("then", message)))
+        return joined
+
+
+def _in(reason: Reason, language: str | None) -> str:
+    message = reason.message
+    return message if isinstance(message, str) else message.render(language)
 
 
 def estimate_gb(spec: ModelSpec, precision: str) -> float | None:
@@ -100,7 +122,13 @@ def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | N
         runnable = False
     if quantization and not hw.bitsandbytes_available:
         reasons.append(
-            Reason(ReasonKind.NEEDS, f"needs bitsandbytes for {quantization} quantization: pip install bitsandbytes")
+            Reason(
+                ReasonKind.NEEDS,
+                lazy_message(
+                    "needs bitsandbytes for {quantization} quantization: `pip install bitsandbytes`",
+                    quantization=quantization,
+                ),
+            )
         )
         runnable = False
 
@@ -116,7 +144,7 @@ def plan_load(hw: HardwareProfile, spec: ModelSpec, overrides: PlanOverrides | N
         reasons.extend(extra)
         # A family's check that names a problem stops the plan.
         runnable = runnable and not any(reason.is_problem for reason in extra)
-    reasons.extend(Reason.info(note) for note in family.notes)
+    reasons.extend(Reason.info(Message(note)) for note in family.notes)  # marked N_ where declared
 
     return LoadPlan(
         model_key=spec.key,
@@ -157,27 +185,49 @@ def _pixel_budget(
     cpu_cap = family.cpu_max_pixels
     if not chosen and device == "cpu" and cpu_cap and (max_pixels is None or max_pixels > cpu_cap):
         max_pixels = cpu_cap
-        reasons.append(Reason.info(f"pixels capped at {_megapixels(cpu_cap)}: CPU, to keep answers within seconds"))
+        reasons.append(
+            Reason.info(
+                lazy_message(
+                    "pixels capped at {pixels}: CPU, to keep answers within seconds", pixels=_megapixels(cpu_cap)
+                )
+            )
+        )
     cap = family.max_pixels_without_fa2
     if cap and attention != "flash_attention_2" and (max_pixels is None or max_pixels > cap):
         max_pixels = cap
-        memory = f"{hw.vram_total_gb:.0f} GB" if device == "cuda" and hw.vram_total_gb else device.upper()
+        memory = _gigabytes(hw.vram_total_gb, 0) if device == "cuda" and hw.vram_total_gb else device.upper()
         reasons.append(
             Reason.info(
-                f"pixels capped at {_megapixels(cap)}: no flash-attn, {memory} (without it a page's vision "
-                "attention costs memory in the square of its patches)"
+                lazy_message(
+                    "pixels capped at {pixels}: no flash-attn, {memory} (without it a page's vision attention "
+                    "costs memory in the square of its patches)",
+                    pixels=_megapixels(cap),
+                    memory=memory,
+                )
             )
         )
     if min_pixels and max_pixels is not None and max_pixels < min_pixels:
         max_pixels = min_pixels
         reasons.append(
-            Reason.info(f"pixels raised to {_megapixels(min_pixels)}: the processor's minimum for {spec.family}")
+            Reason.info(
+                lazy_message(
+                    "pixels raised to {pixels}: the processor's minimum for {family}",
+                    pixels=_megapixels(min_pixels),
+                    family=spec.family,
+                )
+            )
         )
     return min_pixels, max_pixels
 
 
-def _megapixels(pixels: int) -> str:
-    return f"{pixels / 1e6:.1f} MP ({pixels:,} px)"
+def _megapixels(pixels: int) -> Message:
+    return lazy_message(
+        "{megapixels} MP ({pixels} px)", megapixels=format(pixels / 1e6, ".1f"), pixels=format(pixels, ",")
+    )
+
+
+def _gigabytes(size: float, decimals: int = 1) -> Message:
+    return lazy_message("{size} GB", size=format(size, f".{decimals}f"))
 
 
 def _plan_without_torch(spec: ModelSpec, family: FamilyInfo, overrides: PlanOverrides) -> LoadPlan:
@@ -186,16 +236,28 @@ def _plan_without_torch(spec: ModelSpec, family: FamilyInfo, overrides: PlanOver
     if overrides.attention not in ("auto", None):
         reasons.append(
             Reason(
-                ReasonKind.REFUSED, f"refused attention {overrides.attention}: {spec.key} is not a transformers model"
+                ReasonKind.REFUSED,
+                lazy_message(
+                    "refused attention {attention}: {model} is not a transformers model",
+                    attention=overrides.attention,
+                    model=spec.key,
+                ),
             )
         )
         runnable = False
     problem = family.availability() if family.availability else None
     if problem:
-        reasons.append(Reason(ReasonKind.CANNOT, f"cannot run here: {problem}"))
+        reasons.append(Reason(ReasonKind.CANNOT, lazy_message("cannot run here: {problem}", problem=problem)))
         runnable = False
-    where = "remote server" if family.backend is Backend.OPENAI else "CPU (onnxruntime / tesseract)"
-    reasons.append(Reason.info(f"runs on the {where}; no attention, dtype or quantization to choose"))
+    reasons.append(
+        Reason.info(
+            lazy_message("runs on a remote server; no attention, dtype or quantization to choose")
+            if family.backend is Backend.OPENAI
+            else lazy_message(
+                "runs on the CPU (onnxruntime / tesseract); no attention, dtype or quantization to choose"
+            )
+        )
+    )
     return LoadPlan(
         model_key=spec.key,
         family=spec.family,
@@ -204,25 +266,25 @@ def _plan_without_torch(spec: ModelSpec, family: FamilyInfo, overrides: PlanOver
         attention="n/a",
         max_pixels=overrides.max_pixels or spec.max_pixels or family.default_max_pixels,
         runnable=runnable,
-        reasons=(*reasons, *(Reason.info(note) for note in family.notes)),
+        reasons=(*reasons, *(Reason.info(Message(note)) for note in family.notes)),
     )
 
 
 def _choose_dtype(hw: HardwareProfile, device: str, overrides: PlanOverrides, reasons: list[Reason]) -> str:
     if overrides.dtype != "auto":
-        reasons.append(Reason.info(f"dtype {overrides.dtype} (your choice)"))
+        reasons.append(Reason.info(lazy_message("dtype {dtype} (your choice)", dtype=overrides.dtype)))
         return overrides.dtype
     if device == "cuda":
         cc = hw.capability_str
         if hw.compute_capability and hw.compute_capability >= (8, 0):
-            reasons.append(Reason.info(f"bfloat16: compute capability {cc} supports it"))
+            reasons.append(Reason.info(lazy_message("bfloat16: compute capability {cc} supports it", cc=cc)))
             return "bfloat16"
-        reasons.append(Reason.info(f"float16: compute capability {cc} has no fast bfloat16"))
+        reasons.append(Reason.info(lazy_message("float16: compute capability {cc} has no fast bfloat16", cc=cc)))
         return "float16"
     if device == "mps":
-        reasons.append(Reason.info("float16 on Apple MPS"))
+        reasons.append(Reason.info(lazy_message("float16 on Apple MPS")))
         return "float16"
-    reasons.append(Reason.info("float32 on CPU: bfloat16 matmuls are slow or unsupported on most CPUs"))
+    reasons.append(Reason.info(lazy_message("float32 on CPU: bfloat16 matmuls are slow or unsupported on most CPUs")))
     return "float32"
 
 
@@ -234,29 +296,54 @@ class _Memory:
     kind: str  # "RAM" or "VRAM"
     total_gb: float | None
     budget_gb: float
-    kept_for: str  # who needs the rest
+    kept_for: Message  # who needs the rest
 
-    def describe(self) -> str:
-        return f"{self.total_gb:.0f} GB {self.kind}" if self.total_gb else self.kind
-
-    def too_small(self, needed_gb: float, how: str) -> str:
-        """ "needs about 22.3 GB of the 25 GB RAM in float32, and the OS and the app need the rest: …" """
-        if not self.total_gb:
-            return f"needs about {needed_gb:.1f} GB {how}, and the {self.kind} size could not be measured"
-        if needed_gb > self.total_gb:
-            return f"needs about {needed_gb:.1f} GB {how}, more than the {self.total_gb:.0f} GB {self.kind}"
+    def describe(self) -> str | Message:
         return (
-            f"needs about {needed_gb:.1f} GB of the {self.total_gb:.0f} GB {self.kind} {how}, and {self.kept_for} "
-            f"need the rest: a model may use about {max(self.budget_gb, 0.0):.1f} GB here"
+            lazy_message("{size} {memory}", size=_gigabytes(self.total_gb, 0), memory=self.kind)
+            if self.total_gb
+            else self.kind
+        )
+
+    def too_small(self, needed_gb: float, how: Message) -> Message:
+        """ "needs about 22.3 GB of the 25 GB RAM in float32, and the OS and the app need the rest: …" """
+        needed = _gigabytes(needed_gb)
+        if not self.total_gb:
+            return lazy_message(
+                "needs about {needed} {how}, and the {memory} size could not be measured",
+                needed=needed,
+                how=how,
+                memory=self.kind,
+            )
+        total = _gigabytes(self.total_gb, 0)
+        if needed_gb > self.total_gb:
+            return lazy_message(
+                "needs about {needed} {how}, more than the {total} {memory}",
+                needed=needed,
+                how=how,
+                total=total,
+                memory=self.kind,
+            )
+        return lazy_message(
+            "needs about {needed} of the {total} {memory} {how}, and {kept_for} need the rest: "
+            "a model may use about {budget} here",
+            needed=needed,
+            total=total,
+            memory=self.kind,
+            how=how,
+            kept_for=self.kept_for,
+            budget=_gigabytes(max(self.budget_gb, 0.0)),
         )
 
 
 def _memory(hw: HardwareProfile, device: str) -> _Memory:
     if device == "cuda":
         total = hw.vram_total_gb
-        return _Memory("VRAM", total, (total or 0.0) - VRAM_RESERVE_GB, "the CUDA context and the activations")
+        return _Memory(
+            "VRAM", total, (total or 0.0) - VRAM_RESERVE_GB, lazy_message("the CUDA context and the activations")
+        )
     total = hw.ram_total_gb
-    return _Memory("RAM", total, (total or 0.0) * RAM_SHARE_FOR_MODELS, "the OS and the app")
+    return _Memory("RAM", total, (total or 0.0) * RAM_SHARE_FOR_MODELS, lazy_message("the OS and the app"))
 
 
 def _choose_quantization(
@@ -267,36 +354,71 @@ def _choose_quantization(
     budget, where = memory.budget_gb, memory.describe()
 
     if overrides.quantization in ("8bit", "4bit"):
-        if device != "cuda":
-            reasons.append(
-                Reason(ReasonKind.REFUSED, f"refused {overrides.quantization} quantization: bitsandbytes needs CUDA")
-            )
-            return None, estimated, estimated is None or estimated <= budget
-        est = estimate_gb(spec, overrides.quantization)
-        reasons.append(Reason.info(f"{overrides.quantization} quantization (your choice), about {est} GB"))
-        return overrides.quantization, est, est is None or est <= budget
+        return _quantization_asked(spec, device, estimated, budget, overrides.quantization, reasons)
 
     if estimated is None:
-        reasons.append(Reason.info("size unknown: assuming it fits"))
+        reasons.append(Reason.info(lazy_message("size unknown: assuming it fits")))
         return None, None, True
     if estimated <= budget:
-        reasons.append(Reason.info(f"fits: about {estimated:.1f} GB in {dtype} of {where}"))
+        reasons.append(
+            Reason.info(
+                lazy_message(
+                    "fits: about {size} in {dtype} of {memory}", size=_gigabytes(estimated), dtype=dtype, memory=where
+                )
+            )
+        )
         return None, estimated, True
     if device != "cuda" or overrides.quantization == "none":
-        reasons.append(Reason(ReasonKind.NO_FIT, memory.too_small(estimated, f"in {dtype}")))
+        reasons.append(Reason(ReasonKind.NO_FIT, memory.too_small(estimated, lazy_message("in {dtype}", dtype=dtype))))
         return None, estimated, False
     for precision in ("8bit", "4bit"):
         est = estimate_gb(spec, precision)
         if est is not None and est <= budget:
             reasons.append(
                 Reason.info(
-                    f"{precision} quantization: {dtype} needs about {estimated:.1f} GB, {where}; "
-                    f"{precision} about {est:.1f} GB"
+                    lazy_message(
+                        "{precision} quantization: {dtype} needs about {size}, {memory}; {precision} about {quantized}",
+                        precision=precision,
+                        dtype=dtype,
+                        size=_gigabytes(estimated),
+                        memory=where,
+                        quantized=_gigabytes(est),
+                    )
                 )
             )
             return precision, est, True
-    reasons.append(Reason(ReasonKind.NO_FIT, memory.too_small(estimate_gb(spec, "4bit") or 0.0, "even in 4-bit")))
+    reasons.append(
+        Reason(ReasonKind.NO_FIT, memory.too_small(estimate_gb(spec, "4bit") or 0.0, lazy_message("even in 4-bit")))
+    )
     return None, estimated, False
+
+
+def _quantization_asked(
+    spec: ModelSpec, device: str, estimated: float | None, budget: float, quantization: str, reasons: list[Reason]
+) -> tuple[str | None, float | None, bool]:
+    """The quantization the user asked for: refused without CUDA, else used whatever the size."""
+    if device != "cuda":
+        reasons.append(
+            Reason(
+                ReasonKind.REFUSED,
+                lazy_message(
+                    "refused {quantization} quantization: bitsandbytes needs CUDA",
+                    quantization=quantization,
+                ),
+            )
+        )
+        return None, estimated, estimated is None or estimated <= budget
+    est = estimate_gb(spec, quantization)
+    reasons.append(
+        Reason.info(
+            lazy_message(
+                "{quantization} quantization (your choice), about {size}",
+                quantization=quantization,
+                size=_gigabytes(est) if est is not None else "?",
+            )
+        )
+    )
+    return quantization, est, est is None or est <= budget
 
 
 def _choose_attention(
@@ -307,58 +429,87 @@ def _choose_attention(
     wanted = overrides.attention or "auto"
 
     if wanted != "auto":
-        if wanted not in ATTENTION_CHOICES:
-            reasons.append(
-                Reason(
-                    ReasonKind.REFUSED, f"refused attention {wanted!r}: choose one of {', '.join(ATTENTION_CHOICES)}"
-                )
-            )
-            return wanted, False
-        if wanted not in supported:
-            reasons.append(
-                Reason(
-                    ReasonKind.REFUSED,
-                    f"refused attention {wanted}: {spec.family} supports only {', '.join(supported)}",
-                )
-            )
-            return wanted, False
-        if wanted == "flash_attention_2" and fa2_problem:
-            reasons.append(Reason(ReasonKind.REFUSED, f"refused attention flash_attention_2: {fa2_problem}"))
-            return wanted, False
-        reasons.append(Reason.info(f"attention {wanted} (your choice)"))
-        return wanted, True
+        return _attention_asked(spec, wanted, supported, fa2_problem, reasons)
 
     if "flash_attention_2" in supported and not fa2_problem:
-        reasons.append(Reason.info("flash_attention_2: " + hw.flash_attn_reason))
+        reasons.append(Reason.info(lazy_message("flash_attention_2: {why}", why=Message(hw.flash_attn_reason))))
         return "flash_attention_2", True
-    skipped = (
-        f"flash_attention_2 not used: {fa2_problem}"
-        if "flash_attention_2" in supported
-        else f"{spec.family} does not support flash_attention_2"
-    )
-    for choice in ("sdpa", "eager"):
-        if choice in supported:
-            reasons.append(
-                Reason.info(
-                    f"{choice}: {skipped}"
-                    if choice == "sdpa"
-                    else f"eager: {spec.family} accepts only {', '.join(supported)}"
-                )
+    listed = ", ".join(supported)
+    if "sdpa" in supported:
+        reasons.append(
+            Reason.info(
+                lazy_message("sdpa: flash_attention_2 not used: {problem}", problem=fa2_problem)
+                if "flash_attention_2" in supported and fa2_problem is not None
+                else lazy_message("sdpa: {family} does not support flash_attention_2", family=spec.family)
             )
-            return choice, True
+        )
+        return "sdpa", True
+    if "eager" in supported:
+        reasons.append(
+            Reason.info(lazy_message("eager: {family} accepts only {supported}", family=spec.family, supported=listed))
+        )
+        return "eager", True
     reasons.append(
-        Reason(ReasonKind.CANNOT, f"cannot choose attention: {spec.family} supports none of {', '.join(supported)}")
+        Reason(
+            ReasonKind.CANNOT,
+            lazy_message(
+                "cannot choose attention: {family} supports none of {supported}", family=spec.family, supported=listed
+            ),
+        )
     )
     return "eager", False
 
 
-def _flash_attention_problem(hw: HardwareProfile, device: str, dtype: str) -> str | None:
+def _attention_asked(
+    spec: ModelSpec, wanted: str, supported: tuple[str, ...], fa2_problem: str | Message | None, reasons: list[Reason]
+) -> tuple[str, bool]:
+    """The attention the user asked for: refused when unknown, unsupported or (flash-attn) not usable here."""
+    if wanted not in ATTENTION_CHOICES:
+        reasons.append(
+            Reason(
+                ReasonKind.REFUSED,
+                lazy_message(
+                    "refused attention {attention}: choose one of {choices}",
+                    attention=repr(wanted),
+                    choices=", ".join(ATTENTION_CHOICES),
+                ),
+            )
+        )
+        return wanted, False
+    if wanted not in supported:
+        reasons.append(
+            Reason(
+                ReasonKind.REFUSED,
+                lazy_message(
+                    "refused attention {attention}: {family} supports only {supported}",
+                    attention=wanted,
+                    family=spec.family,
+                    supported=", ".join(supported),
+                ),
+            )
+        )
+        return wanted, False
+    if wanted == "flash_attention_2" and fa2_problem:
+        reasons.append(
+            Reason(
+                ReasonKind.REFUSED,
+                lazy_message("refused attention flash_attention_2: {problem}", problem=fa2_problem),
+            )
+        )
+        return wanted, False
+    reasons.append(Reason.info(lazy_message("attention {attention} (your choice)", attention=wanted)))
+    return wanted, True
+
+
+def _flash_attention_problem(hw: HardwareProfile, device: str, dtype: str) -> str | Message | None:
     if device != "cuda":
-        return "flash-attn needs a CUDA GPU"
+        return lazy_message("flash-attn needs a CUDA GPU")
     if not hw.flash_attn_usable:
-        return hw.flash_attn_reason
+        return Message(hw.flash_attn_reason)  # translated where shown when it is one of the marked reasons
     if dtype not in ("bfloat16", "float16"):
-        return f"flash-attn needs float16 or bfloat16, not {dtype}"
+        return lazy_message("flash-attn needs float16 or bfloat16, not {dtype}", dtype=dtype)
     if hw.compute_capability and hw.compute_capability < (8, 0):
-        return f"flash-attn 2 needs compute capability 8.0 or newer (this GPU is {hw.capability_str})"
+        return lazy_message(
+            "flash-attn 2 needs compute capability 8.0 or newer (this GPU is {cc})", cc=hw.capability_str
+        )
     return None

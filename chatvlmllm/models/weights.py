@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chatvlmllm.errors import WeightsMissingError
+from chatvlmllm.i18n import Message, _, lazy_message
 from chatvlmllm.models.catalog import ModelSpec
 from chatvlmllm.settings import hub_offline, settings
 
@@ -19,7 +20,7 @@ from chatvlmllm.settings import hub_offline, settings
 class WeightsLocation:
     status: str  # local | cached | downloadable | missing | bundled | remote
     path: str | None
-    message: str
+    message: str | Message  # read where it is shown: str() in the interface language
 
     @property
     def available(self) -> bool:
@@ -47,16 +48,17 @@ def hub_problem(timeout_s: float = 3.0) -> str | None:
     """Why the hub cannot be reached right now, or None. Uses huggingface_hub's own HTTP client,
     so `HF_ENDPOINT`, proxies and certificates are the ones downloads will use."""
     if hub_offline():
-        return "HF_HUB_OFFLINE is set"
+        return _("HF_HUB_OFFLINE is set")
     from huggingface_hub.utils import get_session
 
     url = endpoint()
     try:
         response = get_session().head(f"{url}/api/models", timeout=timeout_s, follow_redirects=True)
     except Exception as exc:  # the client's connect/timeout/proxy errors
-        return f"the hub at {url} is unreachable ({type(exc).__name__})"
+        # The exception's name as code: a name, not a sentence (the same in every language).
+        return _("the hub at {url} is unreachable ({error})").format(url=url, error=f"`{type(exc).__name__}`")
     if response.status_code >= 500:
-        return f"the hub at {url} answered {response.status_code}"
+        return _("the hub at {url} answered {status}").format(url=url, status=response.status_code)
     return None
 
 
@@ -95,38 +97,54 @@ def locate(spec: ModelSpec, check_hub: bool = False) -> WeightsLocation:
     """Find the weights without downloading. `check_hub` adds a quick reachability test."""
     info = spec.family_info()
     if info.backend == "openai":
-        return WeightsLocation("remote", None, f"served at {spec.base_url}")
+        return WeightsLocation("remote", None, lazy_message("served at {url}", url=spec.base_url))
     if not info.needs_weights:
-        return WeightsLocation("bundled", None, "weights ship with the Python package")
+        return WeightsLocation("bundled", None, lazy_message("weights ship with the Python package"))
     if spec.path:
         folder = Path(spec.path)
         if (folder / "config.json").is_file():
-            return WeightsLocation("local", str(folder), f"local folder {folder}")
+            return WeightsLocation("local", str(folder), lazy_message("local folder {folder}", folder=folder))
         return WeightsLocation(
-            "missing", None, f"{folder} is not a model folder (no config.json); fix `path` for {spec.key}"
+            "missing",
+            None,
+            lazy_message(
+                "{folder} is not a model folder (no config.json); fix `path` for {model}", folder=folder, model=spec.key
+            ),
         )
     if not spec.hub_id:
-        return WeightsLocation("missing", None, f"{spec.key} has neither `path` nor `hub_id` in the catalog")
+        return WeightsLocation(
+            "missing", None, lazy_message("{model} has neither `path` nor `hub_id` in the catalog", model=spec.key)
+        )
     cached = _cached_snapshot(spec)
     if cached and snapshot_complete(cached):
-        return WeightsLocation("cached", cached, f"Hugging Face cache {cached}")
+        return WeightsLocation("cached", cached, lazy_message("Hugging Face cache {folder}", folder=cached))
     if cached:
         return WeightsLocation(
-            "downloadable", None, f"partly downloaded: `chatvlmllm pull {spec.key}` resumes it ({cached})"
+            "downloadable",
+            None,
+            lazy_message(
+                "partly downloaded: `chatvlmllm pull {model}` resumes it ({folder})", model=spec.key, folder=cached
+            ),
         )
     if check_hub and not hub_reachable():
         return WeightsLocation("missing", None, _missing_message(spec))
     return WeightsLocation(
-        "downloadable", None, f"not downloaded yet: `{download_command(spec)}` or load it to download"
+        "downloadable",
+        None,
+        lazy_message("not downloaded yet: `{command}` or load it to download", command=download_command(spec)),
     )
 
 
-def _missing_message(spec: ModelSpec) -> str:
-    why = "HF_HUB_OFFLINE is set" if hub_offline() else "the Hugging Face hub is unreachable"
-    return (
-        f"Weights for {spec.key} ({spec.hub_id}) are not on this machine and {why}. "
-        f"Download them where there is internet with `{download_command(spec)}` "
-        f"(then copy the Hugging Face cache here), or point `path` in the models file at a local copy."
+def _missing_message(spec: ModelSpec) -> Message:
+    return lazy_message(
+        "Weights for {model} ({repo}) are not on this machine and {why}. Download them where there is internet "
+        "with `{command}` (then copy the Hugging Face cache here), or point `path` in the models file at a local copy.",
+        model=spec.key,
+        repo=spec.hub_id,
+        why=lazy_message("HF_HUB_OFFLINE is set")
+        if hub_offline()
+        else lazy_message("the Hugging Face hub is unreachable"),
+        command=download_command(spec),
     )
 
 
@@ -140,8 +158,19 @@ def resolve(spec: ModelSpec) -> str:
     if not hub_reachable():
         raise WeightsMissingError(_missing_message(spec))
     # Never a silent multi-GB download inside an answer: the user starts it (Models page, pull).
-    size = f" ({spec.weights_gb:.1f} GB)" if spec.weights_gb else ""
+    if spec.weights_gb:
+        raise WeightsMissingError(
+            lazy_message(
+                "{model} is not downloaded yet ({size} GB): download it on the Models page or with "
+                "`chatvlmllm pull {model}`, then ask again",
+                model=spec.key,
+                size=format(spec.weights_gb, ".1f"),
+            )
+        )
     raise WeightsMissingError(
-        f"{spec.key} is not downloaded yet{size}: download it on the Models page or with "
-        f"`chatvlmllm pull {spec.key}`, then ask again"
+        lazy_message(
+            "{model} is not downloaded yet: download it on the Models page or with `chatvlmllm pull {model}`, "
+            "then ask again",
+            model=spec.key,
+        )
     )

@@ -60,7 +60,8 @@ def test_a_download_shows_byte_progress_then_the_model_is_ready(models_app, chro
 
         progress = page.locator('[data-testid="stProgress"]', has_text="Downloading tiny_remote")
         progress.wait_for()
-        wait_until(lambda: " of " in progress.inner_text() and "KB" in progress.inner_text(), "byte progress shown")
+        # Sizes through Babel's formatter: CLDR writes the kilobyte "kB".
+        wait_until(lambda: " of " in progress.inner_text() and "kB" in progress.inner_text(), "byte progress shown")
         first = progress.inner_text()
         screenshot(page, "models-download-progress.png")
         wait_until(lambda: not progress.count() or progress.inner_text() != first, "progress moved", timeout_s=30)

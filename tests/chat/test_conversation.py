@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -20,6 +21,7 @@ from chatvlmllm.chat.conversation import (
 )
 from chatvlmllm.engines import AnswerMetrics
 from chatvlmllm.errors import UserError
+from chatvlmllm.i18n import use_language
 
 METRICS = AnswerMetrics(
     model="tiny",
@@ -144,8 +146,24 @@ def test_markdown_is_readable():
     assert "## You — receipt.pdf, page 2" in markdown
     assert "The total is **12.50**." in markdown
     assert f"_{METRICS.caption()}_" in markdown
-    assert "- broken: load_failed no config.json" in markdown
+    assert "- broken: failed to load (no config.json)" in markdown
     assert "**Error:** No model could answer." in markdown
+
+
+def test_markdown_follows_the_interface_language_and_json_does_not():
+    conversation = sample_conversation()
+    with use_language("ru"):
+        russian, russian_json = conversation.to_markdown(), conversation.to_json()
+    with use_language("en"):
+        english, english_json = conversation.to_markdown(), conversation.to_json()
+    assert "## Вы — receipt.pdf, страница 2" in russian and "## Ассистент (tiny)" in russian
+    assert "_Выгружено из chatvlmllm " in russian and "Попытки:" in russian
+    assert "- broken: не загрузилась (no config.json)" in russian  # the stored reason stays as it was written
+    assert "- tiny: ответила" in russian
+    assert "**Ошибка:** No model could answer." in russian and "остановлено: предел токенов" in russian
+    assert "## You — receipt.pdf, page 2" in english and "Attempts:" in english and "stopped: token limit" in english
+    assert not re.search("[А-Яа-яЁё]", english)
+    assert russian_json == english_json and not re.search("[А-Яа-яЁё]", english_json)  # language-neutral
 
 
 def test_csv_has_one_row_per_turn_and_the_documented_columns():

@@ -65,3 +65,32 @@ def test_a_forced_language_the_app_does_not_speak_is_one_line(monkeypatch, capsy
     code, out, err = run_cli(capsys, "doctor")
     assert code == 2 and out == ""
     assert err == "error: CHATVLMLLM_UI_LANG='de' is not a language of this app (en, ru).\n"
+
+
+def test_a_damaged_document_is_said_in_the_terminals_language(monkeypatch, capsys, tmp_path):
+    empty = tmp_path / "scan.png"
+    empty.write_bytes(b"")
+    monkeypatch.setenv("LANG", "ru_RU.UTF-8")
+    assert run_cli(capsys, "ocr", str(empty)) == (2, "", "ошибка: scan.png пуст (0 байт).\n")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    assert run_cli(capsys, "ocr", str(empty)) == (2, "", "error: scan.png is empty (0 bytes).\n")
+
+
+def test_the_models_list_speaks_russian_and_its_json_does_not(monkeypatch, capsys):
+    monkeypatch.setenv("LANG", "ru_RU.UTF-8")
+    code, out, _err = run_cli(capsys, "models")
+    assert code == 0 and out.split()[:3] == ["модель", "состояние", "на"]  # "модель состояние на диске …"
+    russian = run_cli(capsys, "models", "--json")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    english = run_cli(capsys, "models", "--json")
+    assert russian == english and russian[0] == 0 and '"status": "' in russian[1]
+
+
+@pytest.mark.slow  # doctor probes the machine (~4 s)
+def test_doctor_speaks_russian_in_a_russian_terminal(monkeypatch, capsys):
+    monkeypatch.setenv("LANG", "ru_RU.UTF-8")
+    code, out, _err = run_cli(capsys, "doctor", "--gpu", "12.0:16")
+    assert code == 0
+    assert out.startswith("Оборудование (гипотетическое)\n") and "\nМодели\n" in out
+    assert "bfloat16: вычислительные возможности 12.0 его поддерживают" in out  # a planner reason, translated
+    assert "Лучшая модель для каждой задачи" in out

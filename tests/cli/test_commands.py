@@ -92,7 +92,7 @@ def test_ask_streams_to_stdout_with_a_catalog_key(capsys, tmp_path, monkeypatch,
     )
     assert code == 0
     assert len(out.split()) == 6  # the six streamed words
-    assert "loop" in err and "stopped: max_tokens" in err
+    assert "loop" in err and "stopped: token limit" in err
 
 
 @pytest.mark.slow

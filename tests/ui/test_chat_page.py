@@ -278,7 +278,7 @@ def test_a_fallback_is_shown_and_kept_in_the_transcript(app_env, monkeypatch, eo
     assert assistant.caption[0].value.startswith("tiny2 · ")
     assert assistant.expander[0].label == "Fallback: 2 attempt(s)"
     assert "silent: empty — the answer was empty" in shown_all(assistant.expander[0].markdown)
-    assert "- silent: empty the answer was empty" in chat(at).conversation.to_markdown()
+    assert "- silent: empty answer (the answer was empty)" in chat(at).conversation.to_markdown()
 
 
 def test_a_json_transcript_resumes_and_model_html_stays_text(app_env):
@@ -443,7 +443,9 @@ def test_attention_override_is_honoured_or_refused_with_the_reason(app_env):
     assert "refused attention flash_attention_2" in at.chat_message[5].error[0].value
 
     at.sidebar.button(key="unload_models").click().run()
-    assert default_cache().loaded() == [] and any("Unloaded 2 model(s)" in t.value for t in at.toast)
+    assert default_cache().loaded() == [] and any(
+        "Unloaded 2 models; their memory is free." in t.value for t in at.toast
+    )
 
 
 def test_an_unusable_data_dir_is_explained_and_the_chat_still_works(app_env, monkeypatch):
