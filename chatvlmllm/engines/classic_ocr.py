@@ -69,7 +69,7 @@ AUTO = OFFLINE_AUTO
 # ISO 639-1 → Tesseract's traineddata names.
 TESSERACT_LANGUAGES = {"en": "eng", "ru": "rus"}
 # Part of the OCR cache key: bump when a change makes the engines return different text.
-OCR_SETTINGS_VERSION = 4  # 4: readings keep RapidOCR's cells for tables
+OCR_SETTINGS_VERSION = 5  # 5: receipts by RapidOCR alone, recogniser input sorted and ≥ 160 px; 4: cells kept
 
 
 class ClassicOcrOptions(Options):
