@@ -476,8 +476,8 @@ FAMILIES = {
     AUTO: _offline_family(
         AUTO,
         AutoOcrEngine,
-        "Offline OCR, best of both per page: script probe (Cyrillic or unsure → Tesseract), then Tesseract "
-        "unless it is unsure of the page (receipts, tables, charts → RapidOCR)",
+        "Offline OCR, best of both per page: script probe (Cyrillic or unsure → Tesseract; Tesseract unsure of "
+        "the probe's lines → RapidOCR), then Tesseract unless it is unsure of the page (tables, charts → RapidOCR)",
     ),
     "rapidocr": _offline_family(
         "rapidocr",
