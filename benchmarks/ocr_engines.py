@@ -226,14 +226,15 @@ def _paired_run(items: list, models: list[str]) -> dict[str, list[dict]]:
         image = open_document(item.image).page(0)
         settings = GenerationSettings(options={"lang": item.lang, "ocr_cache": False})
         for key in names if index % 2 == 0 else names[::-1]:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), _cpu_seconds()
             text = read(key, image, settings)
-            seconds = time.perf_counter() - started
+            seconds, cpu_s = time.perf_counter() - started, _cpu_seconds() - cpu_started
             measured[key].append(
                 {
                     "id": item.id,
                     "kind": item.kind,
                     "seconds": seconds,
+                    "cpu_s": cpu_s,
                     "cer": em.cer(text, item.truth),
                     "word_f1": em.word_f1(text, item.truth),
                     "wrong_script_words": wrong_script_words(text, item.lang),
@@ -241,6 +242,15 @@ def _paired_run(items: list, models: list[str]) -> dict[str, list[dict]]:
             )
     cache.unload()
     return measured
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (Tesseract): steadier than wall time when shared."""
+    import resource
+    import time
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def _paired_figures(rows: list[dict]) -> dict:
@@ -258,6 +268,7 @@ def _paired_figures(rows: list[dict]) -> dict:
             "word_f1": round(statistics.mean(r["word_f1"] for r in group), 4),
             "wrong_script_words": sum(r["wrong_script_words"] for r in group),
             "median_s": round(statistics.median(r["seconds"] for r in group), 3),
+            "median_cpu_s": round(statistics.median(r["cpu_s"] for r in group), 3),
         }
 
     return {
@@ -304,7 +315,8 @@ def _ratios(models: dict) -> dict:
 def print_paired(paired: dict) -> None:
     print(
         f"\nPaired run (engines take turns on each of {paired['n_items']} items; load average "
-        f"{paired['load_average_1m_at_start']} → {paired['load_average_1m_at_end']}): CER / word F1 / median s"
+        f"{paired['load_average_1m_at_start']} → {paired['load_average_1m_at_end']}): "
+        "CER / word F1 / median s / median CPU s"
     )
     kinds = sorted({kind for m in paired["models"].values() for kind in m["by_kind"]})
     print("| engine | " + " | ".join(kinds) + " | all | full pages median s |")
@@ -320,7 +332,9 @@ def print_paired(paired: dict) -> None:
 
 
 def _cell(figures: dict) -> str:
-    return f"{figures['cer']:.3f} / {figures['word_f1']:.3f} / {figures['median_s']:.2f}"
+    return (
+        f"{figures['cer']:.3f} / {figures['word_f1']:.3f} / {figures['median_s']:.2f} / {figures['median_cpu_s']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Which reader's text `ocr_auto` keeps for a Latin page, from what the page itself shows.
 
-Tesseract reads first (it is the faster reader on full pages, and its layout analysis reads
-columns in order); RapidOCR reads the page only when Tesseract's own evidence is weak:
+The script probe has already shown Tesseract the page's widest lines: when it was unsure of them
+(mean word confidence under MIN_PROBE_CONFIDENCE: receipts' thermal print), RapidOCR reads the page
+and Tesseract does not read it at all. Otherwise Tesseract reads first (it is the faster reader on
+full pages, and its layout analysis reads columns in order); RapidOCR reads the page only when
+Tesseract's own evidence is weak:
 
 - its mean word confidence is low (receipts' thermal print, charts, photographed pages), or
 - its lines are not text lines but table cells (median words per line under MIN_WORDS_PER_LINE):
@@ -26,6 +29,9 @@ from dataclasses import dataclass
 
 # Fitted on ../shared/eval by benchmarks/ocr_choice_cv.py (the fit on all items; the leave-one-kind-out
 # folds chose 90-92, 2.5 and 0.82-0.96: docs/benchmark.md has what each fold's choice scores on its held-out kind).
+# The probe gate, fitted nested over the three below (the largest value that changes no text; in-sample
+# and 7 of 8 folds 88, without receipts 86). Thin margin: two multi-column pages' strips are at 88.7-88.8.
+MIN_PROBE_CONFIDENCE = 88.0
 MIN_CONFIDENCE = 90.0
 MIN_WORDS_PER_LINE = 2.5
 # Word agreement (F1 over words) at or above which the two readings hold the same text.
@@ -61,6 +67,11 @@ class TesseractEvidence:
 
     def describe(self) -> str:
         return f"mean word confidence {self.mean_confidence:.0f}, {self.words_per_line:g} words per line"
+
+
+def probe_reads_well(probe_confidence: float, min_confidence: float = MIN_PROBE_CONFIDENCE) -> bool:
+    """Whether Tesseract was sure enough of the script probe's strip (the page's widest lines) to read the page."""
+    return probe_confidence >= min_confidence
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)

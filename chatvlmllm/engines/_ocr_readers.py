@@ -90,7 +90,10 @@ def tuned_rapid_params(cores: int | None = None) -> dict[str, Any]:
     - angle classifier off: scans and photos of documents in the eval set are upright, and the
       classifier costs a pass over every line;
     - onnxruntime: intra-op threads = the cores available, one inter-op thread (the graphs are
-      sequential: a second inter-op pool only competes for the same cores).
+      sequential: a second inter-op pool only competes for the same cores);
+    - recogniser input at least REC_MIN_WIDTH px wide (RapidOCR pads every line to 320 px: a
+      receipt's short amounts cost as much as a full line), with the crops sorted by shape across
+      the page (RapidReader._recognise_crops).
     """
     cores = cores or available_cores()
     return {
@@ -99,6 +102,7 @@ def tuned_rapid_params(cores: int | None = None) -> dict[str, Any]:
         "Det.limit_side_len": DETECTOR_MAX_SIDE,
         "Global.use_cls": False,
         "Rec.rec_batch_num": REC_BATCH,
+        "Rec.rec_img_shape": [3, REC_HEIGHT, REC_MIN_WIDTH],
         "EngineConfig.onnxruntime.intra_op_num_threads": cores,
         "EngineConfig.onnxruntime.inter_op_num_threads": 1,
     }
@@ -106,6 +110,9 @@ def tuned_rapid_params(cores: int | None = None) -> dict[str, Any]:
 
 DETECTOR_MAX_SIDE = 1280
 REC_BATCH = 6
+# The recogniser's line height (its model's) and the narrowest input it gets (RapidOCR's default: 320).
+REC_HEIGHT = 48
+REC_MIN_WIDTH = 160
 # Lines recognised between two looks at the cancel flag (several recogniser batches).
 REC_CHUNK = 24
 
@@ -166,14 +173,7 @@ class RapidReader:
         crops = detection.crops
         if self.ocr.use_cls:
             crops, _ = self.ocr.cls_and_rotate(crops)
-        texts: list[str] = []
-        scores: list[float] = []
-        for start in range(0, len(crops), REC_CHUNK):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled
-            chunk = self.ocr.recognize_txt(crops[start : start + REC_CHUNK])
-            texts.extend(chunk.txts or ())
-            scores.extend(chunk.scores or ())
+        texts, scores = self._recognise_crops(crops, cancel)
         rec_output: Any = TextRecOutput
         rec = rec_output(imgs=list(crops), txts=tuple(texts), scores=scores, word_results=tuple(() for _ in texts))
         det = copy.copy(detection.det)  # build_final_output maps its boxes: keep the detection reusable
@@ -191,6 +191,26 @@ class RapidReader:
 
     def read(self, image: Image.Image, cancel: threading.Event | None = None) -> list[list[TextBox]]:
         return self.recognise(self.detect(image), cancel)
+
+    def _recognise_crops(
+        self, crops: Sequence[np.ndarray], cancel: threading.Event | None
+    ) -> tuple[list[str], list[float]]:
+        """(text, score) of each crop, in the crops' order.
+
+        The crops go to the recogniser sorted by shape (width / height) across the whole page, not
+        chunk by chunk: a batch is padded to its widest crop, and a receipt's short amounts batched
+        with its long lines cost the long lines' width (receipts −12 % CPU, same text; docs/benchmark.md).
+        """
+        order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / max(crops[i].shape[0], 1))
+        texts, scores = [""] * len(crops), [0.0] * len(crops)
+        for start in range(0, len(order), REC_CHUNK):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
+            chunk = order[start : start + REC_CHUNK]
+            recognised = self.ocr.recognize_txt([crops[i] for i in chunk])
+            for i, text, score in zip(chunk, recognised.txts or (), recognised.scores or (), strict=True):
+                texts[i], scores[i] = text, float(score)
+        return texts, scores
 
 
 # -- Tesseract ------------------------------------------------------------------------------
@@ -376,6 +396,9 @@ class ScriptGuess:
     script: Script
     cyrillic_share: float
     letters: int
+    # Tesseract's mean word confidence (0-100) on the probe's strip: how sure it is of the page's widest
+    # lines, the first evidence of how it would read the page (ocr_auto's early choice, _ocr_choice).
+    confidence: float = 0.0
 
     def describe(self) -> str:
         if self.script is Script.UNKNOWN:
@@ -410,7 +433,10 @@ def probe_script(
     words = TesseractReader(tesseract.threads, Psm.BLOCK).words(strip, "eng+rus", cancel)
     counts = distinctive_letters(" ".join(str(w) for w in words["text"]))
     cyrillic, letters = counts[WritingSystem.CYRILLIC], counts[WritingSystem.CYRILLIC] + counts[WritingSystem.LATIN]
+    confidences = [float(c) for t, c in zip(words["text"], words["conf"], strict=True) if str(t).strip() and c >= 0]
+    confidence = round(sum(confidences) / len(confidences), 1) if confidences else 0.0
     if letters < PROBE_MIN_LETTERS:
-        return ScriptGuess(Script.UNKNOWN, cyrillic / letters if letters else 0.0, letters)
+        return ScriptGuess(Script.UNKNOWN, cyrillic / letters if letters else 0.0, letters, confidence)
     share = cyrillic / letters
-    return ScriptGuess(Script.CYRILLIC if share >= CYRILLIC_SHARE else Script.LATIN, round(share, 3), letters)
+    script = Script.CYRILLIC if share >= CYRILLIC_SHARE else Script.LATIN
+    return ScriptGuess(script, round(share, 3), letters, confidence)

@@ -27,7 +27,7 @@ from chatvlmllm.decisions import Backend, StopReason, Task
 from chatvlmllm.documents.ocr_cache import default_ocr_cache, page_key
 from chatvlmllm.documents.reading_order import TextBox, lines_text
 from chatvlmllm.engines._ocr_answers import compose
-from chatvlmllm.engines._ocr_choice import MIN_AGREEMENT, TesseractEvidence, word_agreement
+from chatvlmllm.engines._ocr_choice import MIN_AGREEMENT, TesseractEvidence, probe_reads_well, word_agreement
 from chatvlmllm.engines._ocr_readers import (
     DEFAULT_RAPID_PARAMS,
     TESSERACT_INSTALL,
@@ -71,7 +71,7 @@ AUTO = OFFLINE_AUTO
 # ISO 639-1 → Tesseract's traineddata names.
 TESSERACT_LANGUAGES = {"en": "eng", "ru": "rus"}
 # Part of the OCR cache key: bump when a change makes the engines return different text.
-OCR_SETTINGS_VERSION = 4  # 4: readings keep RapidOCR's cells for tables
+OCR_SETTINGS_VERSION = 5  # 5: receipts by RapidOCR alone, recogniser input sorted and ≥ 160 px; 4: cells kept
 
 
 class ClassicOcrOptions(Options):
@@ -389,7 +389,8 @@ class AutoOcrEngine(RapidOcrEngine):
     """The best of both, per page, from what the page itself shows (chatvlmllm.engines._ocr_choice).
 
     One RapidOCR detection pass and the script probe first: a Cyrillic page, or one too short to
-    tell, goes to Tesseract. A Latin page is read by Tesseract; when Tesseract is unsure of it
+    tell, goes to Tesseract. A Latin page whose probe strip Tesseract was unsure of (receipts) is read
+    by RapidOCR alone. Any other Latin page is read by Tesseract; when Tesseract is unsure of it
     (low word confidence, or table cells rather than lines), RapidOCR recognises the lines already
     detected, and Tesseract's text is kept only if both read the same words (its reading order of
     columns is the better one). extras["pages"] records which engine read each page and why.
@@ -398,6 +399,10 @@ class AutoOcrEngine(RapidOcrEngine):
     def _read_latin(
         self, image: Image.Image, detection: Detection, guess: ScriptGuess, cancel: threading.Event
     ) -> PageReading:
+        if not probe_reads_well(guess.confidence):  # receipts: Tesseract would be unsure of the whole page too
+            log.debug("Tesseract unsure of the probe (confidence %.1f): RapidOCR reads", guess.confidence)
+            why = "Tesseract was unsure of the page's widest lines, and RapidOCR read it"
+            return PageReading(self.rapid.recognise(detection, cancel), Reader.RAPIDOCR, why)
         words = self._tesseract.words(image, "eng", cancel)
         tesseract_lines = tesseract_rows(words)
         evidence = TesseractEvidence.from_words(words)
@@ -457,8 +462,8 @@ FAMILIES = {
         AUTO,
         AutoOcrEngine,
         N_(
-            "Offline OCR, best of both per page: script probe (Cyrillic or unsure → Tesseract), then Tesseract "
-            "unless it is unsure of the page (receipts, tables, charts → RapidOCR)"
+            "Offline OCR, best of both per page: script probe (Cyrillic or unsure → Tesseract; Tesseract unsure of "
+            "the probe's lines → RapidOCR), then Tesseract unless it is unsure of the page (tables, charts → RapidOCR)"
         ),
     ),
     "rapidocr": _offline_family(

@@ -96,6 +96,44 @@ def test_not_set_language_english_receipts_stay_with_rapidocr(cache):
         assert cer(text.upper(), truth(item)) < 0.35
 
 
+@pytest.mark.slow
+def test_a_receipt_tesseract_is_unsure_of_is_read_by_rapidocr_alone(cache, monkeypatch):
+    """The probe's strip already shows Tesseract unsure of the receipt's print: no full Tesseract read."""
+    require_tesseract()
+    from chatvlmllm.engines._ocr_readers import Psm, TesseractReader
+
+    engine = engine_for(cache, "ocr_auto")
+    reads: list[Psm | None] = []
+    words = TesseractReader.words
+
+    def counted(self, image, language, cancel=None):
+        reads.append(self.psm)  # the probe's strip is read with Psm.BLOCK, a page with None (by its shape)
+        return words(self, image, language, cancel)
+
+    monkeypatch.setattr(TesseractReader, "words", counted)
+    text, stream = ask(engine, [eval_page("receipt_000")], ocr_cache=False)
+    page = stream.extras["pages"][0]
+    assert page["engine"] == "rapidocr" and "widest lines" in page["reason"]
+    assert reads == [Psm.BLOCK]  # the probe only
+    assert cer(text.upper(), truth("receipt_000")) < 0.2
+
+
+def test_recognition_keeps_each_line_with_its_text_whatever_the_crops_order():
+    """Crops go to the recogniser sorted by shape across the page; the texts come back in the crops' order."""
+    from chatvlmllm.engines._ocr_readers import RapidReader
+
+    reader = RapidReader()
+    image = Image.new("RGB", (900, 220), "white")
+    draw = ImageDraw.Draw(image)
+    for n, words in enumerate(("TOTAL", "9.00", "GOODS SOLD ARE NOT RETURNABLE", "CASH 10.00")):
+        draw.text((30, 20 + 50 * n), words, fill="black", font_size=30)
+    crops = reader.detect(image).crops
+    texts, _scores = reader._recognise_crops(crops, None)
+    reversed_texts, _ = reader._recognise_crops(crops[::-1], None)
+    assert reversed_texts == texts[::-1]
+    assert {"TOTAL", "9.00", "CASH 10.00"} <= {text.strip() for text in texts}
+
+
 def short_russian_line(item: str = "ru_line_0ef6475f", share: float = 0.12) -> Image.Image:
     """The first word of a real scanned Russian line ("другого."): too few letters for the probe to be sure."""
     page = eval_page(item).convert("RGB")

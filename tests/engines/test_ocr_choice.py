@@ -3,7 +3,13 @@ the word agreement of two readings."""
 
 from __future__ import annotations
 
-from chatvlmllm.engines._ocr_choice import MIN_CONFIDENCE, TesseractEvidence, word_agreement
+from chatvlmllm.engines._ocr_choice import (
+    MIN_CONFIDENCE,
+    MIN_PROBE_CONFIDENCE,
+    TesseractEvidence,
+    probe_reads_well,
+    word_agreement,
+)
 
 
 def tsv(lines: list[list[tuple[str, float]]], block: int = 1) -> dict[str, list]:
@@ -35,3 +41,9 @@ def test_word_agreement_ignores_order_and_case():
     assert word_agreement("Total 9.00\nCash", "CASH\ntotal 9.00") == 1.0
     assert word_agreement("the left column", "") == 0.0
     assert 0.5 < word_agreement("one two three four", "one two three for") < 1.0
+
+
+def test_the_probe_strip_decides_before_a_full_read():
+    assert probe_reads_well(MIN_PROBE_CONFIDENCE) and probe_reads_well(95.6)  # a deposition's strip
+    assert not probe_reads_well(72.0)  # a thermal receipt's: RapidOCR reads it, Tesseract does not
+    assert not probe_reads_well(0.0)  # nothing read (white on dark)
