@@ -156,6 +156,7 @@ def test_without_a_model_that_answers_the_passages_stand_in_saying_why(session, 
     assert turn.citations[0].page == 4 and turn.citations[0].verified
 
 
+@pytest.mark.slow
 def test_page_tasks_and_a_chosen_page_go_to_the_page_in_view(session, catalog, cache):
     read_all(session)
     turn = session.ask(QUICK_PROMPTS["Extract all text"], OFFLINE, probe(), catalog, cache).run()

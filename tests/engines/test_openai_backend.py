@@ -364,7 +364,7 @@ class FakeServer(BaseHTTPRequestHandler):
 def fake_server() -> str:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeServer)
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
     httpd.shutdown()

@@ -106,6 +106,7 @@ def throwaway_family():
         default_cache().unload()
 
 
+@pytest.mark.slow
 def test_a_new_adapter_module_is_used_everywhere_without_touching_another_file(throwaway_family, tmp_path, capsys):
     name, model_type = throwaway_family
     assert model_type_families()[model_type] == name
