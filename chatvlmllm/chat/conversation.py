@@ -30,6 +30,7 @@ from chatvlmllm.chat.context import Fit, PlannedTurn, PromptBudget, fit_turns
 from chatvlmllm.decisions import AttemptOutcome
 from chatvlmllm.engines.base import AnswerMetrics, Message
 from chatvlmllm.errors import UserError
+from chatvlmllm.i18n import N_, _
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,6 +42,9 @@ DEFAULT_TITLE = "New chat"
 TITLE_LENGTH = 48
 # extras key: how many of the earliest turns were left out of the prompt to fit the context.
 TURNS_NOT_SENT = "turns_not_sent"
+# What a reader is told about an answer the app did not finish, or a question it never answered (a crash).
+INCOMPLETE_NOTE = N_("incomplete: the app stopped while this answer was being written")
+NOT_ANSWERED_NOTE = N_("Not answered: the app stopped before answering.")
 
 # Answer metrics copied into the CSV export (AnswerMetrics field names).
 METRIC_COLUMNS = (
@@ -284,6 +288,21 @@ class Turn:
     def stopped_by(self) -> str | None:
         return self.metrics.get("stopped_by")
 
+    def waited_s(self) -> float | None:
+        """How long the user waited for this answer: from the question to the answer saved (its
+        timestamps), whatever the engine's own time; None when either time is not known."""
+        started, finished = _iso_or_none(self.started_at), _iso_or_none(self.finished_at)
+        if started is None or finished is None:
+            return None
+        seconds = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+        return seconds if seconds >= 0 else None
+
+    @property
+    def read_by(self) -> str | None:
+        """Which offline engine read the page(s), in words (said beside the text, never inside it)."""
+        read_by = self.extras.get("read_by")
+        return read_by if isinstance(read_by, str) and read_by else None
+
     @property
     def fell_back(self) -> bool:
         return any(a.get("outcome") != AttemptOutcome.ANSWERED for a in self.attempts)
@@ -309,7 +328,7 @@ class Turn:
             what = "the first turn was" if dropped == 1 else f"the first {dropped} turns were"
             notes.append(f"{what} not sent (context limit)")
         if self.incomplete:
-            notes.append("incomplete: the app stopped while this answer was being written")
+            notes.append(_(INCOMPLETE_NOTE))
         return notes
 
     def document_label(self) -> str:
@@ -341,6 +360,18 @@ class Conversation:
     @property
     def last_answer(self) -> Turn | None:
         return next((t for t in reversed(self.turns) if t.role == "assistant"), None)
+
+    def unanswered(self, answering: bool = False) -> set[int]:
+        """The positions of the questions no answer follows: the app stopped (a crash, kill -9) before it
+        saved anything. The last question counts only when no answer is `answering` it now."""
+        positions = set()
+        for index, turn in enumerate(self.turns):
+            if turn.role != "user":
+                continue
+            following = self.turns[index + 1] if index + 1 < len(self.turns) else None
+            if (following is None and not answering) or (following is not None and following.role == "user"):
+                positions.add(index)
+        return positions
 
     # -- engine messages -------------------------------------------------
     def engine_messages(
@@ -437,17 +468,25 @@ class Conversation:
             raise TranscriptError("The transcript is nested too deeply to be a chatvlmllm transcript.") from None
         return cls.from_dict(data)
 
-    def to_markdown(self) -> str:
+    def to_markdown(self, answering: bool = False) -> str:
+        """The chat to read: each answer's text as it is, and beside it (never inside it) which engine read
+        the page, the figures and the notes (incomplete, not answered). `answering`: the last question's
+        answer is still being written (it is not marked as not answered)."""
         lines = [f"# {self.title}", "", f"_Exported from chatvlmllm on {now_iso()}_", ""]
-        for turn in self.turns:
+        unanswered = self.unanswered(answering)
+        for index, turn in enumerate(self.turns):
             if turn.role == "user":
                 where = f" — {turn.document_label()}" if turn.document else ""
                 lines += [f"## You{where}", "", turn.text, ""]
+                if index in unanswered:
+                    lines += [f"> {_(NOT_ANSWERED_NOTE)}", ""]
                 continue
             lines += [f"## Assistant ({turn.model or 'no model'})", "", turn.text or "_(no answer)_", ""]
             if turn.error:
                 lines += [f"> **Error:** {turn.error}", ""]
-            if turn.metrics:
+            if turn.read_by:
+                lines += [f"_{turn.read_by}_", ""]
+            if turn.metrics or turn.notes():  # the notes too when there are no figures (a crash)
                 lines += [f"_{turn.caption()}_", ""]
             if turn.fell_back:
                 lines.append("Attempts:")

@@ -26,6 +26,7 @@ from chatvlmllm.models.catalog import ModelSpec, load_catalog
 from chatvlmllm.models.hardware import HardwareProfile
 from chatvlmllm.models.planner import LoadPlan, PlanOverrides, plan_load
 from chatvlmllm.models.tasks import OFFLINE_FALLBACK, offline_engine_for
+from chatvlmllm.models.weights import weights_problem
 from chatvlmllm.settings import settings
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,12 @@ class RoutedAnswer:
             # The user's overrides apply to the model they chose; fallbacks plan on their own.
             overrides = self.overrides if index == 0 else PlanOverrides()
             plan = plan_load(self.hardware, spec, overrides)
-            if not plan.runnable:
-                self._record(spec, AttemptOutcome.SKIPPED, plan.why_not() or "", 0.0)
+            loaded = self.cache.peek(spec, plan) is not None
+            problem = None if loaded else _cannot_load(spec, plan)
+            if problem is not None:  # known not to load here: never a load that can only fail
+                self._record(spec, AttemptOutcome.SKIPPED, problem, 0.0)
                 continue
-            if self.on_load is not None and self.cache.peek(spec, plan) is None:
+            if self.on_load is not None and not loaded:
                 self.on_load(spec)
             started = time.perf_counter()
             try:
@@ -198,6 +201,13 @@ class RoutedAnswer:
             "metrics": self.metrics.to_dict() if self.metrics else None,
             "error": self.error,
         }
+
+
+def _cannot_load(spec: ModelSpec, plan: LoadPlan) -> str | None:
+    """Why `spec` cannot load here before trying (the plan cannot run, its weights are not on disk), or None."""
+    if not plan.runnable:
+        return plan.why_not() or ""
+    return weights_problem(spec)
 
 
 def is_engine_fault(exc: BaseException) -> bool:

@@ -135,13 +135,24 @@ def resolve(spec: ModelSpec) -> str:
     location = locate(spec)
     if location.path:
         return location.path
+    raise WeightsMissingError(missing_reason(spec, location))
+
+
+def weights_problem(spec: ModelSpec) -> str | None:
+    """Why this model's weights are not here to load (what `resolve` would raise), or None when they are:
+    the fallback router skips such a model at once instead of starting a load that cannot succeed."""
+    location = locate(spec)
+    return None if location.available else missing_reason(spec, location)
+
+
+def missing_reason(spec: ModelSpec, location: WeightsLocation) -> str:
     if location.status == "missing":
-        raise WeightsMissingError(location.message)
+        return location.message
     if not hub_reachable():
-        raise WeightsMissingError(_missing_message(spec))
+        return _missing_message(spec)
     # Never a silent multi-GB download inside an answer: the user starts it (Models page, pull).
     size = f" ({spec.weights_gb:.1f} GB)" if spec.weights_gb else ""
-    raise WeightsMissingError(
+    return (
         f"{spec.key} is not downloaded yet{size}: download it on the Models page or with "
         f"`chatvlmllm pull {spec.key}`, then ask again"
     )
