@@ -117,7 +117,7 @@ def _preview(session: ChatSession) -> None:
     doc = session.document
     if doc is None:
         return
-    with st.container(key="document_preview"):  # sticky (ui.style): stays beside the text while scrolling
+    with st.container(key="document_preview"):  # its column stays in view beside the chat (ui.style)
         if len(session.pages) == 1:
             page = session.pages[0]
             st.image(doc.page(page - 1), caption=f"{doc.name} — page {page} of {doc.page_count}", width="stretch")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -362,16 +362,7 @@ class Conversation:
         return next((t for t in reversed(self.turns) if t.role == "assistant"), None)
 
     def unanswered(self, answering: bool = False) -> set[int]:
-        """The positions of the questions no answer follows: the app stopped (a crash, kill -9) before it
-        saved anything. The last question counts only when no answer is `answering` it now."""
-        positions = set()
-        for index, turn in enumerate(self.turns):
-            if turn.role != "user":
-                continue
-            following = self.turns[index + 1] if index + 1 < len(self.turns) else None
-            if (following is None and not answering) or (following is not None and following.role == "user"):
-                positions.add(index)
-        return positions
+        return unanswered_questions(self.turns, answering)
 
     # -- engine messages -------------------------------------------------
     def engine_messages(
@@ -521,6 +512,19 @@ class Conversation:
 
     def to_csv(self) -> str:
         return self.to_dataframe().to_csv(index=False)
+
+
+def unanswered_questions(turns: Sequence[Turn], answering: bool = False) -> set[int]:
+    """The positions of the questions no answer follows: the app stopped (a crash, kill -9) before it
+    saved anything of the answer. The last question counts only when no answer is `answering` it now."""
+    positions = set()
+    for index, turn in enumerate(turns):
+        if turn.role != "user":
+            continue
+        following = turns[index + 1] if index + 1 < len(turns) else None
+        if (following is None and not answering) or (following is not None and following.role == "user"):
+            positions.add(index)
+    return positions
 
 
 def title_from(text: str) -> str:

@@ -71,6 +71,26 @@ def chain_for(
     return configured_chain() or choose(question, hardware, catalog, language).chain
 
 
+def planned_chain(
+    question: str,
+    first: ModelSpec,
+    hardware: HardwareProfile,
+    catalog: Mapping[str, ModelSpec],
+    fallback: bool = True,
+    language: str | None = None,
+) -> list[ModelSpec]:
+    """The models that get to answer `question`, in order: the chosen one, then (with `fallback`) the
+    fallbacks for its task."""
+    chain_keys = chain_for(question, hardware, catalog, language) if fallback else ()
+    return build_chain(first, fallback=fallback, catalog=dict(catalog), chain_keys=chain_keys, language=language)
+
+
+def first_ready(chain: Sequence[ModelSpec], ready: Callable[[str], bool]) -> ModelSpec | None:
+    """The model of `chain` that will really answer: the first that is `ready` here (the router skips the
+    others at once, see `_cannot_load`); None when none is."""
+    return next((spec for spec in chain if ready(spec.key)), None)
+
+
 @dataclass
 class RoutedAnswer:
     """Iterate for the AnswerStreams; afterwards read text, model, metrics and attempts."""

@@ -184,6 +184,17 @@ class ChatSession:
             if self.store is not None and self.saved:
                 self._store_call(self.store.save_session, self.conversation, self.active_document, self.pages)
 
+    def use_pages_of(self, question: Turn) -> bool:
+        """Put the document and pages `question` was about back in use (to ask it again); False, with the
+        choice unchanged, when that document is not in this chat (any more) or no longer has those pages."""
+        doc = self.documents.get(question.document_sha256 or "")
+        if doc is None or not question.pages or not all(1 <= p <= doc.page_count for p in question.pages):
+            return False
+        if doc.sha256 != self.active_document:
+            self.attach(doc)
+        self.select_pages(list(question.pages))
+        return True
+
     def page_image(self, sha256: str, page: int) -> Image.Image | None:
         doc = self.documents.get(sha256)
         if doc is None or not 1 <= page <= doc.page_count:
@@ -255,10 +266,7 @@ class ChatSession:
         if doc is not None:
             doc.check_request([p - 1 for p in self.pages])  # refuse before rendering anything
         budget = prompt_budget(spec, plan_load(hardware, spec, options.overrides()), generation.budget())
-        chain_keys = router.chain_for(question, hardware, catalog, options.language) if options.fallback else ()
-        chain = router.build_chain(
-            spec, fallback=options.fallback, catalog=dict(catalog), chain_keys=chain_keys, language=options.language
-        )
+        chain = router.planned_chain(question, spec, hardware, catalog, options.fallback, options.language)
         title = new_chat_title(self.conversation, doc.name if doc else None, question)
         turn = Turn(
             "user",

@@ -275,7 +275,8 @@ def test_a_fallback_is_shown_and_kept_in_the_transcript(app_env, monkeypatch, eo
     assert [(a["model"], a["outcome"]) for a in answer.attempts] == [("silent", "empty"), ("tiny2", "answered")]
     assert answer.model == "tiny2"
     assistant = at.chat_message[1]
-    assert assistant.caption[0].value.startswith("tiny2 · ")
+    assert assistant.caption[0].value.endswith("silent gave an empty answer; tiny2 answered.")  # in words
+    assert assistant.caption[1].value.startswith("tiny2 · ")
     assert assistant.expander[0].label == "Fallback: 2 attempt(s)"
     assert "silent: empty — the answer was empty" in shown_all(assistant.expander[0].markdown)
     assert "- silent: empty the answer was empty" in chat(at).conversation.to_markdown()
@@ -349,7 +350,8 @@ def test_offline_machine_explains_why_and_still_answers(tmp_path, monkeypatch):
     assert not at.exception
     assert "Text extraction only: no vision-language model here" in shown(at.markdown[0].value)  # a badge, not a wall
     assert not at.info and not at.warning
-    assert [b.label for b in at.main.button if b.key.startswith("quick_")] == ["Extract text"]  # what OCR can do
+    quick = [b.label for b in at.main.button if b.key.startswith("quick_")]
+    assert quick == ["Extract text", "Table → Markdown", "Key fields → JSON"]  # what OCR can honestly do
     assert "the offline OCR engine reads its text" in shown_all(at.main.markdown)
     assert at.chat_input[0].disabled  # no document: nothing this engine could answer
     at.button(key="setup_model").click().run()
@@ -397,7 +399,7 @@ def test_no_runnable_model_at_all_says_what_to_do():
         from ui import banners
 
         statuses = {spec.key: model_status(spec, probe()) for spec in BUILTIN_MODELS}
-        banners.availability(statuses, "qwen_vl_2b", None, "qwen_vl_2b", ocr_only=False)
+        banners.availability(statuses, "qwen_vl_2b", None, "qwen_vl_2b", "qwen_vl_2b", ocr_only=False)
 
     at = AppTest.from_function(page, default_timeout=60).run()
     assert "No model can run on this machine right now" in at.error[0].value
