@@ -60,7 +60,7 @@ def quick_prompts(session: ChatSession, ocr_only: bool, busy: bool) -> str | Non
     prompts = OCR_QUICK_PROMPTS if ocr_only else QUICK_PROMPTS
     disabled = session.document is None or busy
     clicked = None
-    with st.container(horizontal=True):
+    with st.container(horizontal=True, key="quick_prompts"):  # ui.style brings it into view after an upload
         for label, prompt in prompts.items():  # the English label keys the button in every language
             if st.button(_(label), key=quick_key(label), disabled=disabled, help=_(prompt)):
                 clicked = _(prompt)

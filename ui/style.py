@@ -26,8 +26,8 @@ CHAT_PANE_HEIGHT_PX = 560
 
 # - side by side: the chat pane fills the window below its top (measured by the script: the banners above
 #   vary) less the input under it; the document column sticks under the header;
-# - stacked: the pane is the page (no scroll inside a scroll), the preview at most 55% of the screen, the
-#   input held at the screen's bottom;
+# - stacked: the pane is the page (no scroll inside a scroll), the preview at most 45% of the screen (the
+#   quick prompts stay near it), the input held at the screen's bottom;
 # - Streamlit's own Stop (status widget) is hidden: it would stop the page's run but not the answer (that
 #   runs on a worker thread); the app's Stop ends the answer itself;
 # - a page with its line boxes sits lower than the "Highlight a line" picker above it: the image's
@@ -43,12 +43,13 @@ CSS = """
   }
   .st-key-chat_pane {
     flex: 0 0 auto !important;
-    height: max(16rem, calc(100dvh - var(--chatvlmllm-pane-top, 15rem) - 6rem)) !important;
+    height: max(16rem, calc(100dvh - var(--chatvlmllm-pane-top, 15rem) - var(--chatvlmllm-input-height, 5rem)
+      - 2.5rem)) !important;
   }
 }
 @media (max-width: 640px) {
   .st-key-chat_pane { flex: 0 0 auto !important; height: auto !important; overflow: visible !important; }
-  .st-key-document_preview { max-height: 55dvh; overflow-y: auto; }
+  .st-key-document_preview { max-height: 45dvh; overflow-y: auto; }
   [data-testid="stElementContainer"]:has([data-testid="stChatInput"]) {
     position: sticky; bottom: 0; z-index: 3; padding: 0.5rem 0; background: var(--chatvlmllm-background, #fff);
   }
@@ -72,6 +73,7 @@ SCRIPT = """
   window.chatvlmllmView = true;
   const root = document.documentElement;
   const INPUT = '[data-testid="stChatInputTextArea"]';
+  const INPUT_BOX = '[data-testid="stChatInput"]';
   const USER = '[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarUser"])';
   const BUSY = 'input:not([type="file"]):not([type="checkbox"]):not([type="radio"]), textarea, select, '
     + '[contenteditable="true"], [role="combobox"], [role="listbox"], [role="dialog"] *';
@@ -88,6 +90,8 @@ SCRIPT = """
   };
   const size = (box) => {
     const scrolled = scroller(box).scrollTop;
+    const input = document.querySelector(INPUT_BOX);
+    if (input) root.style.setProperty('--chatvlmllm-input-height', input.getBoundingClientRect().height + 'px');
     const columns = box.closest('[data-testid="stHorizontalBlock"]');
     root.style.setProperty('--chatvlmllm-pane-top', (box.getBoundingClientRect().top + scrolled) + 'px');
     if (columns) {
@@ -116,6 +120,28 @@ SCRIPT = """
     const offset = last.getBoundingClientRect().top - top - 8;
     if (Math.abs(offset) > 2) moved.scrollTop += offset;
   };
+  // A document just opened in a chat with no question yet: the quick prompts and the hint under them come
+  // into view when they are below it (a phone: under the preview), moving the view no further than to
+  // put the preview's top under the page's header. Never at the first load with no document.
+  let revealed = null, revealing = null;
+  const reveal = (box) => {
+    const image = document.querySelector('.st-key-document_preview img');
+    const preview = document.querySelector('.st-key-document_preview');
+    const view = image ? chat() + '|' + image.src : null;
+    if (!view || view === revealed || !image.complete) return;
+    if (view !== revealing) { revealing = view; return; }  // hold for one more look: a rerun may be drawing
+    revealed = view;
+    const prompts = document.querySelector('.st-key-quick_prompts');
+    if (!prompts || box.querySelector(USER)) return;  // a chat with questions lands on its last one
+    const hint = box.firstElementChild;
+    const bottom = Math.max(prompts.getBoundingClientRect().bottom, hint ? hint.getBoundingClientRect().bottom : 0);
+    const input = document.querySelector(INPUT_BOX);
+    const stacked = getComputedStyle(box).overflowY === 'visible';  // the input is held over the page's bottom
+    const covered = stacked && input ? input.getBoundingClientRect().height + 24 : 0;
+    const below = bottom - (window.innerHeight - covered - 8);
+    const room = preview.getBoundingClientRect().top - 64;
+    if (below > 0 && room > 0) scroller(box).scrollTop += Math.min(below, room);
+  };
   let lastInput = null;
   const focus = () => {
     const input = document.querySelector(INPUT);
@@ -134,7 +160,7 @@ SCRIPT = """
   };
   const look = () => {
     const box = pane();
-    if (box) { size(box); land(box); }
+    if (box) { size(box); land(box); reveal(box); }
     focus();
   };
   look();
