@@ -229,3 +229,21 @@ def test_switching_chats_lands_on_the_last_question(open_page, server, tmp_path)
     wait_until(landed, "switching chats did not land on the last question")
     assert page.evaluate(MAIN_SCROLL) == 0
     view_shot(page, "layout-switched-chat.png")
+
+
+def test_a_model_that_cannot_run_here_says_in_view_who_answers(open_page, server, receipt):
+    page = open_page(DESKTOP)
+    select_option(page, "Model", "qwen_vl_2b")  # no weights here
+    upload(page, receipt)
+    quick = page.locator(".st-key-quick_prompts button:visible").all_inner_texts()
+    assert quick == ["Extract text", "Table → Markdown", "Key fields → JSON"]  # what ocr_auto can do, no "Summarise"
+    assert page.locator(CHAT_INPUT).get_attribute("placeholder").startswith("Ask to extract the text")
+    ask(page, "What is the total?")
+    answer = wait_answer(page, server["db"], 1)[-1]
+    assert answer["model"] == "ocr_auto" and answer["attempts"][0]["outcome"] == "skipped"
+    explanation = page.get_by_text("Questions go to", exact=False).first
+    top, bottom = box_of(explanation).values()
+    assert top >= HEADER_PX - 1 and bottom <= DESKTOP[1]  # the explanation is in view, after the answer too
+    said = page.locator(ASSISTANT).last.locator('[data-testid="stCaptionContainer"]', has_text="cannot run here")
+    assert "ocr_auto answered" in said.inner_text()
+    view_shot(page, "layout-unavailable-model.png")
