@@ -56,14 +56,7 @@ def render() -> None:
         text_search.render(session)
     with chat_col:
         quick = answer_view.quick_prompts(session, ocr_only, busy)
-        # The conversation scrolls in its own pane beside the page (ui.style sizes it); the input sits under it.
-        pane = st.container(key=style.CHAT_PANE, height=style.CHAT_PANE_HEIGHT_PX, border=False, autoscroll=False)
-        with pane:
-            if not turns:
-                _empty_state(session, ocr_only)
-            retry = answer_view.render_history(session, turns, details, answering=busy)
-            if session.save_error and not busy:
-                st.warning(session.save_error)
+        pane, retry = _chat_pane(session, turns, details, busy, ocr_only)
         typed = st.chat_input(
             _placeholder(session, ocr_only, busy), key="question", disabled=busy or (ocr_only and not session.document)
         )
@@ -87,6 +80,21 @@ def render() -> None:
         if answer.session is not session:  # asked in another tab on this chat: show what it saved
             state.reopen(session.id)
         st.rerun()  # the answer is saved: show it as history, with the input enabled again
+
+
+def _chat_pane(
+    session: ChatSession, turns: list[Turn], details: bool, busy: bool, ocr_only: bool
+) -> tuple[DeltaGenerator, Turn | None]:
+    """The conversation, scrolling in its own pane beside the page (ui.style sizes it; the input sits under
+    it). Returns the pane (the live answer is drawn in it) and the question whose Retry was clicked."""
+    pane = st.container(key=style.CHAT_PANE, height=style.CHAT_PANE_HEIGHT_PX, border=False, autoscroll=False)
+    with pane:
+        if not turns:
+            _empty_state(session, ocr_only)
+        retry = answer_view.render_history(session, turns, details, answering=busy)
+        if session.save_error and not busy:
+            st.warning(session.save_error)
+    return pane, retry
 
 
 def _retried(session: ChatSession, question: Turn | None) -> str | None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from chatvlmllm.chat.engine_cache import EngineCache, default_cache
 from chatvlmllm.decisions import AttemptOutcome, StopReason
-from chatvlmllm.engines import AnswerMetrics, AnswerStream, GenerationSettings, Message
+from chatvlmllm.engines import AnswerMetrics, AnswerStream, Engine, GenerationSettings, Message
 from chatvlmllm.errors import ChatVlmError, OutOfMemoryError, UserError
 from chatvlmllm.models.catalog import ModelSpec, load_catalog
 from chatvlmllm.models.hardware import HardwareProfile
@@ -114,22 +114,10 @@ class RoutedAnswer:
     def __iter__(self) -> Generator[AnswerStream, None, None]:
         for index, spec in enumerate(self.chain):
             self.current = spec
-            # The user's overrides apply to the model they chose; fallbacks plan on their own.
-            overrides = self.overrides if index == 0 else PlanOverrides()
-            plan = plan_load(self.hardware, spec, overrides)
-            loaded = self.cache.peek(spec, plan) is not None
-            problem = None if loaded else _cannot_load(spec, plan)
-            if problem is not None:  # known not to load here: never a load that can only fail
-                self._record(spec, AttemptOutcome.SKIPPED, problem, 0.0)
+            ready = self._engine_for(spec, first=index == 0)
+            if ready is None:
                 continue
-            if self.on_load is not None and not loaded:
-                self.on_load(spec)
-            started = time.perf_counter()
-            try:
-                engine = self.cache.get(spec, plan)
-            except Exception as exc:
-                self._record(spec, AttemptOutcome.LOAD_FAILED, _reason(exc), time.perf_counter() - started, exc)
-                continue
+            engine, plan = ready
             settings = self.settings
             for retry in (False, True):
                 started = time.perf_counter()
@@ -173,6 +161,25 @@ class RoutedAnswer:
                 return
         if self.model is None:
             self.error = self._failure_summary()
+
+    def _engine_for(self, spec: ModelSpec, first: bool) -> tuple[Engine, LoadPlan] | None:
+        """The engine of `spec` and its plan, loaded now or already; None (recorded as an attempt) when it
+        is known not to load here or its load failed."""
+        # The user's overrides apply to the model they chose; fallbacks plan on their own.
+        plan = plan_load(self.hardware, spec, self.overrides if first else PlanOverrides())
+        loaded = self.cache.peek(spec, plan) is not None
+        problem = None if loaded else _cannot_load(spec, plan)
+        if problem is not None:  # known not to load here: never a load that can only fail
+            self._record(spec, AttemptOutcome.SKIPPED, problem, 0.0)
+            return None
+        if self.on_load is not None and not loaded:
+            self.on_load(spec)
+        started = time.perf_counter()
+        try:
+            return self.cache.get(spec, plan), plan
+        except Exception as exc:
+            self._record(spec, AttemptOutcome.LOAD_FAILED, _reason(exc), time.perf_counter() - started, exc)
+            return None
 
     def _failure_summary(self) -> str:
         """Why nothing answered. When a model read the page and found nothing, that is the news:
