@@ -169,8 +169,13 @@ def test_the_phone_layout_does_not_jump_and_the_page_stays_reachable(open_page, 
     assert in_view(page, CHAT_INPUT)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE[0]  # nothing wider than the phone
     view_shot(page, "layout-phone-answers.png")
-    page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollTo(0, 0)")  # the reader scrolls up
-    wait_until(lambda: visible_height(page, ".st-key-document_preview img") > 200, "the page cannot be reached")
+    page.mouse.move(PHONE[0] / 2, PHONE[1] / 3)
+
+    def scrolled_up() -> bool:  # the reader scrolls up with the wheel (the view then stops following the answer)
+        page.mouse.wheel(0, -600)
+        return visible_height(page, ".st-key-document_preview img") > 200
+
+    wait_until(scrolled_up, "the page cannot be reached by scrolling up")
 
 
 def test_which_engine_read_the_pages_is_said_beside_the_text(open_page, server, tmp_path):
