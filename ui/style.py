@@ -142,7 +142,7 @@ SCRIPT = """
     const room = preview.getBoundingClientRect().top - 64;
     if (below > 0 && room > 0) scroller(box).scrollTop += Math.min(below, room);
   };
-  let lastInput = null;
+  let lastInput = null, pendingUntil = 0;
   const focus = () => {
     const input = document.querySelector(INPUT);
     const ready = Boolean(input && !input.disabled);
@@ -152,8 +152,14 @@ SCRIPT = """
     const elsewhere = active && active !== document.body && active !== input && active.matches(BUSY);
     // A new input element (Streamlit drew it again) had the focus of the one it replaced, or none.
     const redrawn = input !== lastInput && (!active || active === document.body);
-    const due = !wasReady || view !== shown || redrawn;
-    if (ready && due && !elsewhere && !touch) input.focus({ preventScroll: true });
+    // Due until the focus has really landed (for a while): on a busy machine the input may not take it
+    // yet at the first try (Streamlit still drawing it), and no later change would say to try again.
+    if (!wasReady || view !== shown || redrawn) pendingUntil = Date.now() + 10000;
+    if (elsewhere || touch) pendingUntil = 0;
+    if (ready && Date.now() < pendingUntil) {
+      input.focus({ preventScroll: true });
+      if (document.activeElement === input) pendingUntil = 0;
+    }
     wasReady = ready;
     shown = view;
     lastInput = input;
