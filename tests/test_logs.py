@@ -51,7 +51,7 @@ def test_every_fallback_attempt_is_logged_at_the_level_the_variable_sets(capsys,
     assert code == 0
     attempts = json.loads(out)["attempts"]
     assert [(a["model"], a["outcome"]) for a in attempts] == [
-        ("no_model_here", "load_failed"),
+        ("no_model_here", "skipped"),
         ("rapidocr", "answered"),
     ]
     lines = [line for line in err.splitlines() if "chatvlmllm.chat.router" in line]

@@ -66,8 +66,21 @@ def status_line(answer: Answer, now: float | None = None) -> str:
     return line + ")"
 
 
-def fraction(answer: Answer) -> float | None:
+# The bar moves on within a page at the pace of the pages before, up to this share of the page: it never
+# shows a page as read before it is.
+WITHIN_PAGE_MAX = 0.9
+
+
+def fraction(answer: Answer, now: float | None = None) -> float | None:
+    """Steps done over steps, moving on while a step is under way (at the pace of the steps before), so
+    the bar does not stand still for the seconds a page takes."""
     progress = answer.progress
     if progress is None or progress.total < 1:
         return None
-    return min(1.0, progress.done / progress.total)
+    done = float(progress.done)
+    if 0 < progress.done < progress.total:
+        now = time.perf_counter() if now is None else now
+        per_step = (progress.at - answer.stream_started) / progress.done
+        if per_step > 0:
+            done += min(WITHIN_PAGE_MAX, max(0.0, now - progress.at) / per_step)
+    return min(1.0, done / progress.total)

@@ -14,7 +14,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from chatvlmllm.chat.answer import Answer
-from chatvlmllm.chat.conversation import Turn
+from chatvlmllm.chat.conversation import NOT_ANSWERED_NOTE, Turn, unanswered_questions
 from chatvlmllm.chat.engine_cache import EngineCache
 from chatvlmllm.chat.session import AskOptions, ChatSession
 from chatvlmllm.decisions import AttemptOutcome, StopReason
@@ -22,7 +22,7 @@ from chatvlmllm.errors import UserError
 from chatvlmllm.i18n import N_, _
 from chatvlmllm.models.catalog import ModelSpec
 from chatvlmllm.models.hardware import HardwareProfile
-from chatvlmllm.models.tasks import QUICK_PROMPTS
+from chatvlmllm.models.tasks import QUICK_PROMPTS, classify, is_extract_all_text
 from ui import answer_job, citations, text_view
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,23 @@ OUTCOME_ICONS: dict[str, str] = {
     AttemptOutcome.ERROR: ":material/error:",
     AttemptOutcome.OOM_RETRY: ":material/replay:",
 }
-# What an OCR-only engine can do: read the text (copy and .txt download come with every page).
+# What an OCR-only engine can honestly do: read the text (copy and .txt download come with every page), build
+# the tables its line boxes lay out as tables, find key fields by pattern (labelled as such). Not "Summarise".
 OCR_QUICK_LABEL = N_("Extract text")
-OCR_QUICK_PROMPTS = {OCR_QUICK_LABEL: QUICK_PROMPTS["Extract all text"]}
+OCR_QUICK_PROMPTS = {
+    OCR_QUICK_LABEL: QUICK_PROMPTS["Extract all text"],
+    "Table → Markdown": QUICK_PROMPTS["Table → Markdown"],
+    "Key fields → JSON": QUICK_PROMPTS["Key fields → JSON"],
+}
+# How a model of the fallback chain that did not answer is named beside the answer.
+NOT_ANSWERED_BECAUSE: dict[str, str] = {
+    AttemptOutcome.SKIPPED: N_("cannot run here"),
+    AttemptOutcome.LOAD_FAILED: N_("failed to load"),
+    AttemptOutcome.ERROR: N_("failed"),
+    AttemptOutcome.OOM_RETRY: N_("ran out of memory"),
+    AttemptOutcome.EMPTY: N_("gave an empty answer"),
+    AttemptOutcome.REPETITION: N_("kept repeating itself"),
+}
 STOPPED_NOTE = "Stopped by you. The text above is what was produced before stopping."
 
 
@@ -46,7 +60,7 @@ def quick_prompts(session: ChatSession, ocr_only: bool, busy: bool) -> str | Non
     prompts = OCR_QUICK_PROMPTS if ocr_only else QUICK_PROMPTS
     disabled = session.document is None or busy
     clicked = None
-    with st.container(horizontal=True):
+    with st.container(horizontal=True, key="quick_prompts"):  # ui.style brings it into view after an upload
         for label, prompt in prompts.items():  # the English label keys the button in every language
             if st.button(_(label), key=quick_key(label), disabled=disabled, help=_(prompt)):
                 clicked = _(prompt)
@@ -58,7 +72,12 @@ def quick_key(label: str) -> str:
     return "quick_" + re.sub(r"\W+", "_", label.lower()).strip("_")
 
 
-def render_history(session: ChatSession, turns: list[Turn], details: bool) -> None:
+def render_history(session: ChatSession, turns: list[Turn], details: bool, answering: bool) -> Turn | None:
+    """The conversation; a question the app never answered (it stopped: a crash) or whose answer it left
+    incomplete gets a Retry button. Returns the question whose Retry was clicked. `answering`: the last
+    question's answer is being written now (neither mark applies to it)."""
+    unanswered = unanswered_questions(turns, answering)
+    retry = None
     for index, turn in enumerate(turns):
         with st.chat_message("user" if turn.role == "user" else "assistant"):
             try:
@@ -66,9 +85,28 @@ def render_history(session: ChatSession, turns: list[Turn], details: bool) -> No
                     _user_body(turn)
                 else:
                     _assistant_body(session, turn, _question_before(turns, index), f"turn{index}", details)
+                cut_off = turn.incomplete and not (answering and index == len(turns) - 1)
+                question = _question_before(turns, index) if cut_off else None
+                if question is not None and _retry_button(index):
+                    retry = question
             except Exception as exc:  # stored data this version cannot draw: say so, keep the page
                 log.exception("cannot show turn %d", index)
                 st.warning(f"This message cannot be shown ({type(exc).__name__}: {exc}).")
+        if index in unanswered:
+            with st.chat_message("assistant"):
+                st.warning(_(NOT_ANSWERED_NOTE), icon=":material/power_off:")
+                if _retry_button(index):
+                    retry = turn
+    return retry
+
+
+def _retry_button(index: int) -> bool:
+    return st.button(
+        _("Retry"),
+        key=f"retry_{index}",
+        icon=":material/replay:",
+        help=_("Ask this question again, about the same page(s)."),
+    )
 
 
 def _user_body(turn: Turn) -> None:
@@ -112,7 +150,10 @@ def _assistant_body(session: ChatSession, turn: Turn, question: Turn | None, key
     note = turn.extras.get("warning")
     if isinstance(note, str) and note:
         st.caption(f":material/info: {note}")
-    if turn.metrics or turn.model:
+    fallback = _fallback_note(turn)
+    if fallback:
+        st.caption(f":material/swap_horiz: {fallback}")
+    if turn.metrics or turn.model or turn.notes():
         st.caption(text_view.caption(turn, details))
     if turn.fell_back:
         with st.expander(f"Fallback: {len(turn.attempts)} attempt(s)"):
@@ -121,6 +162,16 @@ def _assistant_body(session: ChatSession, turn: Turn, question: Turn | None, key
                 reason = f" — {attempt['reason']}" if attempt.get("reason") else ""
                 seconds = text_view.number(attempt.get("seconds")) or 0.0
                 st.markdown(f"{icon} `{attempt.get('model')}`: {attempt.get('outcome')}{reason} ({seconds:.2f} s)")
+
+
+def _fallback_note(turn: Turn) -> str:
+    """ "qwen_vl_2b cannot run here; ocr_auto answered.": beside the answer, in words (the attempts' details
+    stay in the expander below)."""
+    first = turn.attempts[0] if turn.attempts else None
+    if not turn.model or first is None or first.get("model") == turn.model:
+        return ""
+    why = NOT_ANSWERED_BECAUSE.get(str(first.get("outcome", "")), N_("failed"))
+    return _("{chosen} {why}; {model} answered.").format(chosen=first.get("model"), why=_(why), model=turn.model)
 
 
 def _render_layout(layout: list[dict] | dict, image, key: str) -> None:
@@ -150,7 +201,20 @@ def ask(
     return answer_job.start(answer)
 
 
-def follow(answer: Answer, verbatim: bool) -> None:
+def show_asked(question: str) -> DeltaGenerator:
+    """The question and a first status line at once, before its answer is set up (the pages rendered, the
+    models chosen, which takes a moment on a busy machine): a click shows its effect immediately. Returns
+    the slot, to clear when the question is refused."""
+    slot = st.empty()
+    with slot.container():
+        with st.chat_message("user"):
+            text_view.render_prose(question)
+        with st.chat_message("assistant"):
+            st.caption(f":material/hourglass_top: {_('Starting…')}")
+    return slot
+
+
+def follow(answer: Answer, models: Mapping[str, ModelSpec]) -> None:
     """Show the answer being made until it is saved; Stop saves what was produced so far."""
     with st.chat_message("assistant"):
         st.button(
@@ -166,12 +230,22 @@ def follow(answer: Answer, verbatim: bool) -> None:
         shown = None
         while not answer.settled:
             # Redraw when something changed, and at least twice a second: a click (Stop) takes effect
-            # at the next redraw, and eight chats answering at once must not redraw 32 times a second.
+            # at the next redraw, the time and the progress move while a page is read, and eight chats
+            # answering at once must not redraw 32 times a second.
             view = (answer.state, len(answer.text), answer.progress, int(answer.elapsed() * 2))
             if view != shown:
                 shown = view
-                _draw_live(live, answer, verbatim)
+                _draw_live(live, answer, _verbatim(answer, models))
             answer.wait(answer_job.REDRAW_S)  # returns at once when the answer is saved
+
+
+def _verbatim(answer: Answer, models: Mapping[str, ModelSpec]) -> bool:
+    """Whether the text arriving is a transcription (shown as read), by the model answering now: a fallback
+    OCR engine transcribes even when the model chosen would have chatted."""
+    current = models.get(answer.model, answer.spec)
+    if "chat" not in current.caps:
+        return classify(answer.question.text) not in text_view.STRUCTURED_TASKS
+    return is_extract_all_text(answer.question.text)
 
 
 def _stop(answer: Answer) -> None:

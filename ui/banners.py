@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from chatvlmllm.decisions import Readiness
+from chatvlmllm.i18n import _
 from chatvlmllm.models import downloads
 from chatvlmllm.models.catalog import load_catalog, models_file
 from chatvlmllm.models.choice import ModelStatus
@@ -35,9 +36,15 @@ def setup_dialog(statuses: dict[str, ModelStatus]) -> None:
 
 
 def availability(
-    statuses: dict[str, ModelStatus], default_key: str, problem: str | None, selected: str, ocr_only: bool
+    statuses: dict[str, ModelStatus],
+    default_key: str,
+    problem: str | None,
+    selected: str,
+    answering: str,
+    ocr_only: bool,
 ) -> None:
-    """Nothing when the chosen model is ready; else one line on what it means, with the way out."""
+    """Nothing when the chosen model is ready; else one line on what it means (and which model answers
+    instead), with the way out."""
     if problem:
         st.error(problem)
     usable = [key for key, status in statuses.items() if status.status.usable]
@@ -46,20 +53,32 @@ def availability(
         if st.button("Set up a model", key="setup_model_none", icon=":material/build:"):
             setup_dialog(statuses)
         return
-    if is_offline_engine(default_key) and ocr_only:  # no VLM can run here: the offline engine answers
-        _ocr_only_badge(statuses)
-        return
     status = statuses.get(selected)
     if status is None or status.status == Readiness.READY:
+        if is_offline_engine(default_key) and ocr_only:  # no VLM can run here: the offline engine answers
+            _ocr_only_badge(statuses)
         return
+    instead = _instead(selected, answering, ocr_only)
     if status.status == Readiness.NEEDS_DOWNLOAD:
-        _offer_download(selected, status)
+        _offer_download(selected, status, instead)
     else:
         reason = status.reason.rstrip(".")
         st.warning(
-            f"`{selected}` cannot answer here ({status.status}: {reason}). "
-            "Pick a model under *Ready here*, or keep *Fall back to other models* on."
+            f"`{selected}` cannot answer here ({status.status}: {reason}). {instead} "
+            "Pick a model under *Ready here*, or set one up.",
+            icon=":material/swap_horiz:",
         )
+        if st.button(_("Set up a model"), key="setup_model_chosen", type="tertiary", icon=":material/build:"):
+            setup_dialog(statuses)
+
+
+def _instead(selected: str, answering: str, ocr_only: bool) -> str:
+    """Who answers instead of the chosen model, and what that means for the user."""
+    if answering == selected:
+        return _("Questions fail until it can run (or turn on *Fall back to other models*).")
+    if ocr_only:
+        return _("Questions go to `{model}`, which extracts text only: it does not chat.").format(model=answering)
+    return _("Questions go to `{model}`.").format(model=answering)
 
 
 def _ocr_only_badge(statuses: dict[str, ModelStatus]) -> None:
@@ -78,16 +97,14 @@ def _ocr_only_badge(statuses: dict[str, ModelStatus]) -> None:
         )
 
 
-def _offer_download(key: str, status: ModelStatus) -> None:
+def _offer_download(key: str, status: ModelStatus, instead: str) -> None:
     """A model that needs its weights: ask before a multi-GB download, never start one inside an answer."""
     running = downloads.manager().get(key)
     if running is not None and running.running:
-        st.info(f"Downloading `{key}`: {running.progress.summary()}. Questions go to the next model until it is done.")
+        st.info(f"Downloading `{key}`: {running.progress.summary()}. {instead}")
         st.page_link("pages/3_Models.py", label="Follow it on the Models page", icon=":material/download:")
         return
-    st.info(
-        f"`{key}` is not downloaded yet, so questions go to the next model that can answer. {status.reason}".strip()
-    )
+    st.info(f"`{key}` is not downloaded yet. {instead} {status.reason}".strip())
     spec = load_catalog().get(key)
     if spec is not None and spec.hub_id and not spec.path:
         size = downloads.human_bytes(int(spec.weights_gb * 1e9)) if spec.weights_gb else "size unknown"

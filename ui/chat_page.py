@@ -14,9 +14,9 @@ from typing import Any
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from chatvlmllm.chat.conversation import Turn
 from chatvlmllm.chat.session import ChatSession
 from chatvlmllm.i18n import _
-from chatvlmllm.models.tasks import is_extract_all_text
 from ui import answer_job, answer_view, banners, document_view, sidebar, state, style, text_search
 from ui.answer_view import OCR_QUICK_LABEL
 
@@ -41,47 +41,69 @@ def render() -> None:
         # Filled at the end of the run, so they show this run's answer.
         runtime_box, chats_box, transcript_box = st.container(), st.container(), st.container()
     spec = catalog.models[options.model]
-    ocr_only = "chat" not in spec.caps
+    # The quick prompts, the input and the explanation follow the model that will really answer.
+    answering = state.answering_model(catalog.version, options.model, options.fallback, options.language)
+    ocr_only = "chat" not in catalog.models[answering].caps
 
     state.show_flashes()
     if catalog.error:
         st.error(f"{catalog.error} — using the built-in models only.")
-    banners.availability(statuses, default_key, default_problem, options.model, ocr_only)
+    banners.availability(statuses, default_key, default_problem, options.model, answering, ocr_only)
 
     document_col, chat_col = st.columns([1, 1], gap="large")
-    with document_col:
+    with document_col, st.container(key=style.DOCUMENT_COLUMN):
         document_view.render(session, options.language)
         text_search.render(session)
     with chat_col:
         quick = answer_view.quick_prompts(session, ocr_only, busy)
-        if not turns:
-            _empty_state(session, ocr_only)
-        answer_view.render_history(session, turns, details)
-        if session.save_error and not busy:
-            st.warning(session.save_error)
-
-    question = st.chat_input(
-        _placeholder(session, ocr_only, busy), key="question", disabled=busy or (ocr_only and not session.document)
-    )
-    question = question or quick
+        pane, retry = _chat_pane(session, turns, details, busy, ocr_only)
+        typed = st.chat_input(
+            _placeholder(session, ocr_only, busy), key="question", disabled=busy or (ocr_only and not session.document)
+        )
+    question = typed or quick or _retried(session, retry)
     if question and not busy:
-        with chat_col:
+        with pane:
+            shown = answer_view.show_asked(question)  # at once: setting the answer up takes a moment
             if answer_view.ask(session, question, options, hw, catalog.models, cache) is not None:
                 st.rerun()  # draw the page again with the question in the history and the input disabled
+            shown.empty()  # refused (the reason is shown): it is not part of the chat
 
     _guarded(sidebar.runtime_panel, runtime_box, session, options, spec, hw, cache, details)
     _guarded(sidebar.chats_panel, chats_box, session)
-    _guarded(sidebar.transcript_panel, transcript_box, session)
+    _guarded(sidebar.transcript_panel, transcript_box, session, busy)
     state.sync_url(session)
-    style.focus_chat_input()
+    style.keep_in_view()
 
     if answer is not None:
-        verbatim = "chat" not in answer.spec.caps or is_extract_all_text(answer.question.text)
-        with chat_col:
-            answer_view.follow(answer, verbatim)
+        with pane:
+            answer_view.follow(answer, catalog.models)
         if answer.session is not session:  # asked in another tab on this chat: show what it saved
             state.reopen(session.id)
         st.rerun()  # the answer is saved: show it as history, with the input enabled again
+
+
+def _chat_pane(
+    session: ChatSession, turns: list[Turn], details: bool, busy: bool, ocr_only: bool
+) -> tuple[DeltaGenerator, Turn | None]:
+    """The conversation, scrolling in its own pane beside the page (ui.style sizes it; the input sits under
+    it). Returns the pane (the live answer is drawn in it) and the question whose Retry was clicked."""
+    pane = st.container(key=style.CHAT_PANE, height=style.CHAT_PANE_HEIGHT_PX, border=False, autoscroll=False)
+    with pane:
+        if not turns:
+            _empty_state(session, ocr_only)
+        retry = answer_view.render_history(session, turns, details, answering=busy)
+        if session.save_error and not busy:
+            st.warning(session.save_error)
+    return pane, retry
+
+
+def _retried(session: ChatSession, question: Turn | None) -> str | None:
+    """The question of a Retry click, asked again about the page(s) it was about when they are still here."""
+    if question is None:
+        return None
+    if question.document_sha256 and not session.use_pages_of(question):
+        st.toast(_("That question's document is not in this chat any more: asked about the page in use."))
+    return question.text
 
 
 def _placeholder(session: ChatSession, ocr_only: bool, busy: bool) -> str:

@@ -133,7 +133,7 @@ def _preview(session: ChatSession) -> None:
     doc = session.document
     if doc is None:
         return
-    with st.container(key="document_preview"):  # sticky (ui.style): stays beside the text while scrolling
+    with st.container(key="document_preview"):  # its column stays in view beside the chat (ui.style)
         if citations.render_open(session):  # a citation chip opened its page
             return
         if len(session.pages) == 1:

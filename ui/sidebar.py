@@ -329,15 +329,21 @@ def _rename(session: ChatSession, key: str) -> None:
         state.flash("error", str(exc))
 
 
-def transcript_panel(session: ChatSession) -> None:
-    """Download the chat (Markdown, JSON, CSV, or a .zip with its documents) or resume a downloaded one."""
+def transcript_panel(session: ChatSession, answering: bool = False) -> None:
+    """Download the chat (Markdown, JSON, CSV, or a .zip with its documents) or resume a downloaded one.
+    `answering`: the last question's answer is still being written (not marked as not answered)."""
     st.header(_("Transcript"))
     conversation = session.conversation
     stem = "chat-" + conversation.id[:8]
     empty = not conversation.turns
     with st.container(horizontal=True):
         st.download_button(
-            "Markdown", conversation.to_markdown(), f"{stem}.md", "text/markdown", on_click="ignore", disabled=empty
+            "Markdown",
+            conversation.to_markdown(answering),
+            f"{stem}.md",
+            "text/markdown",
+            on_click="ignore",
+            disabled=empty,
         )
         st.download_button(
             "JSON", conversation.to_json(), f"{stem}.json", "application/json", on_click="ignore", disabled=empty

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from chatvlmllm.chat.engine_cache import EngineCache, default_cache
+from chatvlmllm.chat.router import first_ready, planned_chain
 from chatvlmllm.chat.session import ChatSession
 from chatvlmllm.chat.store import ChatStore, SessionInfo, StoreError
 from chatvlmllm.documents.loading import safe_name
@@ -96,6 +97,22 @@ def initial_model(version: str) -> tuple[str, str, str | None]:
     except UserError as exc:
         return next(iter(models)), "", str(exc)
     return key, why, None
+
+
+# Stands for "a question" when choosing who answers before one is asked (chatvlmllm.models.tasks.classify).
+ANY_QUESTION = "What does this document say?"
+
+
+@st.cache_resource(show_spinner=False, ttl=120)
+def answering_model(version: str, chosen: str, fallback: bool, language: str | None) -> str:
+    """The model that will really answer the next question: the chosen one when it is ready here, else the
+    first ready model of its fallback chain (the router skips the others at once); the quick prompts, the
+    input's placeholder and the page's explanation follow it."""
+    models = catalog().models
+    ready = statuses(version)
+    chain = planned_chain(ANY_QUESTION, models[chosen], hardware_profile(), models, fallback, language)
+    found = first_ready(chain, lambda key: key in ready and ready[key].usable_now)
+    return found.key if found is not None else chosen
 
 
 @st.cache_resource(show_spinner=False)

@@ -252,22 +252,25 @@ def number(value: object) -> float | None:
 
 
 def caption(turn: Turn, details: bool) -> str:
-    """ "model · 2.3 s · reached the length limit"; with details, the figures developers compare."""
+    """ "model · 7.7 s · reached the length limit · <notes>": the time is the user's wait (question to answer,
+    a failed load and a fallback included), not the engine's; with details, the figures developers compare."""
     metrics = turn.metrics if isinstance(turn.metrics, Mapping) else {}
     parts = [str(turn.model or metrics.get("model") or "")]
     total = number(metrics.get("total_s"))
-    if total is not None:
-        parts.append(f"{total:.1f} s")
+    waited = turn.waited_s()
+    if waited is not None or total is not None:
+        parts.append(f"{waited if waited is not None else total:.1f} s")
     stopped_by = metrics.get("stopped_by")
     if isinstance(stopped_by, str) and stopped_by != StopReason.EOS:
         parts.append(STOP_REASONS.get(stopped_by, stopped_by))
+    parts.extend(turn.notes())  # incomplete (the app stopped), turns left out of the prompt
     if details:
-        parts.extend(_details(metrics))
+        parts.extend(_details(metrics, engine_s=total if waited is not None else None))
     return " · ".join(part for part in parts if part)
 
 
-def _details(metrics: Mapping[str, Any]) -> list[str]:
-    out = []
+def _details(metrics: Mapping[str, Any], engine_s: float | None = None) -> list[str]:
+    out = [f"the engine's own time {engine_s:.2f} s"] if engine_s is not None else []
     ttft, speed, load = (number(metrics.get(k)) for k in ("ttft_s", "tokens_per_s", "load_s"))
     if ttft is not None:
         out.append(f"time to first word {ttft:.2f} s")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -31,7 +31,7 @@ from pydantic import (
 from chatvlmllm.chat.context import Fit, PlannedTurn, PromptBudget, fit_turns
 from chatvlmllm.decisions import AttemptOutcome
 from chatvlmllm.documents.citations import UNVERIFIED_WORDS, Citation, CitationStatus
-from chatvlmllm.engines.base import AnswerMetrics, Message
+from chatvlmllm.engines.base import AnswerMetrics, Message, reader_summary
 from chatvlmllm.errors import UserError
 from chatvlmllm.i18n import N_, _, format_datetime, ngettext
 
@@ -48,6 +48,11 @@ TURNS_NOT_SENT = "turns_not_sent"
 # extras key of a question over whole documents: its `QuestionScope`, and the names of the documents it covers.
 SCOPE = "scope"
 SCOPE_DOCUMENTS = "documents"
+# The keys of one page's record in an offline answer's extras["pages"] (which engine read it, and why).
+PAGE_RECORD = {"page", "engine", "reason", "cached"}
+# What a reader is told about an answer the app did not finish, or a question it never answered (a crash).
+INCOMPLETE_NOTE = N_("incomplete: the app stopped while this answer was being written")
+NOT_ANSWERED_NOTE = N_("Not answered: the app stopped before answering.")
 
 # Answer metrics copied into the CSV export (AnswerMetrics field names).
 METRIC_COLUMNS = (
@@ -329,6 +334,25 @@ class Turn:
     def stopped_by(self) -> str | None:
         return self.metrics.get("stopped_by")
 
+    def waited_s(self) -> float | None:
+        """How long the user waited for this answer: from the question to the answer saved (its
+        timestamps), whatever the engine's own time; None when either time is not known."""
+        started, finished = _iso_or_none(self.started_at), _iso_or_none(self.finished_at)
+        if started is None or finished is None:
+            return None
+        seconds = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+        return seconds if seconds >= 0 else None
+
+    @property
+    def read_by(self) -> str | None:
+        """Which offline engine read the page(s), in words and in the interface language (said beside the
+        text, never inside it); the stored English words when the turn has no per-page record."""
+        pages = self.extras.get("pages")
+        if isinstance(pages, list) and pages and all(isinstance(p, dict) and p.keys() >= PAGE_RECORD for p in pages):
+            return reader_summary(pages) or None
+        read_by = self.extras.get("read_by")
+        return read_by if isinstance(read_by, str) and read_by else None
+
     @property
     def fell_back(self) -> bool:
         return any(a.get("outcome") != AttemptOutcome.ANSWERED for a in self.attempts)
@@ -359,7 +383,7 @@ class Turn:
                 ).format(count=dropped)
             )
         if self.incomplete:
-            notes.append(_("incomplete: the app stopped while this answer was being written"))
+            notes.append(_(INCOMPLETE_NOTE))
         return notes
 
     def document_label(self) -> str:
@@ -401,6 +425,9 @@ class Conversation:
     @property
     def last_answer(self) -> Turn | None:
         return next((t for t in reversed(self.turns) if t.role == "assistant"), None)
+
+    def unanswered(self, answering: bool = False) -> set[int]:
+        return unanswered_questions(self.turns, answering)
 
     # -- engine messages -------------------------------------------------
     def engine_messages(
@@ -497,21 +524,28 @@ class Conversation:
             raise TranscriptError(_("The transcript is nested too deeply to be a chatvlmllm transcript.")) from None
         return cls.from_dict(data)
 
-    def to_markdown(self) -> str:
+    def to_markdown(self, answering: bool = False) -> str:
         """The chat for a person to read, its headings and labels in the interface language (the JSON export
-        is the language-neutral one). Stored texts (reasons, errors) stay as they were written."""
+        is the language-neutral one): each answer's text as it is, and beside it (never inside it) which engine
+        read the page, the figures and the notes (incomplete, not answered). `answering`: the last question's
+        answer is still being written (it is not marked as not answered)."""
         exported = _("Exported from chatvlmllm on {date}").format(date=format_datetime(datetime.now(UTC)))
         lines = [f"# {self.title}", "", f"_{exported}_", ""]
-        for turn in self.turns:
+        unanswered = self.unanswered(answering)
+        for index, turn in enumerate(self.turns):
             if turn.role == "user":
                 heading = _("You — {document}").format(document=turn.document_label()) if turn.document else _("You")
                 lines += [f"## {heading}", "", turn.text, ""]
+                if index in unanswered:
+                    lines += [f"> {_(NOT_ANSWERED_NOTE)}", ""]
                 continue
             heading = _("Assistant ({model})").format(model=turn.model or _("no model"))
             lines += [f"## {heading}", "", turn.text or "_{}_".format(_("(no answer)")), ""]
             if turn.error:
                 lines += ["> **{}** {}".format(_("Error:"), turn.error), ""]
-            if turn.metrics:
+            if turn.read_by:
+                lines += [f"_{turn.read_by}_", ""]
+            if turn.metrics or turn.notes():  # the notes too when there are no figures (a crash)
                 lines += [f"_{turn.caption()}_", ""]
             if turn.citations:
                 lines += [_("Sources:"), *(f"- {citation_line(c)}" for c in turn.citations), ""]
@@ -586,6 +620,19 @@ OUTCOME_WORDS = {
 def outcome_words(outcome: Any) -> str:
     """An attempt's outcome in the interface language; a value this version does not know, as stored."""
     return _(OUTCOME_WORDS[AttemptOutcome(outcome)]) if outcome in set(AttemptOutcome) else str(outcome)
+
+
+def unanswered_questions(turns: Sequence[Turn], answering: bool = False) -> set[int]:
+    """The positions of the questions no answer follows: the app stopped (a crash, kill -9) before it
+    saved anything of the answer. The last question counts only when no answer is `answering` it now."""
+    positions = set()
+    for index, turn in enumerate(turns):
+        if turn.role != "user":
+            continue
+        following = turns[index + 1] if index + 1 < len(turns) else None
+        if (following is None and not answering) or (following is not None and following.role == "user"):
+            positions.add(index)
+    return positions
 
 
 def title_from(text: str) -> str:

@@ -18,15 +18,17 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from chatvlmllm import i18n
 from chatvlmllm.chat.engine_cache import EngineCache, default_cache
 from chatvlmllm.decisions import AttemptOutcome, StopReason
-from chatvlmllm.engines import AnswerMetrics, AnswerStream, GenerationSettings, Message
+from chatvlmllm.engines import AnswerMetrics, AnswerStream, Engine, GenerationSettings, Message
 from chatvlmllm.errors import ChatVlmError, OutOfMemoryError, UserError
 from chatvlmllm.i18n import N_, SOURCE_LANGUAGE  # reasons are stored in English; marked ones show with _()
 from chatvlmllm.models.catalog import ModelSpec, load_catalog
 from chatvlmllm.models.hardware import HardwareProfile
 from chatvlmllm.models.planner import LoadPlan, PlanOverrides, plan_load
 from chatvlmllm.models.tasks import OFFLINE_FALLBACK, offline_engine_for
+from chatvlmllm.models.weights import weights_problem
 from chatvlmllm.settings import settings
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,26 @@ def chain_for(
     return configured_chain() or choose(question, hardware, catalog, language).chain
 
 
+def planned_chain(
+    question: str,
+    first: ModelSpec,
+    hardware: HardwareProfile,
+    catalog: Mapping[str, ModelSpec],
+    fallback: bool = True,
+    language: str | None = None,
+) -> list[ModelSpec]:
+    """The models that get to answer `question`, in order: the chosen one, then (with `fallback`) the
+    fallbacks for its task."""
+    chain_keys = chain_for(question, hardware, catalog, language) if fallback else ()
+    return build_chain(first, fallback=fallback, catalog=dict(catalog), chain_keys=chain_keys, language=language)
+
+
+def first_ready(chain: Sequence[ModelSpec], ready: Callable[[str], bool]) -> ModelSpec | None:
+    """The model of `chain` that will really answer: the first that is `ready` here (the router skips the
+    others at once, see `_cannot_load`); None when none is."""
+    return next((spec for spec in chain if ready(spec.key)), None)
+
+
 @dataclass
 class RoutedAnswer:
     """Iterate for the AnswerStreams; afterwards read text, model, metrics and attempts."""
@@ -94,20 +116,10 @@ class RoutedAnswer:
     def __iter__(self) -> Generator[AnswerStream, None, None]:
         for index, spec in enumerate(self.chain):
             self.current = spec
-            # The user's overrides apply to the model they chose; fallbacks plan on their own.
-            overrides = self.overrides if index == 0 else PlanOverrides()
-            plan = plan_load(self.hardware, spec, overrides)
-            if not plan.runnable:
-                self._record(spec, AttemptOutcome.SKIPPED, plan.why_not(SOURCE_LANGUAGE) or "", 0.0)  # stored: English
+            ready = self._engine_for(spec, first=index == 0)
+            if ready is None:
                 continue
-            if self.on_load is not None and self.cache.peek(spec, plan) is None:
-                self.on_load(spec)
-            started = time.perf_counter()
-            try:
-                engine = self.cache.get(spec, plan)
-            except Exception as exc:
-                self._record(spec, AttemptOutcome.LOAD_FAILED, _reason(exc), time.perf_counter() - started, exc)
-                continue
+            engine, plan = ready
             settings = self.settings
             for retry in (False, True):
                 started = time.perf_counter()
@@ -151,6 +163,25 @@ class RoutedAnswer:
                 return
         if self.model is None:
             self.error = self._failure_summary()
+
+    def _engine_for(self, spec: ModelSpec, first: bool) -> tuple[Engine, LoadPlan] | None:
+        """The engine of `spec` and its plan, loaded now or already; None (recorded as an attempt) when it
+        is known not to load here or its load failed."""
+        # The user's overrides apply to the model they chose; fallbacks plan on their own.
+        plan = plan_load(self.hardware, spec, self.overrides if first else PlanOverrides())
+        loaded = self.cache.peek(spec, plan) is not None
+        problem = None if loaded else _cannot_load(spec, plan)
+        if problem is not None:  # known not to load here: never a load that can only fail
+            self._record(spec, AttemptOutcome.SKIPPED, problem, 0.0)
+            return None
+        if self.on_load is not None and not loaded:
+            self.on_load(spec)
+        started = time.perf_counter()
+        try:
+            return self.cache.get(spec, plan), plan
+        except Exception as exc:
+            self._record(spec, AttemptOutcome.LOAD_FAILED, _reason(exc), time.perf_counter() - started, exc)
+            return None
 
     def _failure_summary(self) -> str:
         """Why nothing answered. When a model read the page and found nothing, that is the news:
@@ -199,6 +230,14 @@ class RoutedAnswer:
             "metrics": self.metrics.to_dict() if self.metrics else None,
             "error": self.error,
         }
+
+
+def _cannot_load(spec: ModelSpec, plan: LoadPlan) -> str | None:
+    """Why `spec` cannot load here before trying (the plan cannot run, its weights are not on disk), or None."""
+    if not plan.runnable:
+        return plan.why_not(SOURCE_LANGUAGE) or ""  # stored with the answer: English
+    problem = weights_problem(spec)
+    return problem.english if isinstance(problem, i18n.Message) else problem
 
 
 def is_engine_fault(exc: BaseException) -> bool:

@@ -229,6 +229,19 @@ class ChatSession:
         chosen with `select_pages`."""
         self.scope = scope
 
+    def use_pages_of(self, question: Turn) -> bool:
+        """Put the document and pages `question` was about back in use (to ask it again); False, with the
+        choice unchanged, when that document is not in this chat (any more) or no longer has those pages."""
+        doc = self.documents.get(question.document_sha256 or "")
+        if doc is None or not question.pages or not all(1 <= p <= doc.page_count for p in question.pages):
+            return False
+        if doc.sha256 != self.active_document:
+            self.attach(doc)
+        self.select_pages(list(question.pages))
+        if question.extras.get(SCOPE) == QuestionScope.DOCUMENTS:  # it was asked over the whole document(s)
+            self.select_scope(QuestionScope.DOCUMENTS)
+        return True
+
     def page_image(self, sha256: str, page: int) -> Image.Image | None:
         doc = self.documents.get(sha256)
         if doc is None or not 1 <= page <= doc.page_count:
@@ -303,7 +316,7 @@ class ChatSession:
         if doc is not None:
             doc.check_request([p - 1 for p in self.pages])  # refuse before rendering anything
         budget = prompt_budget(spec, plan_load(hardware, spec, options.overrides()), generation.budget())
-        chain = self._chain(question, spec, options, hardware, catalog)
+        chain = router.planned_chain(question, spec, hardware, catalog, options.fallback, options.language)
         title = new_chat_title(self.conversation, doc.name if doc else None, question)
         turn = Turn(
             "user",
@@ -360,26 +373,13 @@ class ChatSession:
             generation.page_numbers = plan.request.page_numbers()
             chain = [
                 model
-                for model in self._chain(question, spec, options, hardware, catalog)
+                for model in router.planned_chain(question, spec, hardware, catalog, options.fallback, options.language)
                 if understands_questions(model)
             ]
             routed = router.answer(messages, chain, hardware, generation, options.overrides(), cache)
         self.pending = Answer(self, turn, routed, spec, options, self.conversation.dropped_turns, plan.complete)
         self.pending.record_question(title)
         return self.pending
-
-    def _chain(
-        self,
-        question: str,
-        spec: ModelSpec,
-        options: AskOptions,
-        hardware: HardwareProfile,
-        catalog: Mapping[str, ModelSpec],
-    ) -> list[ModelSpec]:
-        chain_keys = router.chain_for(question, hardware, catalog, options.language) if options.fallback else ()
-        return router.build_chain(
-            spec, fallback=options.fallback, catalog=dict(catalog), chain_keys=chain_keys, language=options.language
-        )
 
     def _document_messages(self, question: Turn, plan: DocumentAnswer, budget: PromptBudget) -> list[Message]:
         """The conversation so far as text (within the budget), then the question with its retrieved pages."""

@@ -153,24 +153,31 @@ def resolve(spec: ModelSpec) -> str:
     location = locate(spec)
     if location.path:
         return location.path
+    raise WeightsMissingError(missing_reason(spec, location))
+
+
+def weights_problem(spec: ModelSpec) -> str | Message | None:
+    """Why this model's weights are not here to load (what `resolve` would raise), or None when they are:
+    the fallback router skips such a model at once instead of starting a load that cannot succeed."""
+    location = locate(spec)
+    return None if location.available else missing_reason(spec, location)
+
+
+def missing_reason(spec: ModelSpec, location: WeightsLocation) -> str | Message:
     if location.status == "missing":
-        raise WeightsMissingError(location.message)
+        return location.message
     if not hub_reachable():
-        raise WeightsMissingError(_missing_message(spec))
+        return _missing_message(spec)
     # Never a silent multi-GB download inside an answer: the user starts it (Models page, pull).
     if spec.weights_gb:
-        raise WeightsMissingError(
-            lazy_message(
-                "{model} is not downloaded yet ({size} GB): download it on the Models page or with "
-                "`chatvlmllm pull {model}`, then ask again",
-                model=spec.key,
-                size=format(spec.weights_gb, ".1f"),
-            )
-        )
-    raise WeightsMissingError(
-        lazy_message(
-            "{model} is not downloaded yet: download it on the Models page or with `chatvlmllm pull {model}`, "
-            "then ask again",
+        return lazy_message(
+            "{model} is not downloaded yet ({size} GB): download it on the Models page or with "
+            "`chatvlmllm pull {model}`, then ask again",
             model=spec.key,
+            size=format(spec.weights_gb, ".1f"),
         )
+    return lazy_message(
+        "{model} is not downloaded yet: download it on the Models page or with `chatvlmllm pull {model}`, "
+        "then ask again",
+        model=spec.key,
     )

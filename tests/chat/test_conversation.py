@@ -199,3 +199,56 @@ def test_engine_messages_carry_history_and_attach_each_page_once():
     assert [len(m.images) for m in messages] == [1, 0, 0, 1, 0]
     assert messages[0].images[0] is pages[("aa", 1)] and messages[3].images[0] is pages[("aa", 2)]
     assert [len(m.images) for m in conversation.engine_messages(None)] == [0, 0, 0, 0, 0]
+
+
+def test_the_wait_is_the_time_from_question_to_saved_answer():
+    turn = Turn(
+        "assistant",
+        "text",
+        metrics={**METRICS.to_dict(), "total_s": 0.1},  # the engine's own time: not what the user waited
+        started_at="2026-12-04T10:00:00.000+00:00",
+        finished_at="2026-12-04T10:00:07.700+00:00",
+    )
+    assert turn.waited_s() == pytest.approx(7.7)
+    assert Turn("assistant", "partial", finished_at=None).waited_s() is None
+    assert Turn("assistant", "x", started_at="not a date", finished_at="2026-12-04T10:00:00+00:00").waited_s() is None
+
+
+def crashed_conversation() -> Conversation:
+    """A chat after two crashes: an answer cut off (saved as incomplete, no figures yet) and a question
+    killed before anything of its answer was saved, then a question asked again after the restart."""
+    conversation = Conversation(title="Crashes")
+    conversation.turns = [
+        Turn("user", "Extract all text", document="r.png", pages=[1]),
+        Turn("assistant", "TOTAL 12", model="ocr_auto", incomplete=True, finished_at=None),
+        Turn("user", "What is the date?", document="r.png", pages=[1]),
+        Turn("user", "What is the date, again?", document="r.png", pages=[1]),
+    ]
+    return conversation
+
+
+def test_questions_no_answer_follows_are_unanswered_unless_one_is_being_answered():
+    conversation = crashed_conversation()
+    assert conversation.unanswered() == {2, 3}
+    assert conversation.unanswered(answering=True) == {2}  # the last one's answer is on its way
+    assert sample_conversation().unanswered() == set()  # a failed answer is still an answer
+
+
+def test_markdown_marks_an_incomplete_answer_and_an_unanswered_question():
+    markdown = crashed_conversation().to_markdown()
+    assert "TOTAL 12\n\n_ocr_auto · incomplete: the app stopped while this answer was being written_" in markdown
+    you = markdown.split("## You")
+    assert "Not answered: the app stopped before answering." in you[2]  # the question the crash cut off
+    assert "Not answered" in you[3]
+    assert "Not answered" not in crashed_conversation().to_markdown(answering=True).split("## You")[3]
+
+
+def test_markdown_says_which_engine_read_the_page_beside_the_text():
+    read_by = "Read pages 1, 2 by Tesseract; page 3 by RapidOCR."
+    conversation = Conversation()
+    conversation.add(Turn("user", "Extract all text", document="d.pdf", pages=[1, 2, 3]))
+    text = "--- page 1 ---\nONE\n\n--- page 2 ---\nTWO\n\n--- page 3 ---\nTHREE"
+    conversation.add(Turn("assistant", text, model="ocr_auto", extras={"read_by": read_by}))
+    markdown = conversation.to_markdown()
+    assert f"{text}\n\n_{read_by}_\n" in markdown  # its own line after the text, never inside it
+    assert markdown.count("Read pages") == 1

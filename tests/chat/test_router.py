@@ -123,21 +123,44 @@ def assert_rapidocr_answered(routed) -> None:
     assert routed.attempts[-1].reason == "" and routed.attempts[-1].seconds > 0
 
 
-def test_a_folder_without_a_model_fails_to_load_and_rapidocr_answers(tmp_path, cache):
+def test_a_folder_without_a_model_is_skipped_without_a_load_and_rapidocr_answers(tmp_path, cache):
     catalog = catalog_with({"no_model_here": {"family": "qwen2_vl", "path": str(tmp_path)}})
-    routed, streams = run_chain(["no_model_here", "rapidocr"], catalog, cache)
-    assert outcomes(routed) == [("no_model_here", "load_failed"), ("rapidocr", "answered")]
-    assert "no config.json" in routed.attempts[0].reason
+    loads = []
+    routed = answer(
+        [Message("user", "Extract all text", [text_image(PAGE_LINES)])],
+        [catalog["no_model_here"], catalog["rapidocr"]],
+        probe(),
+        QUICK,
+        None,
+        cache,
+    )
+    routed.on_load = lambda spec: loads.append(spec.key)
+    streams = list(routed)
+    for stream in streams:
+        stream.consume()
+    assert outcomes(routed) == [("no_model_here", "skipped"), ("rapidocr", "answered")]
+    assert "no config.json" in routed.attempts[0].reason and routed.attempts[0].seconds == 0
+    assert "no_model_here" not in loads  # known not to load: never "Loading…" for it
+    assert len(streams) == 1
+    assert_rapidocr_answered(routed)
+    assert routed.fell_back and routed.to_dict()["attempts"][0]["outcome"] == "skipped"
+
+
+def test_a_model_folder_that_fails_to_load_falls_back(tmp_path, cache):
+    (tmp_path / "config.json").write_text("{}")  # looks like a model folder, holds none
+    catalog = catalog_with({"broken_here": {"family": "qwen2_vl", "path": str(tmp_path)}})
+    routed, streams = run_chain(["broken_here", "rapidocr"], catalog, cache)
+    assert outcomes(routed) == [("broken_here", "load_failed"), ("rapidocr", "answered")]
+    assert routed.attempts[0].reason
     assert len(streams) == 1  # the broken model never got to stream
     assert_rapidocr_answered(routed)
-    assert routed.fell_back and routed.to_dict()["attempts"][0]["outcome"] == "load_failed"
 
 
-def test_a_hub_model_offline_fails_fast_with_the_download_command(cache):
+def test_a_hub_model_offline_is_skipped_at_once_with_the_download_command(cache):
     catalog = catalog_with({"hub_only": {"family": "qwen2_vl", "hub_id": "chatvlmllm-tests/not-downloaded"}})
     with outbound_attempts() as network:
         routed, _ = run_chain(["hub_only", "rapidocr"], catalog, cache)
-    assert outcomes(routed) == [("hub_only", "load_failed"), ("rapidocr", "answered")]
+    assert outcomes(routed) == [("hub_only", "skipped"), ("rapidocr", "answered")]
     assert "hf download chatvlmllm-tests/not-downloaded" in routed.attempts[0].reason
     assert network == []  # offline means no hub lookups at all, so no retry loop to wait through
     assert_rapidocr_answered(routed)
@@ -221,8 +244,8 @@ def test_the_default_chain_offline_ends_with_rapidocr(eos_qwen2_vl, cache):
     routed, _ = run_chain([spec.key for spec in chain], catalog, cache)
     got = dict(outcomes(routed))
     assert got["eos_first"] == "empty"
-    # No weights offline: they fail fast or are skipped.
-    assert all(got[key] in ("load_failed", "skipped") for key in fallbacks if key not in ("rapidocr", "eos_first"))
+    # No weights offline: skipped without a load.
+    assert all(got[key] == "skipped" for key in fallbacks if key not in ("rapidocr", "eos_first"))
     assert_rapidocr_answered(routed)
 
 

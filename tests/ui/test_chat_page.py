@@ -275,7 +275,8 @@ def test_a_fallback_is_shown_and_kept_in_the_transcript(app_env, monkeypatch, eo
     assert [(a["model"], a["outcome"]) for a in answer.attempts] == [("silent", "empty"), ("tiny2", "answered")]
     assert answer.model == "tiny2"
     assistant = at.chat_message[1]
-    assert assistant.caption[0].value.startswith("tiny2 · ")
+    assert assistant.caption[0].value.endswith("silent gave an empty answer; tiny2 answered.")  # in words
+    assert assistant.caption[1].value.startswith("tiny2 · ")
     assert assistant.expander[0].label == "Fallback: 2 attempt(s)"
     assert "silent: empty — the answer was empty" in shown_all(assistant.expander[0].markdown)
     assert "- silent: empty answer (the answer was empty)" in chat(at).conversation.to_markdown()
@@ -349,7 +350,8 @@ def test_offline_machine_explains_why_and_still_answers(tmp_path, monkeypatch):
     assert not at.exception
     assert "Text extraction only: no vision-language model here" in shown(at.markdown[0].value)  # a badge, not a wall
     assert not at.info and not at.warning
-    assert [b.label for b in at.main.button if b.key.startswith("quick_")] == ["Extract text"]  # what OCR can do
+    quick = [b.label for b in at.main.button if b.key.startswith("quick_")]
+    assert quick == ["Extract text", "Table → Markdown", "Key fields → JSON"]  # what OCR can honestly do
     assert "the offline OCR engine reads its text" in shown_all(at.main.markdown)
     assert at.chat_input[0].disabled  # no document: nothing this engine could answer
     at.button(key="setup_model").click().run()
@@ -397,7 +399,7 @@ def test_no_runnable_model_at_all_says_what_to_do():
         from ui import banners
 
         statuses = {spec.key: model_status(spec, probe()) for spec in BUILTIN_MODELS}
-        banners.availability(statuses, "qwen_vl_2b", None, "qwen_vl_2b", ocr_only=False)
+        banners.availability(statuses, "qwen_vl_2b", None, "qwen_vl_2b", "qwen_vl_2b", ocr_only=False)
 
     at = AppTest.from_function(page, default_timeout=60).run()
     assert "No model can run on this machine right now" in at.error[0].value
@@ -549,3 +551,67 @@ def test_the_upload_limit_is_visible_not_only_a_tooltip(app_env):
     captions = " ".join(c.value for c in at.main.caption)
     pages = format_number(documents.MAX_PAGES)  # "5,000": the interface language's digit grouping
     assert f"up to {settings().max_upload_mb:.0f} MB" in captions and f"up to {pages} pages" in captions
+
+
+def test_a_chosen_model_that_cannot_run_here_does_not_mislead(tmp_path, monkeypatch):
+    """qwen_vl_2b chosen offline (no weights): the page follows ocr_auto, which will really answer."""
+    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(tmp_path / "none.toml"))
+    _fresh_process()
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.sidebar.selectbox(key="model").set_value("qwen_vl_2b").run()
+    assert not at.exception
+    # The explanation is at the top of the page, and says who answers instead.
+    banner = shown_all([*at.main.info, *at.main.warning])
+    assert "qwen_vl_2b" in banner and "Questions go to ocr_auto, which extracts text only" in banner
+    quick = [b.label for b in at.main.button if b.key.startswith("quick_")]
+    assert quick == ["Extract text", "Table → Markdown", "Key fields → JSON"]  # not the chat model's "Summarise"
+    upload(at, "invoice.png", page_png(), "image/png")
+    assert at.chat_input[0].placeholder.startswith("Ask to extract the text")  # not "Ask about the document…"
+
+    ask(at, "What is the total?")
+    answer = chat(at).conversation.turns[-1]
+    assert answer.model == "ocr_auto"
+    first = answer.attempts[0]
+    assert (first["model"], first["outcome"], first["seconds"]) == ("qwen_vl_2b", "skipped", 0.0)  # never loaded
+    captions = [caption.value for caption in at.chat_message[-1].caption]
+    assert any(value.endswith("qwen_vl_2b cannot run here; ocr_auto answered.") for value in captions)
+    waited = answer.waited_s()
+    assert waited is not None and waited >= answer.metrics["total_s"]  # the user's wait, not the engine's
+    assert f"ocr_auto · {waited:.1f} s" in captions[-1]
+    _fresh_process()
+
+
+def crashed_chat() -> str:
+    """A stored chat after two crashes: an answer cut off (incomplete, no figures) and a question killed
+    before anything of its answer was saved. Returns its id."""
+    conversation = Conversation(title="After a crash")
+    store = ChatStore()
+    store.save_session(conversation)
+    for turn in (
+        Turn("user", "Say hello"),
+        Turn("assistant", "Hel", model="tiny2", incomplete=True, finished_at=None),
+        Turn("user", "What is the total?"),
+    ):
+        conversation.add(turn)
+        store.append_turn(conversation, turn)
+    return conversation.id
+
+
+def test_after_a_crash_the_marks_show_and_a_click_asks_again(app_env):
+    session_id = crashed_chat()
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.query_params["chat"] = session_id
+    at.run()
+    assert not at.exception
+    cut_off, not_answered = at.chat_message[1], at.chat_message[3]
+    assert "incomplete: the app stopped while this answer was being written" in cut_off.caption[-1].value
+    assert not_answered.name == "assistant"  # the unanswered question is not followed by another "You"
+    assert not_answered.warning[0].value == "Not answered: the app stopped before answering."
+    assert at.button(key="retry_1") and at.button(key="retry_2")
+
+    at.button(key="retry_2").click().run()
+    assert not at.exception
+    turns = chat(at).conversation.turns
+    assert [t.role for t in turns[-2:]] == ["user", "assistant"] and turns[-2].text == "What is the total?"
+    assert turns[-1].model == "tiny2" and not turns[-1].incomplete
+    assert len(ChatStore().load(session_id).conversation.turns) == 5  # nothing before it lost

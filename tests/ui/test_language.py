@@ -100,8 +100,10 @@ def test_the_offline_engines_slice_reads_russian(ocr_env):
     at = open_app("ru-RU")
     slice_texts = [shown for shown in shown_texts(at.main) if "ocr_only_badge" not in shown.within]
     assert english_texts(slice_texts) == []
-    assert quick_buttons(at) == {
-        "quick_extract_text": ("Извлечь текст", translate(QUICK_PROMPTS["Extract all text"], "ru"))
+    assert quick_buttons(at) == {  # what an OCR-only engine can honestly do, in Russian
+        "quick_extract_text": ("Извлечь текст", translate(QUICK_PROMPTS["Extract all text"], "ru")),
+        "quick_table_markdown": ("Таблица → Markdown", translate(QUICK_PROMPTS["Table → Markdown"], "ru")),
+        "quick_key_fields_json": ("Ключевые поля → JSON", translate(QUICK_PROMPTS["Key fields → JSON"], "ru")),
     }
     assert at.chat_input(key="question").placeholder.startswith("Сначала загрузите документ")
 
