@@ -117,6 +117,13 @@ def chromium_browser(executable: str):
             instance.close()
 
 
+@pytest.fixture(scope="module")
+def browser(chromium, server):
+    """One Chromium per test module, against that module's own `server` fixture (its data and models)."""
+    with chromium_browser(chromium) as instance:
+        yield instance
+
+
 def open_app(browser, url: str, width: int = 1400, height: int = 1000):
     """A new browser context (its own Streamlit session) on the app, once the chat input is there."""
     context = browser.new_context(viewport={"width": width, "height": height})

@@ -12,7 +12,6 @@ from chatvlmllm.models.tasks import QUICK_PROMPTS
 from tests.browser.conftest import (
     ASSISTANT,
     ask,
-    chromium_browser,
     click_button,
     open_app,
     screenshot,
@@ -42,12 +41,6 @@ def server(chromium, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser_display")
     with streamlit_server(root, {"CHATVLMLLM_DATA_DIR": str(root / "data")}) as info:
         yield info
-
-
-@pytest.fixture(scope="module")
-def browser(chromium, server):
-    with chromium_browser(chromium) as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ from tests.browser.conftest import (
     USER,
     ask,
     chat_id,
-    chromium_browser,
     click_button,
     new_chat,
     open_app,
@@ -58,12 +57,6 @@ def server(chromium, tmp_path_factory):
     env = {"CHATVLMLLM_DATA_DIR": str(root / "data"), "CHATVLMLLM_DEFAULT_MODEL": "rapidocr"}
     with streamlit_server(root, env) as info:
         yield info
-
-
-@pytest.fixture(scope="module")
-def browser(chromium, server):
-    with chromium_browser(chromium) as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from tests.browser.conftest import (
     USER,
     ask,
     chat_id,
-    chromium_browser,
     click_button,
     new_chat,
     open_app,
@@ -54,12 +53,6 @@ def server(chromium, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser_layout")
     with streamlit_server(root, {"CHATVLMLLM_DATA_DIR": str(root / "data")}) as info:
         yield info
-
-
-@pytest.fixture(scope="module")
-def browser(chromium, server):
-    with chromium_browser(chromium) as instance:
-        yield instance
 
 
 @pytest.fixture

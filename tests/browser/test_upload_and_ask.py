@@ -24,7 +24,6 @@ from tests.browser.conftest import (
     USER,
     ask,
     chat_id,
-    chromium_browser,
     new_chat,
     screenshot,
     streamlit_server,
@@ -53,12 +52,6 @@ def server(chromium, tmp_path_factory, tiny_qwen2_vl):
     }
     with streamlit_server(root, env) as info:
         yield info
-
-
-@pytest.fixture(scope="module")
-def browser(chromium, server):
-    with chromium_browser(chromium) as instance:
-        yield instance
 
 
 @pytest.fixture

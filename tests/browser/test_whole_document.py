@@ -19,7 +19,6 @@ from tests.browser.conftest import (
     ASSISTANT,
     CHAT_INPUT,
     ask,
-    chromium_browser,
     screenshot,
     streamlit_server,
     upload,
@@ -50,12 +49,6 @@ def server(chromium, tmp_path_factory):
     env = {"CHATVLMLLM_MODELS_FILE": str(root / "none.toml"), "CHATVLMLLM_DATA_DIR": str(root / "data")}
     with streamlit_server(root, env) as info:
         yield info
-
-
-@pytest.fixture(scope="module")
-def browser(chromium, server):
-    with chromium_browser(chromium) as instance:
-        yield instance
 
 
 @pytest.fixture
