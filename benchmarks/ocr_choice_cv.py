@@ -37,14 +37,14 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import statistics
 import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from _common import cpu_seconds, write_report  # benchmarks/ is first on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -78,9 +78,7 @@ def main() -> int:
     truths = {key: items[key].truth for key in readings if not key.startswith("_")}
     report = evaluate(readings, truths)
     report["readings"] = str(readings_path)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    out = write_report(report, args.out)
     print_report(report)
     print(f"wrote {out}")
     return 0
@@ -89,16 +87,11 @@ def main() -> int:
 # -- phase 1: read every item with every reader ----------------------------------------------
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _timed(step: Callable[[], Any]) -> tuple[Any, float]:
     """(result, CPU seconds of this process and its children: steadier than wall time on a shared machine)."""
-    before = time.process_time() + _children_cpu()
+    before = cpu_seconds()
     result = step()
-    return result, time.process_time() + _children_cpu() - before
+    return result, cpu_seconds() - before
 
 
 def _rows_json(rows: Sequence[Sequence[Any]]) -> list[list[list[Any]]]:

@@ -15,14 +15,14 @@ bundled models have no Cyrillic); Tesseract on all of them.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from _common import cpu_seconds, write_report  # benchmarks/ is first on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,11 +86,11 @@ def main() -> int:
         ]
         jobs += [(name, reader, language.get(item.lang, "eng")) for name, reader in tesseract.items()]
         for name, reader, lang in jobs if index % 2 == 0 else jobs[::-1]:
-            cpu_before = time.process_time() + _children_cpu()
+            cpu_before = cpu_seconds()
             started = time.perf_counter()
             lines = reader.read(image) if lang is None else reader.read(image, lang)
             wall = time.perf_counter() - started
-            cpu = time.process_time() + _children_cpu() - cpu_before
+            cpu = cpu_seconds() - cpu_before
             text = lines_text(lines)
             rows[name].append(
                 {
@@ -110,17 +110,10 @@ def main() -> int:
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "configs": {name: summarise(measured) for name, measured in rows.items()},
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    out = write_report(report, args.out)
     print_report(report)
     print(f"wrote {out}")
     return 0
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def summarise(measured: list[dict[str, Any]]) -> dict[str, Any]:
