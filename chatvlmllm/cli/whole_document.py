@@ -17,12 +17,13 @@ import json
 import sys
 from typing import Any
 
+from chatvlmllm.chat.document_answer import coverage_record
 from chatvlmllm.chat.document_reading import answer_citations, page_request
 from chatvlmllm.chat.router import RoutedAnswer, answer
 from chatvlmllm.cli.ask_cmd import answer_record, generation_settings, model_chain, stream_answer
 from chatvlmllm.cli.index_cmd import ocr_model, read_with_progress
 from chatvlmllm.decisions import Backend
-from chatvlmllm.documents.citations import Citation, ExtractiveAnswer, extractive_answer
+from chatvlmllm.documents.citations import UNVERIFIED_WORDS, Citation, ExtractiveAnswer, extractive_answer
 from chatvlmllm.documents.index import DocumentIndex, ReadStatus
 from chatvlmllm.documents.loading import Document
 from chatvlmllm.i18n import _
@@ -99,7 +100,8 @@ def _print_model_answer(
         return
     print()
     for citation in citations:
-        mark = "✓" if citation.verified else _("unverified: {status}").format(status=citation.status.value)
+        why = _(UNVERIFIED_WORDS.get(citation.status, citation.status.value))
+        mark = "✓" if citation.verified else _("unverified: {status}").format(status=why)
         where = _("p. {page} ({mark})").format(page=citation.page, mark=mark)
         print(f"[{where}] {citation.text}", file=sys.stderr)
     if routed.metrics:
@@ -108,10 +110,4 @@ def _print_model_answer(
 
 
 def _coverage(status: ReadStatus) -> dict[str, Any]:
-    return {
-        "document": status.name,
-        "page_count": status.page_count,
-        "pages_read": status.pages_read,
-        "state": status.state.value,
-        "sources": status.sources,
-    }
+    return {**coverage_record(status), "sources": status.sources}
