@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 60
 ROOTS = ("chatvlmllm", "ui", "pages", "app.py")
@@ -35,6 +37,7 @@ def function_lengths(path: Path) -> list[tuple[str, int, int]]:
     ]
 
 
+@pytest.mark.slow
 def test_the_walk_finds_the_code():
     # The check below means something only if it reads the app and every layer of the core.
     files = {str(path.relative_to(ROOT)) for path in python_files()}

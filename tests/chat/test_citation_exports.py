@@ -44,6 +44,7 @@ def answered(tmp_path, contract) -> Conversation:
     return chat.conversation
 
 
+@pytest.mark.slow
 def test_markdown_lists_each_answers_sources_unverified_ones_said_so(answered):
     text = answered.to_markdown()
     assert "Sources:" in text

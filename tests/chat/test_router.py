@@ -268,6 +268,7 @@ def test_when_nothing_answers_the_error_names_every_reason(tmp_path, cache):
     assert routed.to_dict()["error"] == routed.error
 
 
+@pytest.mark.slow
 def test_the_document_language_picks_the_offline_engine_that_reads_it_best():
     from chatvlmllm.models.choice import default_model
     from tests.engines.test_classic_ocr import require_tesseract

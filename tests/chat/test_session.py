@@ -120,6 +120,7 @@ def test_a_failing_store_keeps_the_chat_going_and_says_the_turn_is_not_saved(tmp
     assert "not saved" in session.save_error
 
 
+@pytest.mark.slow
 def test_all_pages_after_page_three_sends_every_page_with_its_number(tmp_path, cache):
     """The offline engine reads the latest question's pages: "All pages" after a question about page 3
     must still carry page 3, and label each page with its own number."""

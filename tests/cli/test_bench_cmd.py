@@ -14,6 +14,7 @@ from tests.eval.test_benchmark import REQUIRED_MODEL_KEYS, make_eval_folder
 from tests.helpers import SHARED_EVAL
 
 
+@pytest.mark.slow
 def test_bench_writes_json_and_csv_with_a_progress_bar(tmp_path, capsys):
     folder = make_eval_folder(tmp_path / "eval")
     out = tmp_path / "results" / "bench.json"

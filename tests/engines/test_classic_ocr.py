@@ -101,6 +101,7 @@ def test_follow_up_without_an_image_reads_the_earlier_page_and_chat_without_any_
     assert "cannot chat" in reply and "Attach a document" in reply
 
 
+@pytest.mark.slow
 def test_pages_are_separated_and_boxes_stay_in_page_coordinates_under_a_pixel_budget(cache):
     engine = engine_for(cache, "rapidocr")
     pages = [text_image(["FIRST PAGE"]), text_image(["SECOND PAGE"])]
@@ -223,6 +224,7 @@ def test_rapidocr_warns_that_it_has_no_cyrillic(cache):
     assert "tesseract" in stream.extras["warning"]
 
 
+@pytest.mark.slow
 def test_the_entry_language_reaches_the_engine_under_its_old_name_too(cache, tmp_path, monkeypatch):
     entries = {"rapid_ru": {"family": "rapidocr", "language": "ru"}}  # `lang` since typed options
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(write_models_file(tmp_path / "models.toml", entries)))

@@ -54,6 +54,7 @@ def ask_json(page: Path, folder: Path, question: str, capsys, *extra: str) -> di
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.slow
 def test_ask_answers_through_the_family_with_its_task_prompt(family, tiny_checkpoint, page, capsys):
     folder = tiny_checkpoint(family)
     assert spec_from_path(folder).family == family
@@ -67,6 +68,7 @@ def test_ask_answers_through_the_family_with_its_task_prompt(family, tiny_checkp
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.slow
 def test_the_checkpoint_carries_the_real_image_token_id(family, tiny_checkpoint):
     from transformers import AutoTokenizer
 

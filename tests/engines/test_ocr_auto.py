@@ -73,6 +73,7 @@ def ask(engine, images, prompt="Extract all text", **options):
 
 
 @pytest.mark.parametrize("key", ["ocr_auto", "rapidocr"])
+@pytest.mark.slow
 def test_not_set_language_russian_lines_go_to_tesseract_and_the_answer_says_why(cache, key):
     require_tesseract()
     engine = engine_for(cache, key)
@@ -185,6 +186,7 @@ def test_ocr_auto_is_the_offline_default():
 # -- the OCR cache ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_second_ask_about_the_same_page_does_not_run_the_engine(cache, monkeypatch):
     engine = engine_for(cache, "rapidocr")
     counter = ReadCounter(engine, monkeypatch)
@@ -259,6 +261,7 @@ def many_lines_page(lines: int = 60) -> Image.Image:
     return image
 
 
+@pytest.mark.slow
 def test_stop_during_recognition_stops_between_chunks(monkeypatch):
     from chatvlmllm.engines._ocr_readers import REC_CHUNK, Cancelled, RapidReader
 

@@ -175,6 +175,7 @@ def _texts(engine, temperature: float, seeds=range(4)) -> list[str]:
 
 
 @pytest.mark.parametrize("folder", ["tiny_qwen2_vl", "tiny_qwen25_vl", "tiny_qwen3_vl"])
+@pytest.mark.slow
 def test_temperature_means_what_it_says_whatever_generation_config_says(folder, request):
     path = request.getfixturevalue(folder)
     engine = load(path)

@@ -156,6 +156,7 @@ def test_a_broken_folder_is_a_clear_user_error(tmp_path, breakage, message):
 # -- running ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rapidocr_benchmark_has_every_field_and_no_qa(eval_folder):
     progress: list[tuple[int, int, str]] = []
     results = run_benchmark(eval_folder, ["rapidocr"], progress=lambda *p: progress.append(p))
@@ -275,6 +276,7 @@ def test_results_are_written_as_json_and_csv_and_read_back(tmp_path):
         read_results(tmp_path / "missing.json")
 
 
+@pytest.mark.slow
 def test_an_unreadable_page_is_one_failed_item_not_a_failed_run(tmp_path):
     folder = make_eval_folder(tmp_path / "eval")
     (folder / "images" / "line_a.png").write_bytes(b"not a png")

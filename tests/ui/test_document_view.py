@@ -30,6 +30,7 @@ def upload(at: AppTest, name: str, lines: list[str]) -> None:
     assert not at.exception
 
 
+@pytest.mark.slow
 def test_the_document_picker_names_pages_and_time_not_a_hash(at):
     upload(at, "image.png", ["FIRST PHOTO"])
     upload(at, "image.png", ["SECOND PHOTO"])  # the same name, from the "Add another document" uploader

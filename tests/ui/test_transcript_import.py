@@ -53,6 +53,7 @@ def search_boxes(at: AppTest) -> list:
     return [box for box in at.main.text_input if box.key and box.key.startswith("text_search_")]
 
 
+@pytest.mark.slow
 def test_a_json_transcript_says_its_document_was_not_exported_and_takes_it_again(fresh):
     at = open_app()
     read_page(at)
@@ -91,6 +92,7 @@ def test_a_zip_export_comes_back_with_its_pages(fresh):
     assert not again.exception and "TOTAL" in chat(again).conversation.turns[-1].text
 
 
+@pytest.mark.slow
 def test_a_hostile_archive_is_one_error_and_the_chat_stays(fresh):
     at = open_app()
     read_page(at)

@@ -110,6 +110,7 @@ def yellow_share(image: Image.Image, box: tuple[float, float, float, float]) -> 
     return float(yellow.sum()) / max(1, yellow.size)
 
 
+@pytest.mark.slow
 def test_a_question_is_answered_from_the_whole_pdf_and_its_chip_opens_the_page_highlighted(offline_app, media):
     at = upload(start(), "contract.pdf", contract_pdf())
     assert picker(at).options[:2] == ["Whole document", "Page 1"] and picker(at).options[-1] == "All pages"
