@@ -23,6 +23,7 @@ import io
 import itertools
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -209,8 +210,19 @@ class RapidReader:
             chunk = order[start : start + REC_CHUNK]
             recognised = self.ocr.recognize_txt([crops[i] for i in chunk])
             for i, text, score in zip(chunk, recognised.txts or (), recognised.scores or (), strict=True):
-                texts[i], scores[i] = text, float(score)
+                texts[i], scores[i] = fold_fullwidth(text), float(score)
         return texts, scores
+
+
+# RapidOCR's recogniser is trained on Chinese text: on a Latin or Cyrillic line it often writes the full-width
+# forms of ASCII punctuation ("MOTOR（SUNGAI）"), which search, copy and most fonts then get wrong.
+FULLWIDTH_TO_ASCII = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff66-\uff9f]")
+
+
+def fold_fullwidth(text: str) -> str:
+    """`text` with full-width ASCII forms as ASCII, unless it holds CJK script (where they are the norm)."""
+    return text if CJK.search(text) else text.translate(FULLWIDTH_TO_ASCII)
 
 
 # -- Tesseract ------------------------------------------------------------------------------

@@ -296,3 +296,12 @@ def test_reading_order_of_nothing_is_nothing():
     assert reading_order([]) == [] and reading_order([box("  ", 0, 0, 10)]) == []
     quad = [[10.0, 5.0], [50.0, 7.0], [50.0, 25.0], [9.0, 24.0]]
     assert box_from_points(quad) == (9.0, 5.0, 50.0, 25.0)
+
+
+def test_full_width_punctuation_from_the_chinese_recogniser_is_ascii_outside_cjk_text():
+    from chatvlmllm.engines._ocr_readers import fold_fullwidth
+
+    # As RapidOCR read a real SROIE receipt: the parentheses came out full-width (a box in most fonts).
+    assert fold_fullwidth("S.H.H.MOTOR（SUNGAI RENGIT）SDN.BHD.") == "S.H.H.MOTOR(SUNGAI RENGIT)SDN.BHD."
+    assert fold_fullwidth("ИТОГО：１２,５０") == "ИТОГО:12,50"
+    assert fold_fullwidth("合计（元）") == "合计（元）"  # Chinese text keeps its own punctuation
