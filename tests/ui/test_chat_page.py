@@ -278,7 +278,7 @@ def test_a_fallback_is_shown_and_kept_in_the_transcript(app_env, monkeypatch, eo
     assert assistant.caption[0].value.endswith("silent gave an empty answer; tiny2 answered.")  # in words
     assert assistant.caption[1].value.startswith("tiny2 · ")
     assert assistant.expander[0].label == "Fallback: 2 attempts"
-    assert "silent: empty — the answer was empty" in shown_all(assistant.expander[0].markdown)
+    assert "silent: empty answer — the answer was empty" in shown_all(assistant.expander[0].markdown)
     assert "- silent: empty answer (the answer was empty)" in chat(at).conversation.to_markdown()
 
 
