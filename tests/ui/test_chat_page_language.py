@@ -132,13 +132,16 @@ def test_the_chat_page_empty_with_a_receipt_and_after_answers(offline_app, local
     says = "офлайн-движок OCR" if locale == "ru-RU" else "is an offline OCR engine"
     assert says in canned.text  # written in the language of the session that asked
     assert_in_language(page_texts(at, [*RECEIPT, *read_lines(at)]), locale)
+    at.sidebar.toggle(key="show_details").set_value(True).run()  # the answers' captions with their figures
+    assert not at.exception
+    assert_in_language(page_texts(at, [*RECEIPT, *read_lines(at)]), locale)
     chat_list = [shown.text for shown in shown_texts(at.sidebar) if "chat_list" in shown.within]
     assert any("receipt.png" in text for text in chat_list)  # the chat list, walked above with the sidebar
     if locale == "ru-RU":
         assert at.button(key="quick_extract_text").label == "Извлечь текст"
         assert at.chat_input(key="question").placeholder.startswith("Попросите извлечь текст")
         captions = " ".join(c.value for c in at.chat_message[-1].caption)
-        assert "ocr_auto · " in captions and " с" in captions
+        assert "ocr_auto · " in captions and "собственное время движка" in captions  # the details, in Russian
 
 
 def contract_3_pages() -> bytes:
