@@ -17,6 +17,7 @@ import time
 import streamlit as st
 
 from chatvlmllm.chat.answer import Answer, AnswerState
+from chatvlmllm.i18n import _, format_number
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +45,32 @@ def start(answer: Answer) -> Answer:
 def status_line(answer: Answer, now: float | None = None) -> str:
     """What the user waits for, in words: "Reading page 2 of 3… (14 s, about 20 s left)"."""
     now = time.perf_counter() if now is None else now
-    elapsed = f"{now - answer.created:.0f} s"
+    elapsed = _("{seconds} s").format(seconds=format_number(round(now - answer.created)))
     state, model = answer.state, answer.model
     if answer.stop_requested:
-        return f"Stopping… the engine ends at its next step ({elapsed})"
+        return _("Stopping… the engine ends at its next step ({elapsed})").format(elapsed=elapsed)
     if state is AnswerState.QUEUED:
-        return f"Starting {model}… ({elapsed})"
+        return _("Starting {model}… ({elapsed})").format(model=model, elapsed=elapsed)
     if state is AnswerState.LOADING:
-        return f"Loading {model}… first use only ({elapsed})"
+        return _("Loading {model}… first use only ({elapsed})").format(model=model, elapsed=elapsed)
     if answer.retrying:
-        return f"That answer was not usable; trying the next model… ({elapsed})"
+        return _("That answer was not usable; trying the next model… ({elapsed})").format(elapsed=elapsed)
     progress = answer.progress
     if progress is None or progress.total < 2:
-        doing = "is reading" if state is AnswerState.READING else "is answering"
-        return f"{model} {doing}… ({elapsed})"
-    line = f"Reading {progress.unit} {progress.done + 1} of {progress.total}… ({elapsed}"
-    if progress.done > 0:
-        per_step = (progress.at - answer.stream_started) / progress.done
-        left = max(0.0, per_step * (progress.total - progress.done) - (now - progress.at))
-        line += f", about {left:.0f} s left"
-    return line + ")"
+        doing = (
+            _("{model} is reading… ({elapsed})")
+            if state is AnswerState.READING
+            else _("{model} is answering… ({elapsed})")
+        )
+        return doing.format(model=model, elapsed=elapsed)
+    step = progress.done + 1  # the engines count pages (engines.base.Progress.unit)
+    if progress.done == 0:
+        return _("Reading page {page} of {count}… ({elapsed})").format(page=step, count=progress.total, elapsed=elapsed)
+    per_step = (progress.at - answer.stream_started) / progress.done
+    left = max(0.0, per_step * (progress.total - progress.done) - (now - progress.at))
+    return _("Reading page {page} of {count}… ({elapsed}, about {left} s left)").format(
+        page=step, count=progress.total, elapsed=elapsed, left=format_number(round(left))
+    )
 
 
 # The bar moves on within a page at the pace of the pages before, up to this share of the page: it never

@@ -14,12 +14,12 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from chatvlmllm.chat.answer import Answer
-from chatvlmllm.chat.conversation import NOT_ANSWERED_NOTE, Turn, unanswered_questions
+from chatvlmllm.chat.conversation import NOT_ANSWERED_NOTE, Turn, outcome_words, unanswered_questions
 from chatvlmllm.chat.engine_cache import EngineCache
 from chatvlmllm.chat.session import AskOptions, ChatSession
 from chatvlmllm.decisions import AttemptOutcome, StopReason
 from chatvlmllm.errors import UserError
-from chatvlmllm.i18n import N_, _
+from chatvlmllm.i18n import N_, _, format_number, ngettext
 from chatvlmllm.models.catalog import ModelSpec
 from chatvlmllm.models.hardware import HardwareProfile
 from chatvlmllm.models.tasks import QUICK_PROMPTS, classify, is_extract_all_text
@@ -51,7 +51,8 @@ NOT_ANSWERED_BECAUSE: dict[str, str] = {
     AttemptOutcome.EMPTY: N_("gave an empty answer"),
     AttemptOutcome.REPETITION: N_("kept repeating itself"),
 }
-STOPPED_NOTE = "Stopped by you. The text above is what was produced before stopping."
+STOPPED_NOTE = N_("Stopped by you. The text above is what was produced before stopping.")
+STOPPED_EARLY_NOTE = N_("Stopped by you before the answer started.")
 
 
 def quick_prompts(session: ChatSession, ocr_only: bool, busy: bool) -> str | None:
@@ -91,7 +92,7 @@ def render_history(session: ChatSession, turns: list[Turn], details: bool, answe
                     retry = question
             except Exception as exc:  # stored data this version cannot draw: say so, keep the page
                 log.exception("cannot show turn %d", index)
-                st.warning(f"This message cannot be shown ({type(exc).__name__}: {exc}).")
+                st.warning(_("This message cannot be shown ({error}).").format(error=f"{type(exc).__name__}: {exc}"))
         if index in unanswered:
             with st.chat_message("assistant"):
                 st.warning(_(NOT_ANSWERED_NOTE), icon=":material/power_off:")
@@ -125,7 +126,7 @@ def _assistant_body(session: ChatSession, turn: Turn, question: Turn | None, key
         image = session.turn_image(question) if question is not None else None
         _render_layout(layout, image, key=f"layout_{key}")
         if turn.text:
-            with st.expander("Answer as text"):
+            with st.expander(_("Answer as text")):
                 st.code(turn.text, language=None, wrap_lines=True)
     elif turn.text and text_view.style_of(turn, question) is text_view.TextStyle.VERBATIM:
         asked = list(question.pages) if question is not None else []
@@ -139,29 +140,34 @@ def _assistant_body(session: ChatSession, turn: Turn, question: Turn | None, key
         text_view.render_prose(turn.text, key)
     citations.render_chips(session, turn, key)  # an answer over whole documents: where each fact comes from
     if turn.stopped_by == StopReason.CANCELLED:
-        st.info(STOPPED_NOTE if turn.text.strip() else "Stopped by you before the answer started.")
+        st.info(_(STOPPED_NOTE) if turn.text.strip() else _(STOPPED_EARLY_NOTE))
     elif turn.error and turn.text:
-        st.warning(turn.error)
+        st.warning(_(turn.error))  # a stored error: translated when it is a message of the catalogue
     elif turn.error:
-        st.error(turn.error)
-    read_by = turn.extras.get("read_by")  # the offline engines say which engine read the page, beside the text
-    if isinstance(read_by, str) and read_by:
-        st.caption(f":material/document_scanner: {read_by}")
+        st.error(_(turn.error))
+    if turn.read_by:  # the offline engines say which engine read the page, beside the text
+        st.caption(f":material/document_scanner: {turn.read_by}")
     note = turn.extras.get("warning")
     if isinstance(note, str) and note:
-        st.caption(f":material/info: {note}")
+        st.caption(f":material/info: {_(note)}")  # stored in English, a marked text (docs/i18n.md)
     fallback = _fallback_note(turn)
     if fallback:
         st.caption(f":material/swap_horiz: {fallback}")
     if turn.metrics or turn.model or turn.notes():
         st.caption(text_view.caption(turn, details))
     if turn.fell_back:
-        with st.expander(f"Fallback: {len(turn.attempts)} attempt(s)"):
+        count = len(turn.attempts)
+        with st.expander(
+            ngettext("Fallback: {count} attempt", "Fallback: {count} attempts", count).format(count=count)
+        ):
             for attempt in turn.attempts:
                 icon = OUTCOME_ICONS.get(str(attempt.get("outcome", "")), ":material/warning:")
-                reason = f" — {attempt['reason']}" if attempt.get("reason") else ""
-                seconds = text_view.number(attempt.get("seconds")) or 0.0
-                st.markdown(f"{icon} `{attempt.get('model')}`: {attempt.get('outcome')}{reason} ({seconds:.2f} s)")
+                reason = f" — {_(attempt['reason'])}" if attempt.get("reason") else ""  # stored in English
+                seconds = _("{seconds} s").format(
+                    seconds=format_number(text_view.number(attempt.get("seconds")) or 0.0, 2)
+                )
+                outcome = outcome_words(attempt.get("outcome"))
+                st.markdown(f"{icon} `{attempt.get('model')}`: {outcome}{reason} ({seconds})")
 
 
 def _fallback_note(turn: Turn) -> str:
@@ -218,13 +224,13 @@ def follow(answer: Answer, models: Mapping[str, ModelSpec]) -> None:
     """Show the answer being made until it is saved; Stop saves what was produced so far."""
     with st.chat_message("assistant"):
         st.button(
-            "Stop",
+            _("Stop"),
             icon=":material/stop_circle:",
             key="stop_generation",
             on_click=_stop,
             args=(answer,),
             disabled=answer.stop_requested,
-            help="Stop this answer; what was produced so far is kept.",
+            help=_("Stop this answer; what was produced so far is kept."),
         )
         live = st.empty()
         shown = None

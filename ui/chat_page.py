@@ -37,7 +37,7 @@ def render() -> None:
 
     with st.sidebar:
         options = sidebar.model_picker(catalog.models, statuses, default_key, hw)
-        details = st.toggle("Show technical details", key="show_details", help="Timings, attention and speed.")
+        details = st.toggle(_("Show technical details"), key="show_details", help=_("Timings, attention and speed."))
         # Filled at the end of the run, so they show this run's answer.
         runtime_box, chats_box, transcript_box = st.container(), st.container(), st.container()
     spec = catalog.models[options.model]
@@ -47,7 +47,7 @@ def render() -> None:
 
     state.show_flashes()
     if catalog.error:
-        st.error(f"{catalog.error} — using the built-in models only.")
+        st.error(_("{error} — using the built-in models only.").format(error=catalog.error))
     banners.availability(statuses, default_key, default_problem, options.model, answering, ocr_only)
 
     document_col, chat_col = st.columns([1, 1], gap="large")
@@ -154,4 +154,6 @@ def _guarded(panel: Callable[..., None], box: DeltaGenerator, *args: Any) -> Non
             panel(*args)
         except Exception as exc:
             log.exception("%s failed", panel.__name__)
-            st.warning(f"This part of the sidebar cannot be shown ({type(exc).__name__}: {exc}).")
+            st.warning(
+                _("This part of the sidebar cannot be shown ({error}).").format(error=f"{type(exc).__name__}: {exc}")
+            )

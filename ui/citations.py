@@ -82,7 +82,7 @@ def render_chips(session: ChatSession, turn: Turn, key: str) -> None:
     """Under an answer: the note when the documents were still being read, and one chip per cited page."""
     note = turn.extras.get(NO_MODEL_NOTE)
     if isinstance(note, str) and note:
-        st.caption(f":material/info: {note}")
+        st.caption(f":material/info: {_(note)}")  # stored in English by the offline engine, a marked text
     coverage = turn.extras.get(COVERAGE)
     unread = unread_note(coverage) if isinstance(coverage, list) else None
     if unread and turn.extras.get(METHOD) != AnswerMethod.EXTRACTIVE:  # the extractive text says it itself

@@ -16,6 +16,7 @@ from chatvlmllm.documents import loading as documents
 from chatvlmllm.i18n import _, format_number, format_size, ngettext
 from chatvlmllm.settings import settings
 from ui import citations, reading_status, state
+from ui.sidebar import in_this_language
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,11 @@ def render(session: ChatSession, language: str | None = None) -> None:
         _preview(session)
     except Exception as exc:  # a page that cannot be drawn must not take the chat with it
         log.exception("document preview failed")
-        st.warning(f"This document cannot be shown ({type(exc).__name__}: {exc}). The chat still works.")
+        st.warning(
+            _("This document cannot be shown ({error}). The chat still works.").format(
+                error=f"{type(exc).__name__}: {exc}"
+            )
+        )
 
 
 def _uploader(session: ChatSession) -> None:
@@ -74,7 +79,11 @@ def _uploader(session: ChatSession) -> None:
         if not session.conversation.turns and session.conversation.title == DEFAULT_TITLE:
             session.rename(doc.name)  # the chat list names it after its document
     except StoreError as exc:  # the document is in use in this session, only not saved
-        st.warning(f"{exc} {doc.name} is not saved with the chat; it stays here until you close the tab.")
+        st.warning(
+            _("{error} {name} is not saved with the chat; it stays here until you close the tab.").format(
+                error=exc, name=doc.name
+            )
+        )
 
 
 def _document_picker(session: ChatSession) -> None:
@@ -84,7 +93,7 @@ def _document_picker(session: ChatSession) -> None:
     shas = list(session.documents)
     labels = document_labels(session.documents, session.added)
     chosen = st.selectbox(
-        "Document in use",
+        _("Document in use"),
         shas,
         index=shas.index(session.active_document) if session.active_document in shas else 0,
         format_func=labels.__getitem__,
@@ -108,10 +117,10 @@ def _page_picker(session: ChatSession) -> None:
         current = ALL_PAGES if several_pages and len(session.pages) == doc.page_count else session.pages[0]
     whole = _("Whole document") if len(session.documents) < 2 else _("Every document of this chat")
     choice = st.selectbox(
-        f"Page ({doc.page_count} in this {doc.kind})",
+        _page_count_label(doc.page_count, doc.kind),
         choices,
         index=choices.index(current) if current in choices else 0,
-        format_func=lambda p: whole if p == WHOLE_DOCUMENT else "All pages" if p == ALL_PAGES else f"Page {p}",
+        format_func=in_this_language(lambda p: _page_choice(int(p), whole)),  # its values are page numbers
         key=f"page_picker_{session.id}_{doc.sha256[:12]}",
         help=_("Whole document: a question is answered from the passages that match it, on any page, with the "
                "pages cited. A page: the question goes with that page's image."),
@@ -124,9 +133,30 @@ def _page_picker(session: ChatSession) -> None:
     try:
         session.select_pages(pages)
     except StoreError as exc:
-        st.warning(f"{exc} The page choice is not saved.")
+        st.warning(_("{error} The page choice is not saved.").format(error=exc))
     if choice == ALL_PAGES and doc.page_count > PREVIEW_PAGES:
-        st.caption(f"All {doc.page_count} pages go to the model: slower, and large documents may not fit.")
+        st.caption(
+            ngettext(
+                "All {count} page goes to the model: slower, and large documents may not fit.",
+                "All {count} pages go to the model: slower, and large documents may not fit.",
+                doc.page_count,
+            ).format(count=format_number(doc.page_count))
+        )
+
+
+def _page_count_label(count: int, kind: str) -> str:
+    """ "Page (3 in this PDF)": the picker's label, the count in the right plural form."""
+    if kind == documents.DocumentKind.PDF:
+        label = ngettext("Page ({count} in this PDF)", "Page ({count} in this PDF)", count)
+    else:
+        label = ngettext("Page ({count} in this image)", "Page ({count} in this image)", count)
+    return label.format(count=format_number(count))
+
+
+def _page_choice(page: int, whole: str) -> str:
+    if page == WHOLE_DOCUMENT:
+        return whole
+    return _("All pages") if page == ALL_PAGES else _("Page {page}").format(page=page)
 
 
 def _preview(session: ChatSession) -> None:
@@ -138,12 +168,18 @@ def _preview(session: ChatSession) -> None:
             return
         if len(session.pages) == 1:
             page = session.pages[0]
-            st.image(doc.page(page - 1), caption=f"{doc.name} — page {page} of {doc.page_count}", width="stretch")
+            caption = _("{name} — page {page} of {count}").format(name=doc.name, page=page, count=doc.page_count)
+            st.image(doc.page(page - 1), caption=caption, width="stretch")
             return
         shown = session.pages[:PREVIEW_PAGES]
-        st.caption(f"{doc.name}: {len(session.pages)} pages in use")
+        in_use = len(session.pages)
+        st.caption(
+            ngettext("{name}: {count} page in use", "{name}: {count} pages in use", in_use).format(
+                name=doc.name, count=format_number(in_use)
+            )
+        )
         for start in range(0, len(shown), THUMBNAILS_PER_ROW):
             row = shown[start : start + THUMBNAILS_PER_ROW]
             for column, page in zip(st.columns(THUMBNAILS_PER_ROW), row, strict=False):
                 with column:
-                    st.image(doc.page(page - 1), caption=f"Page {page}", width="stretch")
+                    st.image(doc.page(page - 1), caption=_("Page {page}").format(page=page), width="stretch")

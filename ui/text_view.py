@@ -23,6 +23,7 @@ import streamlit as st
 from chatvlmllm.chat.answer_parts import PartKind, Table, has_structure, split_answer
 from chatvlmllm.chat.conversation import Turn
 from chatvlmllm.decisions import StopReason, Task
+from chatvlmllm.i18n import N_, _, format_number
 from chatvlmllm.models.tasks import classify, is_extract_all_text
 
 if TYPE_CHECKING:
@@ -33,11 +34,11 @@ log = logging.getLogger(__name__)
 # The offline engines separate pages with this line (chatvlmllm.engines.classic_ocr).
 PAGE_MARKER = re.compile(r"^--- page (\d+) ---$", re.MULTILINE)
 STOP_REASONS: dict[str, str] = {
-    StopReason.EOS: "finished",
-    StopReason.MAX_TOKENS: "reached the length limit",
-    StopReason.REPETITION: "ended a repeating loop",
-    StopReason.CANCELLED: "stopped by you",
-    StopReason.ERROR: "failed",
+    StopReason.EOS: N_("finished"),
+    StopReason.MAX_TOKENS: N_("reached the length limit"),
+    StopReason.REPETITION: N_("ended a repeating loop"),
+    StopReason.CANCELLED: N_("stopped by you"),
+    StopReason.ERROR: N_("failed"),
 }
 LINE_COLOUR = (0, 120, 255)
 HIGHLIGHT_COLOUR = (255, 80, 0)
@@ -114,7 +115,8 @@ def render_prose(text: str, key: str | None = None) -> None:
         elif part.kind is PartKind.CODE:
             st.code(part.text, language=part.language, wrap_lines=True)
             if part.problem:
-                st.caption(f":material/warning: This block is {part.problem}.")
+                error = part.problem.removeprefix("not valid JSON: ")  # the only problem: the parser's words stay
+                st.caption(":material/warning: " + _("This block is not valid JSON ({error}).").format(error=error))
         else:
             st.markdown(escape_math(part.text))
 
@@ -126,7 +128,7 @@ def render_table(table: Table, key: str | None) -> None:
         return
     with st.container(horizontal=True, key=key):
         st.download_button(
-            "Download CSV",
+            _("Download CSV"),
             table.to_csv(),
             file_name="table.csv",
             mime="text/csv",
@@ -134,7 +136,7 @@ def render_table(table: Table, key: str | None) -> None:
             icon=":material/download:",
             key=f"{key}_csv",
         )
-        with st.popover("Copy as Markdown", icon=":material/content_copy:"):
+        with st.popover(_("Copy as Markdown"), icon=":material/content_copy:"):
             st.code(table.markdown, language="markdown")
 
 
@@ -150,13 +152,13 @@ def render_verbatim(
     for section in sections:
         with st.container(key=f"{key}_page_{section.page or 0}"):
             if section.page is not None:
-                st.markdown(f"**Page {section.page}**")
-            st.code(section.text or "(no text found)", language=None, wrap_lines=True)
+                st.markdown("**{}**".format(_("Page {page}").format(page=section.page)))
+            st.code(section.text or _("(no text found)"), language=None, wrap_lines=True)
             name = f"{stem}-page-{section.page}.txt" if section.page else f"{stem}.txt"
             page_lines = _lines_of(lines, section.page, single=len(sections) == 1)
             with st.container(horizontal=True):
                 st.download_button(
-                    "Download .txt",
+                    _("Download .txt"),
                     section.text,
                     file_name=name,
                     mime="text/plain",
@@ -165,7 +167,7 @@ def render_verbatim(
                     key=f"{key}_txt_{section.page or 0}",
                 )
                 show = bool(page_lines) and st.toggle(
-                    "Show the lines on the page", key=f"{key}_boxes_{section.page or 0}"
+                    _("Show the lines on the page"), key=f"{key}_boxes_{section.page or 0}"
                 )
             if show and section.page is not None:
                 _draw_lines(page_lines, page_image(section.page), f"{key}_pick_{section.page}")
@@ -173,9 +175,9 @@ def render_verbatim(
     if missing:
         listed = ", ".join(str(page) for page in missing)
         if answer.stopped_by == StopReason.CANCELLED:
-            st.warning(f"Stopped before page {listed}: not read.")
+            st.warning(_("Stopped before page {pages}: not read.").format(pages=listed))
         else:
-            st.warning(f"Page {listed} is not in the answer: the engine returned nothing for it.")
+            st.warning(_("Page {pages} is not in the answer: the engine returned nothing for it.").format(pages=listed))
 
 
 def render_live_verbatim(text: str) -> None:
@@ -185,7 +187,7 @@ def render_live_verbatim(text: str) -> None:
         render_prose(preamble)
     for section in sections:
         if section.page is not None:
-            st.markdown(f"**Page {section.page}**")
+            st.markdown("**{}**".format(_("Page {page}").format(page=section.page)))
         st.code(section.text, language=None, wrap_lines=True)
 
 
@@ -208,15 +210,15 @@ def _box(line: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
 
 def _draw_lines(lines: list[Mapping[str, Any]], image: Image.Image | None, key: str) -> None:
     if image is None:
-        st.caption("The page is not available here (upload the document again to see the boxes).")
+        st.caption(_("The page is not available here (upload the document again to see the boxes)."))
         return
     labels = [str(line.get("text", ""))[:80] for line in lines]
     picked = st.selectbox(
-        "Highlight a line",
+        _("Highlight a line"),
         range(len(lines)),
         index=None,
         format_func=lambda i: f"{i + 1}. {labels[i]}",
-        placeholder="Pick a line to see where it was read",
+        placeholder=_("Pick a line to see where it was read"),
         key=key,
     )
     with st.container(key=f"line_boxes_{key}"):  # room above for the image's full-screen button (ui.style)
@@ -259,10 +261,10 @@ def caption(turn: Turn, details: bool) -> str:
     total = number(metrics.get("total_s"))
     waited = turn.waited_s()
     if waited is not None or total is not None:
-        parts.append(f"{waited if waited is not None else total:.1f} s")
+        parts.append(_("{seconds} s").format(seconds=format_number(waited if waited is not None else total or 0.0, 1)))
     stopped_by = metrics.get("stopped_by")
     if isinstance(stopped_by, str) and stopped_by != StopReason.EOS:
-        parts.append(STOP_REASONS.get(stopped_by, stopped_by))
+        parts.append(_(STOP_REASONS.get(stopped_by, stopped_by)))
     parts.extend(turn.notes())  # incomplete (the app stopped), turns left out of the prompt
     if details:
         parts.extend(_details(metrics, engine_s=total if waited is not None else None))
@@ -270,15 +272,17 @@ def caption(turn: Turn, details: bool) -> str:
 
 
 def _details(metrics: Mapping[str, Any], engine_s: float | None = None) -> list[str]:
-    out = [f"the engine's own time {engine_s:.2f} s"] if engine_s is not None else []
+    out = []
+    if engine_s is not None:
+        out.append(_("the engine's own time {seconds} s").format(seconds=format_number(engine_s, 2)))
     ttft, speed, load = (number(metrics.get(k)) for k in ("ttft_s", "tokens_per_s", "load_s"))
     if ttft is not None:
-        out.append(f"time to first word {ttft:.2f} s")
+        out.append(_("time to first word {seconds} s").format(seconds=format_number(ttft, 2)))
     if speed:
-        out.append(f"{speed:.1f} tokens/s")
+        out.append(_("{speed} tokens/s").format(speed=format_number(speed, 1)))
     attention = metrics.get("attention")
     if isinstance(attention, str) and attention != "n/a":
-        out.append(f"attention {attention}")
+        out.append(_("attention {attention}").format(attention=attention))
     if load:
-        out.append(f"model loaded in {load:.1f} s")
+        out.append(_("model loaded in {seconds} s").format(seconds=format_number(load, 1)))
     return out

@@ -23,7 +23,7 @@ from chatvlmllm.chat.engine_cache import EngineCache, default_cache
 from chatvlmllm.decisions import AttemptOutcome, StopReason
 from chatvlmllm.engines import AnswerMetrics, AnswerStream, Engine, GenerationSettings, Message
 from chatvlmllm.errors import ChatVlmError, OutOfMemoryError, UserError
-from chatvlmllm.i18n import N_, SOURCE_LANGUAGE  # reasons are stored in English; marked ones show with _()
+from chatvlmllm.i18n import N_, SOURCE_LANGUAGE, _, ngettext  # reasons are stored in English; marked ones show with _()
 from chatvlmllm.models.catalog import ModelSpec, load_catalog
 from chatvlmllm.models.hardware import HardwareProfile
 from chatvlmllm.models.planner import LoadPlan, PlanOverrides, plan_load
@@ -187,11 +187,21 @@ class RoutedAnswer:
         """Why nothing answered. When a model read the page and found nothing, that is the news:
         other models' load failures are counted, not listed."""
         empty = [a.model for a in self.attempts if a.outcome == AttemptOutcome.EMPTY]
+        # In the language of the session asking (the error is saved with the answer as written); the attempts'
+        # reasons stay as recorded (English).
         if not empty:
-            return "No model could answer. " + " ".join(f"{a.model}: {a.reason}." for a in self.attempts if a.reason)
+            reasons = " ".join(f"{a.model}: {a.reason}." for a in self.attempts if a.reason)
+            return f"{_('No model could answer.')} {reasons}"
         others = {a.model for a in self.attempts if a.outcome in (AttemptOutcome.LOAD_FAILED, AttemptOutcome.SKIPPED)}
-        note = f" ({len(others)} other model(s) could not run here.)" if others else ""
-        return f"No text found: {', '.join(empty)} read the page and returned nothing (is it blank?).{note}"
+        found = _("No text found: {models} read the page and returned nothing (is it blank?).").format(
+            models=", ".join(empty)
+        )
+        if not others:
+            return found
+        note = ngettext(
+            "({count} other model could not run here.)", "({count} other models could not run here.)", len(others)
+        )
+        return f"{found} {note.format(count=len(others))}"
 
     def _record(
         self, spec: ModelSpec, outcome: AttemptOutcome, reason: str, seconds: float, error: Exception | None = None

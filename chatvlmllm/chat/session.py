@@ -127,7 +127,9 @@ class ChatSession:
         except UserError as exc:
             log.warning("chat %s cannot be opened: %s", session_id, exc)
             session = cls.new(store)
-            session.save_error = f"The chat {session_id} could not be opened ({exc}); this is a new chat."
+            session.save_error = _("The chat {chat} could not be opened ({error}); this is a new chat.").format(
+                chat=session_id, error=exc
+            )
             return session
 
     @classmethod
@@ -182,7 +184,9 @@ class ChatSession:
                 self.store.save_session(self.conversation, self.active_document, self.pages)
                 self.store.save_document(self.id, document.sha256, document.name, document.data)
             except StoreError as exc:
-                self.save_error = f"{exc} The document is in use, but it is not saved with the chat."
+                self.save_error = _("{error} The document is in use, but it is not saved with the chat.").format(
+                    error=exc
+                )
                 return
             self.save_error = None
             self.saved = True
@@ -271,7 +275,7 @@ class ChatSession:
         try:
             write(*args)
         except StoreError as exc:
-            self.save_error = f"{exc} The chat goes on, but this change is not saved."
+            self.save_error = _("{error} The chat goes on, but this change is not saved.").format(error=exc)
             return False
         self.save_error = None
         return True
@@ -431,7 +435,7 @@ class ChatSession:
             if not self.saved:
                 self.store.save_session(self.conversation, self.active_document, self.pages)
         except StoreError as exc:
-            self.save_error = f"{exc} The chat goes on, but this turn is not saved."
+            self.save_error = _("{error} The chat goes on, but this turn is not saved.").format(error=exc)
             return None
         self.save_error = None
         self.saved = True

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chatvlmllm.documents.reading_order import TextBox
+from chatvlmllm.i18n import _, ngettext
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +64,16 @@ class BoxTable:
         if self.found:
             return ""
         if self.line_share < TABLE_LINE_SHARE:
-            return (
-                f"only {self.line_share:.0%} of the text lines on this page line up in columns "
-                f"(a table page has at least {TABLE_LINE_SHARE:.0%})"
-            )
-        return (
-            f"its lines line up in {self.columns} column{'s' if self.columns != 1 else ''} only (numbered lines or "
-            f"text side by side); a table has at least {MIN_COLUMNS}"
-        )
+            return _(
+                "only {share} of the text lines on this page line up in columns (a table page has at least {least})"
+            ).format(share=f"{self.line_share:.0%}", least=f"{TABLE_LINE_SHARE:.0%}")
+        return ngettext(
+            "its lines line up in {count} column only (numbered lines or text side by side); a table has at least "
+            "{least}",
+            "its lines line up in {count} columns only (numbered lines or text side by side); a table has at least "
+            "{least}",
+            self.columns,
+        ).format(count=self.columns, least=MIN_COLUMNS)
 
     def markdown(self) -> str:
         """A GitHub pipe table (pipes in cells escaped); empty when no table was found."""
@@ -107,8 +110,8 @@ def grid_rows(rows: Sequence[Row]) -> set[int]:
     for edge in _EDGES:
         positions = sorted((edge(box), (i, j)) for i in multi for j, box in enumerate(rows[i]))
         for group in _runs(positions, tolerance):
-            if len({i for _, (i, _j) in group}) >= COLUMN_MIN_ROWS:
-                aligned.update(cell for _, cell in group)
+            if len({i for _position, (i, _j) in group}) >= COLUMN_MIN_ROWS:
+                aligned.update(cell for _position, cell in group)
     return {i for i in multi if all((i, j) in aligned for j in range(len(rows[i])))}
 
 

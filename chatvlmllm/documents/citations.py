@@ -23,7 +23,7 @@ from typing import Any
 from chatvlmllm.documents.index import DocumentIndex, Passage, ReadStatus, union
 from chatvlmllm.documents.search import LineMatch
 from chatvlmllm.documents.text_layer import Box, TextLine
-from chatvlmllm.i18n import N_
+from chatvlmllm.i18n import N_, _, ngettext
 
 log = logging.getLogger(__name__)
 
@@ -126,17 +126,25 @@ def _extractive_text(citations: Sequence[Citation], coverage: Sequence[ReadStatu
     lines = []
     unread = [status for status in coverage if not status.complete]
     if unread:
-        read = ", ".join(f"{status.pages_read} of {status.page_count} pages of {status.name}" for status in unread)
-        lines.append(f"Still reading: this answer comes from the pages read so far ({read}).")
+        read = ", ".join(
+            ngettext("{read} of {count} page of {name}", "{read} of {count} pages of {name}", status.page_count).format(
+                read=status.pages_read, count=status.page_count, name=status.name
+            )
+            for status in unread
+        )
+        lines.append(_("Still reading: this answer comes from the pages read so far ({read}).").format(read=read))
     if not citations:
-        lines.append("No passage of the document matches the question's words.")
+        lines.append(_("No passage of the document matches the question's words."))
         return "\n\n".join(lines)
     lines.append(
-        "Offline answer (extractive): the passages that best match your question, best first. No model read "
-        "them; check the page."
+        _(
+            "Offline answer (extractive): the passages that best match your question, best first. No model read "
+            "them; check the page."
+        )
     )
     for number, citation in enumerate(citations, start=1):
-        where = f"{citation.document_name}, p. {citation.page}" if several else f"p. {citation.page}"
+        page = _("p. {page}").format(page=citation.page)  # "с. 27": the citation reader knows both (_MARKER)
+        where = f"{citation.document_name}, {page}" if several else page
         lines.append(f"{number}. [{where}] {citation.text}")
     return "\n\n".join(lines)
 

@@ -27,6 +27,7 @@ from chatvlmllm.documents.layer_check import LineSampler, judge_scan, judge_text
 from chatvlmllm.documents.loading import Document, DocumentKind
 from chatvlmllm.documents.text_layer import TextLine, read_layer
 from chatvlmllm.errors import ChatVlmError, DocumentError
+from chatvlmllm.i18n import lazy_message
 from chatvlmllm.settings import settings
 
 if TYPE_CHECKING:
@@ -236,7 +237,11 @@ class _PageSource:
         try:
             return self._read_pdf_page(number, ocr, sampler, cancel)
         except pdfium.PdfiumError as exc:  # the job stops with one line; the pages stored so far stay
-            raise DocumentError(f"Page {number} of {self.document.name} cannot be read ({exc}).") from None
+            raise DocumentError(
+                lazy_message(
+                    "Page {page} of {name} cannot be read ({error}).", page=number, name=self.document.name, error=exc
+                )
+            ) from None
 
     def _read_pdf_page(self, number: int, ocr: PageOcr | None, sampler: LineSampler | None, cancel: threading.Event):
         assert self.pdf is not None

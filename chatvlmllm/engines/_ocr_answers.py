@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from chatvlmllm.decisions import Task
 from chatvlmllm.documents.box_table import BoxTable, read_table
 from chatvlmllm.documents.reading_order import TextBox
+from chatvlmllm.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -29,23 +30,32 @@ Page = tuple[int, Sequence[Sequence[TextBox]]]  # (page number, its rows in read
 
 
 def preface(request: Task, engine: str) -> str:
-    """The sentence that opens a non-transcription answer."""
+    """The sentence that opens a non-transcription answer, in the language of the session asking (the answer
+    is stored in the language it was written in)."""
     if request is Task.TABLE:
-        return (
-            f"{engine} is an offline OCR engine: it does not understand tables. A table is built only where most "
-            "of a page's text lines line up in columns; check it against the page.\n\n"
+        text = _(
+            "{engine} is an offline OCR engine: it does not understand tables. A table is built only where most "
+            "of a page's text lines line up in columns; check it against the page."
         )
-    if request is Task.KEY_FIELDS:
-        return (
-            f"{engine} is an offline OCR engine: it does not understand fields. These were found by pattern matching "
-            "in the OCR text (heuristic; a vision-language model reads fields properly).\n\n"
+    elif request is Task.KEY_FIELDS:
+        text = _(
+            "{engine} is an offline OCR engine: it does not understand fields. These were found by pattern matching "
+            "in the OCR text (heuristic; a vision-language model reads fields properly)."
         )
-    if request is Task.SUMMARY:
-        return (
-            f"{engine} is an offline OCR engine and cannot summarise: a summary needs a vision-language model. "
-            "Here is the text it read:\n\n"
+    elif request is Task.SUMMARY:
+        text = _(
+            "{engine} is an offline OCR engine and cannot summarise: a summary needs a vision-language model. "
+            "Here is the text it read:"
         )
-    return f"{engine} is an offline OCR engine and cannot answer questions; a vision-language model is needed for Q&A. "
+    else:
+        return (
+            _(
+                "{engine} is an offline OCR engine and cannot answer questions; a vision-language model is needed "
+                "for Q&A."
+            ).format(engine=engine)
+            + " "
+        )
+    return text.format(engine=engine) + "\n\n"
 
 
 def compose(request: Task, engine: str, pages: Sequence[Page], text: str, question: str) -> str:
@@ -56,16 +66,23 @@ def compose(request: Task, engine: str, pages: Sequence[Page], text: str, questi
         fields = key_fields(text)
         found = json.dumps(fields, indent=2, ensure_ascii=False) if fields else "{}"
         note = (
-            "" if fields else "\n\nNo totals, dates, amounts, phone numbers or e-mail addresses were found by pattern."
+            ""
+            if fields
+            else "\n\n" + _("No totals, dates, amounts, phone numbers or e-mail addresses were found by pattern.")
         )
         return preface(request, engine) + f"```json\n{found}\n```" + note
     if request is Task.SUMMARY:
         return preface(request, engine) + text
     hits = lines_with_words([row for _page, rows in pages for row in rows], question)
     found = (
-        "Lines with your question's words:\n" + "\n".join(f"- {line}" for line in hits) + "\n\nThe whole text:\n\n"
+        _("Lines with your question's words:")
+        + "\n"
+        + "\n".join(f"- {line}" for line in hits)
+        + "\n\n"
+        + _("The whole text:")
+        + "\n\n"
         if hits
-        else "Here is the text it read:\n\n"
+        else _("Here is the text it read:") + "\n\n"
     )
     return preface(request, engine) + found + text
 
@@ -78,13 +95,15 @@ def tables_answer(pages: Sequence[Page]) -> str:
     tables = [(number, read_table(rows)) for number, rows in pages]
     if len(tables) == 1:
         return _page_table(tables[0][1])
-    return "\n\n".join(f"**Page {number}**\n\n{_page_table(table)}" for number, table in tables)
+    return "\n\n".join(
+        "**{}**\n\n{}".format(_("Page {number}").format(number=number), _page_table(table)) for number, table in tables
+    )
 
 
 def _page_table(table: BoxTable) -> str:
     if table.found:
         return table.markdown()
-    return f"No table found: {table.why_not()}. Use Extract text for its text."
+    return _("No table found: {why}. Use {button} for its text.").format(why=table.why_not(), button=_("Extract text"))
 
 
 # -- key fields by pattern ------------------------------------------------------------------

@@ -19,6 +19,7 @@ from chatvlmllm.decisions import Task
 from chatvlmllm.devtools.tiny_doc_models import build_tiny_deepseek_ocr2
 from chatvlmllm.documents.markup import layout_record, parse_grounding, sanitize_tables
 from chatvlmllm.engines.doc_vlm import DocVLMEngine
+from chatvlmllm.i18n import N_
 from chatvlmllm.models.families import CatalogEntry, FamilyInfo, LanguageModelOptions, Scores
 
 GROUNDED_MARKDOWN = "<|grounding|>Convert the document to markdown."
@@ -68,7 +69,7 @@ FAMILIES = {
                 hub_id="deepseek-community/DeepSeek-OCR-2",
                 params_b=3.39,
                 weights_gb=6.8,
-                description="3B MoE document → Markdown with grounding boxes.",
+                description=N_("3B MoE document → Markdown with grounding boxes."),
                 licence="Apache-2.0",
                 scores=Scores(
                     omnidocbench=91.09, source="OmniDocBench v1.5 overall: DeepSeek-OCR 2 paper / model card"

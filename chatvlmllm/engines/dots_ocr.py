@@ -49,7 +49,7 @@ from chatvlmllm.engines.base import (
 )
 from chatvlmllm.engines.hf_common import TransformersEngine, stream_generate, torch_dtype
 from chatvlmllm.errors import EngineError, UserError
-from chatvlmllm.i18n import lazy_message
+from chatvlmllm.i18n import N_, lazy_message
 from chatvlmllm.models import weights
 from chatvlmllm.models.families import CatalogEntry, FamilyInfo, Scores
 
@@ -304,7 +304,9 @@ FAMILIES = {
                 revision="c0111ce6bc07803dbc267932ffef0ae3a51dc951",  # pinned weights; their Python code is never run
                 params_b=3.04,
                 weights_gb=6.1,
-                description="Layout-aware OCR (boxes, tables as HTML, formulas as LaTeX); chatvlmllm's own model code.",
+                description=N_(
+                    "Layout-aware OCR (boxes, tables as HTML, formulas as LaTeX); chatvlmllm's own model code."
+                ),
                 licence="MIT",
                 scores=Scores(
                     omnidocbench=88.41, source="OmniDocBench v1.5 overall: PaddleOCR-VL report (arXiv 2510.14528)"

@@ -13,6 +13,7 @@ from chatvlmllm.decisions import Script, Task
 from chatvlmllm.devtools.tiny_doc_models import build_tiny_glm_ocr
 from chatvlmllm.engines.doc_vlm import DocVLMEngine
 from chatvlmllm.engines.hf_common import pixel_bounds_kwargs
+from chatvlmllm.i18n import N_
 from chatvlmllm.models.families import CatalogEntry, FamilyInfo, LanguageModelOptions, Scores
 
 _PATCH = 28  # patch 14 × merge 2
@@ -54,7 +55,7 @@ FAMILIES = {
                 hub_id="zai-org/GLM-OCR",
                 params_b=0.9,
                 weights_gb=1.8,
-                description="0.9B OCR specialist; top of OmniDocBench v1.5 among small models.",
+                description=N_("0.9B OCR specialist; top of OmniDocBench v1.5 among small models."),
                 licence="MIT",
                 scores=Scores(omnidocbench=94.62, source="OmniDocBench v1.5 overall: zai-org/GLM-OCR model card"),
                 scripts=frozenset({Script.LATIN, Script.CJK}),

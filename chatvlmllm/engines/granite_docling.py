@@ -16,6 +16,7 @@ from chatvlmllm.decisions import Task
 from chatvlmllm.devtools.tiny_doc_models import build_tiny_granite_docling, build_tiny_granite_docling_idefics3
 from chatvlmllm.documents.markup import layout_record, parse_doctags, sanitize_tables
 from chatvlmllm.engines.doc_vlm import DocVLMEngine
+from chatvlmllm.i18n import N_
 from chatvlmllm.models.families import CatalogEntry, FamilyInfo, LanguageModelOptions, Scores
 
 GRANITE_PROMPTS = {
@@ -75,7 +76,7 @@ FAMILIES = {
                 hub_id="ibm-granite/granite-docling-258M",
                 params_b=0.258,
                 weights_gb=0.5,
-                description="258M page → DocTags (layout boxes, OTSL tables, formulas); usable on a CPU.",
+                description=N_("258M page → DocTags (layout boxes, OTSL tables, formulas); usable on a CPU."),
                 licence="Apache-2.0",
                 scores=Scores(source="no OmniDocBench / olmOCR-bench / DocVQA figure published on its model card"),
             ),

@@ -18,6 +18,7 @@ from typing import Any
 from chatvlmllm.decisions import Task
 from chatvlmllm.devtools.tiny_doc_models import build_tiny_lighton_ocr
 from chatvlmllm.engines.doc_vlm import DocVLMEngine
+from chatvlmllm.i18n import N_
 from chatvlmllm.models.families import CatalogEntry, FamilyInfo, LanguageModelOptions, Scores
 
 # The Pixtral processor resizes so the longest edge is at most this (lightonai/LightOnOCR-2-1B
@@ -61,7 +62,7 @@ FAMILIES = {
                 hub_id="lightonai/LightOnOCR-2-1B",
                 params_b=1.01,
                 weights_gb=2.0,
-                description="1B end-to-end page → Markdown; fast, strong on olmOCR-bench.",
+                description=N_("1B end-to-end page → Markdown; fast, strong on olmOCR-bench."),
                 licence="Apache-2.0",
                 scores=Scores(olmocr=83.2, source="olmOCR-bench overall: lightonai/LightOnOCR-2-1B model card"),
             ),

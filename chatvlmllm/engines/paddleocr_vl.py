@@ -13,6 +13,7 @@ from chatvlmllm.decisions import Script, Task
 from chatvlmllm.devtools.tiny_doc_models import build_tiny_paddleocr_vl
 from chatvlmllm.engines.doc_vlm import DocVLMEngine
 from chatvlmllm.engines.hf_common import pixel_bounds_kwargs
+from chatvlmllm.i18n import N_
 from chatvlmllm.models.families import CatalogEntry, FamilyInfo, LanguageModelOptions, Scores
 
 # Patch 14 × merge 2: the processor's budget in pixels is a multiple of 28².
@@ -56,7 +57,7 @@ FAMILIES = {
                 hub_id="PaddlePaddle/PaddleOCR-VL",
                 params_b=0.96,
                 weights_gb=1.9,
-                description="0.9B document parser: text, tables, formulas, charts; 109 languages incl. Cyrillic.",
+                description=N_("0.9B document parser: text, tables, formulas, charts; 109 languages incl. Cyrillic."),
                 licence="Apache-2.0",
                 scores=Scores(
                     omnidocbench=92.86,

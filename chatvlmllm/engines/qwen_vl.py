@@ -21,6 +21,7 @@ from chatvlmllm.engines.hf_common import (
     pixel_bounds_kwargs,
     stream_generate,
 )
+from chatvlmllm.i18n import N_
 from chatvlmllm.models import weights
 from chatvlmllm.models.families import CatalogEntry, FamilyInfo, LanguageModelOptions, Scores
 
@@ -99,7 +100,7 @@ FAMILIES = {
                 hub_id="Qwen/Qwen2-VL-2B-Instruct",
                 params_b=2.21,
                 weights_gb=4.4,
-                description="General document chat and OCR; the default.",
+                description=N_("General document chat and OCR; the default."),
                 licence=_APACHE,
                 scores=Scores(docvqa=90.1, source="DocVQA test: Qwen/Qwen2-VL-2B-Instruct model card"),
             ),
@@ -123,7 +124,7 @@ FAMILIES = {
                 hub_id="Qwen/Qwen2.5-VL-3B-Instruct",
                 params_b=3.75,
                 weights_gb=7.5,
-                description="Qwen2.5-VL; good at tables, charts and key-value extraction.",
+                description=N_("Qwen2.5-VL; good at tables, charts and key-value extraction."),
                 licence="Qwen Research License (non-commercial)",
                 scores=Scores(docvqa=93.9, source="DocVQA test: Qwen/Qwen2.5-VL-3B-Instruct model card"),
             ),
@@ -148,7 +149,7 @@ FAMILIES = {
                 hub_id="Qwen/Qwen3-VL-2B-Instruct",
                 params_b=2.13,
                 weights_gb=4.3,
-                description="Newer Qwen VLM; stronger OCR and long documents.",
+                description=N_("Newer Qwen VLM; stronger OCR and long documents."),
                 licence=_APACHE,
                 scores=Scores(docvqa=93.3, source="DocVQA test: Qwen3-VL-2B-Instruct model card"),
                 scripts=_QWEN3_SCRIPTS,
@@ -159,7 +160,7 @@ FAMILIES = {
                 hub_id="Qwen/Qwen3-VL-4B-Instruct",
                 params_b=4.44,
                 weights_gb=8.9,
-                description="Document Q&A and chat for 12–16 GB GPUs.",
+                description=N_("Document Q&A and chat for 12–16 GB GPUs."),
                 licence=_APACHE,
                 scores=Scores(docvqa=95.3, source="DocVQA test: Qwen3-VL-4B-Instruct model card"),
                 scripts=_QWEN3_SCRIPTS,
@@ -170,7 +171,7 @@ FAMILIES = {
                 hub_id="Qwen/Qwen3-VL-8B-Instruct",
                 params_b=8.77,
                 weights_gb=17.5,
-                description="The strongest document chat that fits 24 GB GPUs.",
+                description=N_("The strongest document chat that fits 24 GB GPUs."),
                 licence=_APACHE,
                 scores=Scores(docvqa=96.1, source="DocVQA test: Qwen3-VL-8B-Instruct model card"),
                 scripts=_QWEN3_SCRIPTS,

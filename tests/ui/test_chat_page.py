@@ -277,8 +277,8 @@ def test_a_fallback_is_shown_and_kept_in_the_transcript(app_env, monkeypatch, eo
     assistant = at.chat_message[1]
     assert assistant.caption[0].value.endswith("silent gave an empty answer; tiny2 answered.")  # in words
     assert assistant.caption[1].value.startswith("tiny2 · ")
-    assert assistant.expander[0].label == "Fallback: 2 attempt(s)"
-    assert "silent: empty — the answer was empty" in shown_all(assistant.expander[0].markdown)
+    assert assistant.expander[0].label == "Fallback: 2 attempts"
+    assert "silent: empty answer — the answer was empty" in shown_all(assistant.expander[0].markdown)
     assert "- silent: empty answer (the answer was empty)" in chat(at).conversation.to_markdown()
 
 
@@ -519,7 +519,7 @@ def test_stored_data_the_page_cannot_draw_degrades_to_a_message(app_env):
     assert not at.exception
     assert len(at.chat_message) == 3 and at.chat_input[0] is not None and not at.chat_input[0].disabled
     assert at.chat_message[1].code[0].value == "read $5 text"  # verbatim, as read
-    assert "Fallback: 2 attempt(s)" in at.chat_message[1].expander[0].label
+    assert "Fallback: 2 attempts" in at.chat_message[1].expander[0].label
     assert "cannot be shown" in at.chat_message[2].warning[0].value  # this message only
     ask(at, "Still answering?")
     assert chat(at).conversation.turns[-1].role == "assistant"

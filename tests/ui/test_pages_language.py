@@ -118,8 +118,7 @@ def test_the_sidebar_outside_the_chat_page_reads_russian(offline_app):
     at.context = {"locale": "ru-RU"}
     at.run()
     assert not at.exception
-    # The chat page's own toggle (ui/chat_page.py) is translated by the Chat page's sweep.
-    texts = [shown for shown in shown_texts(at.sidebar) if shown.key != "show_details"]
+    texts = shown_texts(at.sidebar)
     assert len(texts) >= 15 and english_texts(without_names(texts)) == []
     assert at.sidebar.selectbox(key="attention").options[0] == "авто"
     assert at.sidebar.selectbox(key="language").value == "ru"  # the document language followed, in Russian words
