@@ -71,7 +71,9 @@ AUTO = OFFLINE_AUTO
 # ISO 639-1 → Tesseract's traineddata names.
 TESSERACT_LANGUAGES = {"en": "eng", "ru": "rus"}
 # Part of the OCR cache key: bump when a change makes the engines return different text.
-OCR_SETTINGS_VERSION = 6  # 6: full-width punctuation folded to ASCII outside CJK text; 5: receipts by RapidOCR alone, recogniser input sorted and ≥ 160 px; 4: cells kept
+# Cache versions: 6: full-width punctuation folded to ASCII outside CJK text; 5: receipts by RapidOCR alone,
+# recogniser input sorted and ≥ 160 px; 4: cells kept
+OCR_SETTINGS_VERSION = 6
 
 
 class ClassicOcrOptions(Options):

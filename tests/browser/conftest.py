@@ -257,9 +257,13 @@ def click_button(page, key: str) -> None:
     page.locator(f".st-key-{key} button:visible").first.click()
 
 
-def select_option(page, label: str, option: str, attempts: int = 3) -> None:
-    """Pick `option` in the selectbox labelled `label` (again if a rerun redrew the list meanwhile)."""
-    box = page.locator('[data-testid="stSelectbox"]').filter(has=page.locator("label", has_text=label))
+def select_option(page, label: str, option: str, attempts: int = 3, key: str | None = None) -> None:
+    """Pick `option` in the selectbox labelled `label`, or the one with widget `key` (a label that changes
+    with the pick, such as the language switch's); again if a rerun redrew the list meanwhile."""
+    if key is not None:
+        box = page.locator(f'.st-key-{key} [data-testid="stSelectbox"]')
+    else:
+        box = page.locator('[data-testid="stSelectbox"]').filter(has=page.locator("label", has_text=label))
     combobox = box.locator('[role="combobox"]').first  # Streamlit 1.67: a react-aria combobox
 
     def shows(value: str) -> bool:  # "Russian" picks "Russian (Cyrillic)"; "Page 1" is not "Page 10"

@@ -143,6 +143,7 @@ def test_upload_ask_and_get_an_answer_with_its_caption(app_env):
     assert [t.role for t in stored.conversation.turns] == ["user", "assistant"]
 
 
+@pytest.mark.slow
 def test_a_second_question_sends_both_turns(app_env):
     at = start()
     upload(at, "invoice.png", page_png(), "image/png")
@@ -155,6 +156,7 @@ def test_a_second_question_sends_both_turns(app_env):
     assert len(at.chat_message) == 4
 
 
+@pytest.mark.slow
 def test_switching_models(app_env):
     at = start()
     ask(at, "Hello?")
@@ -208,6 +210,7 @@ BAD_UPLOADS = [
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.slow
 def test_bad_uploads_show_an_error_and_keep_the_chat(app_env, monkeypatch):
     monkeypatch.setenv("CHATVLMLLM_MAX_UPLOAD_MB", "1")
     at = start()
@@ -261,6 +264,7 @@ def test_ten_turns_load_the_model_exactly_once(app_env):
     assert len(ChatStore().load(chat(at).id).conversation.turns) == 20
 
 
+@pytest.mark.slow
 def test_a_fallback_is_shown_and_kept_in_the_transcript(app_env, monkeypatch, eos_qwen2_vl, tiny_qwen2_vl):
     models = {
         "silent": {"family": "qwen2_vl", "path": str(eos_qwen2_vl)},
@@ -323,6 +327,7 @@ def test_chat_list_new_switch_rename_delete(app_env):
     assert chat(at).id not in (first, second) and not at.chat_message  # a new chat, not another one
 
 
+@pytest.mark.slow
 def test_quick_prompts_and_all_pages_of_a_pdf(app_env):
     at = start()
     assert all(b.disabled for b in at.main.button if b.key and b.key.startswith("quick_"))  # no document yet
@@ -342,6 +347,7 @@ def test_quick_prompts_and_all_pages_of_a_pdf(app_env):
     assert "report.pdf, pages 1–3" in at.chat_message[0].caption[0].value
 
 
+@pytest.mark.slow
 def test_offline_machine_explains_why_and_still_answers(tmp_path, monkeypatch):
     """No user models, no hub: the planner falls back to the offline OCR engine and says why."""
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(tmp_path / "none.toml"))
@@ -364,6 +370,7 @@ def test_offline_machine_explains_why_and_still_answers(tmp_path, monkeypatch):
     _fresh_process()
 
 
+@pytest.mark.slow
 def test_document_language_picks_the_offline_engine_that_reads_it(tmp_path, monkeypatch):
     """No VLM here: ocr_auto is the default for every language and hands the Cyrillic page to Tesseract."""
     require_tesseract()
@@ -483,6 +490,7 @@ def test_a_layout_answer_is_drawn_on_its_page(app_env):
     assert assistant.expander[0].label == "Answer as text"
 
 
+@pytest.mark.slow
 def test_a_new_tab_starts_a_new_chat_and_offers_to_continue_the_last(app_env):
     at = start()
     ask(at, "Mine?")
@@ -525,6 +533,7 @@ def test_stored_data_the_page_cannot_draw_degrades_to_a_message(app_env):
     assert chat(at).conversation.turns[-1].role == "assistant"
 
 
+@pytest.mark.slow
 def test_a_storage_fault_warns_not_saved_and_keeps_the_history(app_env):
     at = start()
     upload(at, "invoice.png", page_png(), "image/png")

@@ -85,6 +85,7 @@ def test_a_russian_browser_reads_the_chat_page_in_russian(vlm_env):
     assert at.session_state["language"] == "ru"  # the document language followed
 
 
+@pytest.mark.slow
 def test_an_english_or_unknown_browser_reads_english(vlm_env):
     for locale in ("en-US", "de-DE", None):
         at = open_app(locale)
