@@ -124,9 +124,10 @@ def test_a_setting_change_keeps_the_chat_while_chats_share_a_title(app, server, 
     assert chat_id(page) == ids[-1]
     page.locator('[data-testid="stExpander"] summary', has_text="Generation settings").click()
     guard = page.locator(".st-key-repetition_guard input[type=checkbox]")
+    wait_until(lambda: guard.count() > 0 and guard.is_visible(), "the generation settings did not open")
+    wait_idle(page)  # the expander is open and no rerun redraws it under the click
     was_on = guard.is_checked()
-    page.locator(".st-key-repetition_guard label").click()
-    wait_until(lambda: guard.is_checked() != was_on, "the repetition guard did not change")
+    toggle_once(page, guard, ".st-key-repetition_guard label", was_on)
     wait_idle(page)
     assert chat_id(page) == ids[-1]
     click_button(page, EXTRACT)
@@ -135,6 +136,22 @@ def test_a_setting_change_keeps_the_chat_while_chats_share_a_title(app, server, 
     assert [len(stored_turns(server["db"], i)) for i in ids] == [2, 2, 4]  # the answer went to this chat only
     assert page.locator(MESSAGES).count() == 4
     screenshot(page, "same-titles-setting-change.png")
+
+
+def toggle_once(page, checkbox, label: str, was_on: bool) -> None:
+    """Click `label` until `checkbox` leaves `was_on`. A click that lands while a rerun redraws the sidebar is
+    lost on a busy machine; a second click is made only once the first has had ample time to register."""
+    for attempt, timeout_s in enumerate((20, WAIT_S)):
+        if checkbox.is_checked() != was_on:
+            return
+        page.locator(label).click()
+        try:
+            wait_until(lambda: checkbox.is_checked() != was_on, "the checkbox did not change", timeout_s)
+            return
+        except AssertionError:
+            if attempt == 1:
+                raise
+            wait_idle(page)
 
 
 def test_a_transcription_is_shown_verbatim(app, server, tmp_path):
