@@ -10,7 +10,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from PIL import Image
@@ -24,6 +23,7 @@ from chatvlmllm.i18n import format_number
 from chatvlmllm.models.tasks import QUICK_PROMPTS
 from chatvlmllm.settings import settings
 from tests.helpers import SHARED_EVAL, image_bytes, require_tesseract, text_image, write_models_file
+from tests.ui.conftest import fresh_process
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "app.py")
@@ -38,15 +38,9 @@ def app_env(tmp_path, monkeypatch, tiny_qwen2_vl, tiny_qwen3_vl):
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(write_models_file(tmp_path / "models.toml", models)))
     monkeypatch.setenv("CHATVLMLLM_DEFAULT_MODEL", "tiny2")
     monkeypatch.setenv("CHATVLMLLM_FALLBACK", "tiny2")
-    _fresh_process()
+    fresh_process()
     yield tmp_path
-    _fresh_process()
-
-
-def _fresh_process() -> None:
-    """What a server restart does: st.cache_resource outlives AppTest instances, the engine cache too."""
-    st.cache_resource.clear()
-    default_cache().unload()
+    fresh_process()
 
 
 def start(max_new_tokens: int = 8) -> AppTest:
@@ -239,7 +233,7 @@ def test_a_new_session_over_the_same_data_dir_restores_the_chat(app_env):
     ask(at, "What is the total?")
     before = messages(at)
 
-    _fresh_process()  # a server restart: nothing in memory
+    fresh_process()  # a server restart: nothing in memory
     again = AppTest.from_file(APP, default_timeout=90)
     again.query_params["chat"] = chat(at).id  # a reload keeps ?chat= in the URL
     again.run()
@@ -351,7 +345,7 @@ def test_quick_prompts_and_all_pages_of_a_pdf(app_env):
 def test_offline_machine_explains_why_and_still_answers(tmp_path, monkeypatch):
     """No user models, no hub: the planner falls back to the offline OCR engine and says why."""
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(tmp_path / "none.toml"))
-    _fresh_process()
+    fresh_process()
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
     assert "Text extraction only: no vision-language model here" in shown(at.markdown[0].value)  # a badge, not a wall
@@ -367,7 +361,7 @@ def test_offline_machine_explains_why_and_still_answers(tmp_path, monkeypatch):
     ask(at, "What is the total?")
     answer = chat(at).conversation.turns[-1]
     assert answer.model == "ocr_auto" and "TOTAL" in answer.text
-    _fresh_process()
+    fresh_process()
 
 
 @pytest.mark.slow
@@ -375,7 +369,7 @@ def test_document_language_picks_the_offline_engine_that_reads_it(tmp_path, monk
     """No VLM here: ocr_auto is the default for every language and hands the Cyrillic page to Tesseract."""
     require_tesseract()
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(tmp_path / "none.toml"))
-    _fresh_process()
+    fresh_process()
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert at.sidebar.selectbox(key="model").value == "ocr_auto"
     at.sidebar.selectbox(key="language").set_value("ru").run()
@@ -395,7 +389,7 @@ def test_document_language_picks_the_offline_engine_that_reads_it(tmp_path, monk
     at.sidebar.selectbox(key="language").set_value("en").run()
     at.sidebar.selectbox(key="language").set_value("ru").run()
     assert at.sidebar.selectbox(key="model").value == "rapidocr"
-    _fresh_process()
+    fresh_process()
 
 
 def test_no_runnable_model_at_all_says_what_to_do():
@@ -565,7 +559,7 @@ def test_the_upload_limit_is_visible_not_only_a_tooltip(app_env):
 def test_a_chosen_model_that_cannot_run_here_does_not_mislead(tmp_path, monkeypatch):
     """qwen_vl_2b chosen offline (no weights): the page follows ocr_auto, which will really answer."""
     monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(tmp_path / "none.toml"))
-    _fresh_process()
+    fresh_process()
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.sidebar.selectbox(key="model").set_value("qwen_vl_2b").run()
     assert not at.exception
@@ -587,7 +581,7 @@ def test_a_chosen_model_that_cannot_run_here_does_not_mislead(tmp_path, monkeypa
     waited = answer.waited_s()
     assert waited is not None and waited >= answer.metrics["total_s"]  # the user's wait, not the engine's
     assert f"ocr_auto · {waited:.1f} s" in captions[-1]
-    _fresh_process()
+    fresh_process()
 
 
 def crashed_chat() -> str:

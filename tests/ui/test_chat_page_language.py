@@ -12,12 +12,9 @@ import re
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from chatvlmllm.chat.engine_cache import default_cache
 from chatvlmllm.devtools.pdfs import PageSpec, build_pdf, filler_pages
-from chatvlmllm.documents import reading
 from chatvlmllm.documents.index import ReadState
 from chatvlmllm.documents.reading import job_of
 from tests.helpers import (
@@ -37,22 +34,6 @@ QUOTED = re.compile(r"“[^”]*”")  # a citation's quoted words (ui.citations
 RECEIPT = ["CAFE 21", "TOTAL 7.40"]
 FREE_QUESTION = {"ru-RU": "Сколько всего к оплате?", "en-US": "How much is the total?"}
 CLAUSE_PAGE = 2
-
-
-@pytest.fixture
-def offline_app(tmp_path, monkeypatch):
-    """The built-in catalog, no network: ocr_auto answers; a fresh process before and after."""
-    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(tmp_path / "none.toml"))
-    _fresh_process()
-    yield tmp_path
-    reading.cancel_all()
-    _fresh_process()
-
-
-def _fresh_process() -> None:
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    default_cache().unload()
 
 
 def open_chat(locale: str) -> AppTest:

@@ -11,40 +11,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from PIL import Image
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from chatvlmllm.chat.engine_cache import default_cache
 from chatvlmllm.devtools.pdfs import Layer, PageKind, PageSpec, build_pdf, filler_pages
-from chatvlmllm.documents import reading
 from chatvlmllm.documents.index import ReadState
 from chatvlmllm.documents.reading import ReadingJob, job_of
 from tests.documents.test_text_layer import ENGLISH
 from tests.helpers import contract_pdf
+from tests.ui.conftest import fresh_process
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "app.py")
 QUESTION = "What is the penalty for late delivery?"
 YELLOW_SHARE = 0.3  # of a highlighted line's pixels, at least (its letters and the outline are the rest)
-
-
-@pytest.fixture
-def offline_app(tmp_path, monkeypatch):
-    """No model here but the built-in offline engines (the planner's default is ocr_auto), a fresh process."""
-    monkeypatch.setenv("CHATVLMLLM_MODELS_FILE", str(tmp_path / "none.toml"))
-    _fresh_process()
-    yield tmp_path
-    reading.cancel_all()
-    _fresh_process()
-
-
-def _fresh_process() -> None:
-    st.cache_resource.clear()
-    default_cache().unload()
-    with reading._jobs_lock:  # a new process knows no reading job of the one before
-        reading._jobs.clear()
 
 
 @pytest.fixture
@@ -212,7 +193,7 @@ def test_the_reading_shows_progress_cancels_resumes_and_goes_on_after_a_restart(
     resumed.cancel()
     resumed.wait(300)
     index.set_state(sha, ReadState.RUNNING)
-    _fresh_process()
+    fresh_process()
     again = AppTest.from_file(APP, default_timeout=120)
     again.query_params["chat"] = chat_id
     again.run()
