@@ -35,6 +35,8 @@ TABLE = "\n".join(
 )
 FIELDS = '```json\n{"total": "RM 9.00", "date": "25/12/2018"}\n```'
 
+WAIT_S = 300  # generous: the machine may be busy (CI beside two CPU hogs)
+
 
 @pytest.fixture(scope="module")
 def server(chromium, tmp_path_factory):
@@ -70,7 +72,7 @@ def test_a_table_answer_is_a_table_and_json_is_shown_once(page, tmp_path):
     transcript = tmp_path / "table.json"
     transcript.write_text(conversation.to_json())
     page.locator('.st-key-transcript_upload input[type="file"]').set_input_files(str(transcript))
-    wait_until(lambda: answers(page).count() == 2, "the resumed answers did not show", 60)
+    wait_until(lambda: answers(page).count() == 2, "the resumed answers did not show", WAIT_S)
     wait_idle(page)
 
     table_answer = answers(page).nth(0)
@@ -82,7 +84,7 @@ def test_a_table_answer_is_a_table_and_json_is_shown_once(page, tmp_path):
     assert "|---" not in table_answer.inner_text()  # no pipe text on the page
     assert table_answer.locator('[data-testid="stDownloadButton"]', has_text="Download CSV").count() == 1
     table_answer.locator("button", has_text="Copy as Markdown").click()  # the Markdown, to copy, on request
-    wait_until(lambda: page.locator('[data-testid="stPopoverBody"] code').count() > 0, "no Markdown to copy")
+    wait_until(lambda: page.locator('[data-testid="stPopoverBody"] code').count() > 0, "no Markdown to copy", WAIT_S)
     assert "| Tea, green | 1 | $3.00 |" in page.locator('[data-testid="stPopoverBody"] code').first.inner_text()
     page.keyboard.press("Escape")
 
@@ -101,7 +103,7 @@ def test_the_offline_engine_draws_a_real_table_page_as_a_table(page):
         pytest.skip(f"evaluation data not found at {SHARED_EVAL}")
     upload(page, found[0])
     ask(page, QUICK_PROMPTS["Table → Markdown"])
-    wait_until(lambda: page.locator(f'{ASSISTANT} [data-testid="stTable"] table').count() == 1, "no table", 180)
+    wait_until(lambda: page.locator(f'{ASSISTANT} [data-testid="stTable"] table').count() == 1, "no table", WAIT_S)
     wait_idle(page)
     table = page.locator(f'{ASSISTANT} [data-testid="stTable"] table')
     headers = [text.strip() for text in table.locator("thead th").all_inner_texts()]
@@ -115,7 +117,7 @@ def test_the_full_screen_button_leaves_the_line_picker_clear(page, tmp_path):
     image.write_bytes(image_bytes(text_image(["SHOP 42", "TOTAL 12.50", "THANK YOU"], size=(640, 300))))
     upload(page, image)
     click_button(page, "quick_extract_text")
-    wait_until(lambda: answers(page).count() == 1, "no answer", 120)
+    wait_until(lambda: answers(page).count() == 1, "no answer", WAIT_S)
     wait_idle(page)
     answers(page).last.locator("label", has_text="Show the lines on the page").click()
     wait_idle(page)
@@ -124,7 +126,7 @@ def test_the_full_screen_button_leaves_the_line_picker_clear(page, tmp_path):
     answers(page).last.locator('[data-testid="stImage"]').first.hover()  # the full-screen button shows on hover
     toolbar = answers(page).last.locator('[data-testid="stElementToolbar"]').first
     toolbar.wait_for()
-    wait_until(lambda: toolbar.bounding_box() is not None, "no full-screen button")
+    wait_until(lambda: toolbar.bounding_box() is not None, "no full-screen button", WAIT_S)
     picked, button = picker.bounding_box(), toolbar.bounding_box()
     assert picked is not None and button is not None
     assert button["y"] >= picked["y"] + picked["height"]  # below the picker, not over its arrow
