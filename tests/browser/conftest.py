@@ -124,6 +124,17 @@ def browser(chromium, server):
         yield instance
 
 
+@pytest.fixture
+def page(browser, server, request):
+    """The app in its own browser context at 1400×1000; what the browser showed is kept when the test fails."""
+    opened = open_app(browser, server["url"])
+    failures = request.session.testsfailed
+    yield opened
+    if request.session.testsfailed > failures:
+        screenshot(opened, f"FAILED-{request.node.name}.png")
+    opened.context.close()
+
+
 def open_app(browser, url: str, width: int = 1400, height: int = 1000):
     """A new browser context (its own Streamlit session) on the app, once the chat input is there."""
     context = browser.new_context(viewport={"width": width, "height": height})

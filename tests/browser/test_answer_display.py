@@ -13,7 +13,6 @@ from tests.browser.conftest import (
     ASSISTANT,
     ask,
     click_button,
-    open_app,
     screenshot,
     streamlit_server,
     upload,
@@ -43,16 +42,6 @@ def server(chromium, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser_display")
     with streamlit_server(root, {"CHATVLMLLM_DATA_DIR": str(root / "data")}) as info:
         yield info
-
-
-@pytest.fixture
-def page(browser, server, request):
-    opened = open_app(browser, server["url"])
-    failures = request.session.testsfailed
-    yield opened
-    if request.session.testsfailed > failures:
-        screenshot(opened, f"FAILED-{request.node.name}.png")
-    opened.context.close()
 
 
 def answers(page):

@@ -54,20 +54,6 @@ def server(chromium, tmp_path_factory, tiny_qwen2_vl):
         yield info
 
 
-@pytest.fixture
-def page(browser, server, request):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(120_000)
-    page.goto(server["url"])
-    page.wait_for_selector(CHAT_INPUT)
-    wait_idle(page)
-    failures = request.session.testsfailed
-    yield page
-    if request.session.testsfailed > failures:  # keep what the browser showed when it failed
-        screenshot(page, f"FAILED-{request.node.name}.png")
-    page.close()
-
-
 def set_generation(page, max_new_tokens: int, stop_loops: bool) -> None:
     expander = page.locator('[data-testid="stExpander"] summary', has_text="Generation settings")
     tokens = page.locator(".st-key-max_new_tokens input")

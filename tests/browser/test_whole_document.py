@@ -17,7 +17,6 @@ from chatvlmllm.devtools.pdfs import Layer, PageKind, PageSpec, build_pdf, fille
 from chatvlmllm.documents.loading import load_document
 from tests.browser.conftest import (
     ASSISTANT,
-    CHAT_INPUT,
     ask,
     screenshot,
     streamlit_server,
@@ -49,20 +48,6 @@ def server(chromium, tmp_path_factory):
     env = {"CHATVLMLLM_MODELS_FILE": str(root / "none.toml"), "CHATVLMLLM_DATA_DIR": str(root / "data")}
     with streamlit_server(root, env) as info:
         yield info
-
-
-@pytest.fixture
-def page(browser, server, request):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(120_000)
-    page.goto(server["url"])
-    page.wait_for_selector(CHAT_INPUT)
-    wait_idle(page)
-    failures = request.session.testsfailed
-    yield page
-    if request.session.testsfailed > failures:
-        screenshot(page, f"FAILED-{request.node.name}.png")
-    page.close()
 
 
 def shows_text(page, text: str) -> bool:
