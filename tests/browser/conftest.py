@@ -42,6 +42,8 @@ ASSISTANT = '[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatar
 USER = '[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarUser"])'
 # Resolves after the browser has drawn two more frames (layout and paint done after a change).
 NEXT_FRAMES = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+WAIT_S = 300  # generous: the machine may be busy (CI beside two CPU hogs)
+LOST_CLICK_S = 20  # a click whose state has not come by then, with the app idle, was lost
 
 
 @pytest.fixture(scope="session")
@@ -176,6 +178,26 @@ def wait_until(condition: Callable[[], object], what: str | Callable[[], str], t
         time.sleep(0.1)
 
 
+def click_until(page, target, reached: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
+    """Click `target` (a locator) and wait until `reached()` holds.
+
+    On a busy machine a click that lands while a rerun redraws its element is lost. A second click is
+    made only once the first is certainly lost: its state has not come after LOST_CLICK_S and no run
+    is under way (a click that started a slow run gets that run's whole time first). So a toggle is
+    never clicked twice.
+    """
+    target.click()
+    try:
+        wait_until(reached, what, LOST_CLICK_S)
+        return
+    except AssertionError:
+        wait_idle(page, timeout_s)
+    if reached():
+        return
+    target.click()
+    wait_until(reached, what, timeout_s)
+
+
 def uploader_chats(page) -> list[str]:
     """The chat ids of the document uploaders on the page (its key is `document_upload_<chat id>`).
 
@@ -189,13 +211,13 @@ def uploader_chats(page) -> list[str]:
 def new_chat(page) -> str:
     """Click "New chat" and wait until the page is that new, empty chat; returns its id."""
     before = set(uploader_chats(page))
-    page.locator(".st-key-new_chat button:visible").first.click()
 
     def fresh() -> bool:
         shown = uploader_chats(page)
         return len(shown) == 1 and shown[0] not in before and chat_id(page) is None
 
-    wait_until(fresh, "the new chat did not replace the previous one", timeout_s=120)
+    click_until(page, page.locator(".st-key-new_chat button:visible").first, fresh,
+                "the new chat did not replace the previous one")  # fmt: skip
     wait_idle(page)
     wait_until(lambda: page.locator(MESSAGES).count() == 0, "the new chat shows messages")
     return uploader_chats(page)[0]
@@ -266,6 +288,31 @@ def ask(page, question: str) -> None:
 
 def click_button(page, key: str) -> None:
     page.locator(f".st-key-{key} button:visible").first.click()
+
+
+def ask_with_button(page, key: str) -> None:
+    """Click the quick prompt `key` until its question shows in the chat (a lost click is clicked again)."""
+    questions = page.locator(USER)
+    before = questions.count()
+    click_until(page, page.locator(f".st-key-{key} button:visible").first, lambda: questions.count() > before,
+                f"the {key} button asked nothing")  # fmt: skip
+
+
+def download(page, button) -> Path:
+    """Click a download `button` until the browser saves a file; returns the file (a lost click, as in click_until,
+    is clicked again once the app is idle)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for timeout_s in (LOST_CLICK_S, WAIT_S):
+        try:
+            with page.expect_download(timeout=timeout_s * 1000) as saved:
+                button.click()
+            return Path(saved.value.path())
+        except PlaywrightTimeout:
+            if timeout_s == WAIT_S:
+                raise
+            wait_idle(page, WAIT_S)
+    raise AssertionError("unreachable")
 
 
 def select_option(page, label: str, option: str, attempts: int = 3, key: str | None = None) -> None:

@@ -11,8 +11,10 @@ from chatvlmllm.chat.conversation import Conversation, Turn
 from chatvlmllm.models.tasks import QUICK_PROMPTS
 from tests.browser.conftest import (
     ASSISTANT,
+    WAIT_S,
     ask,
-    click_button,
+    ask_with_button,
+    click_until,
     screenshot,
     streamlit_server,
     upload,
@@ -33,8 +35,6 @@ TABLE = "\n".join(
     ]
 )
 FIELDS = '```json\n{"total": "RM 9.00", "date": "25/12/2018"}\n```'
-
-WAIT_S = 300  # generous: the machine may be busy (CI beside two CPU hogs)
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +72,9 @@ def test_a_table_answer_is_a_table_and_json_is_shown_once(page, tmp_path):
     assert table.locator("tbody tr").count() == 3 and "Tea, green" in table.inner_text()
     assert "|---" not in table_answer.inner_text()  # no pipe text on the page
     assert table_answer.locator('[data-testid="stDownloadButton"]', has_text="Download CSV").count() == 1
-    table_answer.locator("button", has_text="Copy as Markdown").click()  # the Markdown, to copy, on request
-    wait_until(lambda: page.locator('[data-testid="stPopoverBody"] code').count() > 0, "no Markdown to copy", WAIT_S)
+    markdown = page.locator('[data-testid="stPopoverBody"] code')  # the Markdown, to copy, on request
+    click_until(page, table_answer.locator("button", has_text="Copy as Markdown"), lambda: markdown.count() > 0,
+                "no Markdown to copy")  # fmt: skip
     assert "| Tea, green | 1 | $3.00 |" in page.locator('[data-testid="stPopoverBody"] code').first.inner_text()
     page.keyboard.press("Escape")
 
@@ -105,13 +106,13 @@ def test_the_full_screen_button_leaves_the_line_picker_clear(page, tmp_path):
     image = tmp_path / "receipt.png"
     image.write_bytes(image_bytes(text_image(["SHOP 42", "TOTAL 12.50", "THANK YOU"], size=(640, 300))))
     upload(page, image)
-    click_button(page, "quick_extract_text")
+    ask_with_button(page, "quick_extract_text")
     wait_until(lambda: answers(page).count() == 1, "no answer", WAIT_S)
     wait_idle(page)
-    answers(page).last.locator("label", has_text="Show the lines on the page").click()
-    wait_idle(page)
     picker = answers(page).last.locator('[data-testid="stSelectbox"]').first
-    picker.wait_for()
+    click_until(page, answers(page).last.locator("label", has_text="Show the lines on the page"),
+                lambda: picker.count() > 0, "the line picker did not show")  # fmt: skip
+    wait_idle(page)
     answers(page).last.locator('[data-testid="stImage"]').first.hover()  # the full-screen button shows on hover
     toolbar = answers(page).last.locator('[data-testid="stElementToolbar"]').first
     toolbar.wait_for()

@@ -26,9 +26,12 @@ from tests.browser.conftest import (
     ASSISTANT,
     MESSAGES,
     USER,
+    WAIT_S,
     ask,
+    ask_with_button,
     chat_id,
     click_button,
+    click_until,
     new_chat,
     open_app,
     screenshot,
@@ -48,7 +51,6 @@ pytestmark = pytest.mark.browser
 
 EXTRACT = "quick_extract_text"
 PAGE_PICKER = "Page ("
-WAIT_S = 300  # an answer on a busy machine (two CPU hogs beside the app) may take minutes
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +116,7 @@ def test_a_setting_change_keeps_the_chat_while_chats_share_a_title(app, server, 
     for _ in range(3):  # three chats, all "receipt.png — Extract all text"
         new_chat(page)
         ids.append(upload(page, receipt))
-        click_button(page, EXTRACT)
+        ask_with_button(page, EXTRACT)
         wait_answer(page, server["db"], 1, WAIT_S)
     assert len(set(ids)) == 3
     titles = {title for (title,) in rows(server["db"], "SELECT title FROM sessions WHERE id IN (?, ?, ?)", *ids)}
@@ -122,36 +124,21 @@ def test_a_setting_change_keeps_the_chat_while_chats_share_a_title(app, server, 
 
     select_option(page, "Document language", "Russian")
     assert chat_id(page) == ids[-1]
-    page.locator('[data-testid="stExpander"] summary', has_text="Generation settings").click()
     guard = page.locator(".st-key-repetition_guard input[type=checkbox]")
-    wait_until(lambda: guard.count() > 0 and guard.is_visible(), "the generation settings did not open")
+    click_until(page, page.locator('[data-testid="stExpander"] summary', has_text="Generation settings"),
+                lambda: guard.count() > 0 and guard.is_visible(), "the generation settings did not open")  # fmt: skip
     wait_idle(page)  # the expander is open and no rerun redraws it under the click
     was_on = guard.is_checked()
-    toggle_once(page, guard, ".st-key-repetition_guard label", was_on)
+    click_until(page, page.locator(".st-key-repetition_guard label"), lambda: guard.is_checked() != was_on,
+                "the repetition guard did not change")  # fmt: skip
     wait_idle(page)
     assert chat_id(page) == ids[-1]
-    click_button(page, EXTRACT)
+    ask_with_button(page, EXTRACT)
     wait_answer(page, server["db"], 2, WAIT_S)
     assert chat_id(page) == ids[-1]
     assert [len(stored_turns(server["db"], i)) for i in ids] == [2, 2, 4]  # the answer went to this chat only
     assert page.locator(MESSAGES).count() == 4
     screenshot(page, "same-titles-setting-change.png")
-
-
-def toggle_once(page, checkbox, label: str, was_on: bool) -> None:
-    """Click `label` until `checkbox` leaves `was_on`. A click that lands while a rerun redraws the sidebar is
-    lost on a busy machine; a second click is made only once the first has had ample time to register."""
-    for attempt, timeout_s in enumerate((20, WAIT_S)):
-        if checkbox.is_checked() != was_on:
-            return
-        page.locator(label).click()
-        try:
-            wait_until(lambda: checkbox.is_checked() != was_on, "the checkbox did not change", timeout_s)
-            return
-        except AssertionError:
-            if attempt == 1:
-                raise
-            wait_idle(page)
 
 
 def test_a_transcription_is_shown_verbatim(app, server, tmp_path):
@@ -186,12 +173,12 @@ def test_all_pages_after_page_three_reads_every_page_with_its_number(app, server
     new_chat(page)
     upload(page, pdf)
     select_option(page, PAGE_PICKER, "Page 3")
-    click_button(page, EXTRACT)
+    ask_with_button(page, EXTRACT)
     wait_answer(page, server["db"], 1, WAIT_S)
     wait_until(lambda: list(page_sections(last_answer(page))) == ["Page 3"], "no single Page 3 section")
 
     select_option(page, PAGE_PICKER, "All pages")
-    click_button(page, EXTRACT)
+    ask_with_button(page, EXTRACT)
     stored = wait_answer(page, server["db"], 2, WAIT_S)
     assert [t["role"] for t in stored] == ["user", "assistant", "user", "assistant"]
     expected = ["Page 1", "Page 2", "Page 3"]
@@ -216,7 +203,7 @@ def test_stop_during_multi_page_ocr_keeps_what_was_read_and_the_next_question_an
     new_chat(page)
     session_id = upload(page, pdf)
     select_option(page, PAGE_PICKER, "All pages")
-    click_button(page, EXTRACT)
+    ask_with_button(page, EXTRACT)
     # A page is done: the answer is under way, with visible progress. The document's background reading
     # (ui.reading_status) OCRs the same pages meanwhile, so the answer may skip ahead over pages it cached.
     progress = page.locator('[data-testid="stProgress"]', has_text=re.compile(rf"Reading page ([2-9]|\d\d) of {pages}"))
@@ -250,13 +237,12 @@ def test_delete_asks_for_confirmation(app, server, tmp_path):
     session_id = upload(page, write_png(tmp_path / "delete-me.png", ["DELETE ME"]))
     assert rows(server["db"], "SELECT COUNT(*) FROM sessions WHERE id = ?", session_id) == [(1,)]
 
-    page.locator(".st-key-delete_chat button").first.click()
     question = page.get_by_text("This cannot be undone.")
-    question.wait_for()
+    click_until(page, page.locator(".st-key-delete_chat button").first, question.is_visible, "no confirmation asked")
     assert rows(server["db"], "SELECT COUNT(*) FROM sessions WHERE id = ?", session_id) == [(1,)]  # not yet
     screenshot(page, "delete-confirm.png")
-    click_button(page, "delete_chat_confirm")
-    wait_until(lambda: chat_id(page) != session_id, "the deleted chat stayed open")
+    click_until(page, page.locator(".st-key-delete_chat_confirm button:visible").first,
+                lambda: chat_id(page) != session_id, "the deleted chat stayed open")  # fmt: skip
     wait_idle(page)
     assert rows(server["db"], "SELECT COUNT(*) FROM sessions WHERE id = ?", session_id) == [(0,)]
     wait_until(lambda: page.locator(MESSAGES).count() == 0, "a deleted chat's messages are still shown")
@@ -265,15 +251,14 @@ def test_delete_asks_for_confirmation(app, server, tmp_path):
 def test_a_new_tab_starts_a_new_chat_and_offers_the_last_one(app, server, tmp_path):
     first = app()
     mine = upload(first, write_png(tmp_path / "mine.png", ["MINE ONLY"]))
-    click_button(first, EXTRACT)
+    ask_with_button(first, EXTRACT)
     wait_answer(first, server["db"], 1, WAIT_S)
 
     second = app()  # no ?chat=: never opens another session's chat by itself
     assert chat_id(second) is None and second.locator(MESSAGES).count() == 0
     offer = second.locator(".st-key-continue_last_chat button")
     assert "mine.png" in offer.inner_text()
-    offer.click()
-    wait_until(lambda: chat_id(second) == mine, "continue did not open the last chat")
+    click_until(second, offer, lambda: chat_id(second) == mine, "continue did not open the last chat")
     wait_until(lambda: second.locator(MESSAGES).count() == 2, "the last chat's two messages are not shown")
     wait_idle(second)
     # The text block may still be drawing its content on a busy machine: wait for it.
@@ -293,7 +278,7 @@ def test_eight_concurrent_sessions_with_colliding_titles_stay_apart(app, server,
     for page, session_id in zip(pages, ids, strict=True):
         wait_uploaded(page, session_id, "receipt.png", WAIT_S)
     for page in pages:  # all questions in flight together
-        click_button(page, EXTRACT)
+        ask_with_button(page, EXTRACT)
     for page in pages:
         wait_answer(page, server["db"], 1, WAIT_S)
 

@@ -16,8 +16,8 @@ from tests.browser.conftest import (
     CHAT_INPUT,
     USER,
     ask,
+    ask_with_button,
     chromium_browser,
-    click_button,
     screenshot,
     select_option,
     streamlit_server,
@@ -127,7 +127,7 @@ def test_a_russian_browser_reads_the_slice_in_russian_and_gets_answers(russian, 
     upload(page, receipt_file(tmp_path))
     assert placeholder(page) == "Попросите извлечь текст (этот движок читает текст, но не отвечает на вопросы)"
     wait_until(lambda: page.evaluate(FOCUSED) == "stChatInputTextArea", "the input is not focused after upload")
-    click_button(page, "quick_extract_text")  # "Извлечь текст": its prompt goes in Russian
+    ask_with_button(page, "quick_extract_text")  # "Извлечь текст": its prompt goes in Russian
     # The answer is followed live ("Загружается ocr_auto…") until it is saved: wait for its text.
     wait_until(lambda: "TOTAL" in answer_text(page), "no transcription in the answer", timeout_s=120)
     wait_idle(page, 120)
@@ -154,7 +154,7 @@ def test_an_english_browser_reads_english_and_the_input_has_the_focus(english, t
     wait_until(lambda: "Upload" in dropzone_text(page), "Streamlit's uploader button is not English")
     upload(page, receipt_file(tmp_path))
     wait_until(lambda: page.evaluate(FOCUSED) == "stChatInputTextArea", "the input is not focused after upload")
-    click_button(page, "quick_extract_text")
+    ask_with_button(page, "quick_extract_text")
     wait_until(lambda: "TOTAL" in answer_text(page), "no transcription in the answer", timeout_s=120)
     wait_idle(page, 120)
     assert [text for text in visible_texts(page) if CYRILLIC.search(text) and text != "Русский"] == []

@@ -19,8 +19,10 @@ from tests.browser.conftest import (
     CHAT_INPUT,
     USER,
     ask,
+    ask_with_button,
     chat_id,
-    click_button,
+    click_until,
+    download,
     new_chat,
     open_app,
     screenshot,
@@ -116,7 +118,7 @@ def test_the_page_stays_beside_three_answers_and_nothing_jumps(open_page, server
     assert page.get_by_text("to read it.").is_visible()
     view_shot(page, "layout-desktop-uploaded.png")
 
-    click_button(page, "quick_extract_text")
+    ask_with_button(page, "quick_extract_text")
     wait_answer(page, server["db"], 1)
     ask(page, QUICK_PROMPTS["Extract all text"])
     wait_answer(page, server["db"], 2)
@@ -155,7 +157,7 @@ def test_the_phone_layout_does_not_jump_and_the_page_stays_reachable(open_page, 
     assert visible_height(page, ".st-key-document_preview img") > 200  # the page, with the button under it
     view_shot(page, "layout-phone-uploaded.png")
 
-    click_button(page, "quick_extract_text")
+    ask_with_button(page, "quick_extract_text")
     wait_answer(page, server["db"], 1)
     ask(page, QUICK_PROMPTS["Extract all text"])
     wait_answer(page, server["db"], 2)
@@ -178,7 +180,7 @@ def test_which_engine_read_the_pages_is_said_beside_the_text(open_page, server, 
     page = open_page(DESKTOP)
     upload(page, pdf)
     select_option(page, "Page (", "All pages")
-    click_button(page, "quick_extract_text")
+    ask_with_button(page, "quick_extract_text")
     turns = wait_answer(page, server["db"], 1)
 
     answer = turns[-1]
@@ -190,9 +192,8 @@ def test_which_engine_read_the_pages_is_said_beside_the_text(open_page, server, 
     assert codes and not any("Read by" in code or "Read page" in code for code in codes)
     beside = shown.locator('[data-testid="stCaptionContainer"]', has_text=read_by)
     assert beside.count() == 1  # said once, in words, beside the text
-    with page.expect_download() as download:
-        shown.locator('[data-testid="stDownloadButton"] button', has_text=".txt").first.click()
-    text = Path(download.value.path()).read_text(encoding="utf-8")
+    saved = download(page, shown.locator('[data-testid="stDownloadButton"] button', has_text=".txt").first)
+    text = saved.read_text(encoding="utf-8")
     assert "PAGE" in text.upper() and read_by not in text and "Tesseract" not in text and "RapidOCR" not in text
     view_shot(page, "layout-read-by-caption.png")
 
@@ -212,8 +213,12 @@ def test_switching_chats_lands_on_the_last_question(open_page, server, tmp_path)
     upload(page, second)
     assert len(stored_turns(server["db"], first_chat)) == 6
 
-    page.locator(f".st-key-open_chat_{first_chat} button").first.click()
-    wait_until(lambda: chat_id(page) == first_chat and page.locator(USER).count() == 3, "the first chat did not open")
+    def opened() -> bool:
+        return chat_id(page) == first_chat and page.locator(USER).count() == 3
+
+    click_until(
+        page, page.locator(f".st-key-open_chat_{first_chat} button").first, opened, "the first chat did not open"
+    )
     wait_idle(page)
     pane_top = box(page, ".st-key-chat_pane")["top"]
 

@@ -22,8 +22,10 @@ from tests.browser.conftest import (
     ASSISTANT,
     CHAT_INPUT,
     USER,
+    WAIT_S,
     ask,
     chat_id,
+    click_until,
     new_chat,
     screenshot,
     streamlit_server,
@@ -37,7 +39,6 @@ from tests.helpers import image_bytes, text_image, write_models_file
 pytestmark = pytest.mark.browser
 
 MODEL_KEY = "tiny_vl"
-WAIT_S = 300  # generous: the machine may be busy
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +59,14 @@ def set_generation(page, max_new_tokens: int, stop_loops: bool) -> None:
     expander = page.locator('[data-testid="stExpander"] summary', has_text="Generation settings")
     tokens = page.locator(".st-key-max_new_tokens input")
     if not tokens.is_visible():
-        expander.click()
+        click_until(page, expander, tokens.is_visible, "the generation settings did not open")
     tokens.fill(str(max_new_tokens))
     tokens.press("Enter")
     wait_until(lambda: tokens.input_value() == str(max_new_tokens), "max new tokens not set")
     guard = page.locator(".st-key-repetition_guard input[type=checkbox]")
     if guard.is_checked() != stop_loops:
-        page.locator(".st-key-repetition_guard label").click()
-        wait_until(lambda: guard.is_checked() == stop_loops, "the repetition guard did not change")
+        click_until(page, page.locator(".st-key-repetition_guard label"), lambda: guard.is_checked() == stop_loops,
+                    "the repetition guard did not change")  # fmt: skip
     wait_idle(page)
 
 
@@ -91,8 +92,8 @@ def test_upload_ask_stream_and_sidebar(page, server, tmp_path):
     # The answer's caption: the stop reason is in words, not "stopped by max_tokens".
     caption = assistant.last.locator('[data-testid="stCaptionContainer"]', has_text="reached the length limit")
     assert MODEL_KEY in caption.inner_text()
-    page.locator(".st-key-show_details label").click()  # developer figures on request
-    wait_until(lambda: "attention sdpa" in caption.inner_text(), "the technical details are not shown")
+    click_until(page, page.locator(".st-key-show_details label"),  # developer figures on request
+                lambda: "attention sdpa" in caption.inner_text(), "the technical details are not shown")  # fmt: skip
     wait_idle(page)
     caption_text = caption.inner_text()
     assert "attention sdpa" in caption_text and "tokens/s" in caption_text and "time to first word" in caption_text

@@ -17,7 +17,10 @@ from chatvlmllm.devtools.pdfs import Layer, PageKind, PageSpec, build_pdf, fille
 from chatvlmllm.documents.loading import load_document
 from tests.browser.conftest import (
     ASSISTANT,
+    WAIT_S,
     ask,
+    click_until,
+    new_chat,
     screenshot,
     streamlit_server,
     upload,
@@ -29,7 +32,6 @@ from tests.helpers import CONTRACT_PAGE, CONTRACT_QUESTION, contract_pdf
 
 pytestmark = pytest.mark.browser
 
-WAIT_S = 300  # generous: the machine may be busy
 SCANNED_PAGES = 12  # enough OCR work (seconds a page) to see the reading under way and cancel it
 PAD = 12  # display pixels: the highlight's outline reaches a little beyond a line's box
 # The bytes of an <img>'s picture as the browser fetched it, base64.
@@ -77,17 +79,16 @@ def test_a_citation_chip_opens_the_page_with_the_cited_lines_highlighted(page, s
     assert chip.inner_text().strip().endswith(f"p. {CONTRACT_PAGE}")
     screenshot(page, "whole-document-answer-with-chips.png")
 
-    chip.click()
     cited = page.locator(".st-key-cited_page img").first
-    wait_until(lambda: cited.count() > 0 and cited.evaluate("img => img.complete && img.naturalWidth > 0"),
-               "the chip did not open the page", WAIT_S)  # fmt: skip
+    click_until(page, chip, lambda: cited.count() > 0 and cited.evaluate("img => img.complete && img.naturalWidth > 0"),
+                "the chip did not open the page")  # fmt: skip
     wait_idle(page)
     assert shows_text(page, f"contract.pdf — page {CONTRACT_PAGE}: the cited lines are highlighted")
     screenshot(page, "whole-document-cited-page.png")
     _check_highlight(cited, path, [c for c in citations if c["page"] == CONTRACT_PAGE])
 
-    page.locator(".st-key-close_citation button").click()
-    wait_until(lambda: page.locator(".st-key-cited_page").count() == 0, "the cited page did not close", WAIT_S)
+    click_until(page, page.locator(".st-key-close_citation button"),
+                lambda: page.locator(".st-key-cited_page").count() == 0, "the cited page did not close")  # fmt: skip
 
 
 def _check_highlight(image_element, pdf: Path, citations: list[dict]) -> None:
@@ -109,8 +110,7 @@ def test_the_reading_shows_its_progress_and_stops_with_cancel(page, server):
     path = server["root"] / "scans.pdf"
     pages = filler_pages(SCANNED_PAGES, seed=5, lines_per_page=12)
     path.write_bytes(build_pdf([PageSpec(spec.lines, PageKind.SCAN, Layer.NONE) for spec in pages]))
-    page.locator(".st-key-new_chat button:visible").first.click()
-    wait_idle(page)
+    new_chat(page)
     upload(page, path)
     progress = page.locator('[data-testid="stProgress"]', has_text="Reading scans.pdf")
     wait_until(lambda: progress.count() > 0 and "s left" in progress.first.inner_text(),
@@ -119,8 +119,9 @@ def test_the_reading_shows_its_progress_and_stops_with_cancel(page, server):
     assert f"of {SCANNED_PAGES} pages" in text
     screenshot(page, "whole-document-reading-progress.png")
 
-    page.locator('[class*="st-key-cancel_reading_"] button').first.click()
-    wait_until(lambda: shows_text(page, "Reading scans.pdf stopped after"), "Cancel did not stop the reading", WAIT_S)
+    stopped = "Reading scans.pdf stopped after"
+    click_until(page, page.locator('[class*="st-key-cancel_reading_"] button').first,
+                lambda: shows_text(page, stopped), "Cancel did not stop the reading")  # fmt: skip
     wait_until(lambda: page.locator('[class*="st-key-resume_reading_"] button').count() > 0, "no Resume", WAIT_S)
     # The progress bar goes when the rerun ends (until then Streamlit keeps it, faded, as a stale element).
     still = page.locator('[data-testid="stProgress"]', has_text="Reading scans.pdf")
