@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gettext as _gettext
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ from datetime import datetime
 from functools import cache
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 from babel import Locale
 from babel.dates import format_skeleton, format_time, get_datetime_format
@@ -224,6 +225,26 @@ class Message:
 
     def __str__(self) -> str:
         return self.render()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The message as JSON (stored beside its English, so a transcript shows it in any language)."""
+        values = {name: value.to_dict() if isinstance(value, Message) else value for name, value in self.values}
+        stored: dict[str, Any] = {"msgid": self.msgid, "values": values}
+        if self.plural is not None:
+            stored |= {"plural": self.plural, "count": self.count}
+        return stored
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> Message:
+        """`to_dict`'s message back (a value that is a stored message is one again)."""
+        values = tuple(
+            (str(name), cls.from_dict(value) if isinstance(value, Mapping) else value)
+            for name, value in dict(stored.get("values") or {}).items()
+        )
+        plural = stored.get("plural")
+        return cls(
+            str(stored["msgid"]), values, str(plural) if plural is not None else None, int(stored.get("count", 1))
+        )
 
 
 def lazy_message(msgid: str, **values: object) -> Message:

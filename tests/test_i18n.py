@@ -3,7 +3,9 @@ strings, the compiled catalogue, and numbers, sizes and dates in the user's loca
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -14,7 +16,7 @@ from babel import Locale
 
 from chatvlmllm import i18n
 from chatvlmllm.errors import DocumentError, UserError
-from chatvlmllm.i18n import _, lazy_gettext, lazy_message, lazy_plural, ngettext, use_language
+from chatvlmllm.i18n import Message, _, lazy_gettext, lazy_message, lazy_plural, ngettext, use_language
 
 # The CLI's page message: a real catalogue entry with three Russian forms (chatvlmllm/cli/ask_cmd.py).
 PAGES_SINGULAR = "{name} has {count} page; --page {page} does not exist"
@@ -245,3 +247,17 @@ def test_the_sweeps_plural_messages_take_the_russian_forms(singular, plural, for
     with use_language("ru"):
         shown = [ngettext(singular, plural, count).format(count=count, **values) for count in (1, 3, 5)]
     assert all(form in text for form, text in zip(forms, shown, strict=True))
+
+
+def test_a_message_kept_as_json_reads_as_before_in_every_language():
+    # An attempt's reason is stored in a transcript as JSON beside its English: it must come back whole,
+    # nested values and the counted form included.
+    nested = lazy_message("needs about {needed} {how}, more than the {total} {memory}", needed="3.2 GB",
+                          how=lazy_message("in {dtype}", dtype="float32"), total="2 GB", memory="RAM")  # fmt: skip
+    counted = lazy_plural(PAGES_SINGULAR, PAGES_PLURAL, 3, name="a.pdf", page=4)
+    for message in (nested, counted, lazy_message("the answer was empty")):
+        again = Message.from_dict(json.loads(json.dumps(message.to_dict())))
+        assert again == message
+        with use_language("ru"):
+            assert str(again) == str(message) and re.search("[а-яА-Я]", str(again))
+        assert again.english == message.english

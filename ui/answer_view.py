@@ -14,7 +14,13 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from chatvlmllm.chat.answer import Answer
-from chatvlmllm.chat.conversation import NOT_ANSWERED_NOTE, Turn, outcome_words, unanswered_questions
+from chatvlmllm.chat.conversation import (
+    NOT_ANSWERED_NOTE,
+    Turn,
+    attempt_reason,
+    outcome_words,
+    unanswered_questions,
+)
 from chatvlmllm.chat.engine_cache import EngineCache
 from chatvlmllm.chat.session import AskOptions, ChatSession
 from chatvlmllm.decisions import AttemptOutcome, StopReason
@@ -162,7 +168,8 @@ def _assistant_body(session: ChatSession, turn: Turn, question: Turn | None, key
         ):
             for attempt in turn.attempts:
                 icon = OUTCOME_ICONS.get(str(attempt.get("outcome", "")), ":material/warning:")
-                reason = f" — {_(attempt['reason'])}" if attempt.get("reason") else ""  # stored in English
+                reason = attempt_reason(attempt)  # stored in English, and as a message where it is one
+                reason = f" — {reason}" if reason else ""
                 seconds = _("{seconds} s").format(
                     seconds=format_number(text_view.number(attempt.get("seconds")) or 0.0, 2)
                 )

@@ -10,8 +10,9 @@ re-importable) and CSV (one row per turn).
 from __future__ import annotations
 
 import json
+import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -34,10 +35,13 @@ from chatvlmllm.documents.citations import UNVERIFIED_WORDS, Citation, CitationS
 from chatvlmllm.engines.base import AnswerMetrics, Message, reader_summary
 from chatvlmllm.errors import UserError
 from chatvlmllm.i18n import N_, _, format_datetime, ngettext
+from chatvlmllm.i18n import Message as I18nMessage
 
 if TYPE_CHECKING:
     import pandas as pd
     from PIL import Image
+
+log = logging.getLogger(__name__)
 
 TRANSCRIPT_FORMAT = "chatvlmllm.transcript"
 TRANSCRIPT_VERSION = 1
@@ -147,6 +151,9 @@ class AttemptRecord(_Record):
     outcome: ShortText = "error"
     reason: Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)] = ""
     seconds: Seconds = 0.0
+    # The reason as a message of ours (`i18n.Message.to_dict`), so it reads in the language of whoever opens the
+    # chat; absent where the reason is a library's own words.
+    reason_message: dict[str, Any] | None = None
 
 
 class MetricsRecord(_Record):
@@ -254,7 +261,9 @@ def schema_error(exc: ValidationError, what: str) -> TranscriptError:
 def _turn_values(record: TurnRecord) -> dict[str, Any]:
     values = record.model_dump(exclude_unset=True)
     values["metrics"] = record.metrics.model_dump(exclude_unset=True)
-    values["attempts"] = [a.model_dump() for a in record.attempts]
+    values["attempts"] = [
+        a.model_dump(exclude={"reason_message"} if a.reason_message is None else None) for a in record.attempts
+    ]
     values["citations"] = [c.citation() for c in record.citations]
     for stamp in ("started_at", "finished_at"):
         if values.get(stamp) is not None:
@@ -553,7 +562,7 @@ class Conversation:
                 lines.append(_("Attempts:"))
                 lines += [
                     f"- {a.get('model')}: {outcome_words(a.get('outcome'))}"
-                    + (f" ({_(a['reason'])})" if a.get("reason") else "")
+                    + (f" ({attempt_reason(a)})" if a.get("reason") else "")
                     for a in turn.attempts
                 ]
                 lines.append("")
@@ -620,6 +629,19 @@ OUTCOME_WORDS = {
 def outcome_words(outcome: Any) -> str:
     """An attempt's outcome in the interface language; a value this version does not know, as stored."""
     return _(OUTCOME_WORDS[AttemptOutcome(outcome)]) if outcome in set(AttemptOutcome) else str(outcome)
+
+
+def attempt_reason(attempt: Mapping[str, Any]) -> str:
+    """A stored attempt's reason in the current language: its message translated where one is stored (a
+    planner's reason, missing weights), a marked reason translated, else the English as stored."""
+    stored = attempt.get("reason_message")
+    if isinstance(stored, Mapping):
+        try:
+            return I18nMessage.from_dict(stored).render()
+        except (KeyError, ValueError, TypeError, IndexError):  # a transcript's stored message that does not fit
+            log.warning("attempt reason message not shown: %r", stored)
+    reason = attempt.get("reason")
+    return _(reason) if isinstance(reason, str) and reason else ""
 
 
 def unanswered_questions(turns: Sequence[Turn], answering: bool = False) -> set[int]:

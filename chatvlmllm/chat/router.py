@@ -19,11 +19,12 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from chatvlmllm import i18n
+from chatvlmllm.chat.conversation import attempt_reason
 from chatvlmllm.chat.engine_cache import EngineCache, default_cache
 from chatvlmllm.decisions import AttemptOutcome, StopReason
 from chatvlmllm.engines import AnswerMetrics, AnswerStream, Engine, GenerationSettings, Message
 from chatvlmllm.errors import ChatVlmError, OutOfMemoryError, UserError
-from chatvlmllm.i18n import N_, SOURCE_LANGUAGE, _, ngettext  # reasons are stored in English; marked ones show with _()
+from chatvlmllm.i18n import N_, _, ngettext  # reasons are stored in English; marked ones show with _()
 from chatvlmllm.models.catalog import ModelSpec, load_catalog
 from chatvlmllm.models.hardware import HardwareProfile
 from chatvlmllm.models.planner import LoadPlan, PlanOverrides, plan_load
@@ -41,11 +42,19 @@ _SPECIAL_TOKEN = re.compile(r"<\|[^|>]{1,40}\|>|</?s>|<pad>|<unk>")
 class Attempt:
     model: str
     outcome: AttemptOutcome
-    reason: str = ""
+    reason: str = ""  # English, as stored
     seconds: float = 0.0
+    reason_message: dict[str, Any] | None = None  # the reason as an i18n.Message (`to_dict`), where it is one
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        stored = asdict(self)
+        if self.reason_message is None:  # a reason in a library's own words: the English is all there is
+            del stored["reason_message"]
+        return stored
+
+    def reason_text(self) -> str:
+        """The reason in the current language where it was a message of ours, else as stored."""
+        return attempt_reason(self.to_dict())
 
 
 def is_empty_answer(text: str) -> bool:
@@ -187,10 +196,9 @@ class RoutedAnswer:
         """Why nothing answered. When a model read the page and found nothing, that is the news:
         other models' load failures are counted, not listed."""
         empty = [a.model for a in self.attempts if a.outcome == AttemptOutcome.EMPTY]
-        # In the language of the session asking (the error is saved with the answer as written); the attempts'
-        # reasons stay as recorded (English).
+        # In the language of the session asking (the error is saved with the answer as written).
         if not empty:
-            reasons = " ".join(f"{a.model}: {a.reason}." for a in self.attempts if a.reason)
+            reasons = " ".join(f"{a.model}: {a.reason_text()}." for a in self.attempts if a.reason)
             return f"{_('No model could answer.')} {reasons}"
         others = {a.model for a in self.attempts if a.outcome in (AttemptOutcome.LOAD_FAILED, AttemptOutcome.SKIPPED)}
         found = _("No text found: {models} read the page and returned nothing (is it blank?).").format(
@@ -204,14 +212,21 @@ class RoutedAnswer:
         return f"{found} {note.format(count=len(others))}"
 
     def _record(
-        self, spec: ModelSpec, outcome: AttemptOutcome, reason: str, seconds: float, error: Exception | None = None
+        self,
+        spec: ModelSpec,
+        outcome: AttemptOutcome,
+        reason: str | i18n.Message,
+        seconds: float,
+        error: Exception | None = None,
     ) -> None:
-        self.attempts.append(Attempt(spec.key, outcome, reason, round(seconds, 3)))
+        stored = reason.to_dict() if isinstance(reason, i18n.Message) else None
+        english = reason.english if isinstance(reason, i18n.Message) else reason
+        self.attempts.append(Attempt(spec.key, outcome, english, round(seconds, 3), stored))
         if error is not None and is_engine_fault(error):
             # A bug must not hide behind the fallback: the next model answers, the log keeps the traceback.
-            log.error("attempt %s: %s after %.2f s: %s", spec.key, outcome, seconds, reason, exc_info=error)
+            log.error("attempt %s: %s after %.2f s: %s", spec.key, outcome, seconds, english, exc_info=error)
             return
-        log.info("attempt %s: %s after %.2f s%s", spec.key, outcome, seconds, f" ({reason})" if reason else "")
+        log.info("attempt %s: %s after %.2f s%s", spec.key, outcome, seconds, f" ({english})" if english else "")
 
     def _accept(self, spec: ModelSpec, plan: LoadPlan, stream: AnswerStream, reason: str, seconds: float) -> None:
         self._record(spec, AttemptOutcome.ANSWERED, reason, seconds)
@@ -242,12 +257,11 @@ class RoutedAnswer:
         }
 
 
-def _cannot_load(spec: ModelSpec, plan: LoadPlan) -> str | None:
+def _cannot_load(spec: ModelSpec, plan: LoadPlan) -> str | i18n.Message | None:
     """Why `spec` cannot load here before trying (the plan cannot run, its weights are not on disk), or None."""
     if not plan.runnable:
-        return plan.why_not(SOURCE_LANGUAGE) or ""  # stored with the answer: English
-    problem = weights_problem(spec)
-    return problem.english if isinstance(problem, i18n.Message) else problem
+        return plan.why_not_message() or ""
+    return weights_problem(spec)
 
 
 def is_engine_fault(exc: BaseException) -> bool:
@@ -261,8 +275,10 @@ def is_engine_fault(exc: BaseException) -> bool:
     return True
 
 
-def _reason(exc: BaseException) -> str:
-    # Stored with the answer: English (an error raised with a Message is translated where it is shown).
+def _reason(exc: BaseException) -> str | i18n.Message:
+    # Stored with the answer in English, and as its Message where it was raised with one (shown translated).
+    if isinstance(exc, ChatVlmError) and len(exc.args) == 1 and isinstance(exc.args[0], i18n.Message):
+        return exc.args[0]
     detail = " ".join((exc.english if isinstance(exc, ChatVlmError) else str(exc)).split()).strip(" .")
     if isinstance(exc, ChatVlmError) and detail:
         return detail

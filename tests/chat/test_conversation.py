@@ -21,7 +21,7 @@ from chatvlmllm.chat.conversation import (
 )
 from chatvlmllm.engines import AnswerMetrics
 from chatvlmllm.errors import UserError
-from chatvlmllm.i18n import use_language
+from chatvlmllm.i18n import lazy_message, use_language
 
 METRICS = AnswerMetrics(
     model="tiny",
@@ -252,3 +252,26 @@ def test_markdown_says_which_engine_read_the_page_beside_the_text():
     markdown = conversation.to_markdown()
     assert f"{text}\n\n_{read_by}_\n" in markdown  # its own line after the text, never inside it
     assert markdown.count("Read pages") == 1
+
+
+def test_a_reason_kept_as_a_message_survives_the_json_and_reads_in_russian_in_the_markdown():
+    reason = lazy_message(
+        "{model} is not downloaded yet: download it on the Models page or with `chatvlmllm pull {model}`, "
+        "then ask again",
+        model="big_vlm",
+    )
+    conversation = Conversation()
+    conversation.add(Turn("user", "Extract all text"))
+    attempts = [
+        {"model": "big_vlm", "outcome": "skipped", "reason": reason.english, "seconds": 0.0},
+        {"model": "tiny", "outcome": "answered", "reason": "", "seconds": 0.2},
+    ]
+    attempts[0]["reason_message"] = reason.to_dict()
+    conversation.add(Turn("assistant", "TOTAL 1.00", model="tiny", attempts=attempts))
+    again = Conversation.from_json(conversation.to_json())
+    assert again == conversation and "reason_message" not in again.turns[1].attempts[1]
+    with use_language("ru"):
+        markdown = again.to_markdown()
+        russian = str(reason)
+    assert re.search("[а-яА-Я]", russian) and f"({russian})" in markdown and reason.english not in markdown
+    assert f"({reason.english})" in again.to_markdown()  # English where no language is set

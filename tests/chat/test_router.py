@@ -16,15 +16,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 
+from chatvlmllm.chat.conversation import attempt_reason
 from chatvlmllm.chat.engine_cache import EngineCache
 from chatvlmllm.chat.router import DEFAULT_CHAIN, answer, build_chain
 from chatvlmllm.decisions import AttemptOutcome
 from chatvlmllm.engines import GenerationSettings, Message, families
 from chatvlmllm.engines.qwen_vl import QwenVLEngine
+from chatvlmllm.i18n import use_language
 from chatvlmllm.models.catalog import load_catalog
 from chatvlmllm.models.families import Options
 from chatvlmllm.models.hardware import probe
@@ -297,3 +300,17 @@ def test_remote_code_models_are_never_silent_fallbacks():
     # Chosen explicitly, it runs (first), and still nothing else with remote code joins.
     chosen = build_chain(remote, catalog=catalog, chain_keys=["remote_vlm", "native_vlm"])
     assert [s.key for s in chosen] == ["remote_vlm", "native_vlm"]
+
+
+def test_a_skipped_models_reason_is_stored_in_english_and_reads_in_the_language_of_whoever_shows_it(cache):
+    catalog = load_catalog()  # offline: qwen_vl_2b's weights are not here
+    routed, _ = run_chain(["qwen_vl_2b", "rapidocr"], catalog, cache)
+    skipped = json.loads(json.dumps(routed.attempts[0].to_dict()))  # as a transcript keeps it
+    assert skipped["outcome"] == "skipped" and skipped["reason"].startswith("Weights for qwen_vl_2b")
+    assert attempt_reason(skipped) == skipped["reason"]  # English where no language is set
+    with use_language("ru"):
+        russian = attempt_reason(skipped)
+    assert re.search("[а-яА-Я]", russian) and "qwen_vl_2b" in russian and "Weights for" not in russian
+    answered = routed.attempts[-1].to_dict()
+    assert "reason_message" not in answered  # no message to keep: the stored form is as before
+    assert_rapidocr_answered(routed)

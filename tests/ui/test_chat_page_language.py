@@ -66,13 +66,12 @@ def page_texts(at: AppTest, document: list[str] = ()) -> list[ShownText]:
 
 def read_lines(at: AppTest) -> list[str]:
     """The text the offline engine read in this chat's answers (its lines, as stored with each answer), and
-    the attempts' reasons: stored in English by the router (a planner's or a library's words, formatted before
-    they were saved), shown as stored in the fallback expander."""
+    the attempts' reasons in a library's own words (stored without a message: shown as stored)."""
     lines = []
     for turn in session(at).conversation.turns:
         lines += [str(line.get("text", "")) for line in turn.extras.get("lines") or []]
         lines += [citation.text for citation in turn.citations]
-        lines += [str(attempt.get("reason") or "") for attempt in turn.attempts]
+        lines += [str(attempt.get("reason") or "") for attempt in turn.attempts if "reason_message" not in attempt]
     return lines
 
 
@@ -181,3 +180,7 @@ def test_a_chosen_model_that_cannot_run_here_and_its_fallback(offline_app, local
         captions = [caption.value for caption in at.chat_message[-1].caption]
         assert any(value.endswith("qwen_vl_2b: не может работать здесь; ответила ocr_auto.") for value in captions)
         assert at.chat_message[-1].expander[0].label == "Запасные модели: 2 попытки"
+        # The skipped model's reason (weights not here), stored in English and as a message, reads in Russian.
+        assert "reason_message" in answer.attempts[0]
+        shown = " ".join(markdown.value for markdown in at.chat_message[-1].expander[0].markdown)
+        assert "qwen_vl_2b" in shown and "HF_HUB_OFFLINE" in shown and "Weights for" not in shown
