@@ -228,7 +228,7 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         """The message as JSON (stored beside its English, so a transcript shows it in any language)."""
-        values = {name: value.to_dict() if isinstance(value, Message) else value for name, value in self.values}
+        values = {name: _stored_value(value) for name, value in self.values}
         stored: dict[str, Any] = {"msgid": self.msgid, "values": values}
         if self.plural is not None:
             stored |= {"plural": self.plural, "count": self.count}
@@ -245,6 +245,14 @@ class Message:
         return cls(
             str(stored["msgid"]), values, str(plural) if plural is not None else None, int(stored.get("count", 1))
         )
+
+
+def _stored_value(value: object) -> object:
+    """A message's value as JSON keeps it: a message as its dict, a number as itself (a format spec such as
+    `{size:.1f}` needs it), anything else (a path) as the text it is formatted to."""
+    if isinstance(value, Message):
+        return value.to_dict()
+    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
 
 
 def lazy_message(msgid: str, **values: object) -> Message:

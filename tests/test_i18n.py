@@ -261,3 +261,9 @@ def test_a_message_kept_as_json_reads_as_before_in_every_language():
         with use_language("ru"):
             assert str(again) == str(message) and re.search("[а-яА-Я]", str(again))
         assert again.english == message.english
+
+
+def test_a_message_with_a_path_is_kept_as_json_with_the_path_as_its_text(tmp_path):
+    message = lazy_message("cannot read {path}", path=tmp_path / "a.pdf")
+    again = Message.from_dict(json.loads(json.dumps(message.to_dict())))
+    assert again.english == message.english == f"cannot read {tmp_path / 'a.pdf'}"
