@@ -222,7 +222,8 @@ def show_asked(question: str) -> DeltaGenerator:
     with slot.container():
         with st.chat_message("user"):
             text_view.render_prose(question)
-        with st.chat_message("assistant"):
+        # Keyed: the page (and a test) can tell this placeholder from an answer that has been drawn.
+        with st.chat_message("assistant"), st.container(key="answer_starting"):
             st.caption(f":material/hourglass_top: {_('Starting…')}")
     return slot
 

@@ -271,6 +271,8 @@ def wait_answer(page, db: Path, answers: int, timeout_s: float = 300) -> list[di
         return (
             page.locator(ASSISTANT).count() >= answers
             and page.locator(".st-key-stop_generation").count() == 0  # the live answer is history now
+            # nor the asking run's "Starting…" (a busy browser may still show it after a fast answer was saved)
+            and page.locator(".st-key-answer_starting").count() == 0
             and page.locator(CHAT_INPUT).is_enabled()
         )
 
