@@ -30,6 +30,10 @@ CURRENT_KEY = "ui_language"  # this run's language, for callbacks (i18n's langua
 CHOSEN_KEY = "ui_language_chosen"  # set only by the switch: the user's own choice in this session
 SWITCH_KEY = "ui_language_switch"
 DOCUMENT_LANGUAGE_KEY = "language"  # the sidebar's "Document language" (ui.sidebar.model_picker)
+# The sidebar's pickers whose choices are worded in the interface language (ui.sidebar.model_picker). The page
+# keeps showing a selectbox's old wording when only its words change, not its value (streamlit PR #13788):
+# the switch sets their values again, which makes the page redraw the choice in the new language.
+REWORDED_PICKERS = ("attention", "model")
 # The document language that goes with an interface language: a Russian interface expects Russian
 # documents; for English, "not set" (offline OCR probes each page's script, Latin is its default anyway).
 DOCUMENT_LANGUAGE_FOR = {"ru": "ru"}
@@ -95,6 +99,9 @@ def _chosen() -> None:
     st.session_state[CHOSEN_KEY] = after
     if st.session_state.get(DOCUMENT_LANGUAGE_KEY, document_language_for(before)) == document_language_for(before):
         st.session_state[DOCUMENT_LANGUAGE_KEY] = document_language_for(after)
+    for key in REWORDED_PICKERS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 def _remember(language: str) -> None:

@@ -213,6 +213,13 @@ def test_the_switch_is_remembered_by_the_browser(russian, browser, server):
     assert placeholder(page).startswith("Upload a document first")
     assert "50 MB per file" in dropzone_text(page)
 
+    # The sidebar's pickers whose value stays the same show their choice in English too (not "авто").
+    def picker(key: str) -> str:
+        return page.locator(f'.st-key-{key} [role="combobox"]').first.input_value()
+
+    wait_until(lambda: picker("attention") == "auto" and not CYRILLIC.search(picker("model")),
+               lambda: f"the pickers show {picker('attention')!r} and {picker('model')!r}")  # fmt: skip
+
     page.reload()
     page.wait_for_selector(CHAT_INPUT)
     wait_idle(page)
