@@ -403,7 +403,7 @@ class AutoOcrEngine(RapidOcrEngine):
     ) -> PageReading:
         if not probe_reads_well(guess.confidence):  # receipts: Tesseract would be unsure of the whole page too
             log.debug("Tesseract unsure of the probe (confidence %.1f): RapidOCR reads", guess.confidence)
-            why = "Tesseract was unsure of the page's widest lines, and RapidOCR read it"
+            why = N_("Tesseract was unsure of the page's widest lines, and RapidOCR read it")
             return PageReading(self.rapid.recognise(detection, cancel), Reader.RAPIDOCR, why)
         words = self._tesseract.words(image, "eng", cancel)
         tesseract_lines = tesseract_rows(words)

@@ -8,6 +8,7 @@ to the engine's own page reader (a spy that calls through), or the library's rec
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -17,9 +18,10 @@ from PIL import Image, ImageDraw
 
 from chatvlmllm.chat.engine_cache import EngineCache
 from chatvlmllm.decisions import Task
-from chatvlmllm.engines import GenerationSettings, Message
+from chatvlmllm.engines import GenerationSettings, Message, reader_summary
 from chatvlmllm.engines._ocr_answers import key_fields
 from chatvlmllm.eval.metrics import cer
+from chatvlmllm.i18n import use_language
 from chatvlmllm.models.catalog import load_catalog
 from chatvlmllm.models.choice import default_model
 from chatvlmllm.models.hardware import probe
@@ -115,6 +117,9 @@ def test_a_receipt_tesseract_is_unsure_of_is_read_by_rapidocr_alone(cache, monke
     text, stream = ask(engine, [eval_page("receipt_000")], ocr_cache=False)
     page = stream.extras["pages"][0]
     assert page["engine"] == "rapidocr" and "widest lines" in page["reason"]
+    with use_language("ru"):  # the reason is a catalogue message: a Russian page says it in Russian
+        said = reader_summary(stream.extras["pages"])
+    assert said.startswith("Прочитано RapidOCR") and not re.search("[A-Za-z]", re.sub("RapidOCR|Tesseract", "", said))
     assert reads == [Psm.BLOCK]  # the probe only
     assert cer(text.upper(), truth("receipt_000")) < 0.2
 
