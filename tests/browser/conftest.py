@@ -83,8 +83,9 @@ def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout_s: floa
 
 
 @contextmanager
-def streamlit_server(root: Path, env: dict[str, str]) -> Iterator[dict]:
+def streamlit_server(root: Path, env: dict[str, str] | None = None) -> Iterator[dict]:
     """`streamlit run app.py` on a free 127.0.0.1 port with `env`; SIGTERM at the end."""
+    env = {"CHATVLMLLM_DATA_DIR": str(root / "data"), **(env or {})}  # the chats' database under `root` by default
     port = free_port()
     log = root / "streamlit.log"
     with log.open("w") as log_file:
@@ -127,19 +128,34 @@ def browser(chromium, server):
 
 
 @pytest.fixture
-def page(browser, server, request):
-    """The app in its own browser context at 1400×1000; what the browser showed is kept when the test fails."""
-    opened = open_app(browser, server["url"])
+def app_pages(browser, server, request):
+    """Opens the app in a new browser page: `app_pages(width, height, context=)` (by default its own context, so
+    its own Streamlit session). What each page showed is kept when the test fails; their contexts close after."""
+    pages = []
+
+    def open_page(width: int = 1400, height: int = 1000, context=None):
+        page = open_app(browser, server["url"], width, height, context)
+        pages.append(page)
+        return page
+
     failures = request.session.testsfailed
-    yield opened
-    if request.session.testsfailed > failures:
-        screenshot(opened, f"FAILED-{request.node.name}.png")
-    opened.context.close()
+    yield open_page
+    for index, page in enumerate(pages):
+        if request.session.testsfailed > failures:
+            screenshot(page, f"FAILED-{request.node.name}-{index}.png")
+    for context in dict.fromkeys(page.context for page in pages):
+        context.close()
 
 
-def open_app(browser, url: str, width: int = 1400, height: int = 1000):
-    """A new browser context (its own Streamlit session) on the app, once the chat input is there."""
-    context = browser.new_context(viewport={"width": width, "height": height})
+@pytest.fixture
+def page(app_pages):
+    """The app in its own browser context at 1400×1000."""
+    return app_pages()
+
+
+def open_app(browser, url: str, width: int = 1400, height: int = 1000, context=None):
+    """A new page on the app (in `context`, else a new one: its own Streamlit session), once the chat input is there."""
+    context = context or browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.set_default_timeout(120_000)  # a busy machine: Playwright's own waits get the same room as ours
     page.goto(url)

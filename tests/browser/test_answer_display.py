@@ -40,7 +40,7 @@ FIELDS = '```json\n{"total": "RM 9.00", "date": "25/12/2018"}\n```'
 @pytest.fixture(scope="module")
 def server(chromium, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser_display")
-    with streamlit_server(root, {"CHATVLMLLM_DATA_DIR": str(root / "data")}) as info:
+    with streamlit_server(root) as info:
         yield info
 
 

@@ -33,7 +33,6 @@ from tests.browser.conftest import (
     click_button,
     click_until,
     new_chat,
-    open_app,
     screenshot,
     select_option,
     start_upload,
@@ -56,26 +55,9 @@ PAGE_PICKER = "Page ("
 @pytest.fixture(scope="module")
 def server(chromium, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser_chat")
-    env = {"CHATVLMLLM_DATA_DIR": str(root / "data"), "CHATVLMLLM_DEFAULT_MODEL": "rapidocr"}
+    env = {"CHATVLMLLM_DEFAULT_MODEL": "rapidocr"}
     with streamlit_server(root, env) as info:
         yield info
-
-
-@pytest.fixture
-def app(browser, server, request):
-    pages = []
-
-    def open_page(**kwargs):
-        page = open_app(browser, server["url"], **kwargs)
-        pages.append(page)
-        return page
-
-    failures = request.session.testsfailed
-    yield open_page
-    for index, page in enumerate(pages):
-        if request.session.testsfailed > failures:  # keep what the browser showed when it failed
-            screenshot(page, f"FAILED-{request.node.name}-{index}.png")
-        page.context.close()
 
 
 def rows(db: Path, sql: str, *args) -> list[tuple]:
@@ -109,10 +91,10 @@ def page_sections(answer) -> dict[str, str]:
         return {}
 
 
-def test_a_setting_change_keeps_the_chat_while_chats_share_a_title(app, server, tmp_path):
+def test_a_setting_change_keeps_the_chat_while_chats_share_a_title(app_pages, server, tmp_path):
     receipt = write_png(tmp_path / "receipt.png", ["CAFE 21", "TOTAL 7.40"])
     ids = []
-    page = app()
+    page = app_pages()
     for _ in range(3):  # three chats, all "receipt.png — Extract all text"
         new_chat(page)
         ids.append(upload(page, receipt))
@@ -141,7 +123,7 @@ def test_a_setting_change_keeps_the_chat_while_chats_share_a_title(app, server, 
     screenshot(page, "same-titles-setting-change.png")
 
 
-def test_a_transcription_is_shown_verbatim(app, server, tmp_path):
+def test_a_transcription_is_shown_verbatim(app_pages, server, tmp_path):
     text = "RECEIPT No 7\nCoffee  $50.86\nTable *reserved* for 2\n\nTotal   $650\n<b>not bold</b>"
     conversation = Conversation(
         title="Receipt transcription",
@@ -152,7 +134,7 @@ def test_a_transcription_is_shown_verbatim(app, server, tmp_path):
     )
     transcript = tmp_path / "receipt.json"
     transcript.write_text(conversation.to_json())
-    page = app()
+    page = app_pages()
     page.locator('.st-key-transcript_upload input[type="file"]').set_input_files(str(transcript))
     code = last_answer(page).locator('[data-testid="stCode"] code')
     wait_until(lambda: chat_id(page) is not None and code.count() == 1, "the resumed chat is not shown")
@@ -165,11 +147,11 @@ def test_a_transcription_is_shown_verbatim(app, server, tmp_path):
     screenshot(page, "verbatim-transcription.png")
 
 
-def test_all_pages_after_page_three_reads_every_page_with_its_number(app, server, tmp_path):
+def test_all_pages_after_page_three_reads_every_page_with_its_number(app_pages, server, tmp_path):
     words = {1: "ALPHA", 2: "BRAVO", 3: "CHARLIE"}
     pdf = tmp_path / "three.pdf"
     pdf.write_bytes(pdf_of([text_image([f"{word} PAGE", f"NUMBER {n}"], size=(640, 300)) for n, word in words.items()]))
-    page = app()
+    page = app_pages()
     new_chat(page)
     upload(page, pdf)
     select_option(page, PAGE_PICKER, "Page 3")
@@ -191,7 +173,7 @@ def test_all_pages_after_page_three_reads_every_page_with_its_number(app, server
     screenshot(page, "all-pages.png")
 
 
-def test_stop_during_multi_page_ocr_keeps_what_was_read_and_the_next_question_answers(app, server, tmp_path):
+def test_stop_during_multi_page_ocr_keeps_what_was_read_and_the_next_question_answers(app_pages, server, tmp_path):
     # Enough pages that the answer is still reading when the Stop click lands, however busy the machine
     # (a busier machine reads each page more slowly, which only leaves more pages unread).
     pages = 30
@@ -199,7 +181,7 @@ def test_stop_during_multi_page_ocr_keeps_what_was_read_and_the_next_question_an
     pdf.write_bytes(
         pdf_of([text_image([f"PAGE {n} OF {pages}", "Item 1 costs 5.00", "Item 2 costs 7.50"]) for n in range(1, 31)])
     )
-    page = app()
+    page = app_pages()
     new_chat(page)
     session_id = upload(page, pdf)
     select_option(page, PAGE_PICKER, "All pages")
@@ -232,8 +214,8 @@ def test_stop_during_multi_page_ocr_keeps_what_was_read_and_the_next_question_an
     wait_until(counts_joined, "the engine's figures never joined the stopped answer", WAIT_S)
 
 
-def test_delete_asks_for_confirmation(app, server, tmp_path):
-    page = app()
+def test_delete_asks_for_confirmation(app_pages, server, tmp_path):
+    page = app_pages()
     session_id = upload(page, write_png(tmp_path / "delete-me.png", ["DELETE ME"]))
     assert rows(server["db"], "SELECT COUNT(*) FROM sessions WHERE id = ?", session_id) == [(1,)]
 
@@ -248,13 +230,13 @@ def test_delete_asks_for_confirmation(app, server, tmp_path):
     wait_until(lambda: page.locator(MESSAGES).count() == 0, "a deleted chat's messages are still shown")
 
 
-def test_a_new_tab_starts_a_new_chat_and_offers_the_last_one(app, server, tmp_path):
-    first = app()
+def test_a_new_tab_starts_a_new_chat_and_offers_the_last_one(app_pages, server, tmp_path):
+    first = app_pages()
     mine = upload(first, write_png(tmp_path / "mine.png", ["MINE ONLY"]))
     ask_with_button(first, EXTRACT)
     wait_answer(first, server["db"], 1, WAIT_S)
 
-    second = app()  # no ?chat=: never opens another session's chat by itself
+    second = app_pages()  # no ?chat=: never opens another session's chat by itself
     assert chat_id(second) is None and second.locator(MESSAGES).count() == 0
     offer = second.locator(".st-key-continue_last_chat button")
     assert "mine.png" in offer.inner_text()
@@ -265,11 +247,11 @@ def test_a_new_tab_starts_a_new_chat_and_offers_the_last_one(app, server, tmp_pa
     wait_until(lambda: "MINE ONLY" in last_answer(second).inner_text(), "the last chat's answer text is not shown")
 
 
-def test_eight_concurrent_sessions_with_colliding_titles_stay_apart(app, server, tmp_path):
+def test_eight_concurrent_sessions_with_colliding_titles_stay_apart(app_pages, server, tmp_path):
     """Each of 8 browser sessions uploads its own receipt.png (same name, same question, so the same
     title) and asks at the same time; each chat holds its own document and its own answers."""
     codes = [f"CODE {n}{n}{n}" for n in range(1, 9)]
-    pages = [app(width=1000, height=800) for _ in codes]
+    pages = [app_pages(width=1000, height=800) for _ in codes]
     ids = []
     for index, (page, code) in enumerate(zip(pages, codes, strict=True)):  # all uploads in flight together
         folder = tmp_path / f"s{index}"

@@ -17,7 +17,6 @@ from tests.browser.conftest import (
     USER,
     ask,
     ask_with_button,
-    chromium_browser,
     screenshot,
     select_option,
     streamlit_server,
@@ -42,47 +41,25 @@ PATH = re.compile(r"\S*/\S*")  # the chats' database file, under "Saved in"
 @pytest.fixture(scope="module")
 def server(chromium, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser_language")
-    env = {"CHATVLMLLM_DATA_DIR": str(root / "data"), "CHATVLMLLM_MODELS_FILE": str(root / "none.toml")}
+    env = {"CHATVLMLLM_MODELS_FILE": str(root / "none.toml")}
     with streamlit_server(root, env) as info:  # no model: the offline OCR engine answers
         yield info
 
 
-@pytest.fixture(scope="module")
-def browser(chromium, server):
-    with chromium_browser(chromium) as instance:
-        yield instance
-
-
 @pytest.fixture
-def russian(browser, server, request):
+def russian(browser, app_pages):
     """A browser profile whose language is Russian (its own cookies), and a way to open the app in it."""
-    yield from _profile(browser, server, request, "ru-RU")
+    return _profile(browser, app_pages, "ru-RU")
 
 
 @pytest.fixture
-def english(browser, server, request):
-    yield from _profile(browser, server, request, "en-US")
+def english(browser, app_pages):
+    return _profile(browser, app_pages, "en-US")
 
 
-def _profile(browser, server, request, locale: str):
+def _profile(browser, app_pages, locale: str):
     context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 1000})
-    pages = []
-
-    def open_page():
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        page.goto(server["url"])
-        page.wait_for_selector(CHAT_INPUT)
-        wait_idle(page)
-        pages.append(page)
-        return page
-
-    failures = request.session.testsfailed
-    yield open_page
-    if request.session.testsfailed > failures:
-        for index, page in enumerate(pages):
-            screenshot(page, f"FAILED-{request.node.name}-{index}.png")
-    context.close()
+    return lambda: app_pages(context=context)
 
 
 def dropzone_text(page) -> str:

@@ -24,8 +24,6 @@ from tests.browser.conftest import (
     click_until,
     download,
     new_chat,
-    open_app,
-    screenshot,
     select_option,
     stored_turns,
     streamlit_server,
@@ -53,25 +51,8 @@ SCROLLED_TO_END = "el => el.scrollTop + el.clientHeight >= el.scrollHeight - 2"
 @pytest.fixture(scope="module")
 def server(chromium, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser_layout")
-    with streamlit_server(root, {"CHATVLMLLM_DATA_DIR": str(root / "data")}) as info:
+    with streamlit_server(root) as info:
         yield info
-
-
-@pytest.fixture
-def open_page(browser, server, request):
-    opened = []
-
-    def at(size: tuple[int, int]):
-        page = open_app(browser, server["url"], *size)
-        opened.append(page)
-        return page
-
-    failures = request.session.testsfailed
-    yield at
-    for page in opened:
-        if request.session.testsfailed > failures:
-            screenshot(page, f"FAILED-{request.node.name}.png")
-        page.context.close()
 
 
 @pytest.fixture
@@ -108,8 +89,8 @@ def view_shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / name))  # the viewport, as the reader sees it
 
 
-def test_the_page_stays_beside_three_answers_and_nothing_jumps(open_page, server, receipt):
-    page = open_page(DESKTOP)
+def test_the_page_stays_beside_three_answers_and_nothing_jumps(app_pages, server, receipt):
+    page = app_pages(*DESKTOP)
     upload(page, receipt)
     # After an upload: nothing scrolled, the Extract button and its hint in view, the focus in the input.
     wait_until(lambda: page.evaluate(FOCUSED) == "stChatInputTextArea", "the input is not focused after upload")
@@ -131,15 +112,19 @@ def test_the_page_stays_beside_three_answers_and_nothing_jumps(open_page, server
     assert in_view(page, CHAT_INPUT) and in_view(page, ".st-key-quick_extract_text button")
     pane = page.locator(".st-key-chat_pane")
     assert pane.evaluate("el => el.scrollHeight > el.clientHeight")  # three answers overflow the pane, not the page
-    # The view landed on the last question, with its answer under it.
-    last_question = box_of(page.locator(USER).last)
-    assert box(page, ".st-key-chat_pane")["top"] <= last_question["top"] < 300
+    # The view lands on the last question, with its answer under it (the page scrolls its pane after drawing it).
+    pane_top = box(page, ".st-key-chat_pane")["top"]
+
+    def question_top() -> float:
+        return box_of(page.locator(USER).last)["top"]
+
+    wait_until(lambda: pane_top <= question_top() < 300, lambda: f"last question at {question_top()}, not at the top")
     wait_until(lambda: page.evaluate(FOCUSED) == "stChatInputTextArea", "the input is not focused after an answer")
     view_shot(page, "layout-desktop-three-answers.png")
 
 
-def test_the_phone_layout_does_not_jump_and_the_page_stays_reachable(open_page, server, receipt):
-    page = open_page(PHONE)
+def test_the_phone_layout_does_not_jump_and_the_page_stays_reachable(app_pages, server, receipt):
+    page = app_pages(*PHONE)
     badge = page.get_by_text("Text extraction only", exact=False).first
     badge.wait_for()
     wait_idle(page)
@@ -173,11 +158,11 @@ def test_the_phone_layout_does_not_jump_and_the_page_stays_reachable(open_page, 
     wait_until(scrolled_up, "the page cannot be reached by scrolling up")
 
 
-def test_which_engine_read_the_pages_is_said_beside_the_text(open_page, server, tmp_path):
+def test_which_engine_read_the_pages_is_said_beside_the_text(app_pages, server, tmp_path):
     pages = [text_image([f"PAGE {n} OF TWO", f"Invoice line {n}"], size=(640, 300)) for n in (1, 2)]
     pdf = tmp_path / "two-pages.pdf"
     pdf.write_bytes(pdf_of(pages))
-    page = open_page(DESKTOP)
+    page = app_pages(*DESKTOP)
     upload(page, pdf)
     select_option(page, "Page (", "All pages")
     ask_with_button(page, "quick_extract_text")
@@ -198,8 +183,8 @@ def test_which_engine_read_the_pages_is_said_beside_the_text(open_page, server, 
     view_shot(page, "layout-read-by-caption.png")
 
 
-def test_switching_chats_lands_on_the_last_question(open_page, server, tmp_path):
-    page = open_page(DESKTOP)
+def test_switching_chats_lands_on_the_last_question(app_pages, server, tmp_path):
+    page = app_pages(*DESKTOP)
     first = tmp_path / "first.png"
     first.write_bytes(image_bytes(text_image(["FIRST CHAT", "TOTAL 1.00"])))
     upload(page, first)
@@ -234,8 +219,8 @@ def test_switching_chats_lands_on_the_last_question(open_page, server, tmp_path)
     view_shot(page, "layout-switched-chat.png")
 
 
-def test_a_model_that_cannot_run_here_says_in_view_who_answers(open_page, server, receipt):
-    page = open_page(DESKTOP)
+def test_a_model_that_cannot_run_here_says_in_view_who_answers(app_pages, server, receipt):
+    page = app_pages(*DESKTOP)
     select_option(page, "Model", "qwen_vl_2b")  # no weights here
     upload(page, receipt)
     quick = page.locator(".st-key-quick_prompts button:visible").all_inner_texts()

@@ -47,7 +47,6 @@ def server(chromium, tmp_path_factory, tiny_qwen2_vl):
     models = write_models_file(root / "models.toml", {MODEL_KEY: {"family": "qwen2_vl", "path": str(tiny_qwen2_vl)}})
     env = {
         "CHATVLMLLM_MODELS_FILE": str(models),
-        "CHATVLMLLM_DATA_DIR": str(root / "data"),
         "CHATVLMLLM_DEFAULT_MODEL": MODEL_KEY,
         "CHATVLMLLM_FALLBACK": MODEL_KEY,
     }

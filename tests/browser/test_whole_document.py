@@ -47,7 +47,7 @@ CAPTIONS = '[data-testid="stCaptionContainer"], [data-testid="stImageCaption"]'
 @pytest.fixture(scope="module")
 def server(chromium, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser_whole_document")
-    env = {"CHATVLMLLM_MODELS_FILE": str(root / "none.toml"), "CHATVLMLLM_DATA_DIR": str(root / "data")}
+    env = {"CHATVLMLLM_MODELS_FILE": str(root / "none.toml")}
     with streamlit_server(root, env) as info:
         yield info
 
