@@ -164,6 +164,12 @@ SCRIPT = """
     shown = view;
     lastInput = input;
   };
+  // A short answer may disable and enable the input again between two looks: the disabled input lost the
+  // focus, and the next look would see it ready as before. Any change of its `disabled` means it was
+  // disabled a moment ago, so it is seen when it happens.
+  new MutationObserver((changes) => {
+    if (changes.some((change) => change.target.matches(INPUT))) wasReady = false;
+  }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['disabled'] });
   const look = () => {
     const box = pane();
     if (box) { size(box); land(box); reveal(box); }

@@ -43,6 +43,12 @@ HEADER_PX = 60  # Streamlit's header bar: what sits under it is hidden
 RECEIPT_LINES = ["SHOP 42 LTD", "Date 25/12/2018", *[f"Item {n}   1 x {n}.50   {n}.50" for n in range(1, 26)]]
 RECEIPT_LINES += ["TOTAL 338.50", "THANK YOU"]
 FOCUSED = "document.activeElement?.getAttribute('data-testid')"
+# Disables the input for 30 ms, as Streamlit does while a quick answer runs; says what had the focus then.
+BLINK_DISABLED = """() => new Promise((done) => {
+  const input = document.querySelector('[data-testid="stChatInputTextArea"]');
+  input.disabled = true;
+  setTimeout(() => { input.disabled = false; done(document.activeElement.tagName.toLowerCase()); }, 30);
+})"""
 # The main area's scroller: Streamlit's page scrolls inside it, not the document.
 MAIN_SCROLL = "document.querySelector('[data-testid=\"stMain\"]').scrollTop"
 SCROLLED_TO_END = "el => el.scrollTop + el.clientHeight >= el.scrollHeight - 2"
@@ -98,6 +104,10 @@ def test_the_page_stays_beside_three_answers_and_nothing_jumps(app_pages, server
     assert in_view(page, ".st-key-quick_extract_text button") and in_view(page, ".st-key-chat_pane")
     assert page.get_by_text("to read it.").is_visible()
     view_shot(page, "layout-desktop-uploaded.png")
+    # A quick answer disables and enables the input between two of the page script's looks: the disabled
+    # input lost the focus, and takes it back.
+    assert page.evaluate(BLINK_DISABLED) == "body"
+    wait_until(lambda: page.evaluate(FOCUSED) == "stChatInputTextArea", "the input is not focused after a quick answer")
 
     ask_with_button(page, "quick_extract_text")
     wait_answer(page, server["db"], 1)
