@@ -235,14 +235,17 @@ class ChatSession:
 
     def use_pages_of(self, question: Turn) -> bool:
         """Put the document and pages `question` was about back in use (to ask it again); False, with the
-        choice unchanged, when that document is not in this chat (any more) or no longer has those pages."""
+        choice unchanged, when that document is not in this chat (any more) or no longer has those pages.
+        A question asked over the whole document(s) is asked over them again (it has no pages of its own)."""
         doc = self.documents.get(question.document_sha256 or "")
-        if doc is None or not question.pages or not all(1 <= p <= doc.page_count for p in question.pages):
+        whole = question.extras.get(SCOPE) == QuestionScope.DOCUMENTS
+        if doc is None or not (whole or question.pages) or not all(1 <= p <= doc.page_count for p in question.pages):
             return False
         if doc.sha256 != self.active_document:
             self.attach(doc)
-        self.select_pages(list(question.pages))
-        if question.extras.get(SCOPE) == QuestionScope.DOCUMENTS:  # it was asked over the whole document(s)
+        if question.pages:
+            self.select_pages(list(question.pages))
+        if whole:  # a page question leaves the scope as it is: page tasks are asked about pages in either
             self.select_scope(QuestionScope.DOCUMENTS)
         return True
 

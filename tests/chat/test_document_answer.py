@@ -87,6 +87,25 @@ def test_offline_the_answer_is_the_passages_with_their_pages_and_checkable_citat
     assert reopened.conversation.turns[-1].citations == turn.citations  # stored with the turn
 
 
+def test_retry_asks_a_whole_document_question_over_the_documents_again(session, catalog, cache):
+    read_all(session)
+    session.ask(QUESTION, OFFLINE, probe(), catalog, cache).run()
+    question = session.conversation.turns[0]
+    session.select_scope(QuestionScope.PAGES)  # the user went on with page 2 alone
+    session.select_pages([2])
+
+    assert session.use_pages_of(question)  # it has no pages of its own: it was asked over the documents
+    assert session.scope is QuestionScope.DOCUMENTS and session.whole_documents
+    again = session.ask(question.text, OFFLINE, probe(), catalog, cache).run()
+    assert session.conversation.turns[-2].extras["scope"] == "documents"
+    assert again.citations[0].page == 4 and again.citations[0].verified
+
+    elsewhere = ChatSession()  # a chat without that document: the question cannot be asked about it there
+    elsewhere.attach(load_document(build_pdf(filler_pages(3, seed=5)), "other.pdf"))
+    elsewhere.select_scope(QuestionScope.PAGES)
+    assert not elsewhere.use_pages_of(question) and elsewhere.scope is QuestionScope.PAGES  # the choice unchanged
+
+
 def test_an_answer_while_the_reading_runs_says_how_much_was_read(session, catalog, cache):
     document = session.document
     lines = [TextLine(text, (72.0, 100.0 + 30 * n, 900.0, 124.0 + 30 * n)) for n, text in enumerate(ENGLISH)]
