@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,6 +59,15 @@ class PromptBudget:
     def text_tokens(self, text: str) -> int:
         counted = self.count_tokens(text) if self.count_tokens is not None else len(text) // CHARS_PER_TOKEN
         return counted + MESSAGE_TOKEN_OVERHEAD
+
+    def beside(self, message: Message, counted_text: str) -> PromptBudget:
+        """What is left for the rest of the prompt when `message` (built already, with its images) is sent as
+        the last turn, which `fit_turns` counts as `counted_text` alone."""
+        pixels = sum(image.width * image.height for image in message.images)
+        extra = self.text_tokens(message.text) - self.text_tokens(counted_text)
+        extra += sum(self.image_tokens(image.width * image.height) for image in message.images)
+        tokens = None if self.max_tokens is None else max(0, self.max_tokens - extra)
+        return replace(self, max_tokens=tokens, max_pixels=max(0, self.max_pixels - pixels))
 
 
 @dataclass

@@ -389,12 +389,14 @@ class ChatSession:
         return self.pending
 
     def _document_messages(self, question: Turn, plan: DocumentAnswer, budget: PromptBudget) -> list[Message]:
-        """The conversation so far as text (within the budget), then the question with its retrieved pages."""
+        """The conversation so far as text, in what the question with its retrieved pages leaves of the budget,
+        then that question."""
         title = self.conversation.title
         self.conversation.add(question)
         try:
-            history = self.conversation.engine_messages(None, budget)
-            return [*history[:-1], plan.model_message(self.documents)]
+            asked = plan.model_message(self.documents)
+            history = self.conversation.engine_messages(None, budget.beside(asked, question.text))
+            return [*history[:-1], asked]
         except DocumentError:
             self.conversation.turns.pop()
             self.conversation.title = title

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from chatvlmllm.chat.conversation import QuestionScope
+from chatvlmllm.chat.context import prompt_budget
+from chatvlmllm.chat.conversation import QuestionScope, Turn
 from chatvlmllm.chat.document_answer import AnswerMethod, DocumentAnswer, DocumentRoute, unread_note
 from chatvlmllm.chat.document_reading import keep_reading, reading_job
 from chatvlmllm.chat.engine_cache import EngineCache
@@ -24,6 +25,7 @@ from chatvlmllm.documents.reading import job_of
 from chatvlmllm.documents.text_layer import TextLine
 from chatvlmllm.models.catalog import load_catalog
 from chatvlmllm.models.hardware import probe
+from chatvlmllm.models.planner import plan_load
 from chatvlmllm.models.tasks import QUICK_PROMPTS
 from tests.documents.test_text_layer import ENGLISH
 from tests.helpers import write_models_file
@@ -134,6 +136,24 @@ def test_a_vision_language_model_gets_the_retrieved_pages_labelled_and_asked_to_
     assert turn.extras["images_sent"] == len(turn.extras["pages_sent"]) == len(sent.images)
     # A random tiny model cites nothing it can back: whatever it wrote, no citation is verified by accident.
     assert all(c.status is not CitationStatus.VERIFIED or c.boxes for c in turn.citations)
+
+
+def test_the_history_fits_what_the_retrieved_pages_leave_of_the_context(session, catalog):
+    read_all(session)
+    for number in range(1, 41):  # an earlier chat of short turns
+        session.conversation.add(Turn("user" if number % 2 else "assistant", f"turn {number} " + "words " * 40))
+    options = AskOptions(model="tiny", max_new_tokens=8, fallback=False)
+    spec = catalog["tiny"]
+    budget = prompt_budget(spec, plan_load(probe(), spec, options.overrides()), 8)
+    answer = session.ask(QUESTION, options, probe(), catalog, EngineCache())
+
+    *history, asked = answer.routed.messages
+    images = sum(budget.image_tokens(image.width * image.height) for image in asked.images)
+    assert asked.images and QUESTION in asked.text
+    used = images + sum(budget.text_tokens(message.text) for message in answer.routed.messages)
+    assert used <= budget.max_tokens  # the earliest turns gave way to the pages
+    assert history and session.conversation.dropped_turns > 0  # the latest turns that fit are still sent
+    assert history[-1].text.startswith("turn 40") and history[0].role == "user"
 
 
 def test_a_models_citations_are_checked_against_the_pages_it_was_sent(session):
