@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -110,12 +110,12 @@ class DocumentAnswer:
         """The assistant turn's citations, method and coverage (called on the final turn and on a stopped one)."""
         turn.extras[COVERAGE] = [coverage_record(status) for status in self.coverage]
         if self.route is DocumentRoute.EXTRACTIVE:
-            turn.citations = self._named(self.found.citations if self.found else [])
+            turn.citations = self.citations(turn.text)
             turn.extras[METHOD] = AnswerMethod.EXTRACTIVE.value
         elif turn.error and routed.model is None and turn.stopped_by != StopReason.CANCELLED:
             self._instead_of_a_model(turn)
         elif self.request is not None:
-            turn.citations = self._named(answer_citations(turn.text, self.request, self.index))
+            turn.citations = self.citations(turn.text)
             turn.extras[METHOD] = AnswerMethod.MODEL.value
             turn.extras[PAGES_SENT] = [
                 {"document": self.names.get(sha), "page": page} for sha, page in self.request.pages
@@ -131,20 +131,16 @@ class DocumentAnswer:
         turn.citations = self._named(found.citations)
         turn.extras[METHOD] = AnswerMethod.EXTRACTIVE.value
 
+    def citations(self, answer: str) -> list[Citation]:
+        """The citations of `answer`: the extractive answer's own, or a model's checked against the pages it was
+        sent (none before the request is made)."""
+        if self.route is DocumentRoute.EXTRACTIVE:
+            return self._named(self.found.citations if self.found else [])
+        return self._named(answer_citations(answer, self.request, self.index)) if self.request is not None else []
+
     def _named(self, citations: list[Citation]) -> list[Citation]:
         """Each citation with its document's file name (the checker knows only its sha256)."""
-        return [
-            Citation(
-                c.page,
-                c.text,
-                c.boxes,
-                c.status,
-                c.document,
-                self.names.get(c.document or "", c.document_name),
-                c.similarity,
-            )
-            for c in citations
-        ]
+        return [replace(c, document_name=self.names.get(c.document or "", c.document_name)) for c in citations]
 
 
 def coverage_record(status: ReadStatus) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
@@ -92,10 +93,13 @@ def error_response(status: int, message: str, code: str, kind: str = "invalid_re
 
 
 # -- request → engine input ---------------------------------------------------------------------
-def decode_image_url(url: str, number: int, pages_left: int = MAX_IMAGES_PER_REQUEST) -> list[Image.Image]:
-    """A base64 data URL → page images (a PDF or multi-page TIFF gives several), at most `pages_left`."""
+def decode_image_url(
+    url: str, number: int, pages_left: int = MAX_IMAGES_PER_REQUEST, document: Document | None = None
+) -> list[Image.Image]:
+    """A base64 data URL → page images (a PDF or multi-page TIFF gives several), at most `pages_left`.
+    `document`: the URL's document when it was decoded already."""
     label = f"image {number}"
-    document = decode_document(url, number)
+    document = document if document is not None else decode_document(url, number)
     try:
         if document.page_count > pages_left:  # refuse before rendering hundreds of pages
             raise ApiError(
@@ -145,7 +149,10 @@ def decode_document(url: str, number: int) -> Document:
         raise ApiError(400, str(exc), "invalid_image") from None
 
 
-def to_messages(request: ChatCompletionRequest) -> list[Message]:
+def to_messages(request: ChatCompletionRequest, decoded: Mapping[int, Document] | None = None) -> list[Message]:
+    """The request as engine messages, its images decoded into pages (`decoded`: image number → its document,
+    for the images decoded already)."""
+    decoded = decoded or {}
     messages: list[Message] = []
     image_count = 0
     for message in request.messages:
@@ -165,7 +172,7 @@ def to_messages(request: ChatCompletionRequest) -> list[Message]:
                 )
             image_count += 1
             pages_left = MAX_IMAGES_PER_REQUEST - sum(len(m.images) for m in messages) - len(images)
-            images.extend(decode_image_url(part.image_url.url, image_count, pages_left))
+            images.extend(decode_image_url(part.image_url.url, image_count, pages_left, decoded.get(image_count)))
         messages.append(Message(role, "\n".join(texts), images))
     if sum(len(m.images) for m in messages) > MAX_IMAGES_PER_REQUEST:
         raise ApiError(

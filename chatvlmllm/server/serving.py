@@ -30,7 +30,7 @@ from chatvlmllm.server.protocol import (
 )
 from chatvlmllm.server.served import ServedModel, ServerState
 from chatvlmllm.server.streaming import ChunkPump, Event, complete, stream_events, watch_disconnect
-from chatvlmllm.server.whole_document import whole_document_answer
+from chatvlmllm.server.whole_document import asked_document, whole_document_answer
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,14 @@ async def start_answer(state: ServerState, served: ServedModel, body: ChatComple
     The decoded pages live in this frame and then in the engine's stream only, so they are
     released as soon as the answer ends, not when the response has been sent.
     """
-    whole = await run_in_threadpool(whole_document_answer, body, served.spec)  # reads and indexes the document
+    _refuse_when_busy(state)  # before reading a long document for an answer that would be refused
+    asked = await run_in_threadpool(asked_document, body)
+    whole = await run_in_threadpool(whole_document_answer, body, served.spec, asked)  # reads, indexes the document
     if whole is not None and whole.extractive:  # an offline engine: the passages, no engine to load
         _refuse_when_busy(state)
         return ChunkPump(whole.extractive_stream(served.id), served, state, whole).start()
-    messages = whole.messages if whole is not None else await run_in_threadpool(to_messages, body)
+    decoded = asked.decoded() if asked is not None else {}
+    messages = whole.messages if whole is not None else await run_in_threadpool(to_messages, body, decoded)
     settings = to_settings(body)
     if whole is not None:
         settings.page_numbers = whole.page_numbers()

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatvlmllm.chat.document_answer import DocumentAnswer, DocumentRoute, document_route, extractive_stream
-from chatvlmllm.chat.document_reading import PageRequest, answer_citations, read_in_background
-from chatvlmllm.documents.citations import Citation
+from chatvlmllm.chat.document_reading import read_in_background
 from chatvlmllm.documents.index import DocumentIndex, ReadState
 from chatvlmllm.documents.loading import Document
 from chatvlmllm.engines import AnswerStream, Message
@@ -43,53 +42,71 @@ log = logging.getLogger(__name__)
 CITATIONS_FIELD = "citations"  # the extension field of the response (and of the last SSE chunk)
 
 
+@dataclass(frozen=True)
+class AskedDocument:
+    """The last user message's question and the one document it carries, decoded once for the whole request."""
+
+    question: str
+    document: Document
+    image_number: int  # among the request's images (counted from 1), as errors name it
+
+    def decoded(self) -> dict[int, Document]:
+        """For `to_messages`: the image it need not decode again."""
+        return {self.image_number: self.document}
+
+
 @dataclass
 class WholeDocumentAnswer:
     """A request answered over a whole document: what the model is sent, or the extractive answer's source."""
 
-    document: Document
-    question: str
     plan: DocumentAnswer
     messages: list[Message]  # for a model; empty for the extractive answer
-    request: PageRequest | None = None  # the pages a model is sent
 
     @property
     def extractive(self) -> bool:
         return self.plan.route is DocumentRoute.EXTRACTIVE
 
     def page_numbers(self) -> tuple[int, ...]:
-        return self.request.page_numbers() if self.request is not None else ()
+        return self.plan.request.page_numbers() if self.plan.request is not None else ()
 
     def extractive_stream(self, model: str) -> AnswerStream:
         return extractive_stream(self.plan, model)
 
     def citations(self, answer: str) -> list[dict[str, Any]]:
         """The answer's citations as the response's extension field."""
-        if self.extractive:
-            found = self.plan.found.citations if self.plan.found is not None else []
-        else:
-            assert self.request is not None
-            found = answer_citations(answer, self.request, self.plan.index)
-        return [_named(citation, self.document.name).to_dict() for citation in found]
+        return [citation.to_dict() for citation in self.plan.citations(answer)]
 
 
-def whole_document_answer(request: ChatCompletionRequest, spec: ModelSpec) -> WholeDocumentAnswer | None:
+def asked_document(request: ChatCompletionRequest) -> AskedDocument | None:
+    """The last message's question and its one document (an image, or pages), if that is what it carries."""
+    last = request.messages[-1]
+    if last.role != "user" or not isinstance(last.content, list):
+        return None
+    images = [part for part in last.content if isinstance(part, ImagePart)]
+    question = "\n".join(part.text for part in last.content if isinstance(part, TextPart)).strip()
+    if len(images) != 1 or not question:
+        return None
+    image_number = sum(_image_count(message) for message in request.messages[:-1]) + 1
+    return AskedDocument(question, decode_document(images[0].image_url.url, image_number), image_number)
+
+
+def whole_document_answer(
+    request: ChatCompletionRequest, spec: ModelSpec, asked: AskedDocument | None
+) -> WholeDocumentAnswer | None:
     """The whole-document answer for `request`, the document read and indexed; None when the request is not a
     question about one document of several pages (it is then answered as before)."""
-    found = _question_and_document(request)
-    if found is None:
+    if asked is None or asked.document.page_count < 2:
         return None
-    question, document = found
+    question, document = asked.question, asked.document
     route = document_route(question, spec)
     if route is None:
         return None  # a page task: every page goes, as before
     index = DocumentIndex()
     _read(document, index)
     plan = DocumentAnswer(question, route, index, {document.sha256: document.name})
-    answer = WholeDocumentAnswer(document, question, plan, [])
+    answer = WholeDocumentAnswer(plan, [])
     if route is not DocumentRoute.EXTRACTIVE:
         answer.messages = [*_history(request.messages[:-1]), plan.model_message({document.sha256: document})]
-        answer.request = plan.request
     log.info("whole-document answer over %d pages of %s (%s)", document.page_count, document.name, route.value)
     return answer
 
@@ -100,20 +117,6 @@ def _read(document: Document, index: DocumentIndex) -> None:
     read = read_in_background(document, index).wait()
     if read.state is ReadState.FAILED:
         raise ApiError(500, f"reading {document.name} failed: {read.error}", "document_reading_failed", "server_error")
-
-
-def _question_and_document(request: ChatCompletionRequest) -> tuple[str, Document] | None:
-    """The last message's question and its one document of several pages, if that is what it carries."""
-    last = request.messages[-1]
-    if last.role != "user" or not isinstance(last.content, list):
-        return None
-    images = [part for part in last.content if isinstance(part, ImagePart)]
-    question = "\n".join(part.text for part in last.content if isinstance(part, TextPart)).strip()
-    if len(images) != 1 or not question:
-        return None
-    image_number = sum(_image_count(message) for message in request.messages[:-1]) + 1
-    document = decode_document(images[0].image_url.url, image_number)
-    return (question, document) if document.page_count > 1 else None
 
 
 def _image_count(message: ChatMessage) -> int:
@@ -131,15 +134,3 @@ def _history(messages: list[ChatMessage]) -> list[Message]:
             text = message.content or ""
         history.append(Message(role, text))
     return history
-
-
-def _named(citation: Citation, name: str) -> Citation:
-    return Citation(
-        citation.page,
-        citation.text,
-        citation.boxes,
-        citation.status,
-        citation.document,
-        citation.document_name or name,
-        citation.similarity,
-    )

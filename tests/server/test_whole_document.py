@@ -15,7 +15,7 @@ from chatvlmllm.models.catalog import get_model, load_catalog
 from chatvlmllm.server import create_app
 from chatvlmllm.server.protocol import ChatCompletionRequest
 from chatvlmllm.server.served import plan_models
-from chatvlmllm.server.whole_document import whole_document_answer
+from chatvlmllm.server.whole_document import asked_document, whole_document_answer
 from tests.helpers import CONTRACT_CLAUSE, CONTRACT_PAGE, CONTRACT_QUESTION, contract_pdf, write_models_file
 
 OPENAI_FIELDS = {"id", "object", "created", "model", "choices", "usage"}
@@ -55,6 +55,15 @@ def test_a_question_about_a_pdf_is_answered_over_every_page_with_citations(offli
     assert "[p. 4]" in message["content"] and CONTRACT_CLAUSE[2] in message["content"]
 
 
+def test_a_busy_server_refuses_a_question_about_a_document_and_a_plain_one():
+    busy = TestClient(create_app(plan_models([get_model("ocr_auto")]), max_pending=0))
+    plain = {"model": "ocr_auto", "messages": [{"role": "user", "content": "Extract the text"}]}
+    for body in (question_about(contract_pdf()), plain):
+        response = busy.post("/v1/chat/completions", json=body)
+        assert response.status_code == 429 and response.json()["error"]["code"] == "server_busy"
+        assert response.json()["error"]["message"] == "0 answers are already queued; try again later"
+
+
 def test_the_last_sse_chunk_carries_the_citations(offline_server):
     with offline_server.stream("POST", "/v1/chat/completions", json=question_about(contract_pdf(), stream=True)) as r:
         assert r.status_code == 200
@@ -75,7 +84,7 @@ def test_a_model_gets_the_retrieved_pages_and_its_citations_are_checked():
         {**question_about(data), "model": "qwen_vl_2b"}
         | {"messages": [{"role": "system", "content": "Be brief."}, *question_about(data)["messages"]]}
     )
-    whole = whole_document_answer(request, get_model("qwen_vl_2b"))
+    whole = whole_document_answer(request, get_model("qwen_vl_2b"), asked_document(request))
     assert whole is not None and not whole.extractive
     assert whole.page_numbers()[0] == CONTRACT_PAGE and len(whole.page_numbers()) < 8  # retrieved, not every page
     system, sent = whole.messages
@@ -96,9 +105,9 @@ def test_a_model_gets_the_retrieved_pages_and_its_citations_are_checked():
 def test_a_page_task_or_a_single_page_is_not_a_whole_document_question():
     spec = get_model("qwen_vl_2b")
     extract = ChatCompletionRequest.model_validate(question_about(contract_pdf(), "Extract all the text"))
-    assert whole_document_answer(extract, spec) is None
+    assert whole_document_answer(extract, spec, asked_document(extract)) is None
     single = ChatCompletionRequest.model_validate(question_about(_one_page()))
-    assert whole_document_answer(single, spec) is None
+    assert whole_document_answer(single, spec, asked_document(single)) is None
 
 
 def _one_page() -> bytes:
