@@ -24,6 +24,8 @@ import os
 import sys
 from pathlib import Path
 
+from _common import cpu_seconds, write_report  # benchmarks/ is first on sys.path
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -48,10 +50,7 @@ def main() -> int:
     if args.paired_only:
         paired = paired_latency(args.eval_dir, models, args.limit)
         print_paired(paired)
-        out = Path(args.out).with_name(Path(args.out).stem + "_paired.json")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(paired, indent=2), encoding="utf-8")
-        print(f"wrote {out}")
+        print(f"wrote {write_report(paired, Path(args.out).with_name(Path(args.out).stem + '_paired.json'))}")
         return 0
 
     from tqdm import tqdm
@@ -226,9 +225,9 @@ def _paired_run(items: list, models: list[str]) -> dict[str, list[dict]]:
         image = open_document(item.image).page(0)
         settings = GenerationSettings(options={"lang": item.lang, "ocr_cache": False})
         for key in names if index % 2 == 0 else names[::-1]:
-            started, cpu_started = time.perf_counter(), _cpu_seconds()
+            started, cpu_started = time.perf_counter(), cpu_seconds()
             text = read(key, image, settings)
-            seconds, cpu_s = time.perf_counter() - started, _cpu_seconds() - cpu_started
+            seconds, cpu_s = time.perf_counter() - started, cpu_seconds() - cpu_started
             measured[key].append(
                 {
                     "id": item.id,
@@ -242,15 +241,6 @@ def _paired_run(items: list, models: list[str]) -> dict[str, list[dict]]:
             )
     cache.unload()
     return measured
-
-
-def _cpu_seconds() -> float:
-    """CPU seconds of this process and its finished children (Tesseract): steadier than wall time when shared."""
-    import resource
-    import time
-
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def _paired_figures(rows: list[dict]) -> dict:

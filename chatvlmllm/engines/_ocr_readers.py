@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from chatvlmllm.decisions import Script as WritingSystem
 from chatvlmllm.documents.reading_order import TextBox, box_from_points, reading_order
 from chatvlmllm.documents.scripts import distinctive_letters, repair_lines
+from chatvlmllm.engines._ocr_choice import TesseractEvidence
 from chatvlmllm.engines.base import reader_name
 from chatvlmllm.errors import EngineError
 
@@ -445,8 +446,7 @@ def probe_script(
     words = TesseractReader(tesseract.threads, Psm.BLOCK).words(strip, "eng+rus", cancel)
     counts = distinctive_letters(" ".join(str(w) for w in words["text"]))
     cyrillic, letters = counts[WritingSystem.CYRILLIC], counts[WritingSystem.CYRILLIC] + counts[WritingSystem.LATIN]
-    confidences = [float(c) for t, c in zip(words["text"], words["conf"], strict=True) if str(t).strip() and c >= 0]
-    confidence = round(sum(confidences) / len(confidences), 1) if confidences else 0.0
+    confidence = TesseractEvidence.from_words(words).mean_confidence
     if letters < PROBE_MIN_LETTERS:
         return ScriptGuess(Script.UNKNOWN, cyrillic / letters if letters else 0.0, letters, confidence)
     share = cyrillic / letters

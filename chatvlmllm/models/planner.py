@@ -70,11 +70,8 @@ class LoadPlan:
     def why_not(self, language: str | None = None) -> str | None:
         """Why this plan cannot run, in words for a person (in `language`, by default the interface's);
         None when it can."""
-        if self.runnable:
-            return None
-        problems = [reason for reason in self.reasons if reason.is_problem] or list(self.reasons)
-        said = "; ".join(_in(reason, language) for reason in problems)
-        return said or lazy_message("the planner gave no reason").render(language)
+        message = self.why_not_message()
+        return message.render(language) if message is not None else None
 
     def why_not_message(self) -> Message | None:
         """`why_not` as a Message, for an error that may be stored (English) and shown (translated)."""
