@@ -16,6 +16,7 @@ from chatvlmllm.documents import loading as documents
 from chatvlmllm.i18n import _, format_number, format_size, ngettext
 from chatvlmllm.settings import settings
 from ui import citations, reading_status, state
+from ui.language import PAGE_PICKER
 from ui.sidebar import in_this_language
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def _page_picker(session: ChatSession) -> None:
         choices,
         index=choices.index(current) if current in choices else 0,
         format_func=in_this_language(lambda p: _page_choice(int(p), whole)),  # its values are page numbers
-        key=f"page_picker_{session.id}_{doc.sha256[:12]}",
+        key=f"{PAGE_PICKER}_{session.id}_{doc.sha256[:12]}",
         help=_("Whole document: a question is answered from the passages that match it, on any page, with the "
                "pages cited. A page: the question goes with that page's image."),
     )  # fmt: skip

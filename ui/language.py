@@ -33,7 +33,8 @@ DOCUMENT_LANGUAGE_KEY = "language"  # the sidebar's "Document language" (ui.side
 # The sidebar's pickers whose choices are worded in the interface language (ui.sidebar.model_picker). The page
 # keeps showing a selectbox's old wording when only its words change, not its value (streamlit PR #13788):
 # the switch sets their values again, which makes the page redraw the choice in the new language.
-REWORDED_PICKERS = ("attention", "model")
+REWORDED_PICKERS = ("attention", "model", DOCUMENT_LANGUAGE_KEY)
+PAGE_PICKER = "page_picker"  # ui.document_view's page picker: one key per chat and document, each reworded too
 # The document language that goes with an interface language: a Russian interface expects Russian
 # documents; for English, "not set" (offline OCR probes each page's script, Latin is its default anyway).
 DOCUMENT_LANGUAGE_FOR = {"ru": "ru"}
@@ -99,8 +100,8 @@ def _chosen() -> None:
     st.session_state[CHOSEN_KEY] = after
     if st.session_state.get(DOCUMENT_LANGUAGE_KEY, document_language_for(before)) == document_language_for(before):
         st.session_state[DOCUMENT_LANGUAGE_KEY] = document_language_for(after)
-    for key in REWORDED_PICKERS:
-        if key in st.session_state:
+    for key in list(st.session_state):
+        if key in REWORDED_PICKERS or str(key).startswith(f"{PAGE_PICKER}_"):
             st.session_state[key] = st.session_state[key]
 
 

@@ -22,6 +22,7 @@ from tests.browser.conftest import (
     click_until,
     new_chat,
     screenshot,
+    select_option,
     streamlit_server,
     upload,
     wait_answer,
@@ -29,6 +30,7 @@ from tests.browser.conftest import (
     wait_until,
 )
 from tests.helpers import CONTRACT_PAGE, CONTRACT_QUESTION, contract_pdf
+from ui.language import PAGE_PICKER, SWITCH_KEY
 
 pytestmark = pytest.mark.browser
 
@@ -89,6 +91,14 @@ def test_a_citation_chip_opens_the_page_with_the_cited_lines_highlighted(page, s
 
     click_until(page, page.locator(".st-key-close_citation button"),
                 lambda: page.locator(".st-key-cited_page").count() == 0, "the cited page did not close")  # fmt: skip
+
+    # The language switch rewords the page picker's choice too: its value ("whole document") stays the same.
+    picker = page.locator(f'[class*="st-key-{PAGE_PICKER}_"] [role="combobox"]').first
+    assert picker.input_value() == "Whole document"
+    select_option(page, "Language", "Русский", key=SWITCH_KEY)
+    wait_until(
+        lambda: picker.input_value() == "Весь документ", lambda: f"the page picker shows {picker.input_value()!r}"
+    )
 
 
 def _check_highlight(image_element, pdf: Path, citations: list[dict]) -> None:
