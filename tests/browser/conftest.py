@@ -40,6 +40,7 @@ CHAT_INPUT = '[data-testid="stChatInputTextArea"]'
 MESSAGES = '[data-testid="stChatMessage"]'
 ASSISTANT = '[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarAssistant"])'
 USER = '[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarUser"])'
+FOCUSED = "document.activeElement?.getAttribute('data-testid')"  # what has the focus
 # Resolves after the browser has drawn two more frames (layout and paint done after a change).
 NEXT_FRAMES = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
 WAIT_S = 300  # generous: the machine may be busy (CI beside two CPU hogs)

@@ -14,6 +14,7 @@ import pytest
 from tests.browser.conftest import (
     ASSISTANT,
     CHAT_INPUT,
+    FOCUSED,
     USER,
     ask,
     ask_with_button,
@@ -31,7 +32,6 @@ pytestmark = pytest.mark.browser
 
 DROPZONE = '[data-testid="stMainBlockContainer"] [data-testid="stFileUploaderDropzone"]'
 NAV = '[data-testid="stSidebarNav"]'
-FOCUSED = "document.activeElement?.getAttribute('data-testid')"
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 RECEIPT = ["CAFE 21", "TOTAL 7.40"]
 RECEIPT_WORDS = ["cafe", "total"]

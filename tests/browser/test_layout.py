@@ -17,6 +17,7 @@ from tests.browser.conftest import (
     ARTIFACTS,
     ASSISTANT,
     CHAT_INPUT,
+    FOCUSED,
     USER,
     ask,
     ask_with_button,
@@ -42,7 +43,6 @@ HEADER_PX = 60  # Streamlit's header bar: what sits under it is hidden
 # A tall receipt-shaped page: taller than the window, as a real full-page scan is.
 RECEIPT_LINES = ["SHOP 42 LTD", "Date 25/12/2018", *[f"Item {n}   1 x {n}.50   {n}.50" for n in range(1, 26)]]
 RECEIPT_LINES += ["TOTAL 338.50", "THANK YOU"]
-FOCUSED = "document.activeElement?.getAttribute('data-testid')"
 # Disables the input for 30 ms, as Streamlit does while a quick answer runs; says what had the focus then.
 BLINK_DISABLED = """() => new Promise((done) => {
   const input = document.querySelector('[data-testid="stChatInputTextArea"]');
@@ -51,7 +51,6 @@ BLINK_DISABLED = """() => new Promise((done) => {
 })"""
 # The main area's scroller: Streamlit's page scrolls inside it, not the document.
 MAIN_SCROLL = "document.querySelector('[data-testid=\"stMain\"]').scrollTop"
-SCROLLED_TO_END = "el => el.scrollTop + el.clientHeight >= el.scrollHeight - 2"
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,10 @@ from chatvlmllm.models.catalog import spec_from_path
 
 
 @pytest.fixture(scope="module")
-def cache() -> EngineCache:
-    return EngineCache()
+def cache():
+    engines = EngineCache()
+    yield engines
+    engines.unload()  # the module's models go with it
 
 
 @pytest.fixture

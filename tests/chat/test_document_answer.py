@@ -13,7 +13,6 @@ from chatvlmllm.chat.context import prompt_budget
 from chatvlmllm.chat.conversation import QuestionScope, Turn
 from chatvlmllm.chat.document_answer import AnswerMethod, DocumentAnswer, DocumentRoute, unread_note
 from chatvlmllm.chat.document_reading import keep_reading, reading_job
-from chatvlmllm.chat.engine_cache import EngineCache
 from chatvlmllm.chat.router import RoutedAnswer
 from chatvlmllm.chat.session import AskOptions, ChatSession
 from chatvlmllm.chat.store import ChatStore
@@ -28,15 +27,9 @@ from chatvlmllm.models.hardware import probe
 from chatvlmllm.models.planner import plan_load
 from chatvlmllm.models.tasks import QUICK_PROMPTS
 from tests.documents.test_text_layer import ENGLISH
-from tests.helpers import write_models_file
+from tests.helpers import CONTRACT_QUESTION, write_models_file
 
-QUESTION = "What is the penalty for late delivery?"
 OFFLINE = AskOptions(model="ocr_auto", fallback=False)
-
-
-@pytest.fixture(scope="module")
-def cache() -> EngineCache:
-    return EngineCache()
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +64,7 @@ def read_all(session: ChatSession) -> None:
 def test_offline_the_answer_is_the_passages_with_their_pages_and_checkable_citations(session, catalog, cache):
     read_all(session)
     assert session.whole_documents and session.scope is QuestionScope.DOCUMENTS  # the default, several pages
-    turn = session.ask(QUESTION, OFFLINE, probe(), catalog, cache).run()
+    turn = session.ask(CONTRACT_QUESTION, OFFLINE, probe(), catalog, cache).run()
 
     question = session.conversation.turns[0]
     assert question.pages == [] and question.extras["scope"] == "documents"
@@ -91,7 +84,7 @@ def test_offline_the_answer_is_the_passages_with_their_pages_and_checkable_citat
 
 def test_retry_asks_a_whole_document_question_over_the_documents_again(session, catalog, cache):
     read_all(session)
-    session.ask(QUESTION, OFFLINE, probe(), catalog, cache).run()
+    session.ask(CONTRACT_QUESTION, OFFLINE, probe(), catalog, cache).run()
     question = session.conversation.turns[0]
     session.select_scope(QuestionScope.PAGES)  # the user went on with page 2 alone
     session.select_pages([2])
@@ -113,7 +106,7 @@ def test_an_answer_while_the_reading_runs_says_how_much_was_read(session, catalo
     lines = [TextLine(text, (72.0, 100.0 + 30 * n, 900.0, 124.0 + 30 * n)) for n, text in enumerate(ENGLISH)]
     session.index.begin_read(document.sha256, document.name, document.page_count)
     session.index.save_pages(document.sha256, [PageText(2, PageSource.TEXT_LAYER, lines, "pdf text layer")])
-    turn = session.ask(QUESTION, OFFLINE, probe(), catalog, cache).run()
+    turn = session.ask(CONTRACT_QUESTION, OFFLINE, probe(), catalog, cache).run()
 
     assert turn.text.startswith("Still reading: this answer comes from the pages read so far (1 of 6 pages")
     assert turn.citations[0].page == 2
@@ -126,11 +119,13 @@ def test_an_answer_while_the_reading_runs_says_how_much_was_read(session, catalo
 @pytest.mark.slow
 def test_a_vision_language_model_gets_the_retrieved_pages_labelled_and_asked_to_cite(session, catalog, cache):
     read_all(session)
-    answer = session.ask(QUESTION, AskOptions(model="tiny", max_new_tokens=8, fallback=False), probe(), catalog, cache)
+    answer = session.ask(
+        CONTRACT_QUESTION, AskOptions(model="tiny", max_new_tokens=8, fallback=False), probe(), catalog, cache
+    )
     turn = answer.run()
 
     sent = answer.routed.messages[-1]
-    assert "[p. 4]" in sent.text and "cite" in sent.text and QUESTION in sent.text
+    assert "[p. 4]" in sent.text and "cite" in sent.text and CONTRACT_QUESTION in sent.text
     assert turn.model == "tiny" and turn.extras["method"] == AnswerMethod.MODEL
     assert turn.extras["pages_sent"][0] == {"document": "contract.pdf", "page": 4}  # the best page first
     assert turn.extras["images_sent"] == len(turn.extras["pages_sent"]) == len(sent.images)
@@ -138,18 +133,18 @@ def test_a_vision_language_model_gets_the_retrieved_pages_labelled_and_asked_to_
     assert all(c.status is not CitationStatus.VERIFIED or c.boxes for c in turn.citations)
 
 
-def test_the_history_fits_what_the_retrieved_pages_leave_of_the_context(session, catalog):
+def test_the_history_fits_what_the_retrieved_pages_leave_of_the_context(session, catalog, cache):
     read_all(session)
     for number in range(1, 41):  # an earlier chat of short turns
         session.conversation.add(Turn("user" if number % 2 else "assistant", f"turn {number} " + "words " * 40))
     options = AskOptions(model="tiny", max_new_tokens=8, fallback=False)
     spec = catalog["tiny"]
     budget = prompt_budget(spec, plan_load(probe(), spec, options.overrides()), 8)
-    answer = session.ask(QUESTION, options, probe(), catalog, EngineCache())
+    answer = session.ask(CONTRACT_QUESTION, options, probe(), catalog, cache)
 
     *history, asked = answer.routed.messages
     images = sum(budget.image_tokens(image.width * image.height) for image in asked.images)
-    assert asked.images and QUESTION in asked.text
+    assert asked.images and CONTRACT_QUESTION in asked.text
     used = images + sum(budget.text_tokens(message.text) for message in answer.routed.messages)
     assert used <= budget.max_tokens  # the earliest turns gave way to the pages
     assert history and session.conversation.dropped_turns > 0  # the latest turns that fit are still sent
@@ -159,7 +154,7 @@ def test_the_history_fits_what_the_retrieved_pages_leave_of_the_context(session,
 def test_a_models_citations_are_checked_against_the_pages_it_was_sent(session):
     read_all(session)
     plan = DocumentAnswer(
-        QUESTION, DocumentRoute.RETRIEVED_PAGES, session.index, {session.document.sha256: "contract.pdf"}
+        CONTRACT_QUESTION, DocumentRoute.RETRIEVED_PAGES, session.index, {session.document.sha256: "contract.pdf"}
     )
     plan.model_message(session.documents)
     from chatvlmllm.chat.conversation import Turn
@@ -187,7 +182,9 @@ def test_without_a_model_that_answers_the_passages_stand_in_saying_why(session, 
     catalog_file = Path(os.environ["CHATVLMLLM_MODELS_FILE"])
     write_models_file(catalog_file, {"no_model_here": {"family": "qwen2_vl", "path": str(tmp_path)}})
     catalog = load_catalog()
-    turn = session.ask(QUESTION, AskOptions(model="no_model_here", fallback=False), probe(), catalog, cache).run()
+    turn = session.ask(
+        CONTRACT_QUESTION, AskOptions(model="no_model_here", fallback=False), probe(), catalog, cache
+    ).run()
 
     assert turn.error is None and turn.text.startswith("Offline answer (extractive)")
     assert "No vision-language model could answer" in turn.extras["note"]
@@ -205,7 +202,7 @@ def test_page_tasks_and_a_chosen_page_go_to_the_page_in_view(session, catalog, c
     session.select_pages([4])
     session.select_scope(QuestionScope.PAGES)
     assert not session.whole_documents
-    session.ask(QUESTION, OFFLINE, probe(), catalog, cache).run()
+    session.ask(CONTRACT_QUESTION, OFFLINE, probe(), catalog, cache).run()
     assert session.conversation.turns[-2].pages == [4] and "scope" not in session.conversation.turns[-2].extras
 
 

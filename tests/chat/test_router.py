@@ -71,13 +71,6 @@ class PixelBudgetOomEngine(QwenVLEngine):
         self.model.generate = generate
 
 
-@pytest.fixture(scope="module")
-def cache():
-    cache = EngineCache()
-    yield cache
-    cache.unload()
-
-
 class OomDoubleOptions(Options):
     oom_above_pixels: int
 

@@ -19,12 +19,11 @@ from chatvlmllm.devtools.pdfs import Layer, PageKind, PageSpec, build_pdf, fille
 from chatvlmllm.documents.index import ReadState
 from chatvlmllm.documents.reading import ReadingJob, job_of
 from tests.documents.test_text_layer import ENGLISH
-from tests.helpers import contract_pdf
+from tests.helpers import CONTRACT_QUESTION, contract_pdf
 from tests.ui.conftest import fresh_process
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "app.py")
-QUESTION = "What is the penalty for late delivery?"
 YELLOW_SHARE = 0.3  # of a highlighted line's pixels, at least (its letters and the outline are the rest)
 
 
@@ -100,7 +99,7 @@ def test_a_question_is_answered_from_the_whole_pdf_and_its_chip_opens_the_page_h
     at.run()
     assert "contract.pdf: all 6 pages read (6 from the text layer)" in captions(at)
 
-    at.chat_input[0].set_value(QUESTION).run()
+    at.chat_input[0].set_value(CONTRACT_QUESTION).run()
     assert not at.exception
     answer = session(at).conversation.turns[-1]
     assert answer.text.startswith("Offline answer (extractive)") and answer.citations[0].page == 4
@@ -141,7 +140,9 @@ def test_an_unverified_citation_is_shown_as_such(offline_app, media):
 
     at = upload(start(), "contract.pdf", contract_pdf())
     chat = session(at)
-    chat.conversation.add(Turn("user", QUESTION, document="contract.pdf", document_sha256=chat.document.sha256))
+    chat.conversation.add(
+        Turn("user", CONTRACT_QUESTION, document="contract.pdf", document_sha256=chat.document.sha256)
+    )
     quote = "a bonus of fifty pounds a day"
     chat.conversation.add(
         Turn("assistant", f'"{quote}" [p. 4]', model="tiny", citations=[
