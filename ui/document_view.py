@@ -117,12 +117,16 @@ def _page_picker(session: ChatSession) -> None:
     else:
         current = ALL_PAGES if several_pages and len(session.pages) == doc.page_count else session.pages[0]
     whole = _("Whole document") if len(session.documents) < 2 else _("Every document of this chat")
+    key = f"{PAGE_PICKER}_{session.id}_{doc.sha256[:12]}"
+    if st.session_state.get(key) not in choices:
+        # Its first choice, through its value rather than `index=`: the language switch sets the value again
+        # (ui.language), and a widget with both makes Streamlit log a warning.
+        st.session_state[key] = current if current in choices else WHOLE_DOCUMENT
     choice = st.selectbox(
         _page_count_label(doc.page_count, doc.kind),
         choices,
-        index=choices.index(current) if current in choices else 0,
         format_func=in_this_language(lambda p: _page_choice(int(p), whole)),  # its values are page numbers
-        key=f"{PAGE_PICKER}_{session.id}_{doc.sha256[:12]}",
+        key=key,
         help=_("Whole document: a question is answered from the passages that match it, on any page, with the "
                "pages cited. A page: the question goes with that page's image."),
     )  # fmt: skip

@@ -92,13 +92,16 @@ def test_a_citation_chip_opens_the_page_with_the_cited_lines_highlighted(page, s
     click_until(page, page.locator(".st-key-close_citation button"),
                 lambda: page.locator(".st-key-cited_page").count() == 0, "the cited page did not close")  # fmt: skip
 
-    # The language switch rewords the page picker's choice too: its value ("whole document") stays the same.
-    picker = page.locator(f'[class*="st-key-{PAGE_PICKER}_"] [role="combobox"]').first
+    # The language switch rewords the page picker's choice too, while its value stays (page 2).
+    box = page.locator(f'[class*="st-key-{PAGE_PICKER}_"]').first
+    picker = box.locator('[role="combobox"]').first
     assert picker.input_value() == "Whole document"
+    key = next(name for name in box.get_attribute("class").split() if name.startswith("st-key-"))
+    select_option(page, "", "Page 2", key=key.removeprefix("st-key-"))
     select_option(page, "Language", "Русский", key=SWITCH_KEY)
-    wait_until(
-        lambda: picker.input_value() == "Весь документ", lambda: f"the page picker shows {picker.input_value()!r}"
-    )
+    wait_until(lambda: picker.input_value() == "Страница 2", lambda: f"the page picker shows {picker.input_value()!r}")
+    wait_idle(page)
+    screenshot(page, "whole-document-page-picker-ru.png")
 
 
 def _check_highlight(image_element, pdf: Path, citations: list[dict]) -> None:
